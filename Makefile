@@ -1,0 +1,40 @@
+# One venv for everything. torch is pinned to the CPU wheel that pip finds on these machines;
+# nothing here may pull a CUDA build.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint bench validation clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.core: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/chipforge report --out out/report
+	@echo "report: out/report/index.html"
+
+test: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench scripts
+
+bench: $(VENV)/.core
+	$(BIN)/python bench/bench_estimate.py
+
+validation: $(VENV)/.core
+	$(BIN)/python scripts/gen_validation.py
+
+clean:
+	rm -rf $(VENV) out build .pytest_cache

@@ -1,0 +1,143 @@
+"""Load chip specs from YAML: catalog names or paths, with one-line errors.
+
+A number in a spec may be written bare, or as ``{value: ..., source: ...}`` /
+``{value: ..., assumption: ...}``. The wrapper is stripped before validation and the
+source is kept in ``ChipSpec.sources`` under the field path.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from chipforge.arch._spec import DTYPES, ChipSpec
+from chipforge.errors import SpecError
+
+_PROVENANCE_KEYS = ("source", "assumption")
+
+
+def catalog_names() -> list[str]:
+    """Names of the chips that ship with chipforge, sorted."""
+    folder = resources.files("chipforge.arch") / "catalog"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def catalog_path(name: str) -> Path:
+    return Path(str(resources.files("chipforge.arch") / "catalog" / f"{name}.yaml"))
+
+
+def load_chip(name_or_path: str | Path) -> ChipSpec:
+    """A chip from the catalog by name (``"h100-sxm"``) or from a YAML file path."""
+    text = str(name_or_path)
+    if text in catalog_names():
+        return _load_catalog(text)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_spec_file(path)
+    raise SpecError(f"unknown chip {text!r}; expected a spec file path or one of: "
+                    f"{', '.join(catalog_names())}")
+
+
+@functools.cache
+def _load_catalog(name: str) -> ChipSpec:
+    return load_spec_file(catalog_path(name))
+
+
+def load_spec_file(path: Path) -> ChipSpec:
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot read spec file: {exc.strerror}") from None
+    raw = read_yaml(text, where)
+    return spec_from_dict(raw, where)
+
+
+def read_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{where}: YAML syntax error{at}: {problem}") from None
+
+
+def spec_from_dict(raw: Any, where: str = "<spec>") -> ChipSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a mapping of spec fields at the top level, "
+                        f"got {type(raw).__name__}")
+    clean, sources, _ = unwrap_provenance(raw)
+    try:
+        return ChipSpec.model_validate({**clean, "sources": sources})
+    except ValidationError as exc:
+        raise SpecError(f"{where}: {describe_error(exc)}") from None
+
+
+def unwrap_provenance(node: Any, path: str = "") -> tuple[Any, dict[str, str], list[str]]:
+    """Strip ``{value, source|assumption}`` wrappers.
+
+    Returns the plain tree, the provenance of each wrapped field, and the paths of numeric
+    leaves that carry none (the catalog test requires that list to be empty).
+    """
+    if isinstance(node, dict):
+        if "value" in node and set(node) - {"value"} <= set(_PROVENANCE_KEYS) and len(node) == 2:
+            key = next(k for k in node if k != "value")
+            return node["value"], {path: f"{key}: {node[key]}"}, []
+        out, sources, bare = {}, {}, []
+        for key, value in node.items():
+            sub = f"{path}.{key}" if path else str(key)
+            out[key], s, b = unwrap_provenance(value, sub)
+            sources.update(s)
+            bare += b
+        return out, sources, bare
+    if isinstance(node, list):
+        out, sources, bare = [], {}, []
+        for i, value in enumerate(node):
+            v, s, b = unwrap_provenance(value, f"{path}[{i}]")
+            out.append(v)
+            sources.update(s)
+            bare += b
+        return out, sources, bare
+    is_number = isinstance(node, (int, float)) and not isinstance(node, bool)
+    is_quantity = isinstance(node, str) and node[:1].isdigit()
+    return node, {}, [path] if (is_number or is_quantity) else []
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def describe_error(exc: ValidationError) -> str:
+    """The first validation error as one line: field path, value, what was expected."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = tuple(p for p in err["loc"] if p != "[key]")
+    field = _format_loc(loc) or "<top level>"
+    kind, value = err["type"], err.get("input")
+    if kind == "missing":
+        msg = f"{field}: missing required field"
+    elif kind == "extra_forbidden":
+        msg = f"{field}: unknown field (value {value!r})"
+    elif "[key]" in err["loc"] and loc[-2:-1] == ("macs_per_cycle",) or (
+            kind == "literal_error" and loc and loc[-2:-1] == ("dtypes",)):
+        msg = f"{field}: unknown dtype {value!r}; expected one of {', '.join(DTYPES)}"
+    elif kind == "literal_error":
+        msg = f"{field}: got {value!r}; expected one of {err['ctx']['expected']}"
+    elif kind == "value_error":
+        msg = f"{field}: {str(err['ctx']['error'])} (got {value!r})"
+    elif kind in ("greater_than", "greater_than_equal"):
+        msg = f"{field}: got {value!r}; expected a positive number"
+    else:
+        msg = f"{field}: got {value!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
+    more = len(errors) - 1
+    return msg + (f" (and {more} more error{'s' * (more > 1)})" if more else "")

@@ -1,0 +1,48 @@
+"""Op strings: ``"matmul m=4096 n=4096 k=4096 dtype=bf16"`` -> :class:`Matmul`."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from chipforge.errors import OpSyntaxError
+from chipforge.ops._ir import OP_CLASSES, Op
+
+OP_FORM = "'KIND key=value ...', e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'"
+
+
+def _convert(kind: str, key: str, text: str, annotation: str) -> object:
+    if annotation == "int":
+        try:
+            return int(text.replace("_", ""))
+        except ValueError:
+            raise OpSyntaxError(f"op {kind!r}: {key}={text!r} is not an integer") from None
+    if annotation == "bool":
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise OpSyntaxError(f"op {kind!r}: {key}={text!r} is not true or false")
+    return text
+
+
+def parse_op(text: str) -> Op:
+    """Read one op string; every error says what was expected."""
+    words = text.split()
+    if not words:
+        raise OpSyntaxError(f"empty op string; expected {OP_FORM}")
+    kind, args = words[0].lower(), words[1:]
+    if kind not in OP_CLASSES:
+        raise OpSyntaxError(f"unknown op kind {kind!r} in {text!r}; expected one of "
+                            f"{', '.join(OP_CLASSES)}")
+    cls = OP_CLASSES[kind]
+    known = {f.name: f.type for f in fields(cls) if f.init}
+    values: dict[str, object] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key or not value:
+            raise OpSyntaxError(f"malformed argument {arg!r} in {text!r}; expected {OP_FORM}")
+        if key not in known:
+            raise OpSyntaxError(f"op {kind!r} has no argument {key!r}; expected some of "
+                                f"{', '.join(k for k in known if k != 'name')}")
+        values[key] = _convert(kind, key, value, str(known[key]))
+    return cls(**values)
