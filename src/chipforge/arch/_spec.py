@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from chipforge.arch._units import parse_quantity
 
@@ -116,6 +116,17 @@ class ChipSpec(_Spec):
     links: Links
     # field path -> "source: ..." or "assumption: ..." for every number given with one
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
+    _fingerprint: str = PrivateAttr(default="")
+
+    def model_post_init(self, context: object) -> None:
+        # specs key the estimate cache, so hashing must be cheap: hash the JSON once
+        self.__pydantic_private__["_fingerprint"] = self.model_dump_json()
+
+    def __hash__(self) -> int:
+        return hash(self._fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChipSpec) and self._fingerprint == other._fingerprint
 
     # ---- derived figures -----------------------------------------------------------------
     def macs_per_cycle(self, dtype: str) -> int:

@@ -1,0 +1,181 @@
+"""``estimate(op_or_graph, chip)``: one op at a time, identical ops evaluated once."""
+
+from __future__ import annotations
+
+import functools
+from math import ceil
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.ops import (
+    Attention,
+    Collective,
+    Conv2d,
+    EmbeddingBag,
+    Graph,
+    Matmul,
+    Op,
+    OpKind,
+)
+from chipforge.perf._energy import op_energy_j
+from chipforge.perf._estimate import Estimate, make_estimate
+from chipforge.perf._matmul import search_matmul
+from chipforge.perf._params import DEFAULT, Efficiency
+
+
+def estimate(op_or_graph: Op | Graph, chip: ChipSpec | str,
+             eff: Efficiency = DEFAULT) -> Estimate:
+    """Time, FLOPs, DRAM bytes, energy, utilization and bound of an op or a graph.
+
+    A graph's estimate is the sum of its ops' (each repeated by its count) and keeps the
+    per-op records in ``.breakdown``.
+    """
+    spec = load_chip(chip) if isinstance(chip, str) else chip
+    if isinstance(op_or_graph, Graph):
+        return estimate_graph(op_or_graph, spec, eff)
+    return _estimate_op(op_or_graph, spec, eff)
+
+
+def estimate_graph(graph: Graph, chip: ChipSpec, eff: Efficiency = DEFAULT) -> Estimate:
+    parts = tuple(_named(_estimate_op(op, chip, eff), op).scaled(count)
+                  for op, count in graph.nodes)
+    if not parts:
+        return Estimate(0.0, 0.0, 0.0, 0.0, 0.0, (0.0,) * 4, graph.name)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return Estimate(total.seconds, total.flops, total.hbm_bytes, total.energy_j, total.ideal_s,
+                    total.bound_s, graph.name, 1, "", parts)
+
+
+def _named(est: Estimate, op: Op) -> Estimate:
+    label = op.name or op.kind.value
+    return Estimate(est.seconds, est.flops, est.hbm_bytes, est.energy_j, est.ideal_s,
+                    est.bound_s, label, 1, est.mapping)
+
+
+@functools.lru_cache(maxsize=65536)
+def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
+    # ops and specs are frozen and hashable, so identical ops are evaluated once per chip
+    if isinstance(op, Matmul):
+        return _matmul(op, chip, eff)
+    if isinstance(op, Conv2d):
+        return _matmul(op.as_matmul(), chip, eff, flops=op.flops, min_bytes=op.bytes)
+    if isinstance(op, Attention):
+        return _attention(op, chip, eff)
+    if isinstance(op, EmbeddingBag):
+        return _embedding_bag(op, chip, eff)
+    if isinstance(op, Collective):
+        return _collective(op, chip, eff)
+    return _vector(op, chip, eff)
+
+
+def _ideal_matrix_s(chip: ChipSpec, flops: float, dtype: str) -> float:
+    peak = chip.peak_flops(dtype) or chip.peak_flops("bf16")
+    return flops / peak
+
+
+def _matmul(op: Matmul, chip: ChipSpec, eff: Efficiency, flops: float | None = None,
+            min_bytes: float | None = None) -> Estimate:
+    cost = search_matmul(chip, op.m, op.n, op.k, op.batch, op.dtype, op.itemsize, eff)
+    dram = max(cost.dram_bytes, min_bytes or 0.0)
+    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
+    memory_s = max(dram / bw, cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+    flops = op.flops if flops is None else flops
+    seconds = max(cost.compute_s, memory_s) + cost.latency_s + eff.launch_overhead_s
+    energy = op_energy_j(chip, macs=cost.macs, dtype=op.dtype, local_bytes=cost.local_bytes,
+                         shared_bytes=cost.shared_bytes, dram_bytes=dram, seconds=seconds)
+    return make_estimate(compute_s=cost.compute_s, memory_s=memory_s,
+                         overhead_s=cost.latency_s + eff.launch_overhead_s, flops=flops,
+                         hbm_bytes=dram, energy_j=energy,
+                         ideal_s=_ideal_matrix_s(chip, flops, op.dtype), mapping=cost.mapping)
+
+
+def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
+    """Fused attention: QK^T and PV on the matrix units with the causal mask skipping whole
+    tiles, the online softmax on the vector units, scores kept on chip (FlashAttention-2,
+    Dao 2023). K and V are read once per kv-head group; GQA shares them across heads."""
+    group = op.heads // op.kv_heads
+    # one "batch" entry per (sequence, kv head); the q heads of a group stack along m
+    batch, m = op.batch * op.kv_heads, op.q_len * group
+    dense_pairs = op.q_len * op.kv_len
+    keep = op.score_pairs / dense_pairs
+    passes = 2.5 if op.backward else 1.0
+    qk = search_matmul(chip, m, op.kv_len, op.head_dim, batch, op.dtype, op.itemsize, eff)
+    pv = search_matmul(chip, m, op.head_dim, op.kv_len, batch, op.dtype, op.itemsize, eff)
+    matrix_s = (qk.compute_s + pv.compute_s) * keep * passes
+    vector_s = op.softmax_flops / (chip.vector_flops() * eff.clock_fraction)
+    compute_s = matrix_s + vector_s  # FA2 does not overlap softmax with the MMAs
+    dram = op.bytes
+    memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+    latency = max(qk.latency_s, pv.latency_s)
+    overhead = eff.launch_overhead_s + latency
+    seconds = max(compute_s, memory_s) + overhead
+    energy = op_energy_j(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
+                         vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
+                         seconds=seconds)
+    return make_estimate(compute_s=compute_s, memory_s=memory_s, overhead_s=overhead,
+                         flops=op.flops, hbm_bytes=dram, energy_j=energy,
+                         ideal_s=_ideal_matrix_s(chip, op.matmul_flops, op.dtype),
+                         mapping=f"fused attention; QK^T as {qk.mapping}")
+
+
+def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
+    """Elementwise, reduction and normalization ops: stream through the vector units.
+
+    Data that fits in half the shared buffer is assumed resident there (the producer just
+    wrote it); larger tensors stream from DRAM."""
+    nbytes = op.bytes
+    vector_s = op.flops / (chip.vector_flops() * eff.clock_fraction)
+    if nbytes <= chip.shared_buffer.size_bytes / 2:
+        memory_s, dram = nbytes / chip.shared_buffer.bandwidth_bytes_per_s, 0.0
+    else:
+        memory_s = nbytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+        dram = nbytes
+    rows = getattr(op, "rows", None)
+    if rows is not None and rows < chip.cores.count:
+        # one row per core: the cores that get a row set the pace
+        per_core_bw = chip.cores.local_sram.bytes_per_cycle * chip.clock_hz
+        memory_s = max(memory_s, nbytes / rows / per_core_bw)
+    seconds = max(vector_s, memory_s) + eff.launch_overhead_s
+    energy = op_energy_j(chip, vector_ops=op.flops, local_bytes=nbytes,
+                         shared_bytes=nbytes if dram == 0 else 0.0, dram_bytes=dram,
+                         seconds=seconds)
+    return make_estimate(compute_s=vector_s, memory_s=memory_s,
+                         overhead_s=eff.launch_overhead_s, flops=op.flops, hbm_bytes=dram,
+                         energy_j=energy, ideal_s=op.flops / chip.vector_flops(),
+                         mapping="vector units, streaming")
+
+
+def _embedding_bag(op: EmbeddingBag, chip: ChipSpec, eff: Efficiency) -> Estimate:
+    """Row gathers from tables in DRAM: each row is a separate burst of ``dim`` elements."""
+    row_bytes = op.dim * op.itemsize
+    # assumption: DRAM moves data in 64-byte bursts; a row shorter than that wastes the rest
+    burst = 64
+    dram = op.tables * op.batch * op.pooling * ceil(row_bytes / burst) * burst
+    dram += op.tables * op.batch * row_bytes  # pooled output
+    memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+    vector_s = op.flops / (chip.vector_flops() * eff.clock_fraction)
+    seconds = max(memory_s, vector_s) + eff.launch_overhead_s
+    energy = op_energy_j(chip, vector_ops=op.flops, dram_bytes=dram, local_bytes=dram,
+                         seconds=seconds)
+    return make_estimate(compute_s=vector_s, memory_s=memory_s,
+                         overhead_s=eff.launch_overhead_s, flops=op.flops, hbm_bytes=dram,
+                         energy_j=energy, ideal_s=op.flops / chip.vector_flops(),
+                         mapping="row gather from DRAM")
+
+
+def _collective(op: Collective, chip: ChipSpec, eff: Efficiency) -> Estimate:
+    """Ring collectives over the chip's links (nccl-tests PERFORMANCE.md bus-bandwidth model):
+    ``steps x hop latency + wire bytes / link bandwidth`` per direction."""
+    n = op.devices
+    steps = 2 * (n - 1) if op.kind is OpKind.ALL_REDUCE else n - 1
+    per_direction = chip.links.total_bytes_per_s / 2
+    network_s = op.wire_bytes / (per_direction * eff.link_efficiency)
+    overhead = steps * eff.link_latency_s + eff.launch_overhead_s
+    seconds = network_s + overhead
+    energy = op_energy_j(chip, vector_ops=op.flops, link_bytes=op.wire_bytes,
+                         dram_bytes=2 * op.wire_bytes, seconds=seconds)
+    return make_estimate(compute_s=0.0, memory_s=0.0, network_s=network_s,
+                         overhead_s=overhead, flops=op.flops, hbm_bytes=2 * op.wire_bytes,
+                         energy_j=energy, ideal_s=0.0,
+                         mapping=f"ring over {n} devices, {steps} steps")

@@ -1,0 +1,171 @@
+"""Mapping search for one matmul on one chip.
+
+A mapping fixes the partition of the GEMM across cores (and split-K), the tile held in
+each core's local SRAM with double buffering, the loop order (which operand stays in SRAM)
+and, on a systolic array, the dataflow (weight- or output-stationary, fill and drain
+included). The search enumerates the candidates and keeps the fastest.
+
+Two matrix-unit kinds share the traffic model and differ in the compute model:
+
+* ``tensor_core`` (GPUs): CTA tiles run in waves over the SMs (tile and wave quantization);
+  a tile's k-loop runs at the tensor-core rate or the shared-memory operand rate,
+  whichever is slower.
+* ``systolic``: each core runs its share of the GEMM through its arrays with the
+  closed-form fold model that matches SCALE-Sim v3 (:mod:`chipforge.perf.systolic`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil, isqrt
+
+from chipforge.arch import ChipSpec, MatrixUnit
+from chipforge.perf._params import Efficiency
+from chipforge.perf.systolic import systolic_compute_cycles
+
+# CTA tiles cuBLAS-style kernels choose from (m x n); k is staged in slices of TK.
+GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32),
+             (32, 64), (32, 32), (16, 64))
+GPU_SPLIT_K = (1, 2, 3, 4, 6, 8, 16)
+GPU_TK = 32  # k slice per pipeline stage
+GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kernels use 3-5)
+GPU_MAX_CTAS_PER_SM = 2  # assumption: register file limits tensor-core CTAs per SM to ~2
+ACC_BYTES = 4  # fp32 accumulators
+SYSTOLIC_TILE_MULTIPLES = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class MatmulCost:
+    compute_s: float
+    dram_bytes: float
+    shared_bytes: float  # bytes served by the shared buffer (L2 / global SRAM)
+    local_bytes: float  # bytes through local SRAM into the matrix units
+    latency_s: float  # exposed pipeline fill (first loads)
+    macs: float
+    mapping: str
+
+    def time_s(self, chip: ChipSpec, eff: Efficiency) -> float:
+        mem = self.dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+        shared = self.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s
+        return max(self.compute_s, mem, shared) + self.latency_s
+
+
+def _matrix_unit(chip: ChipSpec, dtype: str) -> MatrixUnit:
+    units = [mu for mu in chip.cores.matrix_units if mu.macs_per_cycle.get(dtype, 0) > 0]
+    if not units:
+        from chipforge.errors import ChipforgeError
+
+        raise ChipforgeError(f"chip {chip.name!r} has no matrix unit for dtype {dtype!r}; "
+                             f"it supports {', '.join(chip.supported_dtypes)}")
+    return max(units, key=lambda mu: mu.count * mu.macs_per_cycle[dtype])
+
+
+def _dram_bytes(chip: ChipSpec, a: float, b: float, c: float, a_reads: float,
+                b_reads: float) -> float:
+    """DRAM traffic: unique bytes if the operands fit in half the shared buffer (the other
+    half holds outputs and other data), else every re-read goes to DRAM."""
+    if a + b + c <= chip.shared_buffer.size_bytes / 2:
+        return a + b + c
+    return a * a_reads + b * b_reads + c
+
+
+def search_matmul(chip: ChipSpec, m: int, n: int, k: int, batch: int, dtype: str,
+                  itemsize: float, eff: Efficiency) -> MatmulCost:
+    mu = _matrix_unit(chip, dtype)
+    search = _search_gpu if mu.kind == "tensor_core" else _search_systolic
+    candidates = search(chip, mu, m, n, k, batch, dtype, itemsize, eff)
+    return min(candidates, key=lambda c: c.time_s(chip, eff))
+
+
+def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
+    sms = chip.cores.count
+    macs_per_cycle = mu.count * mu.macs_per_cycle[dtype]
+    smem = chip.cores.local_sram.size_bytes
+    smem_bw = chip.cores.local_sram.bytes_per_cycle
+    hz = chip.clock_hz * eff.clock_fraction
+    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
+    for tm, tn in GPU_TILES:
+        stage = (tm + tn) * GPU_TK * itemsize
+        tile_smem = GPU_STAGES * stage
+        if tile_smem > smem:
+            continue
+        occupancy = int(min(GPU_MAX_CTAS_PER_SM, smem // tile_smem))
+        tiles_m, tiles_n = ceil(m / tm), ceil(n / tn)
+        # a k-slice runs at the tensor-core rate or the shared-memory operand rate
+        step_cycles = max(tm * tn * GPU_TK / macs_per_cycle, stage / smem_bw)
+        for split in GPU_SPLIT_K:
+            if split > 1 and (k / split < 2 * GPU_TK or tiles_m * tiles_n * batch >= sms):
+                continue
+            tiles = batch * tiles_m * tiles_n * split
+            k_steps = ceil(ceil(k / split) / GPU_TK)
+            per_sm_tiles = ceil(tiles / sms)  # CTAs queue per SM; co-resident ones share it
+            rounds = ceil(tiles / (sms * occupancy))
+            compute_s = per_sm_tiles * k_steps * step_cycles / hz
+            # the tiles one round keeps resident cover a near-square block of the output,
+            # and each operand panel is fetched once per block it meets
+            slots = min(tiles, sms * occupancy)
+            gm = max(1, min(tiles_m, isqrt(slots)))
+            gn = max(1, min(tiles_n, slots // gm))
+            partial = (split - 1) * batch * m * n * ACC_BYTES * 2 if split > 1 else 0.0
+            dram = _dram_bytes(chip, a, b, c, ceil(tiles_n / gn), ceil(tiles_m / gm)) + partial
+            shared = a * tiles_n + b * tiles_m + c + partial
+            yield MatmulCost(compute_s, dram, shared, shared, rounds * eff.pipeline_latency_s,
+                             float(batch) * m * n * k,
+                             f"tensor-core tile {tm}x{tn}x{GPU_TK}, split-k {split}, "
+                             f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
+
+
+def _factor_pairs(workers: int):
+    for pm in range(1, workers + 1):
+        if workers % pm == 0:
+            yield pm, workers // pm
+
+
+def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff):
+    cores = chip.cores.count
+    rows, cols = mu.rows, mu.cols
+    pack = mu.macs_per_cycle[dtype] / (rows * cols)  # e.g. 2 for fp8 on a bf16 array
+    cols_eff = max(1, round(cols * pack)) if pack >= 1 else cols
+    slow = 1.0 / pack if pack < 1 else 1.0
+    sram = chip.cores.local_sram.size_bytes / mu.count
+    hz = chip.clock_hz * eff.clock_fraction
+    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
+    pb = min(batch, cores)
+    for pm, pn in _factor_pairs(max(1, cores // pb)):
+        if pm > m and pm > 1 or pn > n and pn > 1:
+            continue
+        mw, nw, bw = ceil(m / pm), ceil(n / pn), ceil(batch / pb)
+        nu = ceil(nw / mu.count)  # the core's arrays split its columns
+        for df in mu.dataflows:
+            cycles = systolic_compute_cycles(df, rows, cols_eff, mw, nu, k) * bw * slow
+            tile = _best_sram_tile(mw, nu, k, rows, cols_eff, sram, itemsize)
+            if tile is None:
+                continue
+            tm, tn, tk, a_reads, b_reads, first_load = tile
+            workers = pb * pm * pn
+            dram = _dram_bytes(chip, a, b, c, a_reads * pn, b_reads * pm)
+            shared = a * a_reads * pn + b * b_reads * pm + c
+            latency = first_load * workers / chip.shared_buffer.bandwidth_bytes_per_s
+            yield MatmulCost(cycles / hz, dram, shared, shared, latency + 0.0,
+                             float(batch) * m * n * k,
+                             f"systolic {rows}x{cols} {df}, {workers} of {cores} cores "
+                             f"({pb}b x {pm}m x {pn}n), SRAM tile {tm}x{tn}x{tk}")
+
+
+def _best_sram_tile(m, n, k, rows, cols, sram_bytes, itemsize):
+    """The largest double-buffered SRAM tile (output-stationary loop, k innermost) and the
+    re-read factors it implies. Returns ``(tm, tn, tk, a_reads, b_reads, first_load_bytes)``."""
+    best = None
+    for fm in SYSTOLIC_TILE_MULTIPLES:
+        tm = min(m, rows * fm)
+        for fn in SYSTOLIC_TILE_MULTIPLES:
+            tn = min(n, cols * fn)
+            tk = min(k, max(rows, cols))
+            need = 2 * (tm * tk + tk * tn) * itemsize + tm * tn * ACC_BYTES
+            if need > sram_bytes:
+                continue
+            a_reads, b_reads = ceil(n / tn), ceil(m / tm)
+            score = a_reads * m + b_reads * n  # proportional to operand traffic
+            if best is None or score < best[0]:
+                best = (score, (tm, tn, tk, a_reads, b_reads, (tm + tn) * tk * itemsize))
+    return best[1] if best else None
