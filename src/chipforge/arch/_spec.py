@@ -62,6 +62,8 @@ class MatrixUnit(_Spec):
 
 class VectorUnit(_Spec):
     lanes: PositiveInt  # elementwise fp32 operations per cycle per core
+    # transcendental (exp, rsqrt, recip) results per cycle per core; None = full lane rate
+    special_function_lanes: PositiveInt | None = None
     ops: tuple[Literal[VECTOR_OPS], ...]  # type: ignore[valid-type]
     dtypes: tuple[DType, ...]
 
@@ -138,6 +140,11 @@ class ChipSpec(_Spec):
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s in ``dtype`` (one MAC = two FLOPs)."""
         return 2.0 * self.macs_per_cycle(dtype) * self.clock_hz
+
+    def special_function_rate(self) -> float:
+        """Transcendental results per second over all cores (exp, rsqrt, reciprocal)."""
+        vu = self.cores.vector_unit
+        return self.cores.count * (vu.special_function_lanes or vu.lanes) * self.clock_hz
 
     def vector_flops(self) -> float:
         """Peak elementwise fp32 operations per second over all cores."""

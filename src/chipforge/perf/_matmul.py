@@ -50,7 +50,7 @@ class MatmulCost:
         return max(self.compute_s, mem, shared) + self.latency_s
 
 
-def _matrix_unit(chip: ChipSpec, dtype: str) -> MatrixUnit:
+def matrix_unit(chip: ChipSpec, dtype: str) -> MatrixUnit:
     units = [mu for mu in chip.cores.matrix_units if mu.macs_per_cycle.get(dtype, 0) > 0]
     if not units:
         from chipforge.errors import ChipforgeError
@@ -71,7 +71,7 @@ def _dram_bytes(chip: ChipSpec, a: float, b: float, c: float, a_reads: float,
 
 def search_matmul(chip: ChipSpec, m: int, n: int, k: int, batch: int, dtype: str,
                   itemsize: float, eff: Efficiency) -> MatmulCost:
-    mu = _matrix_unit(chip, dtype)
+    mu = matrix_unit(chip, dtype)
     search = _search_gpu if mu.kind == "tensor_core" else _search_systolic
     candidates = search(chip, mu, m, n, k, batch, dtype, itemsize, eff)
     return min(candidates, key=lambda c: c.time_s(chip, eff))

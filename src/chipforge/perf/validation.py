@@ -1,0 +1,198 @@
+"""Measured-GPU validation tables: each row becomes an op, a measured time and a prediction.
+
+The data lives outside the repository, in ``../shared/validation/`` (or the folder named by
+``CHIPFORGE_VALIDATION_DIR``); see its README for provenance. Nothing here is fitted: the
+tables are read, predicted with the shared efficiency parameters and scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.ops import Op, attention, elementwise, layernorm, matmul, softmax
+from chipforge.ops import all_gather, all_reduce, all_to_all, reduce_scatter
+from chipforge.perf._engine import estimate
+from chipforge.perf._params import DEFAULT, Efficiency
+
+
+def validation_dir() -> Path | None:
+    """The measured-data folder, or None where it is absent."""
+    env = os.environ.get("CHIPFORGE_VALIDATION_DIR")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    candidates += [p / "shared" / "validation" for p in here.parents]
+    candidates += [Path.cwd().parent / "shared" / "validation"]
+    return next((p for p in candidates if (p / "a100").is_dir()), None)
+
+
+@dataclass(frozen=True)
+class Sample:
+    op: Op
+    measured_s: float
+    label: str = ""
+
+
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(newline="") as fh:
+        yield from csv.DictReader(fh)
+
+
+def gemm_bf16(folder: Path) -> list[Sample]:
+    return [Sample(matmul(int(r["m"]), int(r["n"]), int(r["k"]), "bf16"),
+                   float(r["latency_ms"]) / 1e3) for r in _rows(folder / "gemm_bf16.csv")]
+
+
+def context_attention(folder: Path) -> list[Sample]:
+    out = []
+    for r in _rows(folder / "context_attention.csv"):
+        seq = int(r["seq_len"])
+        op = attention(int(r["batch_size"]), seq, seq, int(r["num_heads"]),
+                       int(r["num_key_value_heads"]), int(r["head_dim"]), causal=True)
+        out.append(Sample(op, float(r["latency_ms"]) / 1e3))
+    return out
+
+
+def generation_attention(folder: Path) -> list[Sample]:
+    out = []
+    for r in _rows(folder / "generation_attention.csv"):
+        kv = int(r["seq_len"]) + int(r["step"])  # the cache holds seq_len + step tokens
+        op = attention(int(r["batch_size"]), 1, kv, int(r["num_heads"]),
+                       int(r["num_key_value_heads"]), int(r["head_dim"]), causal=True)
+        out.append(Sample(op, float(r["latency_ms"]) / 1e3))
+    return out
+
+
+_COLLECTIVES = {"all_reduce": all_reduce, "all_gather": all_gather,
+                "reduce_scatter": reduce_scatter, "alltoall": all_to_all}
+
+
+def nccl(folder: Path) -> list[Sample]:
+    out = []
+    for r in _rows(folder / "nccl.csv"):
+        dtype = {"half": "fp16", "int8": "int8"}[r["nccl_dtype"]]
+        op = _COLLECTIVES[r["op_name"]](int(r["elements"]), int(r["num_gpus"]), dtype)
+        out.append(Sample(op, float(r["latency_ms"]) / 1e3, r["op_name"]))
+    return out
+
+
+def llmcompass_matmul(folder: Path) -> list[Sample]:
+    return [Sample(matmul(int(r["M"]), int(r["N"]), int(r["K"]), "fp16"),
+                   float(r["latency_ms"]) / 1e3) for r in _rows(folder / "llmcompass_matmul.csv")]
+
+
+def _throughput_rows(path: Path, make: Callable[[dict[str, str]], tuple[Op, int]]) -> list[Sample]:
+    out = []
+    for r in _rows(path):
+        op, elems = make(r)
+        out.append(Sample(op, elems / (float(r["gelem_per_s"]) * 1e9)))
+    return out
+
+
+def llmcompass_softmax(folder: Path) -> list[Sample]:
+    return _throughput_rows(folder / "llmcompass_softmax.csv", lambda r: (
+        softmax(int(r["M"]), int(r["N"]), "fp16"), int(r["M"]) * int(r["N"])))
+
+
+def llmcompass_layernorm(folder: Path) -> list[Sample]:
+    return _throughput_rows(folder / "llmcompass_layernorm.csv", lambda r: (
+        layernorm(int(r["M"]), int(r["N"]), "fp16"), int(r["M"]) * int(r["N"])))
+
+
+def llmcompass_gelu(folder: Path) -> list[Sample]:
+    return _throughput_rows(folder / "llmcompass_gelu.csv", lambda r: (
+        elementwise(int(r["M"]), "gelu", 1, 1, "fp16"), int(r["M"])))
+
+
+def _gpt3_layer_ops(batch: int, q_len: int, kv_len: int, tp: int = 4) -> dict[str, Op]:
+    """One GPT-3 175B layer per GPU under Megatron tensor parallelism (LLMCompass ae/figure5):
+    d_model 12288, 96 heads of 128, unfused attention, fp16."""
+    d, heads, hd = 12288, 96 // tp, 128
+    tokens = batch * q_len
+    dt = "fp16"
+    return {
+        "qkv_proj": matmul(tokens, 3 * d // tp, d, dt),
+        "q_mul_k": matmul(q_len, kv_len, hd, dt, batch=batch * heads),
+        "a_mul_v": matmul(q_len, hd, kv_len, dt, batch=batch * heads),
+        "o_proj": matmul(tokens, d, d // tp, dt),
+        "ffn_up": matmul(tokens, 4 * d // tp, d, dt),
+        "ffn_down": matmul(tokens, d, 4 * d // tp, dt),
+        "softmax": softmax(batch * heads * q_len, kv_len, dt),
+        "layernorm_attn": layernorm(tokens, d, dt),
+        "layernorm_ffn": layernorm(tokens, d, dt),
+        "gelu": elementwise(tokens * 4 * d // tp, "gelu", 1, 1, dt),
+        "allreduce_attn": all_reduce(tokens * d, tp, dt),
+        "allreduce_ffn": all_reduce(tokens * d, tp, dt),
+    }
+
+
+def _gpt3_layer(path: Path, ops: dict[str, Op]) -> list[Sample]:
+    return [Sample(ops[r["op"]], float(r["seconds"]), r["op"]) for r in _rows(path)]
+
+
+def llmcompass_gpt3_prefill(folder: Path) -> list[Sample]:
+    return _gpt3_layer(folder / "llmcompass_gpt3_layer_prefill_tp4.csv",
+                       _gpt3_layer_ops(8, 2048, 2048))
+
+
+def llmcompass_gpt3_decode(folder: Path) -> list[Sample]:
+    return _gpt3_layer(folder / "llmcompass_gpt3_layer_decode_tp4.csv",
+                       _gpt3_layer_ops(8, 1, 2048))
+
+
+# table name -> (loader, what it is)
+TABLES: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
+    "gemm_bf16": (gemm_bf16, "cuBLAS bf16 GEMM, 9,240 shapes (aiconfigurator / TRT-LLM 1.0)"),
+    "context_attention": (context_attention, "fused causal prefill attention"),
+    "generation_attention": (generation_attention, "fused decode attention over a KV cache"),
+    "nccl": (nccl, "NCCL collectives on 2-8 NVLink A100s"),
+    "llmcompass_matmul": (llmcompass_matmul, "fp16 GEMM (LLMCompass fig. 5)"),
+    "llmcompass_softmax": (llmcompass_softmax, "row softmax, fp16 (LLMCompass)"),
+    "llmcompass_layernorm": (llmcompass_layernorm, "row layernorm, fp16 (LLMCompass)"),
+    "llmcompass_gelu": (llmcompass_gelu, "elementwise gelu, fp16 (LLMCompass)"),
+    "gpt3_layer_prefill": (llmcompass_gpt3_prefill, "GPT-3 layer per op, TP4, prefill"),
+    "gpt3_layer_decode": (llmcompass_gpt3_decode, "GPT-3 layer per op, TP4, decode"),
+}
+
+
+@dataclass(frozen=True)
+class TableScore:
+    table: str
+    rows: int
+    median_ape: float  # median absolute percentage error, as a fraction
+    p90_ape: float
+    median_signed: float  # median of (predicted - measured) / measured
+
+    def as_row(self) -> list[str]:
+        return [self.table, str(self.rows), f"{100 * self.median_ape:.1f}%",
+                f"{100 * self.p90_ape:.1f}%", f"{100 * self.median_signed:+.1f}%"]
+
+
+def errors(samples: list[Sample], chip: ChipSpec, eff: Efficiency = DEFAULT) -> list[float]:
+    """Signed relative error (predicted - measured) / measured per sample."""
+    return [(estimate(s.op, chip, eff).seconds - s.measured_s) / s.measured_s for s in samples]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def score(name: str, samples: list[Sample], chip: ChipSpec,
+          eff: Efficiency = DEFAULT) -> TableScore:
+    errs = errors(samples, chip, eff)
+    absolute = [abs(e) for e in errs]
+    return TableScore(name, len(errs), statistics.median(absolute), _quantile(absolute, 0.9),
+                      statistics.median(errs))
+
+
+def score_all(folder: Path, chip: ChipSpec | None = None,
+              eff: Efficiency = DEFAULT) -> list[TableScore]:
+    chip = chip or load_chip("a100-sxm")
+    return [score(name, loader(folder / "a100"), chip, eff)
+            for name, (loader, _) in TABLES.items()]
