@@ -192,3 +192,34 @@ def test_unknown_name_lists_shipped() -> None:
         load_llm_config("llama-9000")
     with pytest.raises(WorkloadError, match="expected a config dict"):
         LLMConfig.from_hf(42)  # type: ignore[arg-type]
+
+
+def test_direct_construction_fills_moe_defaults_and_checks() -> None:
+    cfg = LLMConfig(hidden_size=4096, intermediate_size=14336, num_layers=32, num_heads=32,
+                    num_kv_heads=8, head_dim=128, vocab_size=32000, num_experts=8,
+                    experts_per_token=2)
+    assert cfg.moe_layers == 32 and cfg.moe_intermediate_size == 14336
+    assert cfg.param_count() == load_llm_config("mixtral-8x7b").param_count()
+    with pytest.raises(WorkloadError, match=r"LLMConfig: hidden_size=0; expected a positive"):
+        LLMConfig(hidden_size=0, intermediate_size=1, num_layers=1, num_heads=1,
+                  num_kv_heads=1, head_dim=1, vocab_size=1)
+    with pytest.raises(WorkloadError, match=r"experts_per_token=0; expected 1\.\.8"):
+        LLMConfig(hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,
+                  num_kv_heads=1, head_dim=8, vocab_size=8, num_experts=8)
+
+
+def test_sparse_step_and_dense_only_layers() -> None:
+    base = {"model_type": "qwen2_moe", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 100,
+            "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
+    assert LLMConfig.from_hf({**base, "decoder_sparse_step": 2}).moe_layers == 2
+    assert LLMConfig.from_hf({**base, "mlp_only_layers": [0]}).moe_layers == 3
+    dense = LLMConfig.from_hf({**base, "mlp_only_layers": [0, 1, 2, 3]})
+    assert dense.moe_layers == 0 and not dense.is_moe
+
+
+def test_checkpoint_folder_name(tmp_path: Path) -> None:
+    folder = tmp_path / "Meta-Llama-3.1-8B"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(llama_v4(4096, 14336, 32, 32)))
+    assert load_llm_config(folder / "config.json").name == "Meta-Llama-3.1-8B"

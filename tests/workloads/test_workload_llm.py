@@ -9,10 +9,10 @@ import pytest
 from chipforge.errors import WorkloadError
 from chipforge.ops import OpKind
 from chipforge.workloads import (
-    load_llm_config,
     llm_decode,
     llm_prefill,
     llm_train_step,
+    load_llm_config,
 )
 
 L8 = load_llm_config("llama-3.1-8b")

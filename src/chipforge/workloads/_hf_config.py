@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from chipforge.errors import WorkloadError
+from chipforge.workloads._common import pos_int
 from chipforge.workloads._hf_fields import Fields, freeze, read_json
 
 MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
@@ -48,6 +49,26 @@ class LLMConfig:
     sliding_window: int | None = None
     name: str = field(default="", compare=False)
 
+    def __post_init__(self) -> None:
+        where = f"LLMConfig {self.name}".rstrip()
+        for key in ("hidden_size", "intermediate_size", "num_layers", "num_heads",
+                    "num_kv_heads", "head_dim", "vocab_size", "max_position_embeddings"):
+            pos_int(where, key, getattr(self, key))
+        if self.num_heads % self.num_kv_heads:
+            raise WorkloadError(f"{where}: num_kv_heads={self.num_kv_heads}; expected a "
+                                f"divisor of num_heads={self.num_heads}")
+        if self.num_experts:  # built by hand: MoE in every layer, experts as wide as the MLP
+            if not 1 <= self.experts_per_token <= self.num_experts:
+                raise WorkloadError(f"{where}: experts_per_token={self.experts_per_token}; "
+                                    f"expected 1..{self.num_experts}")
+            if not self.moe_layers:
+                object.__setattr__(self, "moe_layers", self.num_layers)
+            if not self.moe_intermediate_size:
+                object.__setattr__(self, "moe_intermediate_size", self.intermediate_size)
+        if not 0 <= self.moe_layers <= self.num_layers:
+            raise WorkloadError(f"{where}: moe_layers={self.moe_layers}; expected "
+                                f"0..{self.num_layers}")
+
     @classmethod
     def from_hf(cls, source: dict[str, Any] | str | Path, name: str = "") -> LLMConfig:
         """Parse a config.json dict or file; errors name the file, field, value and expectation."""
@@ -56,7 +77,8 @@ class LLMConfig:
         elif isinstance(source, str | Path):
             path = Path(source)
             data, src = read_json(path), path.name
-            name = name or path.stem
+            # a checkpoint folder's config.json is named after the folder
+            name = name or (path.parent.name if path.stem == "config" else path.stem)
         else:
             raise WorkloadError(f"LLMConfig.from_hf: got {type(source).__name__}; "
                                 "expected a config dict or a path to config.json")
@@ -179,7 +201,8 @@ def _parse(f: Fields, name: str) -> LLMConfig:
         max_position_embeddings=f.integer("max_position_embeddings", 4096),
         tie_word_embeddings=f.flag("tie_word_embeddings", False),
         rms_norm_eps=f.number("rms_norm_eps", 1e-6), rope_theta=theta, rope_scaling=scaling,
-        dtype=f.dtype(), model_type=model_type, num_experts=experts, experts_per_token=top_k,
+        dtype=f.dtype(), model_type=model_type, num_experts=experts if moe_layers else 0,
+        experts_per_token=top_k if moe_layers else 0,
         moe_intermediate_size=f.integer("moe_intermediate_size", intermediate),
         shared_expert_intermediate_size=f.integer("shared_expert_intermediate_size", 0, low=0),
         moe_layers=moe_layers,
