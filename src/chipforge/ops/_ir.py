@@ -228,7 +228,7 @@ class Attention(Op):
 
 @dataclass(frozen=True)
 class Elementwise(Op):
-    """``fn`` applied over ``numel`` elements with ``inputs`` input and ``outputs`` output tensors."""
+    """``fn`` over ``numel`` elements, reading ``inputs`` and writing ``outputs`` tensors."""
 
     kind: ClassVar[OpKind] = OpKind.ELEMENTWISE
     numel: int = 1

@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chipforge.arch import ChipSpec, load_chip
-from chipforge.ops import Op, attention, elementwise, layernorm, matmul, softmax
-from chipforge.ops import all_gather, all_reduce, all_to_all, reduce_scatter
+from chipforge.ops import (
+    Op,
+    all_gather,
+    all_reduce,
+    all_to_all,
+    attention,
+    elementwise,
+    layernorm,
+    matmul,
+    reduce_scatter,
+    softmax,
+)
 from chipforge.perf._engine import estimate
 from chipforge.perf._params import DEFAULT, Efficiency
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -48,7 +48,7 @@ def write_report(out: Path, chips: list[str]) -> Path:
                       autoescape=select_autoescape())
     html = env.get_template("index.html").render(
         data=data, rooflines=rooflines, bars=bars,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)
     return path
