@@ -7,7 +7,8 @@ even-numbered rows of the GEMM table (the odd rows, and every attention, vector-
 GPT-3 layer row, are held out), and link_efficiency and link_latency_s on the even rows of
 the NCCL table. The loss is the mean absolute log error: over- and under-prediction weigh
 the same, and a few outliers do not drag the fit (the target is the median error).
-Paste the printed values into ``src/chipforge/perf/_params.py``; ``docs/validation.md`` then reports the held-out error.
+Paste the printed values into ``src/chipforge/perf/_params.py``; ``docs/validation.md``
+then reports the held-out error.
 """
 
 from __future__ import annotations
