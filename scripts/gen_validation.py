@@ -35,6 +35,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _breakdown(samples: list[v.Sample], chip, key, label: str) -> str:
+    """Median signed and absolute error per value of ``key(op)``."""
+    groups: dict = {}
+    for sample, err in zip(samples, v.errors(samples, chip)):
+        groups.setdefault(key(sample.op), []).append(err)
+    rows = [[str(k), str(len(e)), _pct(statistics.median(e)),
+             _pct(statistics.median(abs(x) for x in e))] for k, e in sorted(groups.items())]
+    return _table(rows, [label, "rows", "median signed", "median APE"])
+
+
 def main() -> int:
     folder = v.validation_dir()
     if folder is None:
@@ -63,6 +73,11 @@ def main() -> int:
                                f"{sample.measured_s * 1e6:.1f}", f"{pred * 1e6:.1f}",
                                f"{100 * (pred - sample.measured_s) / sample.measured_s:+.1f}%"])
 
+    ctx = v.context_attention(a100)
+    gen = v.generation_attention(a100)
+    ctx_by_seq = _breakdown(ctx, chip, lambda op: op.q_len, "seq_len")
+    gen_by_group = _breakdown(gen, chip, lambda op: op.heads // op.kv_heads, "GQA group")
+    gemm_by_m = _breakdown(v.gemm_bf16(a100), chip, lambda op: op.m, "m")
     h200 = estimate(matmul(8192, 8192, 8192), "h200-sxm").achieved_flops / 1e12
     params = "\n".join(f"| `{f.name}` | {getattr(DEFAULT, f.name):.4g} |"
                        for f in fields(DEFAULT))
@@ -95,6 +110,20 @@ Small calls are dominated by fixed per-call costs of the harness that measured t
 (see the notes below); above {ABOVE_S * 1e6:.0f} us the hardware model is what is tested.
 
 {_table(large_rows, ["table", "rows", "median APE", "p90 APE", "median signed"])}
+
+## Where the error is
+
+GEMM by m (rows of A):
+
+{gemm_by_m}
+
+Prefill attention by sequence length:
+
+{ctx_by_seq}
+
+Decode attention by GQA group size (query heads per KV head):
+
+{gen_by_group}
 
 ## GPT-3 175B layer, per op (TP4 on A100, LLMCompass)
 
