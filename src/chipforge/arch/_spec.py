@@ -20,6 +20,8 @@ BITS: dict[str, int] = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16,
                         "fp8_e4m3": 8, "fp8_e5m2": 8, "int8": 8}
 VECTOR_OPS = ("add", "mul", "fma", "max", "sum", "exp", "rsqrt", "recip", "cast",
               "gelu", "silu", "relu", "tanh", "gather")
+# TSMC-class nodes the energy and (later) area tables cover; 4N/4NP are NVIDIA's N4 variants
+PROCESS_NODES = ("N16", "N12", "N7", "N6", "N5", "4N", "N4", "4NP", "N3", "N2")
 MEMORY_KINDS = ("HBM2e", "HBM3", "HBM3e", "LPDDR5", "LPDDR5X", "GDDR6", "GDDR7", "DDR5")
 
 
@@ -107,7 +109,7 @@ class ChipSpec(_Spec):
     vendor: str
     kind: Literal["gpu", "accelerator"]
     description: str = ""
-    process_node: str  # e.g. "N7", "4N", "N5", "N3"
+    process_node: Literal[PROCESS_NODES]  # type: ignore[valid-type]
     clock_hz: Hz = Field(alias="clock")  # the clock at which peak throughput is quoted
     tdp_w: Watts = Field(alias="tdp")
     die_area_mm2: Mm2 | None = Field(default=None, alias="die_area")  # logic dies, total

@@ -33,7 +33,7 @@ SHARED_BUFFER_FACTOR = 4.0
 # ("Scaling equations ... 180 nm to 7 nm") give ~0.15x for 45 -> 7 nm at nominal voltage;
 # N5-class ~0.11x, N3 ~0.09x extrapolating TSMC's quoted ~20-30% power per node step.
 NODE_ENERGY_SCALE = {"N16": 0.35, "N12": 0.3, "N7": 0.15, "N6": 0.14, "N5": 0.11, "4N": 0.105,
-                     "N4": 0.105, "N3": 0.09, "N2": 0.08}
+                     "N4": 0.105, "4NP": 0.1, "N3": 0.09, "N2": 0.08}
 
 # DRAM interface + core energy per bit, pJ.
 # source: O'Connor et al., "Fine-Grained DRAM", MICRO 2017: HBM2 3.9 pJ/bit, GDDR5 14 pJ/bit.
@@ -54,7 +54,13 @@ STATIC_FRACTION_OF_TDP = 0.2
 
 
 def node_scale(chip: ChipSpec) -> float:
-    return NODE_ENERGY_SCALE.get(chip.process_node, 0.11)
+    if chip.process_node not in NODE_ENERGY_SCALE:
+        from chipforge.errors import ChipforgeError
+
+        raise ChipforgeError(f"no energy figures for process node {chip.process_node!r} of "
+                             f"chip {chip.name!r}; expected one of "
+                             f"{', '.join(NODE_ENERGY_SCALE)}")
+    return NODE_ENERGY_SCALE[chip.process_node]
 
 
 def op_energy_j(chip: ChipSpec, *, macs: float = 0.0, dtype: str = "bf16",
