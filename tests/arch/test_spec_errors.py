@@ -144,4 +144,5 @@ def test_cli_bad_spec_prints_one_error_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
-    assert proc.stderr == f"error: {path}: cores.count: got 'many'; input should be a valid integer\n"
+    assert proc.stderr == (
+        f"error: {path}: cores.count: got 'many'; input should be a valid integer\n")

@@ -29,7 +29,9 @@ GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64),
 GPU_SPLIT_K = (1, 2, 3, 4, 6, 8, 16)
 GPU_TK = 32  # k slice per pipeline stage
 GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kernels use 3-5)
-GPU_MAX_CTAS_PER_SM = 2  # assumption: register file limits tensor-core CTAs per SM to ~2
+# assumption: cuBLAS tensor-core CTAs keep their fp32 accumulators in registers; a 128x128
+# tile is 64 KiB of the 256 KiB register file before operand fragments, so one CTA per SM
+GPU_MAX_CTAS_PER_SM = 1
 ACC_BYTES = 4  # fp32 accumulators
 SYSTOLIC_TILE_MULTIPLES = (1, 2, 4, 8, 16)
 
@@ -141,31 +143,63 @@ def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff):
             tile = _best_sram_tile(mw, nu, k, rows, cols_eff, sram, itemsize)
             if tile is None:
                 continue
-            tm, tn, tk, a_reads, b_reads, first_load = tile
             workers = pb * pm * pn
-            dram = _dram_bytes(chip, a, b, c, a_reads * pn, b_reads * pm)
-            shared = a * a_reads * pn + b * b_reads * pm + c
-            latency = first_load * workers / chip.shared_buffer.bandwidth_bytes_per_s
-            yield MatmulCost(cycles / hz, dram, shared, shared, latency + 0.0,
+            partial = tile.partial_bytes * workers * bw
+            dram = _dram_bytes(chip, a, b, c, tile.a_reads * pn, tile.b_reads * pm) + partial
+            shared = a * tile.a_reads * pn + b * tile.b_reads * pm + c + partial
+            latency = tile.first_load_bytes * workers / chip.shared_buffer.bandwidth_bytes_per_s
+            yield MatmulCost(cycles / hz, dram, shared, shared, latency,
                              float(batch) * m * n * k,
                              f"systolic {rows}x{cols} {df}, {workers} of {cores} cores "
-                             f"({pb}b x {pm}m x {pn}n), SRAM tile {tm}x{tn}x{tk}")
+                             f"({pb}b x {pm}m x {pn}n), SRAM tile {tile.tm}x{tile.tn}x"
+                             f"{tile.tk}, {tile.order} innermost")
 
 
-def _best_sram_tile(m, n, k, rows, cols, sram_bytes, itemsize):
-    """The largest double-buffered SRAM tile (output-stationary loop, k innermost) and the
-    re-read factors it implies. Returns ``(tm, tn, tk, a_reads, b_reads, first_load_bytes)``."""
-    best = None
+@dataclass(frozen=True)
+class SramTile:
+    """One core's SRAM blocking: tile sizes, loop order and the traffic they imply.
+
+    Loop orders (innermost loop named): ``k`` keeps the output tile resident and streams
+    both operands; ``m`` keeps a weight (B) tile resident and streams rows of A past it,
+    spilling fp32 partial sums once per k tile; ``n`` keeps an A tile resident likewise.
+    Traffic is in bytes between the core and the level below (shared buffer or DRAM).
+    """
+
+    tm: int
+    tn: int
+    tk: int
+    order: str
+    a_reads: int  # times A is fetched
+    b_reads: int  # times B is fetched
+    partial_bytes: float  # fp32 partial-sum spill and reload traffic
+    first_load_bytes: float  # exposed before the first tile can start
+
+    def traffic(self, m: int, n: int, k: int, itemsize: float) -> float:
+        return ((m * k * self.a_reads + k * n * self.b_reads + m * n) * itemsize
+                + self.partial_bytes)
+
+
+def _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize):
+    """Every double-buffered tile and loop order that fits in ``sram_bytes``."""
     for fm in SYSTOLIC_TILE_MULTIPLES:
         tm = min(m, rows * fm)
         for fn in SYSTOLIC_TILE_MULTIPLES:
             tn = min(n, cols * fn)
-            tk = min(k, max(rows, cols))
-            need = 2 * (tm * tk + tk * tn) * itemsize + tm * tn * ACC_BYTES
-            if need > sram_bytes:
-                continue
-            a_reads, b_reads = ceil(n / tn), ceil(m / tm)
-            score = a_reads * m + b_reads * n  # proportional to operand traffic
-            if best is None or score < best[0]:
-                best = (score, (tm, tn, tk, a_reads, b_reads, (tm + tn) * tk * itemsize))
-    return best[1] if best else None
+            for fk in SYSTOLIC_TILE_MULTIPLES:
+                tk = min(k, rows * fk)
+                # double-buffered operands plus one fp32 accumulator tile
+                need = 2 * (tm * tk + tk * tn) * itemsize + tm * tn * ACC_BYTES
+                if need > sram_bytes:
+                    continue
+                first = (tm + tn) * tk * itemsize
+                k_tiles = ceil(k / tk)
+                spill = m * n * ACC_BYTES * 2 * (k_tiles - 1)
+                yield SramTile(tm, tn, tk, "k", ceil(n / tn), ceil(m / tm), 0.0, first)
+                yield SramTile(tm, tn, tk, "m", ceil(n / tn), 1, spill, first)
+                yield SramTile(tm, tn, tk, "n", 1, ceil(m / tm), spill, first)
+
+
+def _best_sram_tile(m, n, k, rows, cols, sram_bytes, itemsize) -> SramTile | None:
+    """The tile and loop order that move the fewest bytes below the core's SRAM."""
+    tiles = _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize)
+    return min(tiles, key=lambda t: t.traffic(m, n, k, itemsize), default=None)
