@@ -32,8 +32,6 @@ def test_every_table_loads_with_its_documented_row_count():
     assert all(n > 0 for n in counts.values())
 
 
-@pytest.mark.xfail(strict=True, reason="held-out GEMM median APE is 10.1%, just above the "
-                                       "10% target; see docs/validation.md")
 def test_gemm_held_out_median_error_meets_target():
     assert _score("gemm_bf16", slice(1, None, 2)).median_ape <= TARGET
 
@@ -44,20 +42,18 @@ def test_gemm_large_calls_median_error_meets_target():
     assert v.score("gemm", samples, load_chip("a100-sxm")).median_ape <= TARGET
 
 
-@pytest.mark.xfail(strict=True, reason="prefill attention median APE 13.6%: the engine is "
+@pytest.mark.xfail(strict=True, reason="prefill attention median APE 17.2%: the engine is "
                                        "optimistic for sequences of 64-1024; docs/validation.md")
 def test_context_attention_median_error_meets_target():
     assert _score("context_attention").median_ape <= TARGET
 
 
-@pytest.mark.xfail(strict=True, reason="decode attention median APE 17.4%: TensorRT-LLM runs "
+@pytest.mark.xfail(strict=True, reason="decode attention median APE 19.4%: TensorRT-LLM runs "
                                        "GQA groups >= 48 per query head; docs/validation.md")
 def test_generation_attention_median_error_meets_target():
     assert _score("generation_attention").median_ape <= TARGET
 
 
-@pytest.mark.xfail(strict=True, reason="GPT-3 prefill layer total is +12% (GEMMs predicted "
-                                       "slow at fp16 16k-token shapes); docs/validation.md")
 def test_gpt3_prefill_layer_total_meets_target():
     """The whole layer (sum over its 12 ops) as LLMCompass measured it."""
     samples = v.llmcompass_gpt3_prefill(FOLDER / "a100")

@@ -70,6 +70,8 @@ def read_yaml(text: str, where: str) -> Any:
 
 
 def spec_from_dict(raw: Any, where: str = "<spec>") -> ChipSpec:
+    if raw is None:
+        raise SpecError(f"{where}: the file is empty; expected a mapping of spec fields")
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: expected a mapping of spec fields at the top level, "
                         f"got {type(raw).__name__}")
@@ -110,6 +112,22 @@ def unwrap_provenance(node: Any, path: str = "") -> tuple[Any, dict[str, str], l
     return node, {}, [path] if (is_number or is_quantity) else []
 
 
+# what a missing field should hold, by its YAML name
+_EXPECTED = {
+    "clock": "a frequency with a unit, like '1.41 GHz'",
+    "tdp": "a power with a unit, like '400 W'",
+    "size": "a size with a unit, like '40 MiB'",
+    "capacity": "a size with a unit, like '80 GB'",
+    "bandwidth": "a bandwidth with a unit, like '2039 GB/s'",
+    "count": "a positive integer",
+    "bytes_per_cycle": "a positive integer",
+    "lanes": "a positive integer",
+    "rows": "a positive integer",
+    "cols": "a positive integer",
+    "macs_per_cycle": f"a mapping of dtype to MACs per cycle, dtypes: {', '.join(DTYPES)}",
+}
+
+
 def _format_loc(loc: tuple) -> str:
     text = ""
     for part in loc:
@@ -125,7 +143,8 @@ def describe_error(exc: ValidationError) -> str:
     field = _format_loc(loc) or "<top level>"
     kind, value = err["type"], err.get("input")
     if kind == "missing":
-        msg = f"{field}: missing required field"
+        hint = _EXPECTED.get(str(loc[-1]), "see docs/arch.md for the field")
+        msg = f"{field}: missing required field; expected {hint}"
     elif kind == "extra_forbidden":
         msg = f"{field}: unknown field (value {value!r})"
     elif "[key]" in err["loc"] and loc[-2:-1] == ("macs_per_cycle",) or (
@@ -136,8 +155,12 @@ def describe_error(exc: ValidationError) -> str:
     elif kind == "value_error":
         msg = f"{field}: {str(err['ctx']['error'])} (got {value!r})"
     elif kind in ("greater_than", "greater_than_equal"):
-        msg = f"{field}: got {value!r}; expected a positive number"
+        what = "integer" if isinstance(value, int) else "number"
+        msg = f"{field}: got {value!r}; expected a positive {what}"
     else:
         msg = f"{field}: got {value!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
-    more = len(errors) - 1
+    # errors inside the first one's field are its follow-ons (a rejected union member, an
+    # emptied list); only independent ones are worth counting
+    more = sum(1 for e in errors[1:] if e["loc"][:len(loc)] != loc and loc[:len(e["loc"])]
+               != tuple(e["loc"]))
     return msg + (f" (and {more} more error{'s' * (more > 1)})" if more else "")

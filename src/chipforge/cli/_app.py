@@ -20,7 +20,8 @@ from chipforge.errors import ChipforgeError
 from chipforge.ops import parse_op
 from chipforge.perf import Estimate, estimate
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+# pretty exceptions off: a ChipforgeError must reach main() and become one line
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Design, estimate and compare AI chips against Nvidia GPUs.")
 chip_app = typer.Typer(no_args_is_help=True, help="Inspect one chip spec.")
 app.add_typer(chip_app, name="chip")
@@ -49,7 +50,8 @@ def chips() -> None:
     table = Table(title="chipforge catalog")
     for col in ("chip", "vendor", "node", "clock", "bf16 dense", "fp8 dense", "int8 dense",
                 "memory", "bandwidth", "TDP", "die"):
-        table.add_column(col, justify="left" if col in ("chip", "vendor") else "right")
+        table.add_column(col, justify="left" if col in ("chip", "vendor") else "right",
+                         no_wrap=col == "chip", min_width=9 if col == "chip" else None)
     for name in catalog_names():
         c = load_chip(name)
         peak = {d: c.peak_flops(d) for d in ("bf16", "fp8_e4m3", "int8")}
@@ -160,19 +162,9 @@ def report_cmd(
 
 
 def main() -> None:
+    """Console entry point: usage errors are click's (exit 2), user errors one line."""
     try:
-        app(standalone_mode=False)
+        app()
     except ChipforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise

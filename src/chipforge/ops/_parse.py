@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from chipforge.arch import DTYPES
 from chipforge.errors import OpSyntaxError
 from chipforge.ops._ir import OP_CLASSES, Op
 
@@ -44,5 +45,10 @@ def parse_op(text: str) -> Op:
         if key not in known:
             raise OpSyntaxError(f"op {kind!r} has no argument {key!r}; expected some of "
                                 f"{', '.join(k for k in known if k != 'name')}")
+        if key in values:
+            raise OpSyntaxError(f"op {kind!r}: argument {key!r} is given twice in {text!r}")
+        if key == "dtype" and value not in DTYPES:
+            raise OpSyntaxError(f"op {kind!r}: unknown dtype {value!r}; expected one of "
+                                f"{', '.join(DTYPES)}")
         values[key] = _convert(kind, key, value, str(known[key]))
     return cls(**values)

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 class Efficiency:
     # sustained clock under a dense tensor load / rated (boost) clock
     # fitted by scripts/calibrate.py on the even rows of gemm_bf16 and nccl (A100)
-    clock_fraction: float = 0.7871
+    clock_fraction: float = 0.8841
     # achievable / peak DRAM bandwidth for streaming access
-    dram_efficiency: float = 0.7382
+    dram_efficiency: float = 0.7742
     # fixed cost of one kernel launch (GPU) or op dispatch (accelerator), s
-    launch_overhead_s: float = 3.49e-06
+    launch_overhead_s: float = 3.828e-06
     # exposed latency per round of tiles: first operand load from DRAM + epilogue, s
-    pipeline_latency_s: float = 1.591e-06
+    pipeline_latency_s: float = 1.919e-06
     # achievable / peak link bandwidth in collectives
-    link_efficiency: float = 0.5194
+    link_efficiency: float = 0.5629
     # per-step latency of a ring collective (one hop: sync + transfer start), s
-    link_latency_s: float = 2.461e-06
+    link_latency_s: float = 2.237e-06
 
 
 DEFAULT = Efficiency()
