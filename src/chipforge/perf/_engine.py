@@ -107,22 +107,28 @@ ATTENTION_EXPOSED_PHASES = 3
 def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
     """Fused attention (FlashAttention-2 prefill, FlashDecoding decode): scores stay on chip,
     QK^T and PV run on the matrix units, the online softmax on the vector units (FA2 does not
-    overlap the two). Each attention op is two kernels: QKV pre-processing (RoPE and KV-cache
-    write) then attention for prefill, attention then the split-KV combine for decode."""
+    overlap the two). Prefill is two kernels: QKV pre-processing (RoPE and KV-cache write)
+    then attention; decode is one, plus the combine kernel when the KV cache is split."""
     mu = _matrix_unit_for(chip, op.dtype)
     if mu.kind == "tensor_core":
-        compute_s, rounds, note = _attention_tiles(op, chip, eff)
+        compute_s, rounds, kernels, note = _attention_tiles(op, chip, eff)
     else:
-        compute_s, rounds, note = _attention_systolic(op, chip, eff)
+        compute_s, rounds, kernels, note = _attention_systolic(op, chip, eff)
     kv_bytes = 2 * op.batch * op.kv_len * op.kv_heads * op.head_dim * op.itemsize
     q_tiles = ceil(op.q_len / FA_BLOCK_Q)
     # K/V are re-read by every q tile unless the shared buffer keeps them
     rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
     dram = op.bytes + kv_bytes * (rereads - 1) * passes
-    memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
-    overhead = (2 * eff.launch_overhead_s
+    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
+    memory_s = dram / bw
+    # prefill first writes the new K and V into the KV cache and Q with RoPE applied: a
+    # separate streaming pass over q, k, v (read and written) before attention starts
+    prep_bytes = 0.0 if op.backward or op.q_len == 1 else op.batch * op.q_len * (
+        op.heads + 2 * op.kv_heads) * op.head_dim * op.itemsize * 2
+    overhead = (kernels * eff.launch_overhead_s + prep_bytes / bw
                 + rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s)
+    dram += prep_bytes
     seconds = max(compute_s, memory_s) + overhead
     energy = op_energy_j(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
                          vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
@@ -132,7 +138,8 @@ def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
                          ideal_s=_ideal_matrix_s(chip, op.matmul_flops, op.dtype), mapping=note)
 
 
-def _attention_tiles(op: Attention, chip: ChipSpec, eff: Efficiency) -> tuple[float, int, str]:
+def _attention_tiles(op: Attention, chip: ChipSpec,
+                     eff: Efficiency) -> tuple[float, int, int, str]:
     """CTAs of Br query rows (prefill) or of one KV chunk per (sequence, kv head) (decode)
     loop over Bc-key blocks; the causal mask skips whole blocks. The slowest CTA sets the
     last round, the average CTA the others."""
@@ -151,6 +158,7 @@ def _attention_tiles(op: Attention, chip: ChipSpec, eff: Efficiency) -> tuple[fl
         blocks = ceil(ceil(op.kv_len / splits) / FA_BLOCK_KV)
         rows_eff = max(rows, 16)  # the MMA's minimum m
         avg_blocks = max_blocks = blocks
+        kernels = 2 if splits > 1 else 1  # the split-KV combine is a second kernel
         note = f"split-KV decode: {ctas} CTAs ({splits} splits)"
     else:
         rows_eff = FA_BLOCK_Q
@@ -160,6 +168,7 @@ def _attention_tiles(op: Attention, chip: ChipSpec, eff: Efficiency) -> tuple[fl
         keep = op.score_pairs / (op.q_len * op.kv_len)
         avg_blocks = max(1.0, kv_blocks * keep)
         max_blocks = kv_blocks
+        kernels = 2  # QKV pre-processing (RoPE, KV-cache write), then attention
         note = f"FlashAttention-2: {ctas} CTAs of {FA_BLOCK_Q} query rows"
     vu = chip.cores.vector_unit
     scores = rows_eff * FA_BLOCK_KV
@@ -170,11 +179,11 @@ def _attention_tiles(op: Attention, chip: ChipSpec, eff: Efficiency) -> tuple[fl
     block_cycles = (2 * scores * op.head_dim / macs_per_cycle + softmax_cycles) * passes
     per_sm = ceil(ctas / sms)
     cycles = ((per_sm - 1) * avg_blocks + max_blocks) * block_cycles
-    return cycles / hz, ceil(ctas / sms), note
+    return cycles / hz, ceil(ctas / sms), kernels, note
 
 
 def _attention_systolic(op: Attention, chip: ChipSpec,
-                        eff: Efficiency) -> tuple[float, int, str]:
+                        eff: Efficiency) -> tuple[float, int, int, str]:
     """QK^T and PV as batched GEMMs through the arrays' mapping search, masked pairs skipped,
     softmax on the vector units."""
     group = op.heads // op.kv_heads
@@ -187,7 +196,8 @@ def _attention_systolic(op: Attention, chip: ChipSpec,
     vector_s = (pairs / chip.special_function_rate() + 4 * pairs / chip.vector_flops()
                 ) / eff.clock_fraction
     compute_s = (qk.compute_s + pv.compute_s) * keep * passes + vector_s
-    return compute_s, 1, f"fused attention; QK^T as {qk.mapping}"
+    kernels = 1 if op.q_len == 1 else 2  # prefill pre-processes q, k, v first
+    return compute_s, 1, kernels, f"fused attention; QK^T as {qk.mapping}"
 
 
 def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
