@@ -75,7 +75,7 @@ def main() -> int:
 
     ctx = v.context_attention(a100)
     gen = v.generation_attention(a100)
-    ctx_by_seq = _breakdown(ctx, chip, lambda op: op.q_len, "seq_len")
+    ctx_by_seq = _breakdown(ctx, chip, lambda g: g.nodes[-1][0].q_len, "seq_len")
     gen_by_group = _breakdown(gen, chip, lambda op: op.heads // op.kv_heads, "GQA group")
     gemm_by_m = _breakdown(v.gemm_bf16(a100), chip, lambda op: op.m, "m")
     h200 = estimate(matmul(8192, 8192, 8192), "h200-sxm").achieved_flops / 1e12

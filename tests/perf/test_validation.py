@@ -42,8 +42,6 @@ def test_gemm_large_calls_median_error_meets_target():
     assert v.score("gemm", samples, load_chip("a100-sxm")).median_ape <= TARGET
 
 
-@pytest.mark.xfail(strict=True, reason="prefill attention median APE 10.2%, just above the "
-                                       "target: optimistic at 128-2048 tokens; docs/validation.md")
 def test_context_attention_median_error_meets_target():
     assert _score("context_attention").median_ape <= TARGET
 

@@ -107,8 +107,8 @@ ATTENTION_EXPOSED_PHASES = 3
 def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
     """Fused attention (FlashAttention-2 prefill, FlashDecoding decode): scores stay on chip,
     QK^T and PV run on the matrix units, the online softmax on the vector units (FA2 does not
-    overlap the two). Prefill is two kernels: QKV pre-processing (RoPE and KV-cache write)
-    then attention; decode is one, plus the combine kernel when the KV cache is split."""
+    overlap the two). One kernel, plus the combine kernel when a decode's KV cache is split.
+    RoPE and the KV-cache write are separate ops of the workload graph."""
     mu = _matrix_unit_for(chip, op.dtype)
     if mu.kind == "tensor_core":
         compute_s, rounds, kernels, note = _attention_tiles(op, chip, eff)
@@ -120,15 +120,9 @@ def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
     rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
     dram = op.bytes + kv_bytes * (rereads - 1) * passes
-    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    memory_s = dram / bw
-    # prefill first writes the new K and V into the KV cache and Q with RoPE applied: a
-    # separate streaming pass over q, k, v (read and written) before attention starts
-    prep_bytes = 0.0 if op.backward or op.q_len == 1 else op.batch * op.q_len * (
-        op.heads + 2 * op.kv_heads) * op.head_dim * op.itemsize * 2
-    overhead = (kernels * eff.launch_overhead_s + prep_bytes / bw
+    memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+    overhead = (kernels * eff.launch_overhead_s
                 + rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s)
-    dram += prep_bytes
     seconds = max(compute_s, memory_s) + overhead
     energy = op_energy_j(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
                          vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
@@ -168,7 +162,7 @@ def _attention_tiles(op: Attention, chip: ChipSpec,
         keep = op.score_pairs / (op.q_len * op.kv_len)
         avg_blocks = max(1.0, kv_blocks * keep)
         max_blocks = kv_blocks
-        kernels = 2  # QKV pre-processing (RoPE, KV-cache write), then attention
+        kernels = 1
         note = f"FlashAttention-2: {ctas} CTAs of {FA_BLOCK_Q} query rows"
     vu = chip.cores.vector_unit
     scores = rows_eff * FA_BLOCK_KV
@@ -196,8 +190,7 @@ def _attention_systolic(op: Attention, chip: ChipSpec,
     vector_s = (pairs / chip.special_function_rate() + 4 * pairs / chip.vector_flops()
                 ) / eff.clock_fraction
     compute_s = (qk.compute_s + pv.compute_s) * keep * passes + vector_s
-    kernels = 1 if op.q_len == 1 else 2  # prefill pre-processes q, k, v first
-    return compute_s, 1, kernels, f"fused attention; QK^T as {qk.mapping}"
+    return compute_s, 1, 1, f"fused attention; QK^T as {qk.mapping}"
 
 
 def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.ops import (
+    Graph,
+    GraphBuilder,
     Op,
     all_gather,
     all_reduce,
@@ -43,7 +45,7 @@ def validation_dir() -> Path | None:
 
 @dataclass(frozen=True)
 class Sample:
-    op: Op
+    op: Op | Graph  # what was measured: one op, or the ops one measured call runs
     measured_s: float
     label: str = ""
 
@@ -59,12 +61,18 @@ def gemm_bf16(folder: Path) -> list[Sample]:
 
 
 def context_attention(folder: Path) -> list[Sample]:
+    """TensorRT-LLM's context attention call runs two kernels: QKV pre-processing (RoPE on
+    q and k, the new k and v written into the KV cache: one pass reading and writing q, k,
+    v) and the fused attention."""
     out = []
     for r in _rows(folder / "context_attention.csv"):
-        seq = int(r["seq_len"])
-        op = attention(int(r["batch_size"]), seq, seq, int(r["num_heads"]),
-                       int(r["num_key_value_heads"]), int(r["head_dim"]), causal=True)
-        out.append(Sample(op, float(r["latency_ms"]) / 1e3))
+        b, seq = int(r["batch_size"]), int(r["seq_len"])
+        heads, kv_heads, dim = (int(r["num_heads"]), int(r["num_key_value_heads"]),
+                                int(r["head_dim"]))
+        graph = GraphBuilder("context attention")
+        graph.add(elementwise(b * seq * (heads + 2 * kv_heads) * dim, "rope", 1, 1))
+        graph.add(attention(b, seq, seq, heads, kv_heads, dim, causal=True))
+        out.append(Sample(graph.build(), float(r["latency_ms"]) / 1e3))
     return out
 
 
@@ -158,7 +166,7 @@ def llmcompass_gpt3_decode(folder: Path) -> list[Sample]:
 # table name -> (loader, what it is)
 TABLES: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
     "gemm_bf16": (gemm_bf16, "cuBLAS bf16 GEMM, 9,240 shapes (aiconfigurator / TRT-LLM 1.0)"),
-    "context_attention": (context_attention, "fused causal prefill attention"),
+    "context_attention": (context_attention, "prefill attention call: QKV pre-processing + fused causal attention"),
     "generation_attention": (generation_attention, "fused decode attention over a KV cache"),
     "nccl": (nccl, "NCCL collectives on 2-8 NVLink A100s"),
     "llmcompass_matmul": (llmcompass_matmul, "fp16 GEMM (LLMCompass fig. 5)"),

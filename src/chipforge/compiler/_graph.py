@@ -1,0 +1,109 @@
+"""The compiler's input: a kernel graph (``KGraph``) of tensor ops on named tensors.
+
+Front ends (the op-graph builder, ``torch.export`` and aot_autograd captures) produce a
+KGraph; the lowering turns each node into per-core instructions. ``KERNEL_OPS`` is the
+supported set; :func:`reference` evaluates a graph in float64 numpy and is used to check
+front ends, not the chip (the chip's semantics are the simulator's).
+
+Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "int8",
+"int32"). Op semantics (numpy broadcasting everywhere it applies):
+
+- ``matmul`` (a [..., m, k], b [..., k, n]) -> [..., m, n]; b's batch dims broadcast.
+- ``conv2d`` (x [N, C, H, W], w [O, C/groups, kh, kw]); attrs stride, padding, groups.
+- binary ``add sub mul div maximum minimum``: two inputs, or one input and attr
+  ``scalar`` (the scalar is the second operand).
+- unary ``neg exp log sqrt rsqrt reciprocal relu gelu silu sigmoid tanh square cast``;
+  ``gelu`` is the tanh approximation, ``cast`` converts to the output dtype.
+- ``sum max mean`` over the last dim, keeping it (size 1).
+- ``softmax`` over the last dim; ``layernorm`` (x, weight, bias; attr eps) and
+  ``rmsnorm`` (x, weight; attr eps) over the last dim.
+- layout: ``reshape`` (attr shape), ``permute`` (attr dims), ``slice`` (attrs dim, start,
+  end, step), ``cat`` (attr dim), ``expand`` (attr shape).
+- ``embedding`` (table [V, D], indices int32 [...]) -> [..., D].
+- ``max_pool2d`` (attrs kernel, stride, padding), ``global_avg_pool2d`` -> [N, C, 1, 1].
+- ``quantize`` (x; attrs scale, zero_point) -> int8 / fp8 output dtype: round-to-nearest-
+  even of x / scale + zero_point, saturated to the output dtype's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chipforge.errors import ChipforgeError
+
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum")
+UNARY_OPS = ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "relu", "gelu", "silu",
+             "sigmoid", "tanh", "square", "cast")
+REDUCE_OPS = ("sum", "max", "mean")
+LAYOUT_OPS = ("reshape", "permute", "slice", "cat", "expand")
+KERNEL_OPS = (("matmul", "conv2d") + BINARY_OPS + UNARY_OPS + REDUCE_OPS
+              + ("softmax", "layernorm", "rmsnorm") + LAYOUT_OPS
+              + ("embedding", "max_pool2d", "global_avg_pool2d", "quantize"))
+
+
+class CompileError(ChipforgeError):
+    """A graph or op the compiler cannot handle."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+
+@dataclass(frozen=True)
+class KNode:
+    op: str
+    inputs: tuple[str, ...]
+    output: str
+    attrs: tuple[tuple[str, object], ...] = ()
+    source: str = field(default="", compare=False)  # the user's source line, if known
+
+    def attr(self, name: str, default: object = None) -> object:
+        return dict(self.attrs).get(name, default)
+
+
+@dataclass
+class KGraph:
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    nodes: list[KNode] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str = "graph"
+
+    def add_tensor(self, name: str, shape: tuple[int, ...], dtype: str) -> str:
+        self.tensors[name] = TensorInfo(tuple(int(s) for s in shape), dtype)
+        return name
+
+    def add_constant(self, name: str, value: np.ndarray, dtype: str) -> str:
+        self.add_tensor(name, value.shape, dtype)
+        self.constants[name] = value
+        return name
+
+    def add_node(self, op: str, inputs: tuple[str, ...] | list[str], output: str,
+                 shape: tuple[int, ...], dtype: str, source: str = "", **attrs) -> str:
+        if op not in KERNEL_OPS:
+            raise CompileError(f"unsupported op {op!r}; supported: {', '.join(KERNEL_OPS)}")
+        self.add_tensor(output, shape, dtype)
+        self.nodes.append(KNode(op, tuple(inputs), output, tuple(sorted(attrs.items())),
+                                source))
+        return output
+
+    def validate(self) -> None:
+        known = set(self.inputs) | set(self.constants)
+        for node in self.nodes:
+            for name in node.inputs:
+                if name not in known:
+                    raise CompileError(f"node {node.op} -> {node.output} reads {name!r}, "
+                                       f"which no earlier node or input defines")
+            known.add(node.output)
+        for name in self.outputs:
+            if name not in known:
+                raise CompileError(f"graph output {name!r} is never computed")

@@ -1,0 +1,34 @@
+"""The chipforge core instruction set: opcodes, encoding, assembler, cycle costs."""
+
+from chipforge.isa._cost import CoreTiming, cycles
+from chipforge.isa._encode import (
+    INSTR_BYTES,
+    AsmError,
+    assemble,
+    decode,
+    decode_program,
+    disassemble,
+    encode,
+    encode_program,
+)
+from chipforge.isa._instr import (
+    FIELDS,
+    NUM_SEMAPHORES,
+    SPECIAL_UNOPS,
+    BinOp,
+    Dtype,
+    Flag,
+    Instr,
+    Opcode,
+    RedOp,
+    Unit,
+    UnOp,
+)
+from chipforge.isa._program import Program, TensorPlacement
+
+__all__ = [
+    "FIELDS", "INSTR_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS", "AsmError", "BinOp",
+    "CoreTiming", "Dtype", "Flag", "Instr", "Opcode", "Program", "RedOp", "TensorPlacement",
+    "UnOp", "Unit", "assemble", "cycles", "decode", "decode_program", "disassemble", "encode",
+    "encode_program",
+]

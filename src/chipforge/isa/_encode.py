@@ -1,0 +1,160 @@
+"""Binary encoding, assembler and disassembler. ``decode(encode(i)) == i`` and
+``assemble(disassemble(i)) == i`` for every instruction (comments aside).
+
+Each instruction is INSTR_BYTES long, little-endian:
+
+====== ===== =========================================================
+offset bytes  field
+====== ===== =========================================================
+0      1      opcode
+1      1      alu (UnOp / BinOp / RedOp)
+2      3      dtype, dtype_a, dtype_b
+5      1      flags
+6      1      wait semaphore (0xFF: none)
+7      1      signal semaphore (0xFF: none)
+8      4      wait value (u32)
+12     4      immediate (f32)
+16     72     up to 9 operand fields (u64 each, unused ones zero)
+====== ===== =========================================================
+"""
+
+from __future__ import annotations
+
+import struct
+
+from chipforge.errors import ChipforgeError
+from chipforge.isa._instr import (
+    FIELDS,
+    MAX_FIELDS,
+    NO_SEM,
+    BinOp,
+    Dtype,
+    Flag,
+    Instr,
+    Opcode,
+    RedOp,
+    UnOp,
+)
+
+_LAYOUT = struct.Struct(f"<BBBBBBBBIf{MAX_FIELDS}Q")
+INSTR_BYTES = _LAYOUT.size
+ALU_ENUM = {Opcode.V_UN: UnOp, Opcode.V_BIN: BinOp, Opcode.V_RED: RedOp}
+
+
+class AsmError(ChipforgeError):
+    """An assembly line or binary that cannot be read."""
+
+
+def encode(instr: Instr) -> bytes:
+    args = list(instr.args) + [0] * (MAX_FIELDS - len(instr.args))
+    wait_sem, wait_val = instr.wait if instr.wait else (NO_SEM, 0)
+    signal = NO_SEM if instr.signal is None else instr.signal
+    return _LAYOUT.pack(int(instr.op), instr.alu, int(instr.dtype), int(instr.dtype_a),
+                        int(instr.dtype_b), int(instr.flags), wait_sem, signal, wait_val,
+                        instr.imm, *args)
+
+
+def decode(blob: bytes) -> Instr:
+    if len(blob) != INSTR_BYTES:
+        raise AsmError(f"an instruction is {INSTR_BYTES} bytes, got {len(blob)}")
+    (op, alu, dt, dta, dtb, flags, wait_sem, signal, wait_val, imm,
+     *args) = _LAYOUT.unpack(blob)
+    try:
+        opcode = Opcode(op)
+    except ValueError:
+        raise AsmError(f"unknown opcode 0x{op:02x}") from None
+    n = len(FIELDS[opcode])
+    return Instr(opcode, tuple(args[:n]), alu, Dtype(dt), Dtype(dta), Dtype(dtb), Flag(flags),
+                 imm, None if wait_sem == NO_SEM else (wait_sem, wait_val),
+                 None if signal == NO_SEM else signal)
+
+
+def encode_program(instrs: list[Instr] | tuple[Instr, ...]) -> bytes:
+    return b"".join(encode(i) for i in instrs)
+
+
+def decode_program(blob: bytes) -> list[Instr]:
+    if len(blob) % INSTR_BYTES:
+        raise AsmError(f"program of {len(blob)} bytes is not a whole number of "
+                       f"{INSTR_BYTES}-byte instructions")
+    return [decode(blob[i:i + INSTR_BYTES]) for i in range(0, len(blob), INSTR_BYTES)]
+
+
+def disassemble(instr: Instr) -> str:
+    """One line: ``MNEMONIC[.ALU] field=value ... [dtype=..] [flags=A|B] [wait=s:v] ...``."""
+    head = instr.op.name
+    if instr.op in ALU_ENUM:
+        head += "." + ALU_ENUM[instr.op](instr.alu).name
+    parts = [head] + [f"{k}={v}" for k, v in instr.named.items()]
+    defaults = Instr(instr.op, instr.args)
+    for name in ("dtype", "dtype_a", "dtype_b"):
+        value = getattr(instr, name)
+        if value != getattr(defaults, name):
+            parts.append(f"{name}={value.name.lower()}")
+    if instr.flags:
+        parts.append("flags=" + "|".join(f.name for f in Flag if f and f in instr.flags))
+    if instr.imm != 0.0:
+        parts.append(f"imm={instr.imm!r}")
+    if instr.wait:
+        parts.append(f"wait={instr.wait[0]}:{instr.wait[1]}")
+    if instr.signal is not None:
+        parts.append(f"signal={instr.signal}")
+    text = " ".join(parts)
+    return f"{text}  ; {instr.comment}" if instr.comment else text
+
+
+def assemble(line: str) -> Instr:
+    """Read one line written by :func:`disassemble` (``;`` starts a comment)."""
+    code, _, comment = line.partition(";")
+    words = code.split()
+    if not words:
+        raise AsmError(f"empty assembly line {line!r}")
+    mnemonic, _, alu_name = words[0].partition(".")
+    try:
+        op = Opcode[mnemonic]
+    except KeyError:
+        raise AsmError(f"unknown mnemonic {mnemonic!r}; expected one of "
+                       f"{', '.join(o.name for o in Opcode)}") from None
+    alu = 0
+    if op in ALU_ENUM:
+        try:
+            alu = int(ALU_ENUM[op][alu_name])
+        except KeyError:
+            raise AsmError(f"{mnemonic} needs an ALU suffix, one of "
+                           f"{', '.join(a.name for a in ALU_ENUM[op])}; got {alu_name!r}") \
+                from None
+    kw: dict = {}
+    values: dict[str, int] = {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise AsmError(f"expected key=value, got {word!r} in {line!r}")
+        try:
+            if key in FIELDS[op]:
+                values[key] = int(value)
+            elif key in ("dtype", "dtype_a", "dtype_b"):
+                kw[key] = Dtype.parse(value)
+            elif key == "flags":
+                flag = Flag.NONE
+                for name in value.split("|"):
+                    flag |= Flag[name]
+                kw["flags"] = flag
+            elif key == "imm":
+                kw["imm"] = float(value)
+            elif key == "wait":
+                sem, val = value.split(":")
+                kw["wait"] = (int(sem), int(val))
+            elif key == "signal":
+                kw["signal"] = int(value)
+            else:
+                raise AsmError(f"{op.name} has no field {key!r}; fields: "
+                               f"{', '.join(FIELDS[op])}")
+        except (KeyError, ValueError) as exc:
+            if isinstance(exc, AsmError):
+                raise
+            raise AsmError(f"bad value {word!r} in {line!r}") from None
+    missing = [f for f in FIELDS[op] if f not in values]
+    if missing:
+        raise AsmError(f"{op.name} is missing field(s) {', '.join(missing)} in {line!r}")
+    args = tuple(values[f] for f in FIELDS[op])
+    return Instr(op, args, alu, comment=comment.strip(), **kw)
