@@ -166,7 +166,8 @@ def llmcompass_gpt3_decode(folder: Path) -> list[Sample]:
 # table name -> (loader, what it is)
 TABLES: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
     "gemm_bf16": (gemm_bf16, "cuBLAS bf16 GEMM, 9,240 shapes (aiconfigurator / TRT-LLM 1.0)"),
-    "context_attention": (context_attention, "prefill attention call: QKV pre-processing + fused causal attention"),
+    "context_attention": (context_attention,
+                          "prefill attention: QKV pre-processing + fused causal attention"),
     "generation_attention": (generation_attention, "fused decode attention over a KV cache"),
     "nccl": (nccl, "NCCL collectives on 2-8 NVLink A100s"),
     "llmcompass_matmul": (llmcompass_matmul, "fp16 GEMM (LLMCompass fig. 5)"),
