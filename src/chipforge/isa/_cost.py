@@ -21,11 +21,8 @@ from math import ceil
 from chipforge.arch import ChipSpec
 from chipforge.isa._instr import SPECIAL_UNOPS, Dtype, Instr, Opcode, UnOp
 from chipforge.perf import DEFAULT, Efficiency
+from chipforge.perf._matmul import DRAM_LATENCY_S
 
-# assumption: DRAM access latency seen by a DMA engine, ~400 ns: GPU microbenchmarks
-# measure 400-600 ns global-memory latency on V100/A100 HBM (Jia et al., "Dissecting the
-# NVIDIA Volta GPU Architecture via Microbenchmarking", 2018; "... Ampere", 2021 update).
-DRAM_LATENCY_S = 400e-9
 VECTOR_PIPELINE_CYCLES = 8  # assumption: fetch, upcast, ALU, round, write-back stages
 BARRIER_CYCLES = 64  # assumption: a chip-wide barrier over the NoC, tens of cycles
 
@@ -39,7 +36,7 @@ class CoreTiming:
     """The per-core figures the cycle costs need, derived from a chip spec."""
 
     clock_hz: float
-    cores: int
+    cores: int  # matrix arrays on the chip: each is one ISA core with its share of SRAM
     rows: int
     cols: int
     macs_per_cycle: dict[str, int]
@@ -53,10 +50,12 @@ class CoreTiming:
     def of(cls, chip: ChipSpec, eff: Efficiency = DEFAULT) -> CoreTiming:
         mu = next(m for m in chip.cores.matrix_units if m.kind == "systolic")
         vu = chip.cores.vector_unit
+        arrays = chip.cores.count * mu.count
         share = (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-                 / chip.clock_hz / chip.cores.count)
-        return cls(chip.clock_hz, chip.cores.count, mu.rows, mu.cols,
-                   dict(mu.macs_per_cycle), vu.lanes, vu.special_function_lanes or vu.lanes,
+                 / chip.clock_hz / arrays)
+        return cls(chip.clock_hz, arrays, mu.rows, mu.cols,
+                   dict(mu.macs_per_cycle), max(1, vu.lanes // mu.count),
+                   max(1, (vu.special_function_lanes or vu.lanes) // mu.count),
                    min(float(chip.cores.local_sram.bytes_per_cycle), share),
                    round(DRAM_LATENCY_S * chip.clock_hz),
                    int(chip.cores.local_sram.size_bytes // max(1, mu.count)))

@@ -14,7 +14,9 @@ offset bytes  field
 7      1      signal semaphore (0xFF: none)
 8      4      wait value (u32)
 12     4      immediate (f32)
-16     72     up to 9 operand fields (u64 each, unused ones zero)
+16     1      second wait semaphore (0xFF: none), then 3 bytes padding
+20     4      second wait value (u32)
+24     72     up to 9 operand fields (u64 each, unused ones zero)
 ====== ===== =========================================================
 """
 
@@ -36,7 +38,7 @@ from chipforge.isa._instr import (
     UnOp,
 )
 
-_LAYOUT = struct.Struct(f"<BBBBBBBBIf{MAX_FIELDS}Q")
+_LAYOUT = struct.Struct(f"<BBBBBBBBIfBxxxI{MAX_FIELDS}Q")
 INSTR_BYTES = _LAYOUT.size
 ALU_ENUM = {Opcode.V_UN: UnOp, Opcode.V_BIN: BinOp, Opcode.V_RED: RedOp}
 
@@ -48,16 +50,17 @@ class AsmError(ChipforgeError):
 def encode(instr: Instr) -> bytes:
     args = list(instr.args) + [0] * (MAX_FIELDS - len(instr.args))
     wait_sem, wait_val = instr.wait if instr.wait else (NO_SEM, 0)
+    wait2_sem, wait2_val = instr.wait2 if instr.wait2 else (NO_SEM, 0)
     signal = NO_SEM if instr.signal is None else instr.signal
     return _LAYOUT.pack(int(instr.op), instr.alu, int(instr.dtype), int(instr.dtype_a),
                         int(instr.dtype_b), int(instr.flags), wait_sem, signal, wait_val,
-                        instr.imm, *args)
+                        instr.imm, wait2_sem, wait2_val, *args)
 
 
 def decode(blob: bytes) -> Instr:
     if len(blob) != INSTR_BYTES:
         raise AsmError(f"an instruction is {INSTR_BYTES} bytes, got {len(blob)}")
-    (op, alu, dt, dta, dtb, flags, wait_sem, signal, wait_val, imm,
+    (op, alu, dt, dta, dtb, flags, wait_sem, signal, wait_val, imm, wait2_sem, wait2_val,
      *args) = _LAYOUT.unpack(blob)
     try:
         opcode = Opcode(op)
@@ -66,7 +69,8 @@ def decode(blob: bytes) -> Instr:
     n = len(FIELDS[opcode])
     return Instr(opcode, tuple(args[:n]), alu, Dtype(dt), Dtype(dta), Dtype(dtb), Flag(flags),
                  imm, None if wait_sem == NO_SEM else (wait_sem, wait_val),
-                 None if signal == NO_SEM else signal)
+                 None if signal == NO_SEM else signal,
+                 None if wait2_sem == NO_SEM else (wait2_sem, wait2_val))
 
 
 def encode_program(instrs: list[Instr] | tuple[Instr, ...]) -> bytes:
@@ -97,6 +101,8 @@ def disassemble(instr: Instr) -> str:
         parts.append(f"imm={instr.imm!r}")
     if instr.wait:
         parts.append(f"wait={instr.wait[0]}:{instr.wait[1]}")
+    if instr.wait2:
+        parts.append(f"wait2={instr.wait2[0]}:{instr.wait2[1]}")
     if instr.signal is not None:
         parts.append(f"signal={instr.signal}")
     text = " ".join(parts)
@@ -141,9 +147,9 @@ def assemble(line: str) -> Instr:
                 kw["flags"] = flag
             elif key == "imm":
                 kw["imm"] = float(value)
-            elif key == "wait":
+            elif key in ("wait", "wait2"):
                 sem, val = value.split(":")
-                kw["wait"] = (int(sem), int(val))
+                kw[key] = (int(sem), int(val))
             elif key == "signal":
                 kw["signal"] = int(value)
             else:

@@ -125,6 +125,7 @@ class Flag(enum.IntFlag):
     A_COL = 16  # V_BIN/V_UN: a has one element per row (broadcast along the row)
     B_COL = 32  # V_BIN: b has one element per row
     CLEAR = 64  # V_ACC: zero the accumulators after reading them
+    TRANSPOSE = 128  # DMA_LOAD: SRAM receives the cols x rows transpose of the DRAM block
 
 
 # Operand fields of each opcode, in encoding order. Every field is an unsigned integer.
@@ -167,6 +168,7 @@ class Instr:
     imm: float = 0.0
     wait: tuple[int, int] | None = None
     signal: int | None = None
+    wait2: tuple[int, int] | None = None
     comment: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -181,10 +183,14 @@ class Instr:
             if not isinstance(value, int) or value < 0 or value >= 1 << 48:
                 raise ValueError(f"{self.op.name}.{name} must be an integer in [0, 2**48), "
                                  f"got {value!r}")
-        for sem in ([self.wait[0]] if self.wait else []) + (
-                [self.signal] if self.signal is not None else []):
+        waits = [w[0] for w in (self.wait, self.wait2) if w]
+        for sem in waits + ([self.signal] if self.signal is not None else []):
             if not 0 <= sem < NUM_SEMAPHORES:
                 raise ValueError(f"semaphore {sem!r} out of range 0..{NUM_SEMAPHORES - 1}")
+
+    @property
+    def waits(self) -> tuple[tuple[int, int], ...]:
+        return tuple(w for w in (self.wait, self.wait2) if w)
 
     @property
     def unit(self) -> Unit:

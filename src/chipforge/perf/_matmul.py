@@ -21,7 +21,6 @@ from math import ceil, isqrt
 
 from chipforge.arch import ChipSpec, MatrixUnit
 from chipforge.perf._params import Efficiency
-from chipforge.perf.systolic import systolic_compute_cycles
 
 # CTA tiles cuBLAS-style kernels choose from (m x n); k is staged in slices of TK.
 GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32),
@@ -34,6 +33,13 @@ GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kerne
 GPU_MAX_CTAS_PER_SM = 1
 ACC_BYTES = 4  # fp32 accumulators
 SYSTOLIC_TILE_MULTIPLES = (1, 2, 4, 8, 16)
+# assumption: DRAM access latency seen by a DMA engine, ~400 ns (GPU microbenchmarks measure
+# 400-600 ns to HBM: Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via
+# Microbenchmarking", 2018); chipforge.isa's DMA cost uses the same figure
+DRAM_LATENCY_S = 400e-9
+# assumption: each systolic array has 2 MiB of fp32/int32 accumulators (TPU v1 had 4 MiB
+# for its 256x256 array), enough for two 512x512 output tiles in flight
+ACCUMULATOR_WORDS = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,12 @@ class MatmulCost:
     latency_s: float  # exposed pipeline fill (first loads)
     macs: float
     mapping: str
+    # structured mapping, for the compiler: cores along batch, m and n; the dataflow
+    # ("ws", "os" or "tensor_core"); and the SRAM tile (tm, tn, tk) with its loop order
+    partition: tuple[int, int, int] = (1, 1, 1)
+    dataflow: str = "tensor_core"
+    tile: tuple[int, int, int] = (0, 0, 0)
+    loop_order: str = "k"
 
     def time_s(self, chip: ChipSpec, eff: Efficiency) -> float:
         mem = self.dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
@@ -72,10 +84,15 @@ def _dram_bytes(chip: ChipSpec, a: float, b: float, c: float, a_reads: float,
 
 
 def search_matmul(chip: ChipSpec, m: int, n: int, k: int, batch: int, dtype: str,
-                  itemsize: float, eff: Efficiency) -> MatmulCost:
+                  itemsize: float, eff: Efficiency,
+                  orders: tuple[str, ...] = ("k", "m", "n")) -> MatmulCost:
+    """The fastest mapping; ``orders`` limits the systolic SRAM loop orders considered
+    (the compiler implements "k")."""
     mu = matrix_unit(chip, dtype)
-    search = _search_gpu if mu.kind == "tensor_core" else _search_systolic
-    candidates = search(chip, mu, m, n, k, batch, dtype, itemsize, eff)
+    if mu.kind == "tensor_core":
+        candidates = _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff)
+    else:
+        candidates = _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders)
     return min(candidates, key=lambda c: c.time_s(chip, eff))
 
 
@@ -123,36 +140,63 @@ def _factor_pairs(workers: int):
             yield pm, workers // pm
 
 
-def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff):
-    cores = chip.cores.count
+def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k", "m", "n")):
+    """Each array is a worker with its share of the core's SRAM; per partition of (batch,
+    m, n) over the workers and per dataflow, the SRAM tile and loop order that minimise
+    max(compute, DRAM) time are kept."""
+    workers_total = chip.cores.count * mu.count
     rows, cols = mu.rows, mu.cols
     pack = mu.macs_per_cycle[dtype] / (rows * cols)  # e.g. 2 for fp8 on a bf16 array
     cols_eff = max(1, round(cols * pack)) if pack >= 1 else cols
     slow = 1.0 / pack if pack < 1 else 1.0
     sram = chip.cores.local_sram.size_bytes / mu.count
     hz = chip.clock_hz * eff.clock_fraction
+    dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
-    pb = min(batch, cores)
-    for pm, pn in _factor_pairs(max(1, cores // pb)):
+    pb = min(batch, workers_total)
+    for pm, pn in _factor_pairs(max(1, workers_total // pb)):
         if pm > m and pm > 1 or pn > n and pn > 1:
             continue
         mw, nw, bw = ceil(m / pm), ceil(n / pn), ceil(batch / pb)
-        nu = ceil(nw / mu.count)  # the core's arrays split its columns
+        workers = pb * pm * pn
         for df in mu.dataflows:
-            cycles = systolic_compute_cycles(df, rows, cols_eff, mw, nu, k) * bw * slow
-            tile = _best_sram_tile(mw, nu, k, rows, cols_eff, sram, itemsize)
-            if tile is None:
+            best = None
+            for tile in _sram_tiles(mw, nw, k, rows, cols_eff, sram, itemsize):
+                if tile.order not in orders:
+                    continue
+                cycles = tiled_systolic_cycles(df, rows, cols_eff, mw, nw, k, tile) * bw * slow
+                traffic = (a * tile.a_reads * pn + b * tile.b_reads * pm + c
+                           + tile.partial_bytes * workers * bw)
+                score = max(cycles / hz, traffic / dram_bw)
+                if best is None or score < best[0]:
+                    best = (score, tile, cycles, traffic)
+            if best is None:
                 continue
-            workers = pb * pm * pn
-            partial = tile.partial_bytes * workers * bw
-            dram = _dram_bytes(chip, a, b, c, tile.a_reads * pn, tile.b_reads * pm) + partial
-            shared = a * tile.a_reads * pn + b * tile.b_reads * pm + c + partial
-            latency = tile.first_load_bytes * workers / chip.shared_buffer.bandwidth_bytes_per_s
-            yield MatmulCost(cycles / hz, dram, shared, shared, latency,
+            _, tile, cycles, traffic = best
+            dram = _dram_bytes(chip, a, b, c, tile.a_reads * pn, tile.b_reads * pm)
+            dram += tile.partial_bytes * workers * bw
+            # exposed: the first tiles' load before the array starts (DRAM latency + transfer
+            # at the worker's share of the bandwidth)
+            share = dram_bw / workers
+            latency = DRAM_LATENCY_S + tile.first_load_bytes / share
+            yield MatmulCost(cycles / hz, dram, traffic, traffic, latency,
                              float(batch) * m * n * k,
-                             f"systolic {rows}x{cols} {df}, {workers} of {cores} cores "
-                             f"({pb}b x {pm}m x {pn}n), SRAM tile {tile.tm}x{tile.tn}x"
-                             f"{tile.tk}, {tile.order} innermost")
+                             f"systolic {rows}x{cols} {df}, {workers} of {workers_total} "
+                             f"arrays ({pb}b x {pm}m x {pn}n), SRAM tile {tile.tm}x{tile.tn}x"
+                             f"{tile.tk}, {tile.order} innermost",
+                             (pb, pm, pn), df, (tile.tm, tile.tn, tile.tk), tile.order)
+
+
+def tiled_systolic_cycles(df: str, rows: int, cols: int, m: int, n: int, k: int,
+                          tile: SramTile) -> int:
+    """Array cycles of one worker's GEMM run tile by tile (the compiler's schedule): the
+    SCALE-Sim fold model per tile, so every m tile (ws) or k tile (os) pays its own fill
+    and drain. Equal to :func:`systolic_compute_cycles` + 1 when one tile covers the GEMM."""
+    if df == "ws":
+        chunks = ceil(m / tile.tm)
+        return ceil(k / rows) * ceil(n / cols) * (chunks * (2 * rows + cols - 2) + m)
+    chunks = ceil(k / tile.tk)
+    return ceil(m / rows) * ceil(n / cols) * (chunks * (rows + cols - 2) + k)
 
 
 @dataclass(frozen=True)
@@ -187,9 +231,10 @@ def _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize):
             tn = min(n, cols * fn)
             for fk in SYSTOLIC_TILE_MULTIPLES:
                 tk = min(k, rows * fk)
-                # double-buffered operands plus one fp32 accumulator tile
-                need = 2 * (tm * tk + tk * tn) * itemsize + tm * tn * ACC_BYTES
-                if need > sram_bytes:
+                # double-buffered operand and output tiles in SRAM; two output tiles of
+                # fp32/int32 partial sums in flight in the accumulators
+                need = 2 * (tm * tk + tk * tn + tm * tn) * itemsize
+                if need > sram_bytes or 2 * tm * tn > ACCUMULATOR_WORDS:
                     continue
                 first = (tm + tn) * tk * itemsize
                 k_tiles = ceil(k / tk)
@@ -199,7 +244,3 @@ def _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize):
                 yield SramTile(tm, tn, tk, "n", 1, ceil(m / tm), spill, first)
 
 
-def _best_sram_tile(m, n, k, rows, cols, sram_bytes, itemsize) -> SramTile | None:
-    """The tile and loop order that move the fewest bytes below the core's SRAM."""
-    tiles = _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize)
-    return min(tiles, key=lambda t: t.traffic(m, n, k, itemsize), default=None)

@@ -1,0 +1,175 @@
+"""Lowering: a KGraph becomes a Program, one kernel per node.
+
+Each kernel reads its inputs from DRAM and writes its output to DRAM, split across the
+cores, and ends with a barrier so the next kernel may read any core's results (like
+kernel boundaries on a GPU). Within a kernel, DMA, matrix and vector instructions overlap
+through double buffering and semaphore tokens (see ``_emit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.compiler._emit import DTYPE, CoreEmitter, DramAllocator
+from chipforge.compiler._graph import CompileError, KGraph, KNode
+from chipforge.isa import CoreTiming, Dtype, Program, TensorPlacement
+
+FLOAT_DTYPES = ("fp32", "bf16", "fp16")
+_NP = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16,
+       "fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
+       "int8": np.int8, "int32": np.int32}
+
+
+@dataclass(frozen=True)
+class Buf:
+    """A tensor in DRAM: byte address, shape and storage dtype."""
+
+    addr: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def isa_dtype(self) -> Dtype:
+        return DTYPE[self.dtype]
+
+    @property
+    def itemsize(self) -> int:
+        return self.isa_dtype.itemsize
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def rows(self) -> int:
+        return self.numel // self.cols
+
+    @property
+    def cols(self) -> int:
+        return self.shape[-1] if self.shape else 1
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``total`` items in ``parts`` near-equal contiguous ranges (empty ones dropped)."""
+    base, extra = divmod(total, parts)
+    out, start = [], 0
+    for i in range(parts):
+        size = base + (i < extra)
+        if size:
+            out.append((start, size))
+        start += size
+    return out
+
+
+class Lowering:
+    def __init__(self, graph: KGraph, chip: ChipSpec, act_dtype: str = "bf16") -> None:
+        graph.validate()
+        self.graph, self.chip, self.act_dtype = graph, chip, act_dtype
+        self.timing = CoreTiming.of(chip)
+        self.ems = [CoreEmitter(c, self.timing.local_sram_bytes)
+                    for c in range(self.timing.cores)]
+        self.dram = DramAllocator()
+        self.bufs: dict[str, Buf] = {}
+        self.init: dict[int, bytes] = {}
+        self.barriers = 0
+        self.kernels: list[dict] = []  # per node: label, op, mapping
+
+    # ---- placement ------------------------------------------------------------------------
+    def storage_dtype(self, dtype: str) -> str:
+        return self.act_dtype if dtype in FLOAT_DTYPES else dtype
+
+    def place(self, name: str) -> Buf:
+        if name not in self.bufs:
+            info = self.graph.tensors[name]
+            dtype = self.storage_dtype(info.dtype)
+            size = int(np.prod(info.shape, dtype=np.int64)) * DTYPE[dtype].itemsize
+            self.bufs[name] = Buf(self.dram.alloc(size), info.shape, dtype)
+        return self.bufs[name]
+
+    def alias(self, name: str, like: Buf, shape: tuple[int, ...]) -> Buf:
+        self.bufs[name] = Buf(like.addr, tuple(shape), like.dtype)
+        return self.bufs[name]
+
+    def temp(self, shape: tuple[int, ...], dtype: str) -> Buf:
+        size = int(np.prod(shape, dtype=np.int64)) * DTYPE[dtype].itemsize
+        return Buf(self.dram.alloc(size), tuple(shape), dtype)
+
+    def place_constants(self) -> None:
+        for name, value in self.graph.constants.items():
+            buf = self.place(name)
+            data = np.asarray(value)
+            if buf.dtype in FLOAT_DTYPES or data.dtype.kind == "f":
+                data = np.asarray(data, np.float32).astype(_NP[buf.dtype])
+            else:
+                data = data.astype(_NP[buf.dtype])
+            self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
+
+    # ---- kernels ----------------------------------------------------------------------------
+    def begin(self, node: KNode) -> None:
+        for em in self.ems:
+            em.label = node.output
+            em.reset_sram()
+
+    def end(self) -> None:
+        for em in self.ems:
+            em.barrier(self.barriers)
+        self.barriers += 1
+
+    def next_phase(self) -> None:
+        """A barrier inside a kernel: later instructions may read what earlier ones wrote
+        to DRAM on any core, and local SRAM is free again."""
+        self.end()
+        for em in self.ems:
+            em.reset_sram()
+
+    def constant(self, name: str, value: np.ndarray, dtype: str) -> Buf:
+        """A constant the compiler derives (e.g. a reshaped conv weight) placed in DRAM."""
+        data = np.asarray(value, np.float32).astype(_NP[dtype]) if dtype in FLOAT_DTYPES \
+            else np.asarray(value).astype(_NP[dtype])
+        buf = Buf(self.dram.alloc(data.nbytes), tuple(data.shape), dtype)
+        self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
+        self.bufs[name] = buf
+        return buf
+
+    def run(self) -> Program:
+        from chipforge.compiler._kernels import KERNELS
+
+        self.place_constants()
+        for name in self.graph.inputs:
+            self.place(name)
+        for node in self.graph.nodes:
+            kernel = KERNELS.get(node.op)
+            if kernel is None:
+                where = f" (from {node.source})" if node.source else ""
+                raise CompileError(f"no kernel for op {node.op!r}{where}; kernels exist for "
+                                   f"{', '.join(sorted(KERNELS))}")
+            self.begin(node)
+            before = sum(len(em.instrs) for em in self.ems)
+            mapping = kernel(self, node)
+            self.kernels.append({"label": node.output, "op": node.op,
+                                 "mapping": mapping or ""})
+            if sum(len(em.instrs) for em in self.ems) > before:  # aliases need no barrier
+                self.end()
+        tensors = {n: TensorPlacement(n, b.addr, b.shape, b.dtype)
+                   for n, b in self.bufs.items()
+                   if n in self.graph.inputs or n in self.graph.outputs}
+        return Program(self.chip.name, [em.instrs for em in self.ems],
+                       max(self.dram.top, 64), tensors, list(self.graph.inputs),
+                       list(self.graph.outputs), self.init,
+                       {"kernels": self.kernels, "act_dtype": self.act_dtype,
+                        "graph": self.graph.name})
+
+
+def compile_graph(graph: KGraph, chip: ChipSpec | str, *, dtype: str = "bf16") -> Program:
+    """Compile ``graph`` for ``chip`` with floating-point activations stored in ``dtype``."""
+    spec = load_chip(chip) if isinstance(chip, str) else chip
+    if not any(mu.kind == "systolic" for mu in spec.cores.matrix_units):
+        raise CompileError(f"chip {spec.name!r} has no systolic matrix unit; the chipforge "
+                           f"ISA targets forge-t1, forge-i1 and other systolic designs")
+    if dtype not in FLOAT_DTYPES:
+        raise CompileError(f"activation dtype {dtype!r}; expected one of {FLOAT_DTYPES}")
+    return Lowering(graph, spec, dtype).run()
