@@ -161,6 +161,13 @@ def report_cmd(
     console.print(f"report written to {path}")
 
 
+from chipforge.cli._compile import compile_cmd, disasm_cmd, run_cmd  # noqa: E402
+
+app.command("compile")(compile_cmd)
+app.command("run")(run_cmd)
+app.command("disasm")(disasm_cmd)
+
+
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""
     try:

@@ -40,6 +40,8 @@ class Program:
     outputs: list[str] = field(default_factory=list)
     init: dict[int, bytes] = field(default_factory=dict)  # DRAM address -> initial bytes
     meta: dict = field(default_factory=dict)
+    # inputs to run the program with when none are given (``chipforge run``)
+    example_inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def instruction_count(self) -> int:
@@ -59,6 +61,9 @@ class Program:
             for i, instrs in enumerate(self.cores):
                 zf.writestr(f"core{i}.bin", encode_program(instrs))
             zf.writestr("dram.npz", buf.getvalue())
+            ex = io.BytesIO()
+            np.savez(ex, **{k: np.asarray(v) for k, v in self.example_inputs.items()})
+            zf.writestr("inputs.npz", ex.getvalue())
         return path
 
     @classmethod
@@ -70,9 +75,12 @@ class Program:
                          for i in range(header["cores"])]
                 data = np.load(io.BytesIO(zf.read("dram.npz")))
                 init = {int(k[1:]): data[k].tobytes() for k in data.files}
+                ex = np.load(io.BytesIO(zf.read("inputs.npz"))) \
+                    if "inputs.npz" in zf.namelist() else None
+                example = {k: ex[k] for k in ex.files} if ex is not None else {}
         except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise ChipforgeError(f"{path}: not a chipforge program (.cfp): {exc}") from None
         tensors = {n: TensorPlacement(n, a, tuple(s), d)
                    for n, (a, s, d) in header["tensors"].items()}
         return cls(header["chip"], cores, header["dram_bytes"], tensors, header["inputs"],
-                   header["outputs"], init, header.get("meta", {}))
+                   header["outputs"], init, header.get("meta", {}), example)

@@ -134,10 +134,15 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
                              f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
 
 
-def _factor_pairs(workers: int):
-    for pm in range(1, workers + 1):
-        if workers % pm == 0:
-            yield pm, workers // pm
+def _partitions(workers: int, m: int, n: int):
+    """(pm, pn) splits of m and n over all the workers, or, where m and n are too small
+    for that, over the largest worker count they can use."""
+    for count in range(workers, 0, -1):
+        pairs = [(pm, count // pm) for pm in range(1, count + 1)
+                 if count % pm == 0 and pm <= m and count // pm <= n]
+        if pairs:
+            yield from pairs
+            return
 
 
 def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k", "m", "n")):
@@ -154,9 +159,7 @@ def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k"
     dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
     pb = min(batch, workers_total)
-    for pm, pn in _factor_pairs(max(1, workers_total // pb)):
-        if pm > m and pm > 1 or pn > n and pn > 1:
-            continue
+    for pm, pn in _partitions(max(1, workers_total // pb), m, n):
         mw, nw, bw = ceil(m / pm), ceil(n / pn), ceil(batch / pb)
         workers = pb * pm * pn
         for df in mu.dataflows:

@@ -1,0 +1,107 @@
+"""``torch.compile(model, backend=chipforge.torch_backend(chip=...))``: PyTorch models run
+on the simulated chip.
+
+Inference: dynamo hands over the model's FX graph with its parameters; it is exported to
+core ATen, captured as a KGraph (parameters become constants), optionally quantized with
+calibration inputs, compiled and run on the simulator for every call. Training (tensors
+that require grad): aot_autograd splits the forward and backward graphs, each is compiled
+with its parameters as inputs; see :mod:`chipforge.compiler._train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chipforge.arch import load_chip
+from chipforge.compiler._graph import CompileError, KGraph
+from chipforge.compiler._lower import compile_graph
+from chipforge.compiler._quant import QMAX, quantize_graph
+
+
+def to_numpy(t) -> np.ndarray:
+    """A torch tensor as numpy: floats as float32, integer indices as int32."""
+    import torch
+
+    t = t.detach().cpu()
+    if t.dtype.is_floating_point:
+        return t.to(torch.float32).numpy()
+    return t.to(torch.int32).numpy()
+
+
+def feed(graph: KGraph, args: Sequence) -> dict[str, np.ndarray]:
+    if len(args) != len(graph.inputs):
+        raise CompileError(f"{graph.name}: called with {len(args)} inputs; the compiled graph "
+                           f"takes {len(graph.inputs)}")
+    return {name: to_numpy(a) for name, a in zip(graph.inputs, args)}
+
+
+@dataclass
+class ChipRunner:
+    """A compiled graph bound to a chip; calling it runs the simulator."""
+
+    graph: KGraph
+    chip: str
+    dtype: str
+    program: object = None
+    results: list = field(default_factory=list)  # the SimResult of each call
+
+    def __post_init__(self) -> None:
+        self.program = compile_graph(self.graph, self.chip, dtype=self.dtype)
+
+    def __call__(self, *args):
+        import torch
+
+        from chipforge.sim import simulate
+
+        result = simulate(self.program, self.chip, feed(self.graph, args))
+        self.results.append(result)
+        outs = []
+        for name in self.graph.outputs:
+            value = result.outputs[name]
+            # integer outputs stay integers; every float dtype comes back as float32
+            value = value if value.dtype.kind in "iu" else np.asarray(value, np.float32)
+            outs.append(torch.from_numpy(np.ascontiguousarray(value)))
+        return tuple(outs)
+
+
+def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
+                  calibration: Sequence[tuple] | None = None, dtype: str = "bf16",
+                  ) -> Callable:
+    """A ``torch.compile`` backend that runs graphs on ``chip``'s simulator.
+
+    ``dtype`` is the floating-point storage and compute dtype ("bf16" by default).
+    ``quant="int8"`` or ``"fp8"`` quantizes weight matmuls and convolutions after
+    calibrating activation scales on ``calibration`` (a list of input tuples).
+    The returned backend keeps every compiled graph in ``backend.runners``.
+    """
+    spec = load_chip(chip)
+    qdtype = {"int8": "int8", "fp8": "fp8_e4m3", None: None}.get(quant, "?")
+    if qdtype == "?":
+        raise CompileError(f"quant={quant!r}; expected None, 'int8' or 'fp8'")
+    if qdtype and qdtype not in QMAX:
+        raise CompileError(f"quant dtype {qdtype!r} unsupported")
+    if qdtype and not calibration:
+        raise CompileError(f"quant={quant!r} needs calibration inputs (a list of input tuples)")
+
+    def backend(gm, example_inputs):
+        import torch
+
+        if torch.is_grad_enabled() and any(getattr(p, "requires_grad", False)
+                                           for p in gm.parameters()):
+            from chipforge.compiler._train import training_backend
+
+            return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
+        from chipforge.compiler._torch import capture
+
+        graph = capture(gm, tuple(example_inputs), name=type(gm).__name__)
+        if qdtype:
+            graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
+        runner = ChipRunner(graph, spec.name, dtype)
+        backend.runners.append(runner)
+        return runner
+
+    backend.runners = []
+    return backend
