@@ -13,7 +13,9 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
 - binary ``add sub mul div maximum minimum``: two inputs, or one input and attr
   ``scalar`` (the scalar is the second operand).
 - unary ``neg exp log sqrt rsqrt reciprocal relu gelu silu sigmoid tanh square cast``;
-  ``gelu`` is the tanh approximation, ``cast`` converts to the output dtype.
+  ``gelu`` is the tanh approximation; ``cast`` converts to the output dtype: to a float
+  format round-to-nearest-even (overflow gives inf, NaN for fp8_e4m3), to an integer
+  truncate toward zero and saturate (torch's float-to-int conversion).
 - ``sum max mean`` over the last dim, keeping it (size 1).
 - ``softmax`` over the last dim; ``layernorm`` (x, weight, bias; attr eps) and
   ``rmsnorm`` (x, weight; attr eps) over the last dim.
@@ -88,7 +90,7 @@ class KGraph:
         return name
 
     def add_node(self, op: str, inputs: tuple[str, ...] | list[str], output: str,
-                 shape: tuple[int, ...], dtype: str, source: str = "", **attrs) -> str:
+                 shape: tuple[int, ...], dtype: str, /, source: str = "", **attrs) -> str:
         if op not in KERNEL_OPS:
             raise CompileError(f"unsupported op {op!r}; supported: {', '.join(KERNEL_OPS)}")
         self.add_tensor(output, shape, dtype)

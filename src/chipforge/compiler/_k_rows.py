@@ -162,10 +162,13 @@ def out_flags(out: Buf) -> Flag:
 def unary_kernel(lw: Lowering, node: KNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     op = UNARY[node.op]
+    flags = out_flags(out)
+    if node.op == "cast" and out.dtype in ("int8", "int32"):
+        flags |= Flag.ROUND_TOWARD_ZERO | Flag.SATURATE  # float -> int truncates, as torch
 
     def body(em, ch, _):
         return vun(em, op, ch.out, ch.ins[0], ch.rows, out.cols, out.isa_dtype, x.isa_dtype,
-                   after=(ch.ready,), flags=out_flags(out))
+                   after=(ch.ready,), flags=flags)
 
     row_pipeline(lw, out, [Operand("full", x)], 0, body)
     return f"vector {node.op}"

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from chipforge.arch import load_chip
 from chipforge.report._compare import compare_suite
+from chipforge.report._compiled import compiled_section
 from chipforge.report._plots import roofline, workload_bars
 
 
@@ -22,7 +23,7 @@ def write_report(out: Path, chips: list[str]) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as progress:
-        task = progress.add_task("estimating the workload suite", total=2 + len(chips))
+        task = progress.add_task("estimating the workload suite", total=3 + len(chips))
         data = compare_suite(chips)
         progress.advance(task)
         rooflines = []
@@ -44,10 +45,13 @@ def write_report(out: Path, chips: list[str]) -> Path:
                                 out / f"bars-{_slug(row['workload'])}.png")
             bars.append({"workload": row["workload"], "png": png.name})
         progress.advance(task)
+        progress.update(task, description="compiling and simulating example models")
+        compiled = compiled_section(out)
+        progress.advance(task)
     env = Environment(loader=PackageLoader("chipforge.report", "templates"),
                       autoescape=select_autoescape())
     html = env.get_template("index.html").render(
-        data=data, rooflines=rooflines, bars=bars,
+        data=data, rooflines=rooflines, bars=bars, compiled=compiled,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)

@@ -1,0 +1,331 @@
+"""PyTorch front end: capture an ``nn.Module`` as a :class:`KGraph` through ``torch.export``.
+
+``torch.export.export(model, example_inputs).run_decompositions()`` gives a core-ATen FX
+graph, walked node by node. Parameters and buffers are known at capture time: any node
+whose tensor inputs are all known (weights, buffers, masks, RoPE tables, ``arange``/``full``
+results) is evaluated with torch right away ("constant folding") and becomes a KGraph
+constant (float32 numpy, "fp32"; integer tensors int32) when a computed node reads it.
+Every other node is mapped onto ``KERNEL_OPS`` by a handler in ``_torch_ops`` or
+``_torch_nn``; an op with no handler fails with a one-line :class:`CompileError` naming the
+op, the user's source line and the supported ops (:func:`supported_ops`).
+
+Mapping choices: addmm is matmul + add; batch norm (inference) is mul + add by constants
+scale = w / sqrt(var + eps), shift = b - mean * scale of shape [C, 1, 1]; where() with a
+known mask is x * mask + y * (1 - mask), exact for finite values; erf gelu is rejected
+(the kernel gelu is the tanh approximation); comparisons of computed values are refused
+except in SDPA's guard for fully masked rows, which is dropped. Clean-ups: the matmul
+decomposition's flattening (view to 2-D/3-D, mm/bmm, view back) is undone into one
+batched matmul; a reshape of a reshape, or a permute of a permute, reads the original;
+``x * sigmoid(x)`` is silu and ``x * rsqrt(mean(x**2, -1) + eps) * w`` rmsnorm. A
+constant of lower rank than a binary op's result is stored with leading 1s (a Linear
+bias [n] as [1, n]). Nodes no output needs are dropped. Each node's ``source`` is the
+user's line (``FILE:LINE `code` in module PATH (TYPE)``). Import this module only where
+torch is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import os
+import re
+
+import numpy as np
+import torch
+from torch.fx.node import map_arg
+from torch.utils._pytree import tree_flatten, tree_map
+
+from chipforge.compiler._graph import KERNEL_OPS, CompileError, KGraph, KNode
+
+DTYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
+          torch.int64: "int32", torch.int32: "int32", torch.int8: "int8"}
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_FRAME = re.compile(r'\s*File "(.+)", line (\d+)')
+
+
+class Dyn(str):
+    """The KGraph name of a tensor computed from the graph inputs."""
+
+
+@dataclasses.dataclass
+class Const:
+    """A tensor known at capture time; ``name`` is its KGraph name once materialized (a
+    reshaped copy keeps the name, and one of a different shape is given a fresh name)."""
+
+    value: torch.Tensor
+    name: str
+    root: str = ""  # the parameter or buffer it derives from, for readable names
+
+
+@dataclasses.dataclass
+class Deferred:
+    """A boolean test of computed values, which no kernel op computes: allowed only where a
+    handler recognizes the pattern (SDPA's guard for fully masked rows); any other use
+    fails as an unsupported ``node``, the op that made it."""
+
+    node: torch.fx.Node
+
+
+_TESTS = ("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
+          "any", "all")
+
+
+def chip_dtype(dtype: torch.dtype, what: str) -> str:
+    if dtype not in DTYPES:
+        raise CompileError(f"{what} has dtype {dtype}; supported: "
+                           f"{', '.join(str(d) for d in DTYPES)}")
+    return DTYPES[dtype]
+
+
+def source_of(node: torch.fx.Node) -> str:
+    """Where the user's code made ``node``: ``FILE:LINE `code``` of the innermost recorded
+    frame outside torch (PyTorch records ``forward`` frames only), then ``in module PATH
+    (TYPE)`` for the innermost named submodule; ``graph node NAME`` if neither is known."""
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    frames = []
+    for i, line in enumerate(lines):
+        if m := _FRAME.match(line):
+            code = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            frames.append((m[1], m[2], "" if _FRAME.match(code) else code))
+    parts = []
+    user = [f for f in frames if not f[0].startswith(_TORCH_DIR)]
+    if user:
+        path, line, code = user[-1]
+        parts.append(f"{path}:{line} `{code}`" if code else f"{path}:{line}")
+    modules = [v for v in (node.meta.get("nn_module_stack") or {}).values() if v[0]]
+    if modules:
+        path, kind = modules[-1]
+        kind = kind if isinstance(kind, str) else getattr(kind, "__qualname__", str(kind))
+        parts.append(f"in module {path} ({kind.rsplit('.', 1)[-1]})")
+    return " ".join(parts) or f"graph node {node.name}"
+
+
+class Capture:
+    """The state of one capture: the KGraph being built and the FX node being mapped."""
+
+    def __init__(self, name: str):
+        self.graph = KGraph(name=name)
+        self.node: torch.fx.Node | None = None
+        self.source = ""
+        self._counts: dict[str, int] = {}
+        self._materialized: dict[tuple, str] = {}
+        self.producer: dict[str, KNode] = {}  # computed tensor -> the node computing it
+        self.env: dict[torch.fx.Node, object] = {}  # FX node -> its value
+
+    # ---- errors and node metadata -----------------------------------------------------
+
+    def fail(self, message: str) -> CompileError:
+        return CompileError(f"{self.node.target} at {self.source}: {message}")
+
+    def out(self, index: int | None = None) -> tuple[tuple[int, ...], str]:
+        """Shape and chip dtype of the current FX node's (``index``-th, default first)
+        result."""
+        val = self.node.meta["val"]
+        if isinstance(val, tuple | list):
+            val = val[index or 0]
+        return tuple(int(s) for s in val.shape), chip_dtype(val.dtype, f"result of {self.node}")
+
+    # ---- tensors ----------------------------------------------------------------------
+
+    def info(self, v: Dyn | Const) -> tuple[tuple[int, ...], str]:
+        if isinstance(v, Const):
+            dtype = "fp32" if v.value.dtype in (torch.bool, torch.float64) else None
+            return tuple(v.value.shape), dtype or chip_dtype(v.value.dtype, f"constant {v.name}")
+        t = self.graph.tensors[v]
+        return t.shape, t.dtype
+
+    def name(self, v: Dyn | Const, dtype: str | None = None, rank: int = 0) -> str:
+        """The KGraph name of ``v``; a constant is added (as ``dtype``, its shape padded
+        with leading 1s to ``rank``) the first time it is read."""
+        if not isinstance(v, Const):
+            return v if dtype is None or self.info(v)[1] == dtype else self.cast(v, dtype)
+        value = v.value.detach()
+        dtype = dtype or self.info(v)[1]
+        shape = (1,) * (rank - value.ndim) + tuple(value.shape)
+        key = (v.name, dtype, shape)
+        if key not in self._materialized:
+            name = v.name if not any(k[0] == v.name for k in self._materialized) else self.fresh()
+            if dtype in ("int32", "int8"):
+                array = value.to(torch.int64).numpy().astype(np.int32)
+            else:
+                array = value.to(torch.float32).numpy()
+            self.graph.add_constant(name, array.reshape(shape), dtype)
+            self._materialized[key] = name
+        return self._materialized[key]
+
+    def fresh(self) -> str:
+        base = self.node.name if self.node is not None else "const"
+        self._counts[base] = self._counts.get(base, 0) + 1
+        return f"{base}.{self._counts[base]}"
+
+    def emit(self, op: str, inputs, out_shape, out_dtype: str, /, **attrs) -> Dyn:
+        names = tuple(self.name(v) for v in inputs)
+        if op not in KERNEL_OPS:
+            raise self.fail(f"internal: {op!r} is not a kernel op")
+        # KGraph.add_node's own ``shape`` parameter would swallow the reshape/expand attr
+        output = self.graph.add_tensor(self.fresh(), out_shape, out_dtype)
+        self.graph.nodes.append(KNode(op, names, output, tuple(sorted(attrs.items())),
+                                      self.source))
+        self.producer[output] = self.graph.nodes[-1]
+        return Dyn(output)
+
+    def rename_last(self, new: str) -> Dyn:
+        """Give the last node's output the name ``new``."""
+        node = self.graph.nodes[-1]
+        self.graph.tensors[new] = self.graph.tensors.pop(node.output)
+        self.graph.nodes[-1] = self.producer[new] = dataclasses.replace(node, output=new)
+        del self.producer[node.output]
+        return Dyn(new)
+
+    def unreshaped(self, v):
+        """The tensor a reshape node read, if ``v`` is one's output, else ``v``."""
+        node = self.producer.get(v) if isinstance(v, Dyn) else None
+        return Dyn(node.inputs[0]) if node is not None and node.op == "reshape" else v
+
+    def cast(self, v: Dyn, dtype: str) -> Dyn:
+        return self.emit("cast", [v], self.info(v)[0], dtype)
+
+    def reshape(self, v: Dyn | Const, shape) -> Dyn | Const:
+        shape = tuple(int(s) for s in shape)
+        if self.info(v)[0] == shape:
+            return v
+        if isinstance(v, Const):  # same name: materialized under a fresh one if need be
+            return Const(v.value.reshape(shape), v.name, v.root)
+        v = self.unreshaped(v)  # reshape(reshape(x)) is reshape(x)
+        if self.info(v)[0] == shape:
+            return v
+        return self.emit("reshape", [v], shape, self.info(v)[1], shape=shape)
+
+    def permute(self, v: Dyn, dims) -> Dyn:
+        dims = tuple(int(d) for d in dims)
+        inner = self.producer.get(v) if isinstance(v, Dyn) else None
+        if inner is not None and inner.op == "permute":  # one permute of the original
+            v, dims = Dyn(inner.inputs[0]), tuple(inner.attr("dims")[d] for d in dims)
+        if dims == tuple(range(len(dims))):
+            return v
+        shape, dtype = self.info(v)
+        return self.emit("permute", [v], [shape[d] for d in dims], dtype, dims=dims)
+
+
+def _fold(node: torch.fx.Node, args, kwargs):
+    """Evaluate ``node`` with torch on known values; tensors come back as :class:`Const`."""
+    def unwrap(v):
+        return v.value if isinstance(v, Const) else v
+
+    with torch.no_grad():
+        result = node.target(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+    roots = [v.root for v in tree_flatten((args, kwargs))[0] if isinstance(v, Const)]
+    root = roots[0] if roots else node.name
+    name = f"{root}_{node.name}" if roots else node.name
+    if isinstance(result, torch.Tensor):
+        return Const(result, name, root)
+    if isinstance(result, tuple | list):
+        return type(result)(Const(r, f"{name}_{i}", root) if isinstance(r, torch.Tensor) else r
+                            for i, r in enumerate(result))
+    return result
+
+
+def handlers() -> dict:
+    """ATen op name (overload packet) -> handler; importing the handler modules fills it."""
+    from chipforge.compiler import _torch_nn, _torch_ops  # noqa: F401 (both register)
+
+    return _torch_ops.HANDLERS
+
+
+def supported_ops() -> list[str]:
+    """The sorted ATen op names capture() maps (besides folding ops on constants)."""
+    return sorted(name for name in handlers() if not name.startswith("_assert"))
+
+
+def unsupported(node: torch.fx.Node) -> CompileError:
+    return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}; "
+                        f"supported aten "
+                        f"ops: {', '.join(supported_ops())} (any op whose inputs are all "
+                        f"constants is folded at capture time)")
+
+
+def _call(cap: Capture, node: torch.fx.Node, env: dict):
+    args = map_arg(node.args, env.__getitem__)
+    kwargs = map_arg(node.kwargs, env.__getitem__)
+    if node.target is operator.getitem:
+        value = args[0][args[1]]
+        if value is None:
+            raise cap.fail(f"output {args[1]} of {node.args[0].target} is used; only its "
+                           f"first output is supported")
+        return value
+    flat = tree_flatten((args, kwargs))[0]
+    deferred = [v.node for v in flat if isinstance(v, Deferred)]
+    if not deferred and not any(isinstance(v, Dyn) for v in flat):
+        return _fold(node, args, kwargs)
+    packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
+    if packet in _TESTS:
+        return Deferred(deferred[0] if deferred else node)
+    guard = packet == "where" and deferred == [getattr(args[0], "node", None)]
+    if packet not in handlers() or (deferred and not guard):  # a test only as where's mask
+        raise unsupported(deferred[0] if deferred else node)
+    before = len(cap.graph.nodes)
+    result = handlers()[packet](cap, *args, **kwargs)
+    last = cap.graph.nodes[-1] if len(cap.graph.nodes) > before else None
+    if isinstance(result, Dyn) and last is not None and last.output == result:
+        result = cap.rename_last(node.name)  # the FX name for the final node
+    return result
+
+
+def _prune(graph: KGraph) -> None:
+    """Drop nodes and constants that no graph output depends on."""
+    live = set(graph.outputs)
+    kept: list[KNode] = []
+    for node in reversed(graph.nodes):
+        if node.output in live:
+            kept.append(node)
+            live.update(node.inputs)
+    graph.nodes = kept[::-1]
+    graph.constants = {k: v for k, v in graph.constants.items() if k in live}
+    keep = live | set(graph.inputs)
+    graph.tensors = {k: v for k, v in graph.tensors.items() if k in keep}
+
+
+def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model") -> KGraph:
+    """The :class:`KGraph` of ``model(*example_inputs)`` (call ``model.eval()`` first).
+
+    Inputs keep their shapes (float32 -> "fp32", int64/int32 -> "int32"); outputs are in
+    the order the model returns them (nested tuples flattened).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise CompileError(f"capture: model is a {type(model).__name__}; expected an nn.Module")
+    if not isinstance(example_inputs, tuple):
+        raise CompileError("capture: example_inputs must be a tuple of tensors")
+    ep = torch.export.export(model, example_inputs).run_decompositions()
+    known = {**ep.state_dict, **ep.constants}
+    cap = Capture(name)
+    env = cap.env
+    specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
+    for node in ep.graph.nodes:
+        cap.node, cap.source = node, source_of(node)
+        if node.op == "placeholder":
+            spec = specs[node.name]
+            if spec.kind.name == "USER_INPUT":
+                val = node.meta["val"]
+                if not isinstance(val, torch.Tensor):
+                    raise CompileError(f"capture: input {node.name} is {val!r}; only tensor "
+                                       f"inputs are supported")
+                cap.graph.add_tensor(node.name, val.shape,
+                                     chip_dtype(val.dtype, f"input {node.name}"))
+                cap.graph.inputs.append(node.name)
+                env[node] = Dyn(node.name)
+            else:
+                env[node] = Const(known[spec.target], node.name, node.name)
+        elif node.op == "call_function":
+            env[node] = _call(cap, node, env)
+        elif node.op == "output":
+            for value in tree_flatten(map_arg(node.args[0], env.__getitem__))[0]:
+                if isinstance(value, Deferred):
+                    raise unsupported(value.node)
+                if not isinstance(value, Dyn | Const):
+                    raise CompileError(f"capture: model output {value!r} is not a tensor")
+                cap.graph.outputs.append(cap.name(value))
+        else:
+            raise CompileError(f"capture: unexpected FX node {node.op} {node.target}")
+    _prune(cap.graph)
+    cap.graph.validate()
+    return cap.graph

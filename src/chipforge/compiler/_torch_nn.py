@@ -1,0 +1,209 @@
+"""Core-ATen op handlers of the PyTorch front end: matmul, reductions, normalization,
+convolution, pooling, embedding and indexing (see ``_torch_ops`` for the conventions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from chipforge.compiler._torch import Capture, Const
+from chipforge.compiler._torch_ops import binary, handles, is_number, prod, scaled
+
+# ---- matmul, reductions, normalization ---------------------------------------------------
+
+
+def matmul(cap: Capture, a, b):
+    """a @ b, undoing the flattening of torch's matmul decomposition: an mm of [M, k]
+    reshaped from [..., m, k'] with M = ... * m becomes a batched matmul of [..., m, k]; a
+    bmm of [B, m, k] and [B, k, n], one of them reshaped from [..., m, k] or [..., k, n], a
+    matmul with those batch dims. The caller reshapes the result to the flat form; that
+    reshape disappears when the next node reshapes back."""
+    dtype = cap.out()[1]
+    a_shape, b_shape = cap.info(a)[0], cap.info(b)[0]
+    if min(len(a_shape), len(b_shape)) < 2:
+        raise cap.fail("matmul operands must have rank 2 or more")
+    ua, ub = cap.unreshaped(a), cap.unreshaped(b)
+    ua_shape, ub_shape = cap.info(ua)[0], cap.info(ub)[0]
+    if len(a_shape) == len(b_shape) == 2:
+        rows = [i for i in range(2, len(ua_shape)) if prod(ua_shape[:i]) == a_shape[0]]
+        if rows:  # [M, k] is [..., m, k] flattened
+            a = cap.reshape(ua, ua_shape[:rows[-1]] + a_shape[1:])
+    elif len(a_shape) == len(b_shape) == 3:
+        batches = [s[:-2] for s, flat in ((ua_shape, a_shape), (ub_shape, b_shape))
+                   if len(s) > 3 and s[-2:] == flat[-2:]]
+        if batches:
+            a = cap.reshape(ua, batches[0] + a_shape[-2:])
+            b = cap.reshape(ub, batches[0] + b_shape[-2:])
+    a_shape, b_shape = cap.info(a)[0], cap.info(b)[0]
+    batch = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+    return cap.emit("matmul", [cap.name(a, dtype), cap.name(b, dtype)],
+                    batch + (a_shape[-2], b_shape[-1]), dtype)
+
+
+@handles("mm", "bmm")
+def _matmul(cap: Capture, a, b):
+    return cap.reshape(matmul(cap, a, b), cap.out()[0])
+
+
+@handles("addmm")
+def _addmm(cap: Capture, bias, a, b, beta=1, alpha=1):
+    product = scaled(cap, matmul(cap, a, b), alpha)
+    return cap.reshape(binary(cap, "add", product, scaled(cap, bias, beta)), cap.out()[0])
+
+
+def reduce_dims(cap: Capture, op: str, x, dims):
+    """``op`` over ``dims`` (all if empty): moved last and merged into one, reduced, then
+    reshaped to the result's shape (which says whether the dims are kept)."""
+    out_shape, dtype = cap.out()
+    shape = cap.info(x)[0]
+    dims = sorted({d % len(shape) for d in dims} if dims else range(len(shape)))
+    if op == "mean" and len(shape) == 4 and dims == [2, 3]:
+        pooled = cap.emit("global_avg_pool2d", [x], shape[:2] + (1, 1), dtype)
+        return cap.reshape(pooled, out_shape)
+    others = [d for d in range(len(shape)) if d not in dims]
+    x = cap.reshape(cap.permute(x, others + dims),
+                    [shape[d] for d in others] + [prod(shape[d] for d in dims)])
+    reduced = cap.emit(op, [x], [shape[d] for d in others] + [1], dtype)
+    return cap.reshape(reduced, out_shape)
+
+
+@handles("mean", "sum")
+def _mean_sum(cap: Capture, x, dims=None, keepdim=False, **kwargs):
+    return reduce_dims(cap, cap.node.target.overloadpacket.__name__, x, dims)
+
+
+@handles("amax")
+def _amax(cap: Capture, x, dims=(), keepdim=False):
+    return reduce_dims(cap, "max", x, dims)
+
+
+def _on_last(cap: Capture, x, dim: int, fn):
+    """Apply ``fn`` with ``dim`` swapped to the last place (and back)."""
+    rank = len(cap.info(x)[0])
+    dims = list(range(rank))
+    dims[dim % rank], dims[-1] = dims[-1], dims[dim % rank]
+    return cap.permute(fn(cap.permute(x, dims)), dims)
+
+
+@handles("_softmax")
+def _softmax(cap: Capture, x, dim: int, *args):
+    dtype = cap.out()[1]
+    return _on_last(cap, x, dim, lambda v: cap.emit("softmax", [v], cap.info(v)[0], dtype))
+
+
+@handles("native_layer_norm")
+def _layer_norm(cap: Capture, x, normalized_shape, weight, bias, eps):
+    shape, dtype = cap.out(0)
+    k = len(normalized_shape)
+    flat = shape[:-k] + (prod(normalized_shape),)
+    params = []
+    for value, fill in ((weight, 1.0), (bias, 0.0)):
+        if value is None:
+            value = Const(torch.full(tuple(normalized_shape), fill), cap.fresh())
+        params.append(cap.reshape(value, flat[-1:]))
+    y = cap.emit("layernorm", [cap.reshape(x, flat), *params], flat, dtype, eps=float(eps))
+    return cap.reshape(y, shape), None, None
+
+
+@handles("_native_batch_norm_legit_no_training")
+def _batch_norm(cap: Capture, x, weight, bias, mean, var, momentum, eps):
+    """Inference batch norm folded into x * scale + shift, constants shaped [C, 1, 1]."""
+    if not all(isinstance(v, Const | None) for v in (weight, bias, mean, var)):
+        raise cap.fail("batch norm parameters must be known at capture time")
+    shape = cap.out(0)[0]
+    c = shape[1]
+    w = weight.value.double() if weight is not None else torch.ones(c, dtype=torch.float64)
+    b = bias.value.double() if bias is not None else torch.zeros(c, dtype=torch.float64)
+    scale = w / torch.sqrt(var.value.double() + eps)
+    shift = b - mean.value.double() * scale
+    per_channel = (c,) + (1,) * (len(shape) - 2)
+    scale = Const(scale.float().reshape(per_channel), f"{cap.node.name}_scale")
+    shift = Const(shift.float().reshape(per_channel), f"{cap.node.name}_shift")
+    return binary(cap, "add", binary(cap, "mul", x, scale), shift), None, None
+
+
+# ---- convolution, pooling, embedding ------------------------------------------------------
+
+
+def _pairs(cap: Capture, **values) -> dict[str, tuple[int, int]]:
+    out = {}
+    for key, v in values.items():
+        v = [int(v)] * 2 if is_number(v) else [int(i) for i in v]
+        if len(v) == 1:
+            v = v * 2
+        if len(v) != 2:
+            raise cap.fail(f"{key}={v}: only 2-D convolution and pooling are supported")
+        out[key] = tuple(v)
+    return out
+
+
+@handles("convolution")
+def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed,
+                 output_padding, groups):
+    shape, dtype = cap.out()
+    p = _pairs(cap, stride=stride, padding=padding, dilation=dilation)
+    if len(shape) != 4 or transposed or p["dilation"] != (1, 1):
+        raise cap.fail("only 2-D, non-transposed, undilated convolution is supported")
+    y = cap.emit("conv2d", [x, cap.name(w, dtype)], shape, dtype, stride=p["stride"],
+                 padding=p["padding"], groups=int(groups))
+    return y if bias is None else binary(cap, "add", y, cap.reshape(bias, (shape[1], 1, 1)))
+
+
+@handles("max_pool2d_with_indices")
+def _max_pool(cap: Capture, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    shape, dtype = cap.out(0)
+    p = _pairs(cap, kernel=kernel_size, stride=stride or kernel_size, padding=padding,
+               dilation=dilation)
+    if ceil_mode or p["dilation"] != (1, 1):
+        raise cap.fail("max pooling with ceil_mode or dilation is not supported")
+    y = cap.emit("max_pool2d", [x], shape, dtype, kernel=p["kernel"], stride=p["stride"],
+                 padding=p["padding"])
+    return y, None
+
+
+@handles("avg_pool2d", "_adaptive_avg_pool2d")
+def _avg_pool(cap: Capture, x, size, stride=(), padding=0, *args):
+    """Global average pooling only: adaptive to 1x1, or a whole-image window."""
+    shape, dtype = cap.out()
+    in_shape = cap.info(x)[0]
+    if cap.node.target.overloadpacket.__name__ == "avg_pool2d":
+        p = _pairs(cap, kernel=size, padding=padding)
+        whole = p["kernel"] == in_shape[2:] and p["padding"] == (0, 0)
+    else:
+        whole = shape[2:] == (1, 1)
+    if len(in_shape) != 4 or not whole:
+        raise cap.fail("average pooling is supported only over the whole image (global)")
+    return cap.emit("global_avg_pool2d", [x], shape, dtype)
+
+
+@handles("embedding")
+def _embedding(cap: Capture, table, indices, *args, **kwargs):
+    shape, dtype = cap.out()
+    return cap.emit("embedding", [cap.name(table, dtype), cap.name(indices, "int32")], shape,
+                    dtype)
+
+
+@handles("index")
+def _index(cap: Capture, x, indices):
+    """x[..., idx, ...] with one index tensor: its dim moved first and the rest merged, an
+    embedding lookup, then the original layout. Negative indices are wrapped when the index
+    is a constant (a computed index must be in range)."""
+    used = [i for i, v in enumerate(indices) if v is not None]
+    if len(used) != 1:
+        raise cap.fail("indexing is supported with exactly one index tensor")
+    k, idx = used[0], indices[used[0]]
+    shape, dtype = cap.info(x)
+    if isinstance(idx, Const):
+        if idx.value.dtype == torch.bool:
+            raise cap.fail("boolean-mask indexing is not supported")
+        idx = Const(idx.value.long() % shape[k], cap.fresh())
+    others = [d for d in range(len(shape)) if d != k]
+    table = cap.reshape(cap.permute(cap.name(x), [k] + others),
+                        (shape[k], prod(shape[d] for d in others)))
+    idx_shape = cap.info(idx)[0]
+    rows = cap.emit("embedding", [table, cap.name(idx, "int32")],
+                    idx_shape + (prod(shape[d] for d in others),), dtype)
+    rows = cap.reshape(rows, idx_shape + tuple(shape[d] for d in others))
+    n = len(idx_shape)
+    order = list(range(n, n + k)) + list(range(n)) + list(range(n + k, n + len(others)))
+    return cap.permute(rows, order)
