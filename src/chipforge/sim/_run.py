@@ -1,0 +1,102 @@
+"""simulate(): load a program's DRAM image and inputs, run the scheduler, read outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.isa import CoreTiming, Program
+from chipforge.numerics import NP_DTYPE, cast, name_of
+from chipforge.sim._result import SimResult
+from chipforge.sim._semantics import Machine
+from chipforge.sim._state import CoreState, SimError
+from chipforge.sim._timing import UNIT_NAMES, Scheduler
+
+
+def simulate(program: Program, chip: ChipSpec | str,
+             inputs: dict[str, np.ndarray] | None = None, *, functional: bool = True,
+             trace: bool = False) -> SimResult:
+    """Run ``program`` once on ``chip``: functional (memory contents, outputs) and timed.
+
+    ``functional=False`` times the program without touching memory (no outputs).
+    ``trace=True`` keeps one event per instruction for :meth:`SimResult.write_trace`."""
+    spec = load_chip(chip) if isinstance(chip, str) else chip
+    timing = CoreTiming.of(spec)
+    if len(program.cores) > timing.cores:
+        raise SimError(f"program has {len(program.cores)} core streams, expected <= "
+                       f"{timing.cores} (the cores of {spec.name})")
+    machine = None
+    if functional:
+        machine = Machine(timing, _load_dram(program, inputs or {}),
+                          [CoreState(i, timing.local_sram_bytes)
+                           for i in range(len(program.cores))])
+    sched = Scheduler(program.cores, timing, machine, trace)
+    sched.run()
+    outputs = _read_outputs(program, machine.dram) if machine is not None else {}
+    busy = {(c.index, UNIT_NAMES[u]): c.busy[u] for c in sched.cores for u in range(3)}
+    return SimResult(outputs, sched.cycles, timing.clock_hz, busy,
+                     sum(c.executed for c in sched.cores), sched.op_cycles,
+                     sched.events if trace else None, program.cores, machine)
+
+
+def _span(program: Program, name: str) -> tuple[int, int, np.dtype, tuple[int, ...]]:
+    t = program.tensors[name]
+    if t.dtype not in NP_DTYPE:
+        raise SimError(f"tensor {name!r} has dtype {t.dtype!r}, expected one of "
+                       f"{', '.join(NP_DTYPE)}")
+    dt = NP_DTYPE[t.dtype]
+    nbytes = int(np.prod(t.shape, dtype=np.int64)) * dt.itemsize
+    if t.addr + nbytes > program.dram_bytes:
+        raise SimError(f"tensor {name!r} at {t.addr} ({nbytes} bytes) ends past the "
+                       f"program's {program.dram_bytes}-byte DRAM")
+    return t.addr, nbytes, dt, tuple(t.shape)
+
+
+def _load_dram(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    dram = np.zeros(program.dram_bytes, np.uint8)
+    for addr, data in program.init.items():
+        if addr + len(data) > dram.size:
+            raise SimError(f"DRAM init segment at {addr} ({len(data)} bytes) ends past the "
+                           f"program's {dram.size}-byte DRAM")
+        dram[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
+    for name, value in inputs.items():
+        if name not in program.tensors:
+            raise SimError(f"unknown input {name!r}; the program's inputs are: "
+                           f"{', '.join(program.inputs) or '(none)'}")
+        addr, nbytes, dt, shape = _span(program, name)
+        data = _convert(name, np.asarray(value), dt, shape)
+        dram[addr:addr + nbytes] = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return dram
+
+
+def _convert(name: str, x: np.ndarray, dt: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """An input as the tensor's dtype: the same dtype as is; floats via float32 (an explicit
+    rounding of float64) then one numerics.cast; integers range-checked, never wrapped."""
+    if x.shape != shape:
+        raise SimError(f"input {name!r} has shape {x.shape}, expected {shape}")
+    if x.dtype == dt:
+        return x
+    target = name_of(dt)
+    if np.issubdtype(dt, np.integer):
+        if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+            raise SimError(f"input {name!r} is {x.dtype}, expected integers for {target}")
+        info = np.iinfo(dt)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise SimError(f"input {name!r} has values in [{x.min()}, {x.max()}], expected "
+                           f"{target}'s range [{info.min}, {info.max}]")
+        return x.astype(dt)
+    try:
+        x32 = x.astype(np.float32)
+    except (TypeError, ValueError):
+        raise SimError(f"input {name!r} is {x.dtype}, expected numbers for {target}") from None
+    return cast(x32, target)
+
+
+def _read_outputs(program: Program, dram: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for name in program.outputs:
+        if name not in program.tensors:
+            raise SimError(f"output {name!r} has no tensor placement in the program")
+        addr, nbytes, dt, shape = _span(program, name)
+        out[name] = dram[addr:addr + nbytes].view(dt).reshape(shape).copy()
+    return out
