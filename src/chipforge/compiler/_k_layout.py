@@ -13,7 +13,7 @@ import numpy as np
 from chipforge.compiler._emit import CoreEmitter
 from chipforge.compiler._graph import CompileError, KNode
 from chipforge.compiler._lower import Buf, Lowering, split
-from chipforge.isa import Flag, Opcode, UnOp
+from chipforge.isa import BinOp, Flag, Opcode, UnOp
 
 
 def strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -214,3 +214,39 @@ def embedding_kernel(lw: Lowering, node: KNode) -> str:
             last = em.store(out.addr + r0 * d * out.itemsize, rbuf, m, d, out.isa_dtype, d, d,
                             after=(g,), note="rows out")
     return f"embedding gather of {idx.numel} rows"
+
+
+def scatter_add_kernel(lw: Lowering, node: KNode) -> str:
+    """out[V, D] = 0; out[idx[i]] += rows[i] for i in order (duplicates accumulate). The
+    read-modify-write of each row is serialized on core 0 so duplicates are exact; the
+    other cores zero the output first."""
+    idx, rows = lw.bufs[node.inputs[0]], lw.bufs[node.inputs[1]]
+    out = lw.place(node.output)
+    v, d = out.shape
+    for core, (s, n) in enumerate(split(v, len(lw.ems))):
+        em = lw.ems[core]
+        chunk = min(n, max(1, em.sram_free // 2 // (d * out.itemsize)))
+        zeros = em.sram(chunk * d * out.itemsize)
+        fill = em.emit(Opcode.V_FILL, (zeros, chunk, d, d), dtype=out.isa_dtype, imm=0.0,
+                       note="zeros")
+        for r0 in range(s, s + n, chunk):
+            em.store(out.addr + r0 * d * out.itemsize, zeros, min(chunk, s + n - r0), d,
+                     out.isa_dtype, d, d, after=(fill,), note="zero rows")
+    lw.next_phase()
+    em = lw.ems[0]
+    count = idx.numel
+    ibuf = em.sram(count * 4)
+    acc, g = em.sram(d * out.itemsize), em.sram(d * rows.itemsize)
+    tok = em.load(idx.addr, ibuf, 1, count, idx.isa_dtype, count, count, note="indices")
+    last = tok
+    for i in range(count):
+        t1 = em.emit(Opcode.DMA_GATHER, (out.addr, acc, ibuf + 4 * i, 1, d, v),
+                     dtype=out.isa_dtype, after=(last,), note=f"row {i} in")
+        t2 = em.load(rows.addr + i * d * rows.itemsize, g, 1, d, rows.isa_dtype, d, d,
+                     after=(last,), note=f"grad {i}")
+        t3 = em.emit(Opcode.V_BIN, (acc, acc, g, 1, d, d, d, d), alu=int(BinOp.ADD),
+                     dtype=out.isa_dtype, dtype_a=out.isa_dtype, dtype_b=rows.isa_dtype,
+                     after=(t1, t2), note="accumulate")
+        last = em.emit(Opcode.DMA_SCATTER, (out.addr, acc, ibuf + 4 * i, 1, d, v),
+                       dtype=out.isa_dtype, after=(t3,), note=f"row {i} out")
+    return f"scatter-add of {count} rows into {v}x{d}"

@@ -151,7 +151,12 @@ UNARY = {"neg": UnOp.NEG, "exp": UnOp.EXP, "log": UnOp.LOG, "sqrt": UnOp.SQRT,
          "silu": UnOp.SILU, "sigmoid": UnOp.SIGMOID, "tanh": UnOp.TANH,
          "square": UnOp.SQUARE, "cast": UnOp.COPY}
 BINARY = {"add": BinOp.ADD, "sub": BinOp.SUB, "mul": BinOp.MUL, "div": BinOp.DIV,
-          "maximum": BinOp.MAX, "minimum": BinOp.MIN}
+          "maximum": BinOp.MAX, "minimum": BinOp.MIN, "gt": BinOp.GT, "ge": BinOp.GE,
+          "lt": BinOp.LT, "le": BinOp.LE, "eq": BinOp.EQ}
+
+# x ** c as a short sequence of unary ops where one exists (exact powers stay exact)
+POW_SEQUENCES = {1.0: (UnOp.COPY,), 2.0: (UnOp.SQUARE,), 0.5: (UnOp.SQRT,),
+                 -0.5: (UnOp.RSQRT,), -1.0: (UnOp.RECIP,), -2.0: (UnOp.SQUARE, UnOp.RECIP)}
 
 
 def out_flags(out: Buf) -> Flag:
@@ -172,6 +177,38 @@ def unary_kernel(lw: Lowering, node: KNode) -> str:
 
     row_pipeline(lw, out, [Operand("full", x)], 0, body)
     return f"vector {node.op}"
+
+
+def pow_kernel(lw: Lowering, node: KNode) -> str:
+    """x ** c: a unary sequence for the common exponents, x * x**(c-1) for c = 3, and
+    exp(c * log x) (x > 0) otherwise."""
+    x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
+    c = float(node.attr("exponent"))
+    cols = x.cols
+
+    def body(em, ch, tmp):
+        n = ch.rows
+        if c in POW_SEQUENCES:
+            seq = POW_SEQUENCES[c]
+            t, src, dt = ch.ready, ch.ins[0], x.isa_dtype
+            for i, op in enumerate(seq):
+                last = i == len(seq) - 1
+                t = vun(em, op, ch.out if last else tmp, src, n, cols,
+                        out.isa_dtype if last else F32, dt, after=(t,))
+                src, dt = tmp, F32
+            return t
+        if c == 3.0:
+            t = vun(em, UnOp.SQUARE, tmp, ch.ins[0], n, cols, F32, x.isa_dtype,
+                    after=(ch.ready,))
+            return vbin(em, BinOp.MUL, ch.out, tmp, ch.ins[0], n, cols, out.isa_dtype, F32,
+                        x.isa_dtype, a_stride=cols, b_stride=cols, after=(t,))
+        t = vun(em, UnOp.LOG, tmp, ch.ins[0], n, cols, F32, x.isa_dtype, after=(ch.ready,))
+        t = vbin(em, BinOp.MUL, tmp, tmp, 0, n, cols, F32, F32, F32, a_stride=cols, b_stride=0,
+                 flags=Flag.B_IMM, imm=c, after=(t,))
+        return vun(em, UnOp.EXP, ch.out, tmp, n, cols, out.isa_dtype, F32, after=(t,))
+
+    row_pipeline(lw, out, [Operand("full", x)], 4 * cols, body)
+    return f"vector pow {c:g}"
 
 
 def _operand(lw: Lowering, name: str, out_shape: tuple[int, ...]) -> Operand:

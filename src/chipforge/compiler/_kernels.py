@@ -19,6 +19,8 @@ KERNELS = {
     "cat": _k_layout.cat_kernel,
     "expand": _k_layout.expand_kernel,
     "embedding": _k_layout.embedding_kernel,
+    "scatter_add": _k_layout.scatter_add_kernel,
+    "pow": _k_rows.pow_kernel,
     **{op: _k_rows.unary_kernel for op in _k_rows.UNARY},
     **{op: _k_rows.binary_kernel for op in _k_rows.BINARY},
     **{op: _k_rows.reduce_kernel for op in ("sum", "max", "mean")},

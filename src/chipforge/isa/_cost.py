@@ -77,7 +77,7 @@ class CoreTiming:
 def cycles(instr: Instr, t: CoreTiming) -> int:
     """Cycles ``instr`` occupies its unit."""
     op, a = instr.op, instr.named
-    if op in (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER):
+    if op in (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER, Opcode.DMA_SCATTER):
         nbytes = a["rows"] * a["cols"] * instr.dtype.itemsize
         return t.dram_latency_cycles + ceil(nbytes / t.dma_bytes_per_cycle)
     if op is Opcode.MM_LW:

@@ -37,6 +37,7 @@ class Opcode(enum.IntEnum):
     DMA_LOAD = 0x10  # DRAM -> SRAM, 2-D strided
     DMA_STORE = 0x11  # SRAM -> DRAM, 2-D strided
     DMA_GATHER = 0x12  # DRAM table rows picked by int32 indices in SRAM -> SRAM
+    DMA_SCATTER = 0x13  # SRAM rows -> DRAM table rows picked by int32 indices, in order
     MM_LW = 0x20  # weight-stationary: load a k x n weight tile from SRAM into the array
     MM_MUL = 0x21  # weight-stationary: stream m rows of A through it into the accumulators
     MM_OS = 0x22  # output-stationary: stream A (m x k) and B (k x n), outputs stay in place
@@ -50,6 +51,7 @@ class Opcode(enum.IntEnum):
 UNIT_OF: dict[Opcode, Unit] = {
     Opcode.NOP: Unit.CTRL, Opcode.HALT: Unit.CTRL, Opcode.BARRIER: Unit.CTRL,
     Opcode.DMA_LOAD: Unit.DMA, Opcode.DMA_STORE: Unit.DMA, Opcode.DMA_GATHER: Unit.DMA,
+    Opcode.DMA_SCATTER: Unit.DMA,
     Opcode.MM_LW: Unit.MXU, Opcode.MM_MUL: Unit.MXU, Opcode.MM_OS: Unit.MXU,
     Opcode.V_UN: Unit.VEC, Opcode.V_BIN: Unit.VEC, Opcode.V_RED: Unit.VEC,
     Opcode.V_ACC: Unit.VEC, Opcode.V_FILL: Unit.VEC,
@@ -80,6 +82,11 @@ class BinOp(enum.IntEnum):
     DIV = 3
     MAX = 4
     MIN = 5
+    GT = 6  # comparisons give 1.0 where true, 0.0 where false
+    GE = 7
+    LT = 8
+    LE = 9
+    EQ = 10
 
 
 class RedOp(enum.IntEnum):
@@ -136,6 +143,7 @@ FIELDS: dict[Opcode, tuple[str, ...]] = {
     Opcode.DMA_LOAD: ("dram", "sram", "rows", "cols", "dram_stride", "sram_stride"),
     Opcode.DMA_STORE: ("dram", "sram", "rows", "cols", "dram_stride", "sram_stride"),
     Opcode.DMA_GATHER: ("dram", "sram", "index", "rows", "cols", "table_rows"),
+    Opcode.DMA_SCATTER: ("dram", "sram", "index", "rows", "cols", "table_rows"),
     Opcode.MM_LW: ("sram", "k", "n", "stride"),
     Opcode.MM_MUL: ("acc", "sram", "m", "k", "stride", "acc_stride"),
     Opcode.MM_OS: ("acc", "a", "b", "m", "n", "k", "a_stride", "b_stride", "acc_stride"),
