@@ -67,6 +67,41 @@ class ChipRunner:
         return tuple(outs)
 
 
+def _is_state(node) -> bool:
+    """A dynamo placeholder that is a module parameter or buffer (not a user input)."""
+    arg = node.meta.get("grapharg")
+    name = arg.source.name if arg is not None else node.name
+    name = name() if callable(name) else str(name)
+    return "._parameters[" in name or "._buffers[" in name or "_parameters_" in node.name \
+        or "_buffers_" in node.name
+
+
+def _bind_state(gm, example_inputs):
+    """For inference: a module whose parameters and buffers are the values dynamo passed,
+    held as buffers (so they become constants: weights can be quantized, batch norm
+    folded), and the positions of the real user inputs. Later changes to the parameters
+    are not seen: recompile after training."""
+    import torch
+
+    holders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    state = [i for i, n in enumerate(holders) if _is_state(n)]
+    user = [i for i in range(len(holders)) if i not in state]
+
+    class Bound(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gm = gm
+            for j, i in enumerate(state):
+                self.register_buffer(f"state{j}", example_inputs[i].detach().clone())
+
+        def forward(self, *inputs):
+            values = dict(zip(user, inputs))
+            values.update({i: getattr(self, f"state{j}") for j, i in enumerate(state)})
+            return self.gm(*(values[i] for i in range(len(holders))))
+
+    return Bound().eval(), user
+
+
 def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
                   calibration: Sequence[tuple] | None = None, dtype: str = "bf16",
                   ) -> Callable:
@@ -89,6 +124,10 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
     def backend(gm, example_inputs):
         import torch
 
+        if any(not isinstance(x, torch.Tensor) for x in example_inputs):
+            raise CompileError("the chip compiles static shapes, but dynamo passed symbolic "
+                               "sizes; use torch.compile(model, backend=..., dynamic=False)")
+
         if torch.is_grad_enabled() and any(getattr(p, "requires_grad", False)
                                            for p in gm.parameters()):
             from chipforge.compiler._train import training_backend
@@ -96,12 +135,13 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
             return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
         from chipforge.compiler._torch import capture
 
-        graph = capture(gm, tuple(example_inputs), name=type(gm).__name__)
+        bound, user = _bind_state(gm, example_inputs)
+        graph = capture(bound, tuple(example_inputs[i] for i in user), name="model")
         if qdtype:
             graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
         runner = ChipRunner(graph, spec.name, dtype)
         backend.runners.append(runner)
-        return runner
+        return lambda *args: runner(*(args[i] for i in user))
 
     backend.runners = []
     return backend
