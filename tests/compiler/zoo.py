@@ -283,3 +283,55 @@ INPUTS = {"mlp": mlp_inputs, "small_cnn": small_cnn_inputs, "gpt_decoder": gpt_d
 def calibration_inputs(name: str, n: int, seed: int = 0) -> list[tuple]:
     """``n`` random input tuples for the zoo model ``name``, like its example inputs."""
     return INPUTS[name](n, seed=1000 + seed)
+
+
+# ---- training wrappers (forward returns the scalar loss) ----------------------------------
+
+
+class TrainLoss(nn.Module):
+    """``model(*inputs)`` scored against one-hot targets: the mean over positions of the
+    cross-entropy ``-(targets_onehot * log_softmax(logits, -1)).sum(-1)`` (one-hot targets
+    keep nll_loss's gather/scatter out of the graphs), or of the squared error with
+    ``loss="mse"``."""
+
+    def __init__(self, model: nn.Module, loss: str = "ce"):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, *args):
+        *inputs, targets = args
+        out = self.model(*inputs)
+        if self.loss == "mse":
+            return ((out - targets) ** 2).mean()
+        return -(targets * F.log_softmax(out, -1)).sum(-1).mean()
+
+
+def gpt_train_inputs(n: int = 1, seed: int = 6):
+    g = _gen(seed)
+    out = []
+    for _ in range(n):
+        tokens = torch.randint(0, VOCAB, (2, CONTEXT), generator=g)
+        targets = torch.randint(0, VOCAB, (2, CONTEXT), generator=g)
+        out.append((tokens, F.one_hot(targets, VOCAB).float()))
+    return out
+
+
+def gpt_train():
+    """The GPT prefill scored by cross-entropy: (tokens int64 [2, 16], one-hot targets float
+    [2, 16, 128]) -> the scalar mean loss. In train mode, with grad-requiring parameters."""
+    return TrainLoss(_gpt()).train(), gpt_train_inputs(1, seed=105)[0]
+
+
+def mlp_train_inputs(n: int = 1, seed: int = 7):
+    g = _gen(seed)
+    return [(torch.randn(8, 64, generator=g),
+             F.one_hot(torch.randint(0, 10, (8,), generator=g), 10).float()) for _ in range(n)]
+
+
+def mlp_train():
+    """The MLP scored by cross-entropy: (x [8, 64], one-hot targets [8, 10]) -> scalar loss."""
+    model, _ = mlp()
+    return TrainLoss(model).train(), mlp_train_inputs(1, seed=106)[0]
+
+
+TRAIN_FACTORIES = {"mlp_train": mlp_train, "gpt_train": gpt_train}

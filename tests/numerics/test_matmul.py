@@ -145,3 +145,10 @@ def test_exact_rows_breaks_float32_ties_by_the_remainder():
     many = np.repeat(t, 10, axis=0)  # 30 rows: the vectorized split path
     assert exact_rows_f32(many).tolist() == np.repeat(want, 10).tolist()
     assert fsum_f32(t[0]) == np.float32(1 + 2.0**-23)
+
+
+def test_empty_operands():
+    bf = NP_DTYPE["bf16"]
+    assert not matmul_acc(np.zeros((3, 0), bf), np.zeros((0, 2), bf)).any()
+    assert matmul_acc(np.zeros((0, 4), bf), np.zeros((4, 2), bf)).shape == (0, 2)
+    assert sum_f32(np.zeros((2, 0), np.float32)).tolist() == [0.0, 0.0]

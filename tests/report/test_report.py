@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 
 from chipforge.report import write_report
@@ -46,8 +47,17 @@ def test_write_report(tmp_path):
         data = png.read_bytes()
         assert data[:8] == PNG_MAGIC, src
         assert len(data) > 1000, src  # a real plot, not an empty image
+    # the compiled-model section links one Perfetto trace per example model and chip
+    traces = sorted(p.name for p in tmp_path.glob("trace-*.json"))
+    assert traces == [f"trace-{m}-{c}.json" for m in ("attention", "mlp")
+                      for c in ("forge-i1", "forge-t1")]
+    for trace in traces:
+        assert f'href="{trace}"' in html
+        events = json.loads((tmp_path / trace).read_text())["traceEvents"]
+        assert any(e["ph"] == "X" for e in events)
     # nothing else was written
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*sources, "index.html"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*sources, *traces,
+                                                                  "index.html"])
 
 
 def test_write_report_creates_the_folder(tmp_path):

@@ -62,3 +62,14 @@ def sram(res: SimResult, addr: int, count: int, dtype) -> np.ndarray:
 
 def acc(res: SimResult, word: int, count: int, dtype=np.float32) -> np.ndarray:
     return res.machine.cores[0].acc[word * 4:(word + count) * 4].view(dtype).copy()
+
+
+def round_f32(x) -> np.float32:
+    """The float32 nearest to the exact rational x (a Fraction), ties to even."""
+    from fractions import Fraction
+
+    f = np.float32(float(x))
+    cands = [c for c in (f, np.nextafter(f, np.float32(np.inf)),
+                         np.nextafter(f, np.float32(-np.inf))) if np.isfinite(c)]
+    return min(cands, key=lambda c: (abs(Fraction(float(c)) - x),
+                                     int(np.array(c).view(np.uint32)) & 1))

@@ -78,3 +78,20 @@ def test_every_dtype_is_moved_bit_exactly():
         prog = program([code], {"x": (0, (n,), name), "y": (512, (n,), name)}, ("y",))
         res = simulate(prog, CHIP, {"x": x})
         assert res.outputs["y"].tobytes() == x.tobytes(), name
+
+
+def test_scatter_writes_rows_in_order_last_repeat_wins():
+    if not hasattr(Opcode, "DMA_SCATTER"):
+        pytest.skip("this ISA has no DMA_SCATTER")
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    idx = np.array([5, 1, 5, 0], np.int32)
+    code = fence(ins(Opcode.DMA_LOAD, 4096, 0, 1, 4, 4, 4, dtype=Dtype.INT32),
+                 ins(Opcode.DMA_LOAD, 8192, 64, 4, 3, 3, 3, dtype=Dtype.FP32),
+                 ins(Opcode.DMA_SCATTER, 0, 64, 0, 4, 3, 8, dtype=Dtype.FP32))
+    prog = program([code], {"table": (0, (8, 3), "fp32"), "idx": (4096, (4,), "int32"),
+                            "rows": (8192, (4, 3), "fp32")}, ("table",))
+    res = simulate(prog, CHIP, {"idx": idx, "rows": rows,
+                                "table": np.full((8, 3), -1, np.float32)})
+    want = np.full((8, 3), -1, np.float32)
+    want[1], want[0], want[5] = rows[1], rows[3], rows[2]
+    assert np.array_equal(res.outputs["table"], want)

@@ -25,6 +25,16 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
 - ``max_pool2d`` (attrs kernel, stride, padding), ``global_avg_pool2d`` -> [N, C, 1, 1].
 - ``quantize`` (x; attrs scale, zero_point) -> int8 / fp8 output dtype: round-to-nearest-
   even of x / scale + zero_point, saturated to the output dtype's range.
+- ``pow`` (x; attr ``exponent``, a float): x ** exponent exactly as numpy's float64
+  ``power`` (a negative x gives the signed result for an integral exponent, NaN for a
+  non-integral one; 0 ** negative is inf).
+- comparisons ``gt ge lt le eq``: two inputs, or one input and attr ``scalar`` (the second
+  operand); 1.0 where the comparison holds, else 0.0, in the output dtype (a float
+  format). Inputs may be integer ("int32") or float tensors. Masks (PyTorch's bool
+  tensors) are carried as such 1.0 / 0.0 float tensors.
+- ``scatter_add`` (indices int32 [N], rows [N, D]; attr ``num_rows`` V) -> [V, D]: zeros,
+  then rows[i] added into row indices[i] for i = 0, 1, ..., N - 1 in that order (duplicate
+  indices accumulate); every index must be in 0..V-1.
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ REDUCE_OPS = ("sum", "max", "mean")
 LAYOUT_OPS = ("reshape", "permute", "slice", "cat", "expand")
 KERNEL_OPS = (("matmul", "conv2d") + BINARY_OPS + UNARY_OPS + REDUCE_OPS
               + ("softmax", "layernorm", "rmsnorm") + LAYOUT_OPS
-              + ("embedding", "max_pool2d", "global_avg_pool2d", "quantize"))
+              + ("embedding", "max_pool2d", "global_avg_pool2d", "quantize")
+              + ("pow", "gt", "ge", "lt", "le", "eq", "scatter_add"))
 
 
 class CompileError(ChipforgeError):

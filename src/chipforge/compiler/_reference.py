@@ -112,11 +112,23 @@ def _slice(x, dim, start, end, step):
     return x[tuple(index)]
 
 
+def _check_rows(op: str, idx, rows: int) -> None:
+    if idx.size and (idx.min() < 0 or idx.max() >= rows):
+        raise CompileError(f"reference: {op} index {int(idx.min())}..{int(idx.max())} "
+                           f"outside the table's rows 0..{rows - 1}")
+
+
 def _embedding(table, idx):
-    if idx.size and (idx.min() < 0 or idx.max() >= table.shape[0]):
-        raise CompileError(f"reference: embedding index {int(idx.min())}..{int(idx.max())} "
-                           f"outside the table's rows 0..{table.shape[0] - 1}")
+    _check_rows("embedding", idx, table.shape[0])
     return table[idx]
+
+
+def _scatter_add(idx, rows, num_rows: int):
+    """[num_rows, D] zeros with rows[i] added into row idx[i], in index order."""
+    _check_rows("scatter_add", idx, num_rows)
+    out = np.zeros((num_rows,) + rows.shape[1:])
+    np.add.at(out, idx, np.asarray(rows, np.float64))  # unbuffered: duplicates accumulate
+    return out
 
 
 _BINARY: dict[str, Callable] = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
@@ -128,22 +140,28 @@ _UNARY: dict[str, Callable] = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "tanh": np.tanh, "square": np.square,
 }
 _REDUCE: dict[str, Callable] = {"sum": np.sum, "max": np.max, "mean": np.mean}
+_COMPARE: dict[str, Callable] = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less,
+                                 "le": np.less_equal, "eq": np.equal}
 
 
 def _eval(node: KNode, args: list[np.ndarray], out_dtype: str) -> np.ndarray:
     op, a = node.op, node.attr
-    if op in _BINARY:
+    if op in _BINARY or op in _COMPARE:
         if len(args) == 1:
             scalar = a("scalar")
             if scalar is None:
                 raise CompileError(f"reference: {op} -> {node.output} has one input and no "
                                    f"scalar attr")
             args = [args[0], np.asarray(scalar)]
+        if op in _COMPARE:
+            return _COMPARE[op](*args).astype(np.float64)
         if op == "div" and out_dtype in INT_RANGES:
             return np.trunc(np.true_divide(*args))
         return _BINARY[op](*args)
     if op in _UNARY:
         return _UNARY[op](np.asarray(args[0], np.float64))
+    if op == "pow":
+        return np.power(np.asarray(args[0], np.float64), float(a("exponent")))
     if op == "cast":
         return _convert(args[0], out_dtype, saturate=False)
     if op == "quantize":
@@ -163,6 +181,7 @@ def _eval(node: KNode, args: list[np.ndarray], out_dtype: str) -> np.ndarray:
         "cat": lambda: np.concatenate(args, axis=a("dim")),
         "expand": lambda: np.broadcast_to(args[0], tuple(a("shape"))),
         "embedding": lambda: _embedding(*args),
+        "scatter_add": lambda: _scatter_add(*args, int(a("num_rows"))),
         "max_pool2d": lambda: _windows(np.asarray(args[0], np.float64), a("kernel"),
                                        a("stride") or a("kernel"), a("padding", 0),
                                        -np.inf).max(axis=(-2, -1)),

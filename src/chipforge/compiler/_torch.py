@@ -21,6 +21,11 @@ constant of lower rank than a binary op's result is stored with leading 1s (a Li
 bias [n] as [1, n]). Nodes no output needs are dropped. Each node's ``source`` is the
 user's line (``FILE:LINE `code` in module PATH (TYPE)``). Import this module only where
 torch is installed.
+
+Training: :func:`chipforge.compiler._torch_train.capture_fx` maps the forward and backward
+graphs of aot_autograd through the same node walk (:func:`walk`), with the handlers of
+``_torch_train`` added (``Capture(training=True)``): comparisons of computed values are
+then kernel ops giving 1.0 / 0.0 float masks instead of being refused.
 """
 
 from __future__ import annotations
@@ -101,10 +106,13 @@ def source_of(node: torch.fx.Node) -> str:
 
 
 class Capture:
-    """The state of one capture: the KGraph being built and the FX node being mapped."""
+    """The state of one capture: the KGraph being built and the FX node being mapped.
+    ``training`` adds the handlers of ``_torch_train`` (see :func:`handlers`)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, *, training: bool = False):
         self.graph = KGraph(name=name)
+        self.training = training
+        self.handlers = handlers(training)
         self.node: torch.fx.Node | None = None
         self.source = ""
         self._counts: dict[str, int] = {}
@@ -119,11 +127,14 @@ class Capture:
 
     def out(self, index: int | None = None) -> tuple[tuple[int, ...], str]:
         """Shape and chip dtype of the current FX node's (``index``-th, default first)
-        result."""
+        result; a bool result is a 1.0 / 0.0 mask, "fp32"."""
         val = self.node.meta["val"]
         if isinstance(val, tuple | list):
             val = val[index or 0]
-        return tuple(int(s) for s in val.shape), chip_dtype(val.dtype, f"result of {self.node}")
+        shape = tuple(int(s) for s in val.shape)
+        if val.dtype == torch.bool:
+            return shape, "fp32"
+        return shape, chip_dtype(val.dtype, f"result of {self.node}")
 
     # ---- tensors ----------------------------------------------------------------------
 
@@ -225,23 +236,29 @@ def _fold(node: torch.fx.Node, args, kwargs):
     return result
 
 
-def handlers() -> dict:
-    """ATen op name (overload packet) -> handler; importing the handler modules fills it."""
+def handlers(training: bool = False) -> dict:
+    """ATen op name (overload packet) -> handler; importing the handler modules fills it.
+    ``training`` adds (or overrides with) the handlers of ``_torch_train``."""
     from chipforge.compiler import _torch_nn, _torch_ops  # noqa: F401 (both register)
 
-    return _torch_ops.HANDLERS
+    if not training:
+        return _torch_ops.HANDLERS
+    from chipforge.compiler import _torch_train
+
+    return {**_torch_ops.HANDLERS, **_torch_train.TRAIN_HANDLERS}
 
 
-def supported_ops() -> list[str]:
-    """The sorted ATen op names capture() maps (besides folding ops on constants)."""
-    return sorted(name for name in handlers() if not name.startswith("_assert"))
+def supported_ops(training: bool = False) -> list[str]:
+    """The sorted ATen op names capture() (``training``: capture_fx()) maps, besides folding
+    ops on constants."""
+    return sorted(name for name in handlers(training) if not name.startswith("_assert"))
 
 
-def unsupported(node: torch.fx.Node) -> CompileError:
+def unsupported(node: torch.fx.Node, training: bool = False) -> CompileError:
     return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}; "
                         f"supported aten "
-                        f"ops: {', '.join(supported_ops())} (any op whose inputs are all "
-                        f"constants is folded at capture time)")
+                        f"ops: {', '.join(supported_ops(training))} (any op whose inputs are "
+                        f"all constants is folded at capture time)")
 
 
 def _call(cap: Capture, node: torch.fx.Node, env: dict):
@@ -258,13 +275,13 @@ def _call(cap: Capture, node: torch.fx.Node, env: dict):
     if not deferred and not any(isinstance(v, Dyn) for v in flat):
         return _fold(node, args, kwargs)
     packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
-    if packet in _TESTS:
+    if packet in _TESTS and (deferred or packet not in cap.handlers):
         return Deferred(deferred[0] if deferred else node)
     guard = packet == "where" and deferred == [getattr(args[0], "node", None)]
-    if packet not in handlers() or (deferred and not guard):  # a test only as where's mask
-        raise unsupported(deferred[0] if deferred else node)
+    if packet not in cap.handlers or (deferred and not guard):  # a test only as where's mask
+        raise unsupported(deferred[0] if deferred else node, cap.training)
     before = len(cap.graph.nodes)
-    result = handlers()[packet](cap, *args, **kwargs)
+    result = cap.handlers[packet](cap, *args, **kwargs)
     last = cap.graph.nodes[-1] if len(cap.graph.nodes) > before else None
     if isinstance(result, Dyn) and last is not None and last.output == result:
         result = cap.rename_last(node.name)  # the FX name for the final node
@@ -285,6 +302,56 @@ def _prune(graph: KGraph) -> None:
     graph.tensors = {k: v for k, v in graph.tensors.items() if k in keep}
 
 
+def add_input(cap: Capture, node: torch.fx.Node, val, what: str) -> Dyn:
+    """The FX placeholder ``node`` (of value ``val``) as a graph input; in a training
+    capture a bool tensor is a 1.0 / 0.0 mask, "fp32"."""
+    if not isinstance(val, torch.Tensor):
+        raise CompileError(f"{what}: input {node.name} is {val!r}; only tensor inputs are "
+                           f"supported")
+    try:
+        shape = tuple(int(s) for s in val.shape)
+    except TypeError as e:  # a symbolic size does not convert
+        raise CompileError(f"{what}: input {node.name} has the dynamic shape {tuple(val.shape)}; "
+                           f"only static shapes are supported") from e
+    mask = val.dtype == torch.bool and cap.training
+    dtype = "fp32" if mask else chip_dtype(val.dtype, f"input {node.name}")
+    cap.graph.add_tensor(node.name, shape, dtype)
+    cap.graph.inputs.append(node.name)
+    return Dyn(node.name)
+
+
+def walk(cap: Capture, fx_graph: torch.fx.Graph, placeholder, *, get_attr=None,
+         what: str = "capture") -> list:
+    """Map the nodes of ``fx_graph`` into ``cap.graph``: each placeholder's value is
+    ``placeholder(node)``, each get_attr's ``get_attr(node)``, each call's its handler's
+    result. Returns the values the graph outputs, nested tuples flattened (None kept)."""
+    env = cap.env
+    for node in fx_graph.nodes:
+        cap.node, cap.source = node, source_of(node)
+        if node.op == "placeholder":
+            env[node] = placeholder(node)
+        elif node.op == "get_attr" and get_attr is not None:
+            env[node] = get_attr(node)
+        elif node.op == "call_function":
+            env[node] = _call(cap, node, env)
+        elif node.op == "output":
+            values = tree_flatten(map_arg(node.args[0], env.__getitem__))[0]
+            for value in values:
+                if isinstance(value, Deferred):
+                    raise unsupported(value.node, cap.training)
+            return values
+        else:
+            raise CompileError(f"{what}: unexpected FX node {node.op} {node.target}")
+    raise CompileError(f"{what}: the FX graph has no output node")
+
+
+def finish(cap: Capture) -> KGraph:
+    """The captured graph, its dead nodes dropped, validated."""
+    _prune(cap.graph)
+    cap.graph.validate()
+    return cap.graph
+
+
 def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model") -> KGraph:
     """The :class:`KGraph` of ``model(*example_inputs)`` (call ``model.eval()`` first).
 
@@ -298,34 +365,16 @@ def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model
     ep = torch.export.export(model, example_inputs).run_decompositions()
     known = {**ep.state_dict, **ep.constants}
     cap = Capture(name)
-    env = cap.env
     specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
-    for node in ep.graph.nodes:
-        cap.node, cap.source = node, source_of(node)
-        if node.op == "placeholder":
-            spec = specs[node.name]
-            if spec.kind.name == "USER_INPUT":
-                val = node.meta["val"]
-                if not isinstance(val, torch.Tensor):
-                    raise CompileError(f"capture: input {node.name} is {val!r}; only tensor "
-                                       f"inputs are supported")
-                cap.graph.add_tensor(node.name, val.shape,
-                                     chip_dtype(val.dtype, f"input {node.name}"))
-                cap.graph.inputs.append(node.name)
-                env[node] = Dyn(node.name)
-            else:
-                env[node] = Const(known[spec.target], node.name, node.name)
-        elif node.op == "call_function":
-            env[node] = _call(cap, node, env)
-        elif node.op == "output":
-            for value in tree_flatten(map_arg(node.args[0], env.__getitem__))[0]:
-                if isinstance(value, Deferred):
-                    raise unsupported(value.node)
-                if not isinstance(value, Dyn | Const):
-                    raise CompileError(f"capture: model output {value!r} is not a tensor")
-                cap.graph.outputs.append(cap.name(value))
-        else:
-            raise CompileError(f"capture: unexpected FX node {node.op} {node.target}")
-    _prune(cap.graph)
-    cap.graph.validate()
-    return cap.graph
+
+    def placeholder(node: torch.fx.Node):
+        spec = specs[node.name]
+        if spec.kind.name == "USER_INPUT":
+            return add_input(cap, node, node.meta["val"], "capture")
+        return Const(known[spec.target], node.name, node.name)
+
+    for value in walk(cap, ep.graph, placeholder):
+        if not isinstance(value, Dyn | Const):
+            raise CompileError(f"capture: model output {value!r} is not a tensor")
+        cap.graph.outputs.append(cap.name(value))
+    return finish(cap)

@@ -52,19 +52,31 @@ def _addmm(cap: Capture, bias, a, b, beta=1, alpha=1):
 
 
 def reduce_dims(cap: Capture, op: str, x, dims):
-    """``op`` over ``dims`` (all if empty): moved last and merged into one, reduced, then
-    reshaped to the result's shape (which says whether the dims are kept)."""
+    """``op`` over ``dims`` (all if empty), one run of adjacent dims at a time (the last run
+    first): the run merged into one dim, moved last, reduced, kept as 1s; then reshaped to
+    the result's shape (which says whether the dims are kept). Each permute so moves the
+    last dim at most to second-to-last ([A, B, C] summed over A, B is [A*B, C] transposed)."""
     out_shape, dtype = cap.out()
     shape = cap.info(x)[0]
     dims = sorted({d % len(shape) for d in dims} if dims else range(len(shape)))
     if op == "mean" and len(shape) == 4 and dims == [2, 3]:
         pooled = cap.emit("global_avg_pool2d", [x], shape[:2] + (1, 1), dtype)
         return cap.reshape(pooled, out_shape)
-    others = [d for d in range(len(shape)) if d not in dims]
-    x = cap.reshape(cap.permute(x, others + dims),
-                    [shape[d] for d in others] + [prod(shape[d] for d in dims)])
-    reduced = cap.emit(op, [x], [shape[d] for d in others] + [1], dtype)
-    return cap.reshape(reduced, out_shape)
+    runs: list[list[int]] = []
+    for d in dims:
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    for run in reversed(runs):
+        shape = cap.info(x)[0]
+        lo, hi = run[0], run[-1] + 1
+        merged = shape[:lo] + (prod(shape[lo:hi]),) + shape[hi:]
+        order = [d for d in range(len(merged)) if d != lo] + [lo]
+        moved = cap.permute(cap.reshape(x, merged), order)
+        reduced = cap.emit(op, [moved], [merged[d] for d in order[:-1]] + [1], dtype)
+        x = cap.reshape(reduced, shape[:lo] + (1,) * (hi - lo) + shape[hi:])
+    return cap.reshape(x, out_shape)
 
 
 @handles("mean", "sum")

@@ -235,17 +235,24 @@ _POWERS = {2: "square", 0.5: "sqrt", -0.5: "rsqrt", -1: "reciprocal"}
 
 @handles("pow")
 def _pow(cap: Capture, x, exponent):
+    """x ** e for a computed x and a number e: 1 is x itself; 2, 0.5, -0.5, -1 their unary
+    ops; any other e kernel op ``pow``."""
+    if isinstance(exponent, Const) and exponent.value.numel() == 1:
+        exponent = exponent.value.item()
+    if not isinstance(x, Dyn) or not is_number(exponent):
+        raise cap.fail("pow is supported only for a computed base and a constant exponent")
     if exponent == 1:
         return x
-    if not isinstance(x, Dyn) or exponent not in _POWERS:
-        raise cap.fail(f"pow with exponent {exponent!r} is not supported; supported exponents: "
-                       f"1, {', '.join(str(e) for e in _POWERS)}")
     shape, dtype = cap.out()
-    return cap.emit(_POWERS[exponent], [x], shape, dtype)
+    if exponent in _POWERS:
+        return cap.emit(_POWERS[exponent], [cap.name(x, dtype)], shape, dtype)
+    return cap.emit("pow", [cap.name(x, dtype)], shape, dtype, exponent=float(exponent))
 
 
 @handles("_to_copy")
 def _to_copy(cap: Capture, x, **kwargs):
+    if cap.node.meta["val"].dtype == torch.bool and isinstance(x, Dyn):
+        raise cap.fail("conversion of a computed tensor to bool is not supported")
     dtype = cap.out()[1]
     return cap.name(x, dtype) if isinstance(x, Dyn) else x
 
@@ -280,7 +287,7 @@ def _where(cap: Capture, cond, x, y):
     if isinstance(cond, Deferred):
         if isinstance(x, Const) and not x.value.any() and _masked_row_guard(cap.node):
             return y
-        raise unsupported(cond.node)
+        raise unsupported(cond.node, cap.training)
     if not isinstance(cond, Const):
         raise cap.fail("where() needs a condition known at capture time (a constant mask)")
     shape, dtype = cap.out()

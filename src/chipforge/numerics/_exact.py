@@ -68,38 +68,37 @@ class Operand:
             raise TypeError(f"matmul operands must be a float format or int8, got {name}")
         x64 = x.astype(np.float64)  # exact for every float format
         sq = np.einsum("ij,ij->i" if axis == 1 else "ij,ij->j", x64, x64)
-        return cls(name, x64, slack(x, FORMATS[name], axis, 0.5 * _log2(sq)))
+        return cls(name, x64, slack(x, FORMATS[name], axis, sq))
 
 
-def _log2(x: np.ndarray) -> np.ndarray:
-    """log2 plus a margin; zeros give -1074 (the log of the smallest float64), which is
-    as good as -inf for the tests and avoids errstate's cost on this hot path."""
-    return np.log2(np.maximum(x, _TINY)) + _LOG_MARGIN
-
-
-def min_ulp_exponent(x: np.ndarray, fmt: FloatFormat, axis: int) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
-    """(min u over the nonzero entries along ``axis``, whether an inf/NaN is there).
+def min_ulp_exponent(x: np.ndarray, fmt: FloatFormat, axis: int) -> np.ndarray:
+    """min u over the nonzero entries along ``axis``.
 
     On the bit patterns: magnitude bits order like magnitudes, so the smallest nonzero
     magnitude is min(mag - 1) + 1 (0 wraps to the type's max); its biased exponent field E
     gives u = max(E, 1) - bias - (p - 1) (subnormals share E = 1's ulp)."""
-    mag = np.ascontiguousarray(x).view(fmt.uint) & fmt.uint.type(
-        (1 << (8 * fmt.uint.itemsize - 1)) - 1)
-    one = fmt.uint.type(1)
-    low = (mag - one).min(axis=axis) + one
-    nonfinite = mag.max(axis=axis) >= fmt.nonfinite_bits
-    u = np.maximum(low >> fmt.mantissa_bits, 1).astype(np.int64) - fmt.bias - fmt.mantissa_bits
-    return u, nonfinite
+    if x.shape[axis] == 0:  # nothing to sum: any u will do (the norm is 0)
+        return np.zeros(x.shape[1 - axis], np.int64)
+    mag = np.bitwise_and(x.view(fmt.uint), fmt.uint.type((1 << (8 * fmt.uint.itemsize - 1)) - 1))
+    mag -= fmt.uint.type(1)  # in place: wraps 0 to the type's max
+    low = mag.min(axis=axis) + fmt.uint.type(1)
+    return np.maximum(low >> fmt.mantissa_bits, 1).astype(np.int64) - (fmt.bias
+                                                                       + fmt.mantissa_bits)
 
 
-def slack(x: np.ndarray, fmt: FloatFormat, axis: int, log_norm: np.ndarray) -> np.ndarray:
-    """log_norm - min u along ``axis``; -inf where the result is nonfinite anyway (an inf
-    or NaN there). All-zero rows get log_norm = -1074, far below any test."""
-    u, nonfinite = min_ulp_exponent(x, fmt, axis)
-    out = log_norm - u
-    if nonfinite.any():
-        out[nonfinite] = -np.inf
+def slack(x: np.ndarray, fmt: FloatFormat, axis: int, sumsq: np.ndarray,
+          log_norm: np.ndarray | None = None) -> np.ndarray:
+    """log2 of the 2-norm (from ``sumsq``, or ``log_norm`` given directly) minus min u along
+    ``axis``. -inf where an inf/NaN makes the outputs nonfinite anyway (the sum of squares
+    is then inf/NaN: finite squares cannot overflow float64). All-zero rows get -1074 - u,
+    far below any test (log2 of the smallest float64 stands in for -inf, avoiding
+    errstate's cost on this hot path)."""
+    if log_norm is None:
+        log_norm = 0.5 * np.log2(np.maximum(sumsq, _TINY))
+    out = log_norm + _LOG_MARGIN - min_ulp_exponent(x, fmt, axis)
+    bad = ~np.isfinite(sumsq)
+    if bad.any():
+        out[bad] = -np.inf
     return out
 
 
@@ -151,7 +150,8 @@ def sum_f32(x: np.ndarray) -> np.ndarray:
         raise ValueError(f"sum_f32 takes [rows, n], got shape {x.shape}")
     x64 = x.astype(np.float64)
     out = x64.sum(axis=1).astype(np.float32)
-    sl = slack(x, FORMATS["fp32"], 1, _log2(np.abs(x64).sum(axis=1)))
+    l1 = np.abs(x64).sum(axis=1)
+    sl = slack(x, FORMATS["fp32"], 1, l1, np.log2(np.maximum(l1, _TINY)))
     bad = np.nonzero(sl >= 53)[0]
     if bad.size:
         out[bad] = exact_rows_f32(x64[bad])

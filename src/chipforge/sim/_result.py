@@ -57,7 +57,9 @@ class SimResult:
             raise SimError("no trace recorded: call simulate(..., trace=True)")
         us = 1e6 / self.clock_hz
         out: list[dict] = []
-        used = sorted({(c, u) for c, u, *_ in self.events})
+        # every core gets its DMA/MXU/VEC tracks (even idle ones); CTRL only for barriers
+        used = sorted({(c, u) for c, *_ in self.events for u in range(3)}
+                      | {(c, u) for c, u, *_ in self.events})
         for c in sorted({c for c, _ in used}):
             out.append({"name": "process_name", "ph": "M", "pid": c, "tid": 0,
                         "args": {"name": f"core {c}"}})

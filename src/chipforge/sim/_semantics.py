@@ -67,17 +67,33 @@ def dma_store(m: Machine, c: CoreState, ins: Instr) -> None:
     _dram(m, dram, rows, cols * n, dstride * n, U8)[...] = src
 
 
-def dma_gather(m: Machine, c: CoreState, ins: Instr) -> None:
-    dram, sram, index, rows, cols, table_rows = ins.args
-    n = ins.dtype.itemsize
+def _indices(c: CoreState, index: int, rows: int, table_rows: int) -> np.ndarray:
     idx = _sram(c, index, 1, rows, rows, I32, "index")[0]
     bad = np.nonzero((idx < 0) | (idx >= table_rows))[0]
     if bad.size:
         i = int(bad[0])
         raise Fault(f"index[{i}] = {int(idx[i])}, expected 0 <= index < table_rows = "
                     f"{table_rows}")
+    return idx
+
+
+def dma_gather(m: Machine, c: CoreState, ins: Instr) -> None:
+    dram, sram, index, rows, cols, table_rows = ins.args
+    n = ins.dtype.itemsize
+    idx = _indices(c, index, rows, table_rows)
     table = _dram(m, dram, table_rows, cols * n, cols * n, U8, "dram")
     _sram_out(c, sram, rows, cols * n, cols * n, U8, "sram")[...] = table[idx]
+
+
+def dma_scatter(m: Machine, c: CoreState, ins: Instr) -> None:
+    """SRAM row i -> DRAM table row index[i], in order: a repeated index keeps the last."""
+    dram, sram, index, rows, cols, table_rows = ins.args
+    n = ins.dtype.itemsize
+    idx = _indices(c, index, rows, table_rows)
+    src = _sram(c, sram, rows, cols * n, cols * n, U8, "sram")
+    table = _dram(m, dram, table_rows, cols * n, cols * n, U8, "dram")
+    uniq, first_from_end = np.unique(idx[::-1], return_index=True)
+    table[uniq] = src[rows - 1 - first_from_end]
 
 
 # --- matrix unit -----------------------------------------------------------------------
@@ -223,6 +239,7 @@ def nothing(m: Machine, c: CoreState, ins: Instr) -> None:
 SEMANTICS: dict[Opcode, Callable[[Machine, CoreState, Instr], None]] = {
     Opcode.NOP: nothing, Opcode.HALT: nothing, Opcode.BARRIER: nothing,
     Opcode.DMA_LOAD: dma_load, Opcode.DMA_STORE: dma_store, Opcode.DMA_GATHER: dma_gather,
+    **({Opcode.DMA_SCATTER: dma_scatter} if hasattr(Opcode, "DMA_SCATTER") else {}),
     Opcode.MM_LW: mm_lw, Opcode.MM_MUL: mm_mul, Opcode.MM_OS: mm_os,
     Opcode.V_UN: v_un, Opcode.V_BIN: v_bin, Opcode.V_RED: v_red, Opcode.V_ACC: v_acc,
     Opcode.V_FILL: v_fill,

@@ -46,16 +46,24 @@ def label_of(ins: Instr) -> str:
     return head.strip() if sep else "(unlabelled)"
 
 
+def _check_alu(core: int, pc: int, ins: Instr) -> None:
+    enum = ALU_ENUM.get(ins.op)
+    if enum is not None and ins.alu not in enum._value2member_map_:
+        raise SimError(f"core {core} pc {pc} {ins.op.name}: alu={ins.alu}, expected one of "
+                       f"{', '.join(e.name for e in enum)}")
+
+
 class _Core:
     def __init__(self, index: int, instrs: list[Instr], timing: CoreTiming,
                  cost: dict) -> None:
         self.index, self.instrs = index, instrs
         self.unit = [_CODE[i.unit] for i in instrs]
         self.cyc = []
-        for ins in instrs:
+        for pc, ins in enumerate(instrs):
             key = (ins.op, ins.args, ins.dtype, ins.alu)
             c = cost.get(key)
             if c is None:
+                _check_alu(index, pc, ins)  # cycles() needs a valid ALU op too
                 c = cost[key] = max(1, int(cycles(ins, timing)))
             self.cyc.append(c)
         # wait and wait2: the instruction starts once every listed semaphore reached its value

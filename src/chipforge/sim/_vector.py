@@ -27,7 +27,11 @@ def _in64(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.nd
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x * x * x)))
+    """0.5x(1 + tanh(z)) written as x / (1 + exp(-2z)) (the same function: 1 + tanh(z) =
+    2 sigmoid(2z)), which avoids 1 + tanh(z)'s cancellation for negative x, where the
+    tanh form loses all float64 digits and libm's last-bit differences would show."""
+    z = _GELU_C * (x + 0.044715 * x * x * x)
+    return x / (1.0 + np.exp(-2.0 * z))
 
 
 UNARY: dict[UnOp, Callable[[np.ndarray], np.ndarray]] = {
@@ -47,6 +51,13 @@ UNARY: dict[UnOp, Callable[[np.ndarray], np.ndarray]] = {
     UnOp.SQUARE: lambda x: x * x,
 }
 
+def _compare(f: Callable[[np.ndarray, np.ndarray], np.ndarray]
+             ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def op(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return f(a, b).astype(np.float32)  # 1.0 / 0.0; any comparison with NaN is false
+    return op
+
+
 # MAX/MIN propagate NaN (np.maximum/np.minimum), like IEEE 754-2019 maximum/minimum
 BINARY: dict[BinOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     BinOp.ADD: np.add,
@@ -56,3 +67,7 @@ BINARY: dict[BinOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     BinOp.MAX: np.maximum,
     BinOp.MIN: np.minimum,
 }
+for _name, _f in (("GT", np.greater), ("GE", np.greater_equal), ("LT", np.less),
+                  ("LE", np.less_equal), ("EQ", np.equal)):
+    if hasattr(BinOp, _name):  # comparisons, where this ISA version has them
+        BINARY[BinOp[_name]] = _compare(_f)

@@ -1,0 +1,302 @@
+"""Training front end: the forward and backward graphs of aot_autograd as :class:`KGraph` s.
+
+``torch.compile`` with ``aot_autograd(fw_compiler=..., bw_compiler=...,
+decompositions=core_aten_decompositions())`` hands each compiler an ATen-level FX
+``GraphModule`` and its example inputs; :func:`capture_fx` maps one such graph through the
+node walk of :func:`chipforge.compiler._torch.capture` with the handlers below added.
+Parameters, buffers, user inputs, the activations the forward saves and the backward's
+tangents are all graph inputs, so nothing is folded except ops on values made inside the
+graph (``full``, ``scalar_tensor``).
+
+Mapping additions (on top of capture()'s):
+
+- comparisons ``eq gt ge lt le`` are the kernel ops of the same name, giving a 1.0 / 0.0
+  mask ("fp32"; every bool tensor is carried so); ``ne`` is ``eq(eq(a, b), 0)``;
+  ``logical_not`` (and ``bitwise_not`` of a mask) is ``eq(m, 0)``; ``and`` of masks is
+  ``mul``, ``or`` is ``maximum``; ``_to_copy`` to bool is ``x != 0``.
+- ``where(c, a, b)`` with a computed mask c is ``c * a + eq(c, 0) * b``, a zero branch left
+  out: exact when a and b are finite (an inf or NaN in the branch not taken gives NaN).
+- ``_log_softmax`` over the last dim (another dim is moved there and back): with
+  s = x - max(x), the result is s - log(sum(exp(s))).
+- ``index_put(base, [idx], values, accumulate=True)`` and ``embedding_dense_backward``:
+  ``scatter_add`` of the flattened indices and rows [N, D], reshaped, plus ``base`` unless
+  it is known to be zeros; padding_idx >= 0 zeroes the rows of that index first.
+- ``slice_scatter(base, src, dim, start, end)`` (step 1): ``cat`` of base's parts before
+  and after the slice with src.
+
+``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
+kernel op ``pow`` in both front ends (see ``_torch_ops``).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+
+import torch
+
+from chipforge.compiler._graph import CompileError, KGraph
+from chipforge.compiler._torch import Capture, Const, Dyn, add_input, finish, walk
+from chipforge.compiler._torch_nn import _on_last
+from chipforge.compiler._torch_ops import _to_copy as _plain_to_copy
+from chipforge.compiler._torch_ops import _where as _known_where
+from chipforge.compiler._torch_ops import binary, is_number, prod, slice_
+
+TRAIN_HANDLERS: dict[str, Callable] = {}
+MASK = "fp32"  # the dtype of a 1.0 / 0.0 mask
+_INTS = ("int8", "int32")
+_FLIPPED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+
+
+def train_handles(*names: str):
+    def register(fn):
+        for name in names:
+            TRAIN_HANDLERS[name] = fn
+        return fn
+    return register
+
+
+# ---- capture ------------------------------------------------------------------------------
+
+
+def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str = "graph",
+               ) -> tuple[KGraph, tuple[int | None, ...]]:
+    """The :class:`KGraph` of an ATen-level FX graph (an aot_autograd forward or backward
+    graph) and its output slots.
+
+    Every placeholder is a graph input, in order, named as in the FX graph, its shape and
+    dtype from ``node.meta["val"]`` or else the matching example input (float32 -> "fp32",
+    int64/int32 -> "int32", bool -> a "fp32" 1.0 / 0.0 mask). The FX graph's outputs
+    (a tuple or list, nested ones flattened) are, in order, either tensors or None (no
+    gradient for that input). ``slots`` has one entry per FX output: None for a None
+    output, else the index of its tensor in ``graph.outputs``. ``graph.outputs`` holds
+    exactly the tensor outputs in order, so the indices are 0, 1, 2, ... and a runtime can
+    fill the non-None slots with the graph's results one after another
+    (:func:`arrange_outputs`). An output may be a graph input (aot's forward returns inputs
+    it saves for the backward) and the same tensor may be output twice.
+    """
+    if not isinstance(gm, torch.fx.GraphModule):
+        raise CompileError(f"capture_fx: gm is a {type(gm).__name__}; expected a "
+                           f"torch.fx.GraphModule")
+    examples = list(example_inputs)
+    position = {n: i for i, n in enumerate(n for n in gm.graph.nodes if n.op == "placeholder")}
+    cap = Capture(name, training=True)
+
+    def placeholder(node: torch.fx.Node):
+        val = node.meta.get("val")
+        if val is None and position[node] < len(examples):
+            val = examples[position[node]]
+        return add_input(cap, node, val, "capture_fx")
+
+    def get_attr(node: torch.fx.Node):
+        value = operator.attrgetter(node.target)(gm)
+        if not isinstance(value, torch.Tensor):
+            raise CompileError(f"capture_fx: attribute {node.target} is {value!r}; only tensor "
+                               f"attributes are supported")
+        return Const(value.detach(), node.name, node.name)
+
+    slots: list[int | None] = []
+    for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx"):
+        if value is None:
+            slots.append(None)
+            continue
+        if not isinstance(value, Dyn | Const):
+            raise CompileError(f"capture_fx: output {value!r} is not a tensor")
+        slots.append(len(cap.graph.outputs))
+        cap.graph.outputs.append(cap.name(value))
+    return finish(cap), tuple(slots)
+
+
+def arrange_outputs(slots: Sequence[int | None], values: Sequence) -> list:
+    """The FX graph's outputs from the KGraph's ``values`` (in ``graph.outputs`` order):
+    ``values[slot]``, or None where the slot is None."""
+    return [None if slot is None else values[slot] for slot in slots]
+
+
+# ---- masks: comparisons, logic, where ---------------------------------------------------
+
+
+def compare(cap: Capture, op: str, a, b) -> Dyn:
+    """The mask ``a op b`` (op one of eq gt ge lt le; one operand computed); a number or a
+    one-element constant becomes attr ``scalar``. Operands of different dtypes are compared
+    as "fp32"."""
+    if not isinstance(a, Dyn):
+        a, b, op = b, a, _FLIPPED[op]
+    shape, dtype = cap.info(a)
+    if isinstance(b, Const) and b.value.numel() == 1 and b.value.ndim <= len(shape):
+        b = b.value.item()
+    if is_number(b):
+        integral = dtype in _INTS and float(b).is_integer()
+        return cap.emit(op, [a], shape, MASK, scalar=int(b) if integral else float(b))
+    dtypes = {dtype, cap.info(b)[1]}
+    dtype = dtypes.pop() if len(dtypes) == 1 else "fp32"
+    out = tuple(torch.broadcast_shapes(shape, cap.info(b)[0]))
+    return cap.emit(op, [cap.name(a, dtype, len(out)), cap.name(b, dtype, len(out))], out, MASK)
+
+
+def logical_not(cap: Capture, mask) -> Dyn:
+    """1.0 where ``mask`` is 0, else 0.0 (``1 - mask`` for a mask, in one node)."""
+    return compare(cap, "eq", mask, 0)
+
+
+def _is_zero(value) -> bool:
+    if isinstance(value, Const):
+        return not value.value.any()
+    return is_number(value) and value == 0
+
+
+def _mask_operands(cap: Capture) -> None:
+    """Fail unless the current node's tensor operands are all bool (masks)."""
+    for arg in cap.node.args:
+        val = arg.meta.get("val") if isinstance(arg, torch.fx.Node) else None
+        if isinstance(val, torch.Tensor) and val.dtype != torch.bool:
+            raise cap.fail(f"bitwise/logical ops are supported on bool tensors only, not "
+                           f"{val.dtype}")
+
+
+@train_handles("eq", "gt", "ge", "lt", "le")
+def _compare(cap: Capture, a, b):
+    return compare(cap, cap.node.target.overloadpacket.__name__, a, b)
+
+
+@train_handles("ne")
+def _ne(cap: Capture, a, b):
+    return logical_not(cap, compare(cap, "eq", a, b))
+
+
+@train_handles("logical_not", "bitwise_not")
+def _not(cap: Capture, x):
+    if cap.node.target.overloadpacket.__name__ == "bitwise_not":
+        _mask_operands(cap)
+    return logical_not(cap, x)  # logical_not(x) is x == 0 for any dtype
+
+
+@train_handles("logical_and", "bitwise_and")
+def _and(cap: Capture, a, b):
+    _mask_operands(cap)
+    return binary(cap, "mul", a, b)
+
+
+@train_handles("logical_or", "bitwise_or")
+def _or(cap: Capture, a, b):
+    _mask_operands(cap)
+    return binary(cap, "maximum", a, b)
+
+
+@train_handles("where")
+def _where(cap: Capture, cond, x, y):
+    """where(c, x, y) = c * x + eq(c, 0) * y for a computed mask c (a known one: capture()'s
+    mapping); a zero branch is left out."""
+    if not isinstance(cond, Dyn):
+        return _known_where(cap, cond, x, y)
+    shape, dtype = cap.out()
+    terms = []
+    if not _is_zero(x):
+        terms.append(binary(cap, "mul", cond, x))
+    if not _is_zero(y):
+        terms.append(binary(cap, "mul", logical_not(cap, cond), y))
+    if not terms:
+        terms.append(binary(cap, "mul", cond, 0.0))
+    result = terms[0] if len(terms) == 1 else binary(cap, "add", *terms)
+    if cap.info(result)[0] != shape:
+        result = cap.emit("expand", [result], shape, dtype, shape=shape)
+    return result
+
+
+@train_handles("_to_copy")
+def _to_copy(cap: Capture, x, **kwargs):
+    """A conversion; to bool, ``x != 0`` (a mask stays as it is)."""
+    arg = cap.node.args[0]
+    if cap.node.meta["val"].dtype != torch.bool or not isinstance(x, Dyn):
+        return _plain_to_copy(cap, x, **kwargs)
+    if arg.meta["val"].dtype == torch.bool:
+        return x
+    return logical_not(cap, logical_not(cap, x))
+
+
+# ---- log_softmax ---------------------------------------------------------------------------
+
+
+@train_handles("_log_softmax")
+def _log_softmax(cap: Capture, x, dim: int, half_to_float: bool = False):
+    dtype = cap.out()[1]
+
+    def on_last(v):
+        shape = cap.info(v)[0]
+        kept = shape[:-1] + (1,)
+        shifted = cap.emit("sub", [v, cap.emit("max", [v], kept, dtype)], shape, dtype)
+        total = cap.emit("sum", [cap.emit("exp", [shifted], shape, dtype)], kept, dtype)
+        return cap.emit("sub", [shifted, cap.emit("log", [total], kept, dtype)], shape, dtype)
+
+    return _on_last(cap, cap.name(x, dtype), dim, on_last)
+
+
+# ---- scatters --------------------------------------------------------------------------------
+
+
+def scatter_rows(cap: Capture, base, idx, values):
+    """``base`` (the current node's shape [V, ...]) with values[i] added into row idx[i]
+    for every position i of idx (values: idx's shape + base's row shape, or broadcast to
+    it)."""
+    shape, dtype = cap.out()
+    if isinstance(idx, Const):
+        if idx.value.dtype == torch.bool:
+            raise cap.fail("boolean-mask indices are not supported")
+        idx = Const(idx.value.long() % shape[0], cap.fresh())
+    elif cap.info(idx)[1] not in _INTS:
+        raise cap.fail("indices must be an integer tensor")
+    idx_shape = cap.info(idx)[0]
+    n, d = prod(idx_shape), prod(shape[1:])
+    full = tuple(idx_shape) + tuple(shape[1:])
+    if is_number(values):
+        values = Const(torch.full(full, float(values)), cap.fresh())
+    elif cap.info(values)[0] != full:
+        values = (Const(values.value.expand(full), cap.fresh()) if isinstance(values, Const)
+                  else cap.emit("expand", [values], full, cap.info(values)[1], shape=full))
+    rows = cap.name(cap.reshape(values, (n, d)), dtype)
+    flat = cap.name(cap.reshape(idx, (n,)), "int32")
+    out = cap.emit("scatter_add", [flat, rows], (shape[0], d), dtype, num_rows=shape[0])
+    out = cap.reshape(out, shape)
+    return out if _is_zero(base) else binary(cap, "add", out, base)
+
+
+@train_handles("index_put")
+def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
+    if not accumulate:
+        raise cap.fail("index_put is supported only with accumulate=True (as autograd makes "
+                       "it)")
+    if len(indices) != 1 or indices[0] is None:
+        raise cap.fail("index_put is supported with one index tensor, on the first dim")
+    return scatter_rows(cap, base, indices[0], values)
+
+
+@train_handles("embedding_dense_backward")
+def _embedding_backward(cap: Capture, grad, indices, num_weights: int, padding_idx: int,
+                        scale_grad_by_freq: bool):
+    if scale_grad_by_freq:
+        raise cap.fail("embedding with scale_grad_by_freq=True is not supported")
+    if padding_idx >= 0:
+        keep = logical_not(cap, compare(cap, "eq", indices, padding_idx))
+        grad = binary(cap, "mul", grad, cap.reshape(keep, cap.info(keep)[0] + (1,)))
+    return scatter_rows(cap, 0, indices, grad)
+
+
+@train_handles("slice_scatter")
+def _slice_scatter(cap: Capture, base, src, dim: int = 0, start=None, end=None, step: int = 1):
+    shape, dtype = cap.out()
+    dim %= len(shape)
+    start, end, step = slice(start, end, step).indices(shape[dim])
+    if step != 1:
+        raise cap.fail("slice_scatter is supported with step 1 only")
+
+    def part(lo: int, hi: int):
+        if isinstance(base, Const):
+            return Const(base.value.narrow(dim, lo, hi - lo), cap.fresh())
+        return slice_(cap, base, dim, lo, hi)
+
+    pieces = ([part(0, start)] if start > 0 else []) + [src] + (
+        [part(end, shape[dim])] if end < shape[dim] else [])
+    if len(pieces) == 1:
+        return cap.name(src, dtype) if isinstance(src, Dyn) else src
+    return cap.emit("cat", [cap.name(p, dtype, len(shape)) for p in pieces], shape, dtype,
+                    dim=dim)
