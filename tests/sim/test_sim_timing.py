@@ -10,11 +10,14 @@ import pytest
 from simkit import CHIP, T, ins, program
 
 from chipforge.isa import Dtype, Instr, Opcode, cycles
-from chipforge.isa._cost import BARRIER_CYCLES, VECTOR_PIPELINE_CYCLES
+from chipforge.isa._cost import BARRIER_CYCLES, DMA_ISSUE_CYCLES, VECTOR_PIPELINE_CYCLES, latency
 from chipforge.sim import SimError, simulate
 
 BF = Dtype.BF16
-D = T.dram_latency_cycles + ceil(128 * 128 * 2 / T.dma_bytes_per_cycle)  # one bf16 tile
+# one bf16 tile: the DMA engine is busy for DO cycles, the transfer completes L later
+DO = DMA_ISSUE_CYCLES + ceil(128 * 128 * 2 / T.dma_bytes_per_cycle)
+L = T.dram_latency_cycles
+D = DO + L
 R = T.rows  # MM_LW: one weight row per cycle
 
 
@@ -27,19 +30,20 @@ def load(sram: int = 0, **kw) -> Instr:
 
 
 def test_dma_then_matmul_through_a_semaphore():
-    # pc0 DMA dispatched at 0, runs [0, D); pc1 MM_LW dispatched at 1 waits for semaphore 0
-    # (reaches 1 at D), runs [D, D + R); pc2 MM_MUL dispatched at 2, MXU busy until D + R,
-    # runs [D + R, D + R + M). The front end's dispatch offsets (1, 2) are hidden.
+    # pc0 DMA dispatched at 0, occupies the engine [0, DO) and completes at D = DO + L;
+    # pc1 MM_LW dispatched at 1 waits for semaphore 0 (reaches 1 at D), runs [D, D + R);
+    # pc2 MM_MUL dispatched at 2, MXU busy until D + R, runs [D + R, D + R + M). The front
+    # end's dispatch offsets (1, 2) are hidden.
     code = [load(signal=0, comment="load: A"),
             ins(Opcode.MM_LW, 0, 128, 128, 128, dtype=BF, wait=(0, 1), comment="mm: weights"),
             ins(Opcode.MM_MUL, 0, 0, 256, 128, 128, 128, dtype=BF, comment="mm: stream"),
             ins(Opcode.HALT)]
-    assert D == cycles(code[0], T) and R == cycles(code[1], T)
+    assert DO == cycles(code[0], T) and L == latency(code[0], T) and R == cycles(code[1], T)
     res = simulate(program([code]), CHIP, trace=True)
     assert res.cycles == D + R + mm_mul_cycles(256)
-    assert res.busy[(0, "DMA")] == D and res.busy[(0, "MXU")] == R + mm_mul_cycles(256)
+    assert res.busy[(0, "DMA")] == DO and res.busy[(0, "MXU")] == R + mm_mul_cycles(256)
     assert res.utilization[(0, "MXU")] == pytest.approx((R + mm_mul_cycles(256)) / res.cycles)
-    assert res.top_ops() == sorted([("load", D), ("mm", R + mm_mul_cycles(256))],
+    assert res.top_ops() == sorted([("load", DO), ("mm", R + mm_mul_cycles(256))],
                                    key=lambda kv: -kv[1])
     assert res.seconds == pytest.approx(res.cycles / T.clock_hz)
     assert res.instructions == 4
@@ -56,7 +60,7 @@ def test_effects_happen_at_start_so_a_missing_semaphore_reads_stale_sram():
     res = simulate(program([[load()] + mm], tensors), CHIP, {"x": x})
     assert res.cycles == max(D, 1 + R + mm_mul_cycles(1))
     assert res.machine.cores[0].acc[:4].view(np.float32)[0] == 128.0
-    # queued behind another load it starts at D, after MM_LW (cycle 2): stale zeros
+    # queued behind another load it starts at DO, after MM_LW (cycle 2): stale zeros
     res = simulate(program([[load(sram=65536), load()] + mm], tensors), CHIP, {"x": x})
     assert res.machine.cores[0].acc[:4].view(np.float32)[0] == 0.0
 
@@ -109,6 +113,14 @@ def test_barrier_rendezvous_of_two_cores():
     assert sorted(ctrl) == [(0, D, BARRIER_CYCLES), (1, v, release - v)]
 
 
+def test_dma_transfers_overlap_their_latency():
+    """Back-to-back loads: the engine streams them, only the last one's latency shows."""
+    code = [load(sram=i * 32768) for i in range(4)] + [ins(Opcode.HALT)]
+    res = simulate(program([code]), CHIP, functional=False)
+    assert res.cycles == 4 * DO + L
+    assert res.busy[(0, "DMA")] == 4 * DO
+
+
 def test_two_waits_must_both_be_met():
     if "wait2" not in Instr.__dataclass_fields__:
         pytest.skip("this ISA has one wait per instruction")
@@ -116,8 +128,10 @@ def test_two_waits_must_both_be_met():
     code = [load(signal=0), ins(Opcode.DMA_LOAD, 0, 0, 256, 128, 128, 128, dtype=BF,
                                 signal=1), fill, ins(Opcode.HALT)]
     res = simulate(program([code]), CHIP, functional=False)
-    d2 = T.dram_latency_cycles + ceil(256 * 128 * 2 / T.dma_bytes_per_cycle)
-    assert res.cycles == D + d2 + cycles(fill, T)
+    # the second load starts when the engine frees at DO and completes L after its own
+    # occupancy; both waits are met then
+    do2 = DMA_ISSUE_CYCLES + ceil(256 * 128 * 2 / T.dma_bytes_per_cycle)
+    assert res.cycles == DO + do2 + L + cycles(fill, T)
 
 
 @pytest.mark.parametrize("cores, message", [

@@ -51,13 +51,14 @@ class CoreTiming:
         mu = next(m for m in chip.cores.matrix_units if m.kind == "systolic")
         vu = chip.cores.vector_unit
         arrays = chip.cores.count * mu.count
-        share = (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-                 / chip.clock_hz / arrays)
-        return cls(chip.clock_hz, arrays, mu.rows, mu.cols,
+        # the chip runs at its sustained clock under load, the engine's shared parameter
+        hz = chip.clock_hz * eff.clock_fraction
+        share = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency / hz / arrays
+        return cls(hz, arrays, mu.rows, mu.cols,
                    dict(mu.macs_per_cycle), max(1, vu.lanes // mu.count),
                    max(1, (vu.special_function_lanes or vu.lanes) // mu.count),
                    min(float(chip.cores.local_sram.bytes_per_cycle), share),
-                   round(DRAM_LATENCY_S * chip.clock_hz),
+                   round(DRAM_LATENCY_S * hz),
                    int(chip.cores.local_sram.size_bytes // max(1, mu.count)))
 
     def pack(self, dtype: Dtype) -> float:
@@ -74,12 +75,25 @@ class CoreTiming:
         return 1.0 / p if 0 < p < 1 else 1.0
 
 
+DMA_OPS = (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER, Opcode.DMA_SCATTER)
+DMA_ISSUE_CYCLES = 8  # assumption: descriptor decode and address generation per transfer
+
+
+def latency(instr: Instr, t: CoreTiming) -> int:
+    """Cycles after ``instr`` frees its unit until it completes (signals its semaphore):
+    the DRAM round trip of a DMA, overlapped with the next transfers (the engine keeps
+    several requests in flight); 0 for every other unit."""
+    return t.dram_latency_cycles if instr.op in DMA_OPS else 0
+
+
 def cycles(instr: Instr, t: CoreTiming) -> int:
-    """Cycles ``instr`` occupies its unit."""
+    """Cycles ``instr`` occupies its unit (a DMA completes ``latency`` cycles later)."""
     op, a = instr.op, instr.named
-    if op in (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER, Opcode.DMA_SCATTER):
+    if op in DMA_OPS:
         nbytes = a["rows"] * a["cols"] * instr.dtype.itemsize
-        return t.dram_latency_cycles + ceil(nbytes / t.dma_bytes_per_cycle)
+        if op in (Opcode.DMA_GATHER, Opcode.DMA_SCATTER):
+            nbytes += a["rows"] * 4  # the int32 row indices
+        return DMA_ISSUE_CYCLES + ceil(nbytes / t.dma_bytes_per_cycle)
     if op is Opcode.MM_LW:
         return ceil(t.rows * t.slowdown(instr.dtype))
     if op is Opcode.MM_MUL:

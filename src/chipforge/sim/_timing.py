@@ -5,8 +5,9 @@
   until the barrier completes; HALT (or the end of the stream) stops it for good.
 * A unit runs its queue in order: an instruction starts at max(dispatch time, unit free,
   time its wait semaphores (``wait`` and ``wait2``) reached their values) and occupies the
-  unit for ``isa.cycles``; on completion it increments its signal semaphore (32 counters
-  per core).
+  unit for ``isa.cycles``. It completes ``isa.latency`` cycles after that (a DMA's DRAM
+  round trip, overlapped with the next transfers, which may start as soon as the unit is
+  free); on completion it increments its signal semaphore (32 counters per core).
 * BARRIER: a core arrives when all its earlier instructions are complete; the barrier
   completes BARRIER_CYCLES after the last core's arrival, and the front end resumes then.
 * Functional effects happen at start, in global (start time, core, pc) order. Completions at
@@ -20,7 +21,7 @@ from collections import deque
 from heapq import heappop, heappush
 
 from chipforge.isa import CoreTiming, Instr, Opcode, Unit, cycles
-from chipforge.isa._cost import BARRIER_CYCLES
+from chipforge.isa._cost import BARRIER_CYCLES, latency
 from chipforge.isa._encode import ALU_ENUM
 from chipforge.sim._semantics import SEMANTICS, Machine
 from chipforge.sim._state import Fault, SimError
@@ -28,7 +29,7 @@ from chipforge.sim._state import Fault, SimError
 DMA, MXU, VEC, CTRL = 0, 1, 2, 3
 UNIT_NAMES = ("DMA", "MXU", "VEC", "CTRL")
 _CODE = {Unit.DMA: DMA, Unit.MXU: MXU, Unit.VEC: VEC, Unit.CTRL: CTRL}
-_DONE, _START = 0, 1  # completions sort before starts at the same time
+_DONE, _FREE, _START = 0, 1, 2  # completions, then freed units, then starts at one time
 
 
 def mnemonic(ins: Instr) -> str:
@@ -59,13 +60,15 @@ class _Core:
         self.index, self.instrs = index, instrs
         self.unit = [_CODE[i.unit] for i in instrs]
         self.cyc = []
+        self.lat = []
         for pc, ins in enumerate(instrs):
             key = (ins.op, ins.args, ins.dtype, ins.alu)
             c = cost.get(key)
             if c is None:
                 _check_alu(index, pc, ins)  # cycles() needs a valid ALU op too
-                c = cost[key] = max(1, int(cycles(ins, timing)))
-            self.cyc.append(c)
+                c = cost[key] = (max(1, int(cycles(ins, timing))), int(latency(ins, timing)))
+            self.cyc.append(c[0])
+            self.lat.append(c[1])
         # wait and wait2: the instruction starts once every listed semaphore reached its value
         self.waits = [tuple(w for w in (ins.wait, getattr(ins, "wait2", None)) if w)
                       for ins in instrs]
@@ -105,6 +108,8 @@ class Scheduler:
             t, kind, ci, pc = heappop(heap)
             if kind == _START:
                 self._start(cores[ci], pc, t)
+            elif kind == _FREE:
+                self._free(cores[ci], cores[ci].unit[pc], t)
             else:
                 self._complete(cores[ci], pc, t)
         self._check_finished()
@@ -165,9 +170,16 @@ class Scheduler:
         core.busy[u] += cyc
         label = label_of(ins)
         self.op_cycles[label] = self.op_cycles.get(label, 0) + cyc
+        lat = core.lat[pc]
         if self.trace:
-            self.events.append((core.index, u, pc, t, cyc))
-        heappush(self.heap, (end, _DONE, core.index, pc))
+            self.events.append((core.index, u, pc, t, cyc + lat))
+        if lat:  # the unit takes its next instruction while this one is in flight
+            heappush(self.heap, (end, _FREE, core.index, pc))
+        heappush(self.heap, (end + lat, _DONE, core.index, pc))
+
+    def _free(self, core: _Core, u: int, t: int) -> None:
+        core.running[u] = False
+        self._try(core, u, t)
 
     def _complete(self, core: _Core, pc: int, t: int) -> None:
         u = core.unit[pc]
@@ -178,7 +190,8 @@ class Scheduler:
             core.barriers += 1
             self._dispatch(core, t)
             return
-        core.running[u] = False
+        if not core.lat[pc]:
+            core.running[u] = False
         core.outstanding -= 1
         s = core.instrs[pc].signal
         if s is not None:
