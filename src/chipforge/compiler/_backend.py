@@ -26,7 +26,7 @@ def to_numpy(t) -> np.ndarray:
     import torch
 
     t = t.detach().cpu()
-    if t.dtype.is_floating_point:
+    if t.dtype.is_floating_point or t.dtype == torch.bool:  # bools travel as 0/1 masks
         return t.to(torch.float32).numpy()
     return t.to(torch.int32).numpy()
 
@@ -63,7 +63,8 @@ class ChipRunner:
             value = result.outputs[name]
             # integer outputs stay integers; every float dtype comes back as float32
             value = value if value.dtype.kind in "iu" else np.asarray(value, np.float32)
-            outs.append(torch.from_numpy(np.ascontiguousarray(value)))
+            shape = self.graph.tensors[name].shape  # 0-d tensors (a loss) keep their shape
+            outs.append(torch.from_numpy(np.ascontiguousarray(value).reshape(shape)))
         return tuple(outs)
 
 
@@ -128,8 +129,9 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
             raise CompileError("the chip compiles static shapes, but dynamo passed symbolic "
                                "sizes; use torch.compile(model, backend=..., dynamic=False)")
 
-        if torch.is_grad_enabled() and any(getattr(p, "requires_grad", False)
-                                           for p in gm.parameters()):
+        # dynamo passes parameters as graph inputs: training if any input needs a gradient
+        if torch.is_grad_enabled() and any(getattr(x, "requires_grad", False)
+                                           for x in example_inputs):
             from chipforge.compiler._train import training_backend
 
             return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
