@@ -1,9 +1,20 @@
-"""``chipforge compile | run | disasm``: PyTorch models to chip programs and back."""
+"""``chipforge compile | run | disasm``: PyTorch models to chip programs and back.
+
+Every user error (a missing file or factory, a factory returning the wrong thing, an
+unsupported op, a file that is not a program) is a :class:`ChipforgeError`, printed by
+``main`` as one ``error:`` line with exit status 2.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import sys
+import traceback
+import warnings
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,55 +27,197 @@ from chipforge.errors import ChipforgeError
 
 console = Console()
 
+QUANT = {"none": None, "int8": "int8", "fp8": "fp8_e4m3"}
+FLOAT_DTYPES = ("fp32", "bf16", "fp16")
+FACTORY_FORM = ("(module, example_inputs[, calibration]): an nn.Module, a tuple of tensors "
+                "and optionally a list of such tuples")
+# op labels ride along in the .cfp (Program.save keeps only the binary encoding)
+COMMENTS_MEMBER = "comments.json"
 
-def _load_factory(spec: str):
+
+def _describe(value, depth: int = 0) -> str:
+    """A short type picture of ``value``: ``(MLP, (Tensor, int))``."""
+    if isinstance(value, tuple | list) and depth < 2:
+        inner = ", ".join(_describe(v, depth + 1) for v in value[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return f"({inner}{more})" if isinstance(value, tuple) else f"[{inner}{more}]"
+    return type(value).__name__
+
+
+def _user_frame(exc: BaseException, path: Path) -> str:
+    """``FILE:LINE`` of the innermost frame of ``exc`` in the user's file, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() == path.resolve()]
+    return f"{path}:{frames[-1].lineno}" if frames else str(path)
+
+
+def _import_file(path: Path):
+    """Run the user's file as a module (its folder importable, as ``python FILE`` would)."""
+    name = f"_chipforge_factory_{path.stem}"  # never shadows a real module such as torch
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ChipforgeError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up here
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        module_spec.loader.exec_module(module)
+    except ChipforgeError:
+        raise
+    except Exception as exc:  # the user's code: say where, without a traceback
+        raise ChipforgeError(f"{_user_frame(exc, path)}: importing the file raised "
+                             f"{type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def _load_factory(spec: str) -> tuple:
+    """Call ``PATH.py:FACTORY`` and check what it returns: (module, inputs, calibration)."""
+    import torch
+
     path_text, sep, name = spec.rpartition(":")
     if not sep or not path_text or not name:
         raise ChipforgeError(f"expected PATH.py:FACTORY, got {spec!r}")
     path = Path(path_text)
     if not path.is_file():
         raise ChipforgeError(f"{path}: no such file (from {spec!r})")
-    module_spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[path.stem] = module
-    module_spec.loader.exec_module(module)
+    module = _import_file(path)
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise ChipforgeError(f"{path}: has no function {name!r}")
-    made = factory()
-    if not (isinstance(made, tuple) and len(made) >= 2 and isinstance(made[1], tuple)):
-        raise ChipforgeError(f"{spec}: the factory must return (module, example_inputs_tuple"
-                             f"[, calibration_list]), got {type(made).__name__}")
-    return made
+        found = sorted(k for k, v in vars(module).items()
+                       if callable(v) and not k.startswith("_")
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise ChipforgeError(f"{path}: has no function {name!r}; functions defined there: "
+                             f"{', '.join(found) or '(none)'}")
+    try:
+        made = factory()
+    except ChipforgeError:
+        raise
+    except Exception as exc:
+        raise ChipforgeError(f"{_user_frame(exc, path)}: {name}() raised "
+                             f"{type(exc).__name__}: {exc}") from None
+
+    def bad(what: str) -> ChipforgeError:
+        return ChipforgeError(f"{spec}: the factory must return {FACTORY_FORM}; {what}")
+
+    def tensors(value) -> bool:
+        return isinstance(value, tuple) and all(isinstance(t, torch.Tensor) for t in value)
+
+    if not isinstance(made, tuple) or len(made) not in (2, 3):
+        raise bad(f"got {_describe(made)}")
+    model, inputs = made[0], made[1]
+    if not isinstance(model, torch.nn.Module):
+        raise bad(f"got {_describe(made)}, whose first element is not an nn.Module")
+    if not tensors(inputs):
+        raise bad(f"got {_describe(made)}, whose example inputs are not a tuple of tensors")
+    calibration = made[2] if len(made) == 3 else [inputs]
+    if not (isinstance(calibration, list | tuple) and calibration
+            and all(tensors(c) and len(c) == len(inputs) for c in calibration)):
+        raise bad(f"got {_describe(made)}, whose calibration is not a non-empty list of "
+                  f"tuples of {len(inputs)} tensor(s)")
+    return model, inputs, list(calibration)
+
+
+@contextlib.contextmanager
+def _quiet_library_warnings():
+    """torch.export's deprecation chatter is not the user's to act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _save(program, out: Path) -> None:
+    try:
+        program.save(out)
+        with zipfile.ZipFile(out, "a", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(COMMENTS_MEMBER, json.dumps([[i.comment for i in core]
+                                                     for core in program.cores]))
+    except OSError as exc:
+        raise ChipforgeError(f"{out}: cannot write the program: {exc.strerror or exc}") \
+            from None
+
+
+def _load(path: Path):
+    """Program.load, with the op labels (instruction comments) ``_save`` stored."""
+    from chipforge.isa import Program
+
+    if not path.is_file():
+        raise ChipforgeError(f"{path}: no such file; expected a .cfp program "
+                             f"(chipforge compile ... -o {path.name})")
+    program = Program.load(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            comments = json.loads(zf.read(COMMENTS_MEMBER)) \
+                if COMMENTS_MEMBER in zf.namelist() else None
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
+        comments = None
+    if (isinstance(comments, list) and len(comments) == len(program.cores)
+            and all(len(c) == len(core) for c, core in zip(comments, program.cores))):
+        program.cores = [[i if i.comment or not text else replace(i, comment=text)
+                          for i, text in zip(core, texts)]
+                         for core, texts in zip(program.cores, comments)]
+    return program
 
 
 def compile_cmd(
-    target: Annotated[str, typer.Argument(help="PATH.py:FACTORY returning (module, inputs)")],
+    target: Annotated[str, typer.Argument(help="PATH.py:FACTORY returning (module, inputs"
+                                               "[, calibration list])")],
     chip: Annotated[str, typer.Option(help="catalog name or spec path")] = "forge-i1",
     quant: Annotated[str, typer.Option(help="none, int8 or fp8")] = "none",
-    dtype: Annotated[str, typer.Option(help="floating-point dtype")] = "bf16",
+    dtype: Annotated[str, typer.Option(help="floating-point dtype: fp32, bf16 or fp16")]
+    = "bf16",
     out: Annotated[Path, typer.Option("-o", "--out", help="program file")] = Path("prog.cfp"),
 ) -> None:
     """Compile a PyTorch model to a chip program (.cfp)."""
+    from chipforge.arch import load_chip
+
+    # check the options before the (slow) capture
+    if quant not in QUANT:
+        raise ChipforgeError(f"--quant {quant!r}; expected none, int8 or fp8")
+    if dtype not in FLOAT_DTYPES:
+        raise ChipforgeError(f"--dtype {dtype!r}; expected one of {', '.join(FLOAT_DTYPES)}")
+    spec = load_chip(chip)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ChipforgeError("chipforge compile needs PyTorch: pip install "
+                             "'chipforge[torch]'") from None
+
     from chipforge.compiler._backend import feed
     from chipforge.compiler._lower import compile_graph
     from chipforge.compiler._quant import quantize_graph
     from chipforge.compiler._torch import capture
 
-    made = _load_factory(target)
-    module, inputs = made[0], made[1]
-    calibration = made[2] if len(made) > 2 else [inputs]
-    graph = capture(module.eval(), inputs, name=target.rpartition(":")[2])
-    if quant != "none":
-        qdtype = {"int8": "int8", "fp8": "fp8_e4m3"}.get(quant)
-        if qdtype is None:
-            raise ChipforgeError(f"--quant {quant!r}; expected none, int8 or fp8")
-        graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
-    program = compile_graph(graph, chip, dtype=dtype)
+    model, inputs, calibration = _load_factory(target)
+    with _quiet_library_warnings():
+        try:
+            graph = capture(model.eval(), inputs, name=target.rpartition(":")[2])
+        except ChipforgeError:
+            raise
+        except Exception as exc:  # torch.export could not trace the model
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ChipforgeError(f"{target}: torch.export could not capture the model: "
+                                 f"{type(exc).__name__}: {first}") from None
+        if QUANT[quant]:
+            graph = quantize_graph(graph, [feed(graph, c) for c in calibration], QUANT[quant])
+        program = compile_graph(graph, spec, dtype=dtype)
     program.example_inputs = feed(graph, inputs)
-    program.save(out)
+    _save(program, out)
     console.print(f"{out}: {len(graph.nodes)} kernels, {program.instruction_count} "
                   f"instructions on {len(program.cores)} cores of {program.chip}")
+
+
+def _read_inputs(path: Path) -> dict[str, np.ndarray]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ChipforgeError(f"{path}: cannot read inputs: {exc}") from None
+    if not hasattr(data, "files"):
+        raise ChipforgeError(f"{path}: a single array; expected an .npz of named inputs "
+                             f"(numpy.savez(path, name=array, ...))")
+    return {k: data[k] for k in data.files}
 
 
 def run_cmd(
@@ -74,18 +227,15 @@ def run_cmd(
                                                      "example inputs saved at compile)")] = None,
 ) -> None:
     """Run a program on the simulator: cycles, time, utilization per unit, top ops."""
-    from chipforge.isa import Program
     from chipforge.sim import simulate
 
-    program = Program.load(program_path)
-    feed = program.example_inputs
-    if inputs is not None:
-        data = np.load(inputs)
-        feed = {k: data[k] for k in data.files}
+    program = _load(program_path)
+    feed = program.example_inputs if inputs is None else _read_inputs(inputs)
     result = simulate(program, program.chip, feed, trace=trace is not None)
     console.print(f"[bold]{program_path}[/] on {program.chip}: {result.cycles:,} cycles, "
                   f"{result.seconds * 1e6:,.2f} us, {result.instructions:,} instructions")
-    table = Table(title="utilization per unit (mean over cores)")
+    title = "utilization per unit (mean over cores)"
+    table = Table(title=title, min_width=len(title) + 4)
     for col in ("unit", "busy cycles", "utilization"):
         table.add_column(col, justify="right" if col != "unit" else "left")
     for unit in ("DMA", "MXU", "VEC"):
@@ -101,15 +251,20 @@ def run_cmd(
         ops.add_row(label, f"{cycles:,}")
     console.print(ops)
     if trace is not None:
-        result.write_trace(trace)
+        try:
+            result.write_trace(trace)
+        except OSError as exc:
+            raise ChipforgeError(f"{trace}: cannot write the trace: {exc.strerror or exc}") \
+                from None
         console.print(f"trace written to {trace} (open in ui.perfetto.dev)")
 
 
 def disasm_cmd(program_path: Annotated[Path, typer.Argument(help="a .cfp program")]) -> None:
-    """Print a program's instructions, core by core."""
-    from chipforge.isa import Program, disassemble
+    """Print a program's instructions, core by core (each line reads back with
+    ``chipforge.isa.assemble`` after the pc column)."""
+    from chipforge.isa import disassemble
 
-    program = Program.load(program_path)
+    program = _load(program_path)
     for core, instrs in enumerate(program.cores):
         print(f"; core {core}: {len(instrs)} instructions")
         for pc, instr in enumerate(instrs):

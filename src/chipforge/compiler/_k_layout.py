@@ -175,23 +175,26 @@ def _expand_into(lw: Lowering, x: Buf, out: Buf) -> None:
     blocks = list(product(*(range(d) for d in lead)))
     for core, (s, n) in enumerate(split(len(blocks), len(lw.ems))):
         em = lw.ems[core]
-        buf = em.sram(rows * cols * x.itemsize)
-        col = em.sram(rows * x.itemsize) if xs[-1] == 0 and cols > 1 else None
-        last = None
-        for idx in blocks[s:s + n]:
-            src = x.addr + sum(i * xs[j] for j, i in enumerate(idx)) * x.itemsize
-            dst = out.addr + sum(i * os_[j] for j, i in enumerate(idx)) * out.itemsize
+        bufs = [em.sram(rows * cols * x.itemsize) for _ in range(2)]  # double-buffered
+        col = em.sram(2 * rows * x.itemsize) if xs[-1] == 0 and cols > 1 else None
+        stores: list = []
+        for i, idx in enumerate(blocks[s:s + n]):
+            buf = bufs[i % 2]
+            free = stores[-2] if len(stores) >= 2 else None  # this slot's last store is done
+            src = x.addr + sum(i_ * xs[j] for j, i_ in enumerate(idx)) * x.itemsize
+            dst = out.addr + sum(i_ * os_[j] for j, i_ in enumerate(idx)) * out.itemsize
             if col is None:
                 tok = em.load(src, buf, rows, cols, x.isa_dtype, row_stride, cols,
-                              after=(last,), note="expand in")
+                              after=(free,), note="expand in")
             else:  # the last dim is broadcast: one element per row, spread by the VEC unit
-                t = em.load(src, col, rows, 1, x.isa_dtype, row_stride, 1, after=(last,),
+                c = col + (i % 2) * rows * x.itemsize
+                t = em.load(src, c, rows, 1, x.isa_dtype, row_stride, 1, after=(free,),
                             note="expand in")
-                tok = em.emit(Opcode.V_UN, (buf, col, rows, cols, cols, 1), alu=int(UnOp.COPY),
+                tok = em.emit(Opcode.V_UN, (buf, c, rows, cols, cols, 1), alu=int(UnOp.COPY),
                               dtype=x.isa_dtype, dtype_a=x.isa_dtype, flags=Flag.A_COL,
                               after=(t,), note="spread")
-            last = em.store(dst, buf, rows, cols, x.isa_dtype, cols, cols, after=(tok,),
-                            note="expand out")
+            stores.append(em.store(dst, buf, rows, cols, x.isa_dtype, cols, cols,
+                                   after=(tok,), note="expand out"))
 
 
 def embedding_kernel(lw: Lowering, node: KNode) -> str:

@@ -22,7 +22,7 @@ from chipforge.compiler._graph import CompileError, KNode
 from chipforge.compiler._lower import Buf, Lowering, split
 from chipforge.isa import Dtype, Flag, Opcode
 from chipforge.perf import search_matmul
-from chipforge.perf._matmul import ACCUMULATOR_WORDS as ACC_WORDS  # noqa: E402
+from chipforge.perf._hw import ACCUMULATOR_WORDS as ACC_WORDS  # noqa: E402
 
 
 def _chunks(total: int, size: int) -> list[tuple[int, int]]:

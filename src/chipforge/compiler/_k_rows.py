@@ -16,9 +16,9 @@ from chipforge.compiler._emit import CoreEmitter, Token
 from chipforge.compiler._graph import CompileError, KNode
 from chipforge.compiler._lower import Buf, Lowering, split
 from chipforge.isa import BinOp, Dtype, Flag, Opcode, RedOp, UnOp
+from chipforge.perf._hw import ROW_CHUNK as MAX_CHUNK_ROWS
 
 F32 = Dtype.FP32
-MAX_CHUNK_ROWS = 256  # assumption: enough rows per chunk to hide the vector pipeline fill
 
 
 @dataclass(frozen=True)

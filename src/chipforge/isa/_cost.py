@@ -21,10 +21,12 @@ from math import ceil
 from chipforge.arch import ChipSpec
 from chipforge.isa._instr import SPECIAL_UNOPS, Dtype, Instr, Opcode, UnOp
 from chipforge.perf import DEFAULT, Efficiency
-from chipforge.perf._matmul import DRAM_LATENCY_S
-
-VECTOR_PIPELINE_CYCLES = 8  # assumption: fetch, upcast, ALU, round, write-back stages
-BARRIER_CYCLES = 64  # assumption: a chip-wide barrier over the NoC, tens of cycles
+from chipforge.perf._hw import (  # noqa: F401  (re-exported for the simulator)
+    BARRIER_CYCLES,
+    DMA_ISSUE_CYCLES,
+    DRAM_LATENCY_S,
+    VECTOR_PIPELINE_CYCLES,
+)
 
 _DTYPE_NAMES = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16",
                 Dtype.FP8_E4M3: "fp8_e4m3", Dtype.FP8_E5M2: "fp8_e5m2", Dtype.INT8: "int8",
@@ -76,7 +78,6 @@ class CoreTiming:
 
 
 DMA_OPS = (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER, Opcode.DMA_SCATTER)
-DMA_ISSUE_CYCLES = 8  # assumption: descriptor decode and address generation per transfer
 
 
 def latency(instr: Instr, t: CoreTiming) -> int:

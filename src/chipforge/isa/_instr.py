@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+
+from chipforge.errors import ChipforgeError
 
 NUM_SEMAPHORES = 32
 NO_SEM = 0xFF
@@ -156,7 +158,30 @@ FIELDS: dict[Opcode, tuple[str, ...]] = {
 MAX_FIELDS = max(len(f) for f in FIELDS.values())
 
 
-@dataclass(frozen=True)
+class AsmError(ChipforgeError, ValueError):
+    """An instruction, assembly line or binary that cannot be read or is not valid."""
+
+
+ALU_ENUM: dict[Opcode, type[enum.IntEnum]] = {Opcode.V_UN: UnOp, Opcode.V_BIN: BinOp,
+                                              Opcode.V_RED: RedOp}
+CANONICAL_NAN_BITS = 0x7FC00000  # the quiet NaN float("nan") encodes to
+
+
+def f32_bits(value: float) -> int:
+    """The fp32 bit pattern of ``value`` (rounded to fp32; OverflowError past its range)."""
+    return struct.unpack("<I", struct.pack("<f", value))[0]
+
+
+def f32_value(bits: int) -> float:
+    """The fp32 number with bit pattern ``bits`` (a signalling NaN comes back quiet)."""
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def _semaphore_ok(value: object) -> bool:
+    return isinstance(value, int) and 0 <= value < NUM_SEMAPHORES
+
+
+@dataclass(frozen=True, eq=False)
 class Instr:
     """One instruction. ``args`` holds the opcode's FIELDS in order.
 
@@ -164,6 +189,11 @@ class Instr:
     the moved/multiplied data) dtype and ``dtype_a``/``dtype_b`` the sources'. ``imm`` is
     an fp32 immediate. ``wait`` = (semaphore, value): start no earlier than the semaphore
     reaching value. ``signal``: semaphore incremented on completion.
+
+    Every field is checked on construction (an :class:`AsmError`, also a ``ValueError``,
+    naming the field and the value). Instructions compare and hash by their encoding:
+    ``imm`` by its fp32 bits (:attr:`imm_bits`), so ``-0.0`` differs from ``0.0`` and a NaN
+    equals the same NaN; ``comment`` is not compared.
     """
 
     op: Opcode
@@ -177,24 +207,105 @@ class Instr:
     wait: tuple[int, int] | None = None
     signal: int | None = None
     wait2: tuple[int, int] | None = None
-    comment: str = field(default="", compare=False)
+    comment: str = ""
+    # the immediate's fp32 bit pattern, derived from ``imm`` (exact for every NaN payload
+    # when the instruction was decoded from a binary)
+    _imm_bits: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # the immediate is encoded as fp32: keep exactly the value the hardware sees
-        imm32 = struct.unpack("<f", struct.pack("<f", self.imm))[0]
-        object.__setattr__(self, "imm", float(imm32))
-        names = FIELDS[self.op]
-        if len(self.args) != len(names):
-            raise ValueError(f"{self.op.name} takes {len(names)} fields "
-                             f"({', '.join(names)}), got {len(self.args)}")
+        def fail(name: str, expected: str, value: object) -> AsmError:
+            if isinstance(value, enum.Enum) and isinstance(value, int):
+                value = int(value)  # 300, not <Flag.ACCUMULATE|...: 300>
+            return AsmError(f"{op.name}.{name} must be {expected}, got {value!r}")
+
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        try:
+            op = Opcode(self.op)
+        except ValueError:
+            raise AsmError(f"op must be an Opcode ({', '.join(o.name for o in Opcode)}), "
+                           f"got {self.op!r}") from None
+        put("op", op)
+        names = FIELDS[op]
+        if not isinstance(self.args, tuple | list) or len(self.args) != len(names):
+            count = len(self.args) if isinstance(self.args, tuple | list) else repr(self.args)
+            raise AsmError(f"{op.name} takes {len(names)} fields "
+                           f"({', '.join(names) or 'none'}), got {count}")
+        put("args", tuple(self.args))
         for name, value in zip(names, self.args):
             if not isinstance(value, int) or value < 0 or value >= 1 << 48:
-                raise ValueError(f"{self.op.name}.{name} must be an integer in [0, 2**48), "
-                                 f"got {value!r}")
-        waits = [w[0] for w in (self.wait, self.wait2) if w]
-        for sem in waits + ([self.signal] if self.signal is not None else []):
-            if not 0 <= sem < NUM_SEMAPHORES:
-                raise ValueError(f"semaphore {sem!r} out of range 0..{NUM_SEMAPHORES - 1}")
+                raise fail(name, "an integer in [0, 2**48)", value)
+        alu = self.alu
+        if op in ALU_ENUM:
+            ok = isinstance(alu, int) and alu in ALU_ENUM[op]._value2member_map_
+            expected = (f"a {ALU_ENUM[op].__name__} "
+                        f"({', '.join(f'{a.name}={a.value}' for a in ALU_ENUM[op])})")
+        else:
+            ok, expected = isinstance(alu, int) and alu == 0, f"0 ({op.name} has no ALU op)"
+        if not ok:
+            raise fail("alu", expected, alu)
+        put("alu", int(alu))
+        for name in ("dtype", "dtype_a", "dtype_b"):
+            value = getattr(self, name)
+            try:
+                put(name, Dtype(value))
+            except ValueError:
+                raise fail(name, f"a Dtype ({', '.join(d.name_str for d in Dtype)})",
+                           value) from None
+        if not isinstance(self.flags, int) or not 0 <= int(self.flags) <= 255:
+            raise fail("flags", "a Flag combination in 0..255", self.flags)
+        put("flags", Flag(int(self.flags)))
+        try:
+            bits = f32_bits(self.imm)
+        except (OverflowError, TypeError, struct.error):
+            raise fail("imm", "a number within fp32's range", self.imm) from None
+        # the immediate is encoded as fp32: keep exactly the value the hardware sees
+        put("imm", f32_value(bits))
+        put("_imm_bits", bits)
+        for name in ("wait", "wait2"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not (isinstance(value, tuple | list) and len(value) == 2
+                    and _semaphore_ok(value[0]) and isinstance(value[1], int)
+                    and 0 <= value[1] < 1 << 32):
+                raise fail(name, f"(semaphore in 0..{NUM_SEMAPHORES - 1}, value in "
+                           f"[0, 2**32))", value)
+            put(name, (int(value[0]), int(value[1])))
+        if self.signal is not None and not _semaphore_ok(self.signal):
+            raise fail("signal", f"None or a semaphore in 0..{NUM_SEMAPHORES - 1}",
+                       self.signal)
+        if not isinstance(self.comment, str) or \
+                self.comment.splitlines() not in ([], [self.comment]):
+            raise fail("comment", "one line of text (assembly is one line per instruction)",
+                       self.comment)
+
+    @property
+    def imm_bits(self) -> int:
+        """The immediate's fp32 bit pattern, as encoded."""
+        return self._imm_bits
+
+    def _key(self) -> tuple:
+        return (self.op, self.args, self.alu, self.dtype, self.dtype_a, self.dtype_b,
+                int(self.flags), self._imm_bits, self.wait, self.signal, self.wait2)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def with_imm_bits(self, bits: int) -> Instr:
+        """This instruction with the immediate given as an fp32 bit pattern (a signalling
+        NaN's payload kept exactly)."""
+        if not isinstance(bits, int) or not 0 <= bits < 1 << 32:
+            raise AsmError(f"{self.op.name}.imm bits must be in [0, 2**32), got {bits!r}")
+        out = replace(self, imm=f32_value(bits))
+        object.__setattr__(out, "_imm_bits", bits)
+        return out
 
     @property
     def waits(self) -> tuple[tuple[int, int], ...]:
@@ -213,4 +324,4 @@ class Instr:
 
 
 def instr_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Instr))
+    return tuple(f.name for f in fields(Instr) if f.init)

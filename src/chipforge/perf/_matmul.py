@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from math import ceil, isqrt
 
 from chipforge.arch import ChipSpec, MatrixUnit
+from chipforge.perf._hw import ACCUMULATOR_WORDS, DRAM_LATENCY_S
 from chipforge.perf._params import Efficiency
 
 # CTA tiles cuBLAS-style kernels choose from (m x n); k is staged in slices of TK.
@@ -33,13 +34,6 @@ GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kerne
 GPU_MAX_CTAS_PER_SM = 1
 ACC_BYTES = 4  # fp32 accumulators
 SYSTOLIC_TILE_MULTIPLES = (1, 2, 4, 8, 16)
-# assumption: DRAM access latency seen by a DMA engine, ~400 ns (GPU microbenchmarks measure
-# 400-600 ns to HBM: Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via
-# Microbenchmarking", 2018); chipforge.isa's DMA cost uses the same figure
-DRAM_LATENCY_S = 400e-9
-# assumption: each systolic array has 2 MiB of fp32/int32 accumulators (TPU v1 had 4 MiB
-# for its 256x256 array), enough for two 512x512 output tiles in flight
-ACCUMULATOR_WORDS = 1 << 19
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,19 @@ class SimResult:
         return {"traceEvents": out, "displayTimeUnit": "ns",
                 "otherData": {"clock_hz": self.clock_hz, "cycles": self.cycles}}
 
+    def kernel_cycles(self) -> dict[str, int]:
+        """Wall cycles of each kernel (op label): from the first start of its instructions
+        on any core to the release of its closing barrier. Needs ``trace=True``."""
+        if self.events is None:
+            raise SimError("no trace recorded: call simulate(..., trace=True)")
+        span: dict[str, list[int]] = {}
+        for c, _, pc, start, dur in self.events:
+            label = label_of(self.program_cores[c][pc])
+            lo_hi = span.setdefault(label, [start, start + dur])
+            lo_hi[0] = min(lo_hi[0], start)
+            lo_hi[1] = max(lo_hi[1], start + dur)
+        return {label: hi - lo for label, (lo, hi) in span.items()}
+
     def write_trace(self, path: str | Path) -> Path:
         """Write a JSON trace that opens in ui.perfetto.dev and chrome://tracing."""
         path = Path(path)

@@ -1,0 +1,258 @@
+"""Kernel-by-kernel agreement between the simulator and the performance engine.
+
+For each node of a compiled graph, the engine's kernel model (:mod:`chipforge.perf._accel`)
+predicts the kernel's cycles from the same mapping the compiler used (partition, dataflow,
+SRAM tile from the engine's search; chunking and passes of the vector kernels); the
+simulator measures them (first instruction start to barrier release, over all arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+import numpy as np
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.compiler._graph import KGraph, KNode
+from chipforge.compiler._k_rows import POW_SEQUENCES, classify
+from chipforge.compiler._lower import FLOAT_DTYPES, compile_graph
+from chipforge.perf import DEFAULT, search_matmul
+from chipforge.perf._accel import (
+    Arrays,
+    KernelTime,
+    copy_kernel,
+    matmul_kernel,
+    pack_of,
+    row_kernel,
+)
+from chipforge.perf._hw import BARRIER_CYCLES as BARRIER
+
+ITEMSIZE = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1, "int8": 1,
+            "int32": 4}
+SPECIAL = {"exp", "log", "sqrt", "rsqrt", "reciprocal", "gelu", "silu", "sigmoid", "tanh"}
+
+
+@dataclass(frozen=True)
+class Agreement:
+    label: str
+    op: str
+    simulated: int
+    modelled: float
+
+    @property
+    def error(self) -> float:
+        return (self.modelled - self.simulated) / self.simulated
+
+
+def _info(graph: KGraph, name: str, act: str) -> tuple[tuple[int, ...], str, int]:
+    t = graph.tensors[name]
+    dtype = act if t.dtype in FLOAT_DTYPES else t.dtype
+    return t.shape, dtype, ITEMSIZE[dtype]
+
+
+def model_kernel(graph: KGraph, node: KNode, chip: ChipSpec, act: str = "bf16"
+                 ) -> KernelTime | None:
+    """The engine's cycles for the kernel the compiler emits for ``node`` (None: no kernel,
+    e.g. a reshape, or a kernel the engine does not model)."""
+    a = Arrays.of(chip, DEFAULT)
+    out_shape, out_dt, osz = _info(graph, node.output, act)
+    cols = out_shape[-1] if out_shape else 1
+    rows = int(np.prod(out_shape[:-1], dtype=np.int64)) if len(out_shape) > 1 else 1
+    op = node.op
+    if op == "reshape":
+        return None
+    if op == "matmul":
+        a_shape, a_dt, isz = _info(graph, node.inputs[0], act)
+        b_shape = graph.tensors[node.inputs[1]].shape
+        k, n = b_shape[-2], b_shape[-1]
+        b_batch = int(np.prod(b_shape, dtype=np.int64)) // (k * n)
+        if b_batch == 1:
+            batch, m = 1, int(np.prod(a_shape, dtype=np.int64)) // k
+        else:
+            batch, m = b_batch, a_shape[-2]
+        cost = search_matmul(chip, m, n, k, batch, a_dt, isz, DEFAULT, orders=("k",))
+        cols_eff, slow = pack_of(chip, a_dt)
+        return matmul_kernel(a, cost, m, n, k, batch, isz, osz, slow, cols_eff)
+    ins = [_info(graph, i, act) for i in node.inputs]
+    if op in ("softmax", "layernorm", "rmsnorm", "sum", "max", "mean", "pow", "quantize") \
+            or op in SPECIAL or op in ("neg", "relu", "square", "cast", "add", "sub", "mul",
+                                       "div", "maximum", "minimum", "gt", "ge", "lt", "le",
+                                       "eq"):
+        in_row, const = 0.0, 0.0
+        pre = 0.0  # operands the kernel first materializes at the output's shape
+        for shape, _, size in ins:
+            kind = classify(shape, out_shape)
+            if kind is None:
+                pre += _expand_model(a, shape, out_shape, size).cycles
+                kind = "full"
+                shape = out_shape
+            if kind == "full":
+                in_row += (shape[-1] if shape else 1) * size
+            elif kind in ("col", "scalar"):
+                in_row += size
+            else:
+                const += shape[-1] * size
+        cols_in = ins[0][0][-1] if ins[0][0] else 1
+        passes, row_passes = _passes(node, len(node.inputs))
+        work_cols = cols_in if op in ("sum", "max", "mean") else cols
+        k = row_kernel(a, rows, work_cols, in_row, cols * osz, passes, row_passes, const)
+        return KernelTime(k.cycles + pre, k.dma_cycles, k.compute_cycles, k.fill_cycles)
+    if op in ("slice", "cat", "expand", "permute"):
+        return _copy_model(graph, node, a, act)
+    if op == "conv2d":
+        return _conv_model(graph, node, a, chip, act)
+    if op == "embedding":
+        return _embedding_model(graph, node, a, act)
+    if op == "max_pool2d":
+        return _pool_model(graph, node, a, act)
+    if op == "global_avg_pool2d":
+        n, c, h, w = ins[0][0]
+        return row_kernel(a, n * c, h * w, h * w * ins[0][2], osz, (1, 0), 1)
+    return None
+
+
+def _blocks_copy(a: Arrays, shape: tuple[int, ...], size: int) -> KernelTime:
+    """A copy in blocks of the last two dims, one per index of the leading dims."""
+    lead = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+    block = (shape[-2] * shape[-1] if len(shape) >= 2 else shape[-1]) * size
+    return copy_kernel(a, lead, block)
+
+
+def _expand_model(a: Arrays, in_shape, shape, size: int) -> KernelTime:
+    """Blocks of the last two dims; a broadcast last dim is spread by the vector unit."""
+    k = _blocks_copy(a, shape, size)
+    if (in_shape[-1] if in_shape else 1) == 1 and shape[-1] > 1:
+        lead = int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+        per_core = ceil(lead / max(1, min(lead, a.count)))
+        rows = shape[-2] if len(shape) >= 2 else 1
+        small = a.dma(rows * size)
+        big = a.dma(rows * shape[-1] * size)
+        spread = a.vec(rows * shape[-1])
+        pair = max(2 * (small + big), small + big + spread + 2 * a.latency)
+        cycles = small + a.latency + spread + (per_core - 1) * pair / 2 + big + a.latency
+        return KernelTime(cycles + BARRIER, per_core * (small + big), per_core * spread,
+                          2 * a.latency + BARRIER)
+    return k
+
+
+def _embedding_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+    """Per array: its indices in, the rows gathered, the rows out, each step waiting for
+    the previous one's DRAM latency."""
+    (v, d), _, size = _info(graph, node.inputs[0], act)
+    count = int(np.prod(graph.tensors[node.inputs[1]].shape, dtype=np.int64))
+    used = max(1, min(count, a.count))
+    m = ceil(count / used)
+    steps = a.dma(m * 4) + a.dma(m * d * size + m * 4) + a.dma(m * d * size)
+    return KernelTime(steps + 3 * a.latency + BARRIER, steps, 0.0, 3 * a.latency + BARRIER)
+
+
+def _pool_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+    """NHWC transpose, per output row the windows' loads and running max, transpose back."""
+    (n, c, h, w), _, isz = _info(graph, node.inputs[0], act)
+    out_shape, _, osz = _info(graph, node.output, act)
+    oh, ow = out_shape[2], out_shape[3]
+    kh, kw = _pair(node.attr("kernel"))
+    t_in = copy_kernel(a, n, h * w * c * isz)
+    used = max(1, min(n * oh, a.count))
+    per_core = ceil(n * oh / used)
+    d_win, d_row = a.dma(ow * c * isz), a.dma(ow * c * isz)
+    per_row = kh * kw * d_win + a.latency + a.vec(ow * c) + d_row
+    pool = a.vec(ow * c) + per_core * per_row + a.latency + BARRIER
+    t_out = copy_kernel(a, n, oh * ow * c * osz)
+    total = t_in.cycles + pool + t_out.cycles
+    return KernelTime(total, t_in.dma_cycles + t_out.dma_cycles, 0.0, total)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _conv_model(graph: KGraph, node: KNode, a: Arrays, chip: ChipSpec, act: str) -> KernelTime:
+    """NHWC transpose, im2col gather, implicit GEMM, transpose back: four phases."""
+    (n, c, h, w), x_dt, isz = _info(graph, node.inputs[0], act)
+    o, _, kh, kw = graph.tensors[node.inputs[1]].shape
+    out_shape, _, osz = _info(graph, node.output, act)
+    oh, ow = out_shape[2], out_shape[3]
+    kdim = kh * kw * c
+    t_in = copy_kernel(a, n, h * w * c * isz)
+    used = max(1, min(n * oh, a.count))
+    per_core = ceil(n * oh / used)
+    d_win, d_row = a.dma(ow * c * isz), a.dma(ow * kdim * isz)
+    fill = a.vec(ow * kdim)
+    # per output row: zero fill (VEC), the windows' loads, then the row's store, which is
+    # queued behind them and waits for the last load's latency
+    per_row = kh * kw * d_win + a.latency + d_row
+    im2col = fill + per_core * per_row + a.latency + BARRIER
+    m = n * oh * ow
+    cost = search_matmul(chip, m, o, kdim, 1, x_dt, isz, DEFAULT, orders=("k",))
+    cols_eff, slow = pack_of(chip, x_dt)
+    mm = matmul_kernel(a, cost, m, o, kdim, 1, isz, osz, slow, cols_eff)
+    t_out = copy_kernel(a, n, oh * ow * o * osz)
+    total = t_in.cycles + im2col + mm.cycles + t_out.cycles
+    return KernelTime(total, t_in.dma_cycles + mm.dma_cycles + t_out.dma_cycles,
+                      mm.compute_cycles, total - mm.compute_cycles)
+
+
+def _passes(node: KNode, n_inputs: int) -> tuple[tuple[int, int], int]:
+    op = node.op
+    if op in SPECIAL:
+        return (0, 1), 0
+    if op == "softmax":
+        return (4, 1), 1
+    if op == "layernorm":
+        return (5 + n_inputs - 1, 0), 3
+    if op == "rmsnorm":
+        return (3 + n_inputs - 1, 0), 3
+    if op in ("sum", "max", "mean"):
+        return (1, 0), 1
+    if op == "quantize":
+        return (2, 0), 0
+    if op == "pow":
+        c = float(node.attr("exponent"))
+        seq = POW_SEQUENCES.get(c)
+        if seq is not None:
+            return (len(seq), 0), 0
+        return ((2, 0) if c == 3.0 else (1, 2)), 0
+    return (1, 0), 0
+
+
+def _copy_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+    shape, _, size = _info(graph, node.output, act)
+    if node.op == "permute":
+        return _blocks_copy(a, shape, size)
+    if node.op == "expand":
+        return _expand_model(a, graph.tensors[node.inputs[0]].shape, shape, size)
+    dim = int(node.attr("dim", 0)) % len(shape)
+    outer = int(np.prod(shape[:dim], dtype=np.int64))
+    inner = int(np.prod(shape[dim + 1:], dtype=np.int64))
+    used = max(1, min(outer, a.count))
+    if node.op == "cat":  # each input: one block of its rows per array
+        per_core = ceil(outer / used)
+        blocks = [per_core * graph.tensors[i].shape[dim] * inner * size for i in node.inputs]
+        times = [copy_kernel(a, 1, b).cycles - BARRIER for b in blocks]
+        return KernelTime(sum(times) - (len(times) - 1) * a.latency + BARRIER,
+                          sum(2 * a.dma(b) for b in blocks), 0.0, 2 * a.latency + BARRIER)
+    if inner == 1:  # a slice of the last dim: one block per array
+        return copy_kernel(a, used, ceil(outer / used) * shape[dim] * size)
+    return copy_kernel(a, outer, shape[dim] * inner * size)
+
+
+def agreement(graph: KGraph, chip: str | ChipSpec, inputs: dict[str, np.ndarray],
+              act: str = "bf16") -> list[Agreement]:
+    """Simulated and modelled cycles for every kernel of ``graph`` on ``chip``."""
+    from chipforge.sim import simulate
+
+    spec = load_chip(chip) if isinstance(chip, str) else chip
+    program = compile_graph(graph, spec, dtype=act)
+    measured = simulate(program, spec, inputs, trace=True, functional=False).kernel_cycles()
+    out = []
+    for node in graph.nodes:
+        model = model_kernel(graph, node, spec, act)
+        if model is None or node.output not in measured:
+            continue
+        out.append(Agreement(node.output, node.op, measured[node.output], model.cycles))
+    return out
+
+
+__all__ = ["ceil"]
