@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
+import logging
 import sys
 import traceback
 import warnings
@@ -40,7 +42,9 @@ def _describe(value, depth: int = 0) -> str:
     if isinstance(value, tuple | list) and depth < 2:
         inner = ", ".join(_describe(v, depth + 1) for v in value[:4])
         more = ", ..." if len(value) > 4 else ""
-        return f"({inner}{more})" if isinstance(value, tuple) else f"[{inner}{more}]"
+        if isinstance(value, list):
+            return f"[{inner}{more}]"
+        return f"({inner},)" if len(value) == 1 else f"({inner}{more})"
     return type(value).__name__
 
 
@@ -88,7 +92,7 @@ def _load_factory(spec: str) -> tuple:
         found = sorted(k for k, v in vars(module).items()
                        if callable(v) and not k.startswith("_")
                        and getattr(v, "__module__", None) == module.__name__)
-        raise ChipforgeError(f"{path}: has no function {name!r}; functions defined there: "
+        raise ChipforgeError(f"{path}: has no function {name!r}; callables defined there: "
                              f"{', '.join(found) or '(none)'}")
     try:
         made = factory()
@@ -120,12 +124,22 @@ def _load_factory(spec: str) -> tuple:
 
 
 @contextlib.contextmanager
-def _quiet_library_warnings():
-    """torch.export's deprecation chatter is not the user's to act on."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
+def _quiet_capture():
+    """torch.export's deprecation warnings, log lines and the graph dump it prints to stderr
+    when tracing fails are not the user's to act on (a failure is reported as one error
+    line instead); what reached stderr is replayed only if the capture succeeds."""
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)
+    stderr = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(stderr):
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        torch_log.setLevel(level)
+    sys.stderr.write(stderr.getvalue())
 
 
 def _save(program, out: Path) -> None:
@@ -191,7 +205,7 @@ def compile_cmd(
     from chipforge.compiler._torch import capture
 
     model, inputs, calibration = _load_factory(target)
-    with _quiet_library_warnings():
+    with _quiet_capture():
         try:
             graph = capture(model.eval(), inputs, name=target.rpartition(":")[2])
         except ChipforgeError:
@@ -200,9 +214,9 @@ def compile_cmd(
             first = (str(exc).strip().splitlines() or [""])[0]
             raise ChipforgeError(f"{target}: torch.export could not capture the model: "
                                  f"{type(exc).__name__}: {first}") from None
-        if QUANT[quant]:
-            graph = quantize_graph(graph, [feed(graph, c) for c in calibration], QUANT[quant])
-        program = compile_graph(graph, spec, dtype=dtype)
+    if QUANT[quant]:
+        graph = quantize_graph(graph, [feed(graph, c) for c in calibration], QUANT[quant])
+    program = compile_graph(graph, spec, dtype=dtype)
     program.example_inputs = feed(graph, inputs)
     _save(program, out)
     console.print(f"{out}: {len(graph.nodes)} kernels, {program.instruction_count} "
@@ -213,7 +227,8 @@ def _read_inputs(path: Path) -> dict[str, np.ndarray]:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ChipforgeError(f"{path}: cannot read inputs: {exc}") from None
+        raise ChipforgeError(f"{path}: cannot read inputs (expected an .npz of named "
+                             f"arrays): {exc}") from None
     if not hasattr(data, "files"):
         raise ChipforgeError(f"{path}: a single array; expected an .npz of named inputs "
                              f"(numpy.savez(path, name=array, ...))")
@@ -230,6 +245,8 @@ def run_cmd(
     from chipforge.sim import simulate
 
     program = _load(program_path)
+    if trace is not None and not trace.parent.is_dir():
+        raise ChipforgeError(f"{trace}: cannot write the trace: no folder {trace.parent}")
     feed = program.example_inputs if inputs is None else _read_inputs(inputs)
     result = simulate(program, program.chip, feed, trace=trace is not None)
     console.print(f"[bold]{program_path}[/] on {program.chip}: {result.cycles:,} cycles, "

@@ -21,9 +21,12 @@ from chipforge.perf import DEFAULT, search_matmul
 from chipforge.perf._accel import (
     Arrays,
     KernelTime,
+    conv_kernel,
     copy_kernel,
+    gather_kernel,
     matmul_kernel,
     pack_of,
+    pool_kernel,
     row_kernel,
 )
 from chipforge.perf._hw import BARRIER_CYCLES as BARRIER
@@ -137,31 +140,16 @@ def _expand_model(a: Arrays, in_shape, shape, size: int) -> KernelTime:
 
 
 def _embedding_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
-    """Per array: its indices in, the rows gathered, the rows out, each step waiting for
-    the previous one's DRAM latency."""
-    (v, d), _, size = _info(graph, node.inputs[0], act)
+    (_, d), _, size = _info(graph, node.inputs[0], act)
     count = int(np.prod(graph.tensors[node.inputs[1]].shape, dtype=np.int64))
-    used = max(1, min(count, a.count))
-    m = ceil(count / used)
-    steps = a.dma(m * 4) + a.dma(m * d * size + m * 4) + a.dma(m * d * size)
-    return KernelTime(steps + 3 * a.latency + BARRIER, steps, 0.0, 3 * a.latency + BARRIER)
+    return gather_kernel(a, count, d, size)
 
 
 def _pool_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
-    """NHWC transpose, per output row the windows' loads and running max, transpose back."""
     (n, c, h, w), _, isz = _info(graph, node.inputs[0], act)
     out_shape, _, osz = _info(graph, node.output, act)
-    oh, ow = out_shape[2], out_shape[3]
     kh, kw = _pair(node.attr("kernel"))
-    t_in = copy_kernel(a, n, h * w * c * isz)
-    used = max(1, min(n * oh, a.count))
-    per_core = ceil(n * oh / used)
-    d_win, d_row = a.dma(ow * c * isz), a.dma(ow * c * isz)
-    per_row = kh * kw * d_win + a.latency + a.vec(ow * c) + d_row
-    pool = a.vec(ow * c) + per_core * per_row + a.latency + BARRIER
-    t_out = copy_kernel(a, n, oh * ow * c * osz)
-    total = t_in.cycles + pool + t_out.cycles
-    return KernelTime(total, t_in.dma_cycles + t_out.dma_cycles, 0.0, total)
+    return pool_kernel(a, n, c, h, w, out_shape[2], out_shape[3], kh, kw, isz, osz)
 
 
 def _pair(v) -> tuple[int, int]:
@@ -169,29 +157,11 @@ def _pair(v) -> tuple[int, int]:
 
 
 def _conv_model(graph: KGraph, node: KNode, a: Arrays, chip: ChipSpec, act: str) -> KernelTime:
-    """NHWC transpose, im2col gather, implicit GEMM, transpose back: four phases."""
     (n, c, h, w), x_dt, isz = _info(graph, node.inputs[0], act)
     o, _, kh, kw = graph.tensors[node.inputs[1]].shape
     out_shape, _, osz = _info(graph, node.output, act)
-    oh, ow = out_shape[2], out_shape[3]
-    kdim = kh * kw * c
-    t_in = copy_kernel(a, n, h * w * c * isz)
-    used = max(1, min(n * oh, a.count))
-    per_core = ceil(n * oh / used)
-    d_win, d_row = a.dma(ow * c * isz), a.dma(ow * kdim * isz)
-    fill = a.vec(ow * kdim)
-    # per output row: zero fill (VEC), the windows' loads, then the row's store, which is
-    # queued behind them and waits for the last load's latency
-    per_row = kh * kw * d_win + a.latency + d_row
-    im2col = fill + per_core * per_row + a.latency + BARRIER
-    m = n * oh * ow
-    cost = search_matmul(chip, m, o, kdim, 1, x_dt, isz, DEFAULT, orders=("k",))
-    cols_eff, slow = pack_of(chip, x_dt)
-    mm = matmul_kernel(a, cost, m, o, kdim, 1, isz, osz, slow, cols_eff)
-    t_out = copy_kernel(a, n, oh * ow * o * osz)
-    total = t_in.cycles + im2col + mm.cycles + t_out.cycles
-    return KernelTime(total, t_in.dma_cycles + mm.dma_cycles + t_out.dma_cycles,
-                      mm.compute_cycles, total - mm.compute_cycles)
+    return conv_kernel(a, chip, n, c, h, w, o, kh, kw, out_shape[2], out_shape[3], x_dt, isz,
+                       osz)
 
 
 def _passes(node: KNode, n_inputs: int) -> tuple[tuple[int, int], int]:

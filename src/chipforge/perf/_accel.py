@@ -21,7 +21,7 @@ from chipforge.perf._hw import (
     ROW_CHUNK,
     VECTOR_PIPELINE_CYCLES,
 )
-from chipforge.perf._matmul import MatmulCost, matrix_unit, tiled_systolic_cycles
+from chipforge.perf._matmul import MatmulCost, matrix_unit, search_matmul, tiled_systolic_cycles
 from chipforge.perf._params import Efficiency
 
 
@@ -139,3 +139,98 @@ def pack_of(chip: ChipSpec, dtype: str) -> tuple[int, float]:
     mu = matrix_unit(chip, dtype)
     p = mu.macs_per_cycle[dtype] / (mu.rows * mu.cols)
     return (max(1, round(mu.cols * p)) if p >= 1 else mu.cols), (1.0 / p if p < 1 else 1.0)
+
+
+def gather_kernel(a: Arrays, count: int, dim: int, size: float) -> KernelTime:
+    """Embedding rows: per array its indices in, the rows gathered, the rows out, each step
+    waiting for the previous one's DRAM latency."""
+    used = max(1, min(count, a.count))
+    m = ceil(count / used)
+    steps = a.dma(m * 4) + a.dma(m * dim * size + m * 4) + a.dma(m * dim * size)
+    return KernelTime(steps + 3 * a.latency + BARRIER_CYCLES, steps, 0.0,
+                      3 * a.latency + BARRIER_CYCLES)
+
+
+def pool_kernel(a: Arrays, n: int, c: int, h: int, w: int, oh: int, ow: int, kh: int,
+                kw: int, isz: float, osz: float) -> KernelTime:
+    """Max pooling: NHWC transpose, per output row the windows' loads and running max,
+    transpose back."""
+    t_in = copy_kernel(a, n, h * w * c * isz)
+    used = max(1, min(n * oh, a.count))
+    per_core = ceil(n * oh / used)
+    d_win = a.dma(ow * c * isz)
+    per_row = kh * kw * d_win + a.latency + a.vec(ow * c) + a.dma(ow * c * osz)
+    pool = a.vec(ow * c) + per_core * per_row + a.latency + BARRIER_CYCLES
+    t_out = copy_kernel(a, n, oh * ow * c * osz)
+    total = t_in.cycles + pool + t_out.cycles
+    return KernelTime(total, t_in.dma_cycles + t_out.dma_cycles, 0.0, total)
+
+
+def conv_kernel(a: Arrays, chip: ChipSpec, n: int, c: int, h: int, w: int, o: int, kh: int,
+                kw: int, oh: int, ow: int, dtype: str, isz: float, osz: float) -> KernelTime:
+    """Convolution as the compiler runs it: NHWC transpose, im2col gather (per output row a
+    zero fill, the windows' loads, then the row's store queued behind them), the implicit
+    GEMM, transpose back."""
+    from chipforge.perf._params import DEFAULT
+
+    kdim = kh * kw * c
+    t_in = copy_kernel(a, n, h * w * c * isz)
+    used = max(1, min(n * oh, a.count))
+    per_core = ceil(n * oh / used)
+    per_row = kh * kw * a.dma(ow * c * isz) + a.latency + a.dma(ow * kdim * isz)
+    im2col = a.vec(ow * kdim) + per_core * per_row + a.latency + BARRIER_CYCLES
+    m = n * oh * ow
+    cost = search_matmul(chip, m, o, kdim, 1, dtype, isz, DEFAULT, orders=("k",))
+    cols_eff, slow = pack_of(chip, dtype)
+    mm = matmul_kernel(a, cost, m, o, kdim, 1, isz, osz, slow, cols_eff)
+    t_out = copy_kernel(a, n, oh * ow * o * osz)
+    total = t_in.cycles + im2col + mm.cycles + t_out.cycles
+    return KernelTime(total, t_in.dma_cycles + mm.dma_cycles + t_out.dma_cycles,
+                      mm.compute_cycles, total - mm.compute_cycles)
+
+
+# vector passes of each row op as the compiler's kernels make them: (lane passes,
+# special-function passes) over every element, and passes over one value per row
+ROW_PASSES = {"softmax": ((4, 1), 1), "layernorm": ((7, 0), 3), "rmsnorm": ((4, 0), 3),
+              "reduce": ((1, 0), 1)}
+SPECIAL_FNS = {"exp", "gelu", "silu", "tanh"}
+
+
+def accel_kernel(op, chip: ChipSpec, eff: Efficiency) -> tuple[KernelTime, float] | None:
+    """(kernel time, DRAM bytes moved) of an op-IR op compiled for ``chip``, or None for
+    the ops the compiler runs as other kernels' parts (attention, collectives)."""
+    from chipforge.ops import Conv2d, Elementwise, EmbeddingBag, Matmul, OpKind
+
+    a = Arrays.of(chip, eff)
+    isz = op.itemsize
+    if isinstance(op, Matmul):
+        cost = search_matmul(chip, op.m, op.n, op.k, op.batch, op.dtype, isz, eff,
+                             orders=("k",))
+        cols, slow = pack_of(chip, op.dtype)
+        return (matmul_kernel(a, cost, op.m, op.n, op.k, op.batch, isz, isz, slow, cols),
+                cost.shared_bytes)
+    if isinstance(op, Conv2d):
+        if op.groups != 1:
+            return None
+        kt = conv_kernel(a, chip, op.batch, op.in_ch, op.h, op.w, op.out_ch, op.kh, op.kw,
+                         op.out_h, op.out_w, op.dtype, isz, isz)
+        return kt, op.bytes + 2 * op.batch * op.out_h * op.out_w * op.in_ch * op.kh * op.kw * isz
+    if isinstance(op, EmbeddingBag):
+        rows = op.tables * op.batch * op.pooling
+        kt = gather_kernel(a, rows, op.dim, isz)
+        return kt, op.bytes
+    if op.kind in (OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.RMSNORM, OpKind.REDUCE):
+        passes, row_passes = ROW_PASSES[op.kind.value]
+        out_cols = 1 if op.kind is OpKind.REDUCE else op.cols
+        return (row_kernel(a, op.rows, op.cols, op.cols * isz, out_cols * isz, passes,
+                           row_passes), op.bytes)
+    if isinstance(op, Elementwise):
+        # a flat tensor, streamed as rows of up to 4096 elements
+        cols = min(op.numel, 4096)
+        rows = ceil(op.numel / cols)
+        passes = (0, 1) if op.fn in SPECIAL_FNS else (1, 0)
+        if op.fn == "adamw":
+            passes = (12, 1)
+        return (row_kernel(a, rows, cols, cols * isz * op.inputs, cols * isz * op.outputs,
+                           passes), op.bytes)
+    return None

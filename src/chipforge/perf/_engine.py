@@ -16,6 +16,7 @@ from chipforge.ops import (
     Op,
     OpKind,
 )
+from chipforge.perf._accel import accel_kernel, compiles_for
 from chipforge.perf._energy import op_energy_j
 from chipforge.perf._estimate import Estimate, make_estimate
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
@@ -57,6 +58,10 @@ def _named(est: Estimate, op: Op) -> Estimate:
 @functools.lru_cache(maxsize=65536)
 def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     # ops and specs are frozen and hashable, so identical ops are evaluated once per chip
+    if compiles_for(chip):
+        est = _compiled(op, chip, eff)
+        if est is not None:
+            return est
     if isinstance(op, Matmul):
         return _matmul(op, chip, eff)
     if isinstance(op, Conv2d):
@@ -68,6 +73,30 @@ def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     if isinstance(op, Collective):
         return _collective(op, chip, eff)
     return _vector(op, chip, eff)
+
+
+def _compiled(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate | None:
+    """Our own chips: the kernel the chipforge compiler emits, timed by the kernel model
+    (agrees with the simulator within a few percent, docs/validation.md)."""
+    found = accel_kernel(op, chip, eff)
+    if found is None:
+        return None
+    kt, dram = found
+    hz = chip.clock_hz * eff.clock_fraction
+    seconds = kt.cycles / hz
+    matrix = isinstance(op, (Matmul, Conv2d))
+    macs = op.flops / 2 if matrix else 0.0
+    energy = op_energy_j(chip, macs=macs, dtype=op.dtype, vector_ops=0.0 if matrix
+                         else op.flops, local_bytes=2 * dram, dram_bytes=dram,
+                         seconds=seconds)
+    ideal = _ideal_matrix_s(chip, op.flops, op.dtype) if matrix else \
+        op.flops / chip.vector_flops()
+    busy = max(kt.compute_cycles, kt.dma_cycles)
+    # seconds = busy + the rest (fills, latencies, barrier): exactly the kernel's cycles
+    return make_estimate(compute_s=kt.compute_cycles / hz, memory_s=kt.dma_cycles / hz,
+                         overhead_s=max(0.0, kt.cycles - busy) / hz, flops=op.flops,
+                         hbm_bytes=dram, energy_j=energy, ideal_s=ideal,
+                         mapping="compiled kernel")
 
 
 def _ideal_matrix_s(chip: ChipSpec, flops: float, dtype: str) -> float:
