@@ -30,10 +30,11 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts
 
-bench: $(VENV)/.core
+bench: $(VENV)/.dev
 	$(BIN)/python bench/bench_estimate.py
+	$(BIN)/python bench/bench_sim.py
 
-validation: $(VENV)/.core
+validation: $(VENV)/.dev
 	$(BIN)/python scripts/gen_validation.py
 
 clean:
