@@ -10,13 +10,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import json
 import logging
 import sys
 import traceback
 import warnings
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +32,6 @@ FLOAT_DTYPES = ("fp32", "bf16", "fp16")
 FACTORY_FORM = ("(module, example_inputs[, calibration]): an nn.Module, a tuple of tensors "
                 "and optionally a list of such tuples")
 # op labels ride along in the .cfp (Program.save keeps only the binary encoding)
-COMMENTS_MEMBER = "comments.json"
 
 
 def _describe(value, depth: int = 0) -> str:
@@ -145,34 +142,18 @@ def _quiet_capture():
 def _save(program, out: Path) -> None:
     try:
         program.save(out)
-        with zipfile.ZipFile(out, "a", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(COMMENTS_MEMBER, json.dumps([[i.comment for i in core]
-                                                     for core in program.cores]))
     except OSError as exc:
         raise ChipforgeError(f"{out}: cannot write the program: {exc.strerror or exc}") \
             from None
 
 
 def _load(path: Path):
-    """Program.load, with the op labels (instruction comments) ``_save`` stored."""
     from chipforge.isa import Program
 
     if not path.is_file():
         raise ChipforgeError(f"{path}: no such file; expected a .cfp program "
                              f"(chipforge compile ... -o {path.name})")
-    program = Program.load(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            comments = json.loads(zf.read(COMMENTS_MEMBER)) \
-                if COMMENTS_MEMBER in zf.namelist() else None
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
-        comments = None
-    if (isinstance(comments, list) and len(comments) == len(program.cores)
-            and all(len(c) == len(core) for c, core in zip(comments, program.cores))):
-        program.cores = [[i if i.comment or not text else replace(i, comment=text)
-                          for i, text in zip(core, texts)]
-                         for core, texts in zip(program.cores, comments)]
-    return program
+    return Program.load(path)
 
 
 def compile_cmd(

@@ -221,41 +221,52 @@ class Instr:
         def put(name: str, value: object) -> None:
             object.__setattr__(self, name, value)
 
-        try:
-            op = Opcode(self.op)
-        except ValueError:
-            raise AsmError(f"op must be an Opcode ({', '.join(o.name for o in Opcode)}), "
-                           f"got {self.op!r}") from None
-        put("op", op)
+        op = self.op
+        if type(op) is not Opcode:
+            try:
+                op = Opcode(op)
+            except ValueError:
+                raise AsmError(f"op must be an Opcode ({', '.join(o.name for o in Opcode)}), "
+                               f"got {self.op!r}") from None
+            put("op", op)
         names = FIELDS[op]
-        if not isinstance(self.args, tuple | list) or len(self.args) != len(names):
-            count = len(self.args) if isinstance(self.args, tuple | list) else repr(self.args)
+        args = self.args
+        if type(args) is not tuple:
+            if not isinstance(args, list):
+                raise AsmError(f"{op.name} takes {len(names)} fields "
+                               f"({', '.join(names) or 'none'}), got {args!r}")
+            args = tuple(args)
+            put("args", args)
+        if len(args) != len(names):
             raise AsmError(f"{op.name} takes {len(names)} fields "
-                           f"({', '.join(names) or 'none'}), got {count}")
-        put("args", tuple(self.args))
-        for name, value in zip(names, self.args):
+                           f"({', '.join(names) or 'none'}), got {len(args)}")
+        for name, value in zip(names, args):
             if not isinstance(value, int) or value < 0 or value >= 1 << 48:
                 raise fail(name, "an integer in [0, 2**48)", value)
         alu = self.alu
-        if op in ALU_ENUM:
-            ok = isinstance(alu, int) and alu in ALU_ENUM[op]._value2member_map_
-            expected = (f"a {ALU_ENUM[op].__name__} "
-                        f"({', '.join(f'{a.name}={a.value}' for a in ALU_ENUM[op])})")
-        else:
-            ok, expected = isinstance(alu, int) and alu == 0, f"0 ({op.name} has no ALU op)"
-        if not ok:
-            raise fail("alu", expected, alu)
-        put("alu", int(alu))
+        enum_ = ALU_ENUM.get(op)
+        if enum_ is not None:
+            if not (isinstance(alu, int) and alu in enum_._value2member_map_):
+                raise fail("alu", f"a {enum_.__name__} ("
+                           f"{', '.join(f'{a.name}={a.value}' for a in enum_)})", alu)
+        elif not (isinstance(alu, int) and alu == 0):
+            raise fail("alu", f"0 ({op.name} has no ALU op)", alu)
+        if type(alu) is not int:
+            put("alu", int(alu))
         for name in ("dtype", "dtype_a", "dtype_b"):
             value = getattr(self, name)
+            if type(value) is Dtype:
+                continue
             try:
                 put(name, Dtype(value))
             except ValueError:
                 raise fail(name, f"a Dtype ({', '.join(d.name_str for d in Dtype)})",
                            value) from None
-        if not isinstance(self.flags, int) or not 0 <= int(self.flags) <= 255:
-            raise fail("flags", "a Flag combination in 0..255", self.flags)
-        put("flags", Flag(int(self.flags)))
+        flags = self.flags
+        if not isinstance(flags, int) or not 0 <= int(flags) <= 255:
+            raise fail("flags", "a Flag combination in 0..255", flags)
+        if type(flags) is not Flag:
+            put("flags", Flag(int(flags)))
         try:
             bits = f32_bits(self.imm)
         except (OverflowError, TypeError, struct.error):

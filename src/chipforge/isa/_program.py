@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,9 @@ class Program:
             ex = io.BytesIO()
             np.savez(ex, **{k: np.asarray(v) for k, v in self.example_inputs.items()})
             zf.writestr("inputs.npz", ex.getvalue())
+            # the binary encoding has no comments; keep the op labels for traces and run
+            zf.writestr("comments.json", json.dumps([[i.comment for i in core]
+                                                     for core in self.cores]))
         return path
 
     @classmethod
@@ -78,6 +81,10 @@ class Program:
                 ex = np.load(io.BytesIO(zf.read("inputs.npz"))) \
                     if "inputs.npz" in zf.namelist() else None
                 example = {k: ex[k] for k in ex.files} if ex is not None else {}
+                if "comments.json" in zf.namelist():
+                    notes = json.loads(zf.read("comments.json"))
+                    cores = [[replace(i, comment=c) if c else i for i, c in zip(core, texts)]
+                             for core, texts in zip(cores, notes)]
         except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise ChipforgeError(f"{path}: not a chipforge program (.cfp): {exc}") from None
         tensors = {n: TensorPlacement(n, a, tuple(s), d)

@@ -35,6 +35,7 @@ every output it touches inf or NaN whatever the order, so it needs no test.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,8 @@ class Operand:
     name: str
     f64: np.ndarray  # the values, exactly: float64 (float32 for int8 with k <= 1024)
     slack: np.ndarray | None  # None for integer operands (always exact)
+    slack_max: float = -math.inf  # slack.max() (-inf when empty or None)
+    norm: np.ndarray | None = None  # per-row/column 2-norms, as computed (float operands)
 
     @classmethod
     def of(cls, x: np.ndarray, axis: int) -> Operand:
@@ -68,7 +71,9 @@ class Operand:
             raise TypeError(f"matmul operands must be a float format or int8, got {name}")
         x64 = x.astype(np.float64)  # exact for every float format
         sq = np.einsum("ij,ij->i" if axis == 1 else "ij,ij->j", x64, x64)
-        return cls(name, x64, slack(x, FORMATS[name], axis, sq))
+        norm = np.sqrt(sq)
+        sl = slack(x, FORMATS[name], axis, sq, np.log2(np.maximum(norm, _TINY)))
+        return cls(name, x64, sl, float(sl.max()) if sl.size else -math.inf, norm)
 
 
 def min_ulp_exponent(x: np.ndarray, fmt: FloatFormat, axis: int) -> np.ndarray:
@@ -102,12 +107,8 @@ def slack(x: np.ndarray, fmt: FloatFormat, axis: int, sumsq: np.ndarray,
     return out
 
 
-def matmul_acc(a: np.ndarray | Operand, b: np.ndarray | Operand,
-               dtype: str | None = None) -> np.ndarray:
-    """a [m, k] @ b [k, n] as the matrix unit computes it: float formats give float32 (each
-    output the exact sum of exact products, rounded once, RNE); int8 gives int32 (exact, as
-    float32/float64 integers, see Operand.of, then wrapped two's complement).
-    ``dtype`` (optional) names the operands' format and must match both."""
+def _operands(a: np.ndarray | Operand, b: np.ndarray | Operand,
+              dtype: str | None) -> tuple[Operand, Operand]:
     a = a if isinstance(a, Operand) else Operand.of(np.asarray(a), axis=1)
     b = b if isinstance(b, Operand) else Operand.of(np.asarray(b), axis=0)
     if a.name != b.name or (dtype is not None and dtype != a.name):
@@ -115,20 +116,135 @@ def matmul_acc(a: np.ndarray | Operand, b: np.ndarray | Operand,
                         + (f" (expected {dtype})" if dtype else ""))
     if a.f64.shape[1] != b.f64.shape[0]:
         raise ValueError(f"matmul inner dims differ: {a.f64.shape} @ {b.f64.shape}")
+    return a, b
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int, cols: int, dt: np.dtype) -> np.ndarray:
+    """A reusable [rows, cols] buffer of this thread (its previous contents are garbage).
+    Rows are padded by 64 bytes: the transposed reads of a power-of-two row pitch would
+    otherwise hit one cache set. A few recent shapes are kept."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    key = (rows, cols, dt)
+    buf = bufs.pop(key, None)
+    if buf is None:
+        buf = np.empty((rows, cols + 64 // dt.itemsize), dt)[:, :cols]
+        while len(bufs) >= 4:
+            bufs.pop(next(iter(bufs)))
+    bufs[key] = buf  # most recently used last
+    return buf
+
+
+def matmul_t(a: np.ndarray | Operand, b: np.ndarray | Operand) -> np.ndarray:
+    """(a @ b).T [n, m] in this thread's scratch buffer (valid until the next call): for
+    float formats float64, exact where the test passes and elsewhere replaced by the output's
+    float32 rounding (a float64 holding a float32, so rounding it again changes nothing);
+    for int8 the exact integers as float32/float64.
+
+    BLAS computes the transpose because OpenBLAS's dgemm with m large and n small (here
+    m = 1024 A rows, n = 128 weight columns) is ~20% faster with the long side as its M;
+    the order of the sum does not matter to the exactness test (any order, fma or not)."""
+    a, b = _operands(a, b, None)
+    m, n = a.f64.shape[0], b.f64.shape[1]
+    t = _scratch(n, m, a.f64.dtype)
     with np.errstate(invalid="ignore"):  # inf * 0 -> NaN is the defined result
-        exact = a.f64 @ b.f64
-    if a.slack is None:
-        return exact.astype(np.int64).astype(np.int32)
-    out = exact.astype(np.float32)
-    if a.slack.size and b.slack.size:
+        np.matmul(b.f64.T, a.f64.T, out=t)
+    if a.slack is not None and a.slack.size and b.slack.size:
         # only rows that fail against the column with the most slack can fail at all
-        rows = np.nonzero(a.slack >= 53 - b.slack.max())[0]
+        rows = np.flatnonzero(a.slack >= 53 - b.slack_max)
         if rows.size:
             bad_r, bad_c = np.nonzero(a.slack[rows, None] + b.slack[None, :] >= 53)
-            for s in range(0, bad_r.size, 4096):  # chunks bound the products' memory
-                i, j = rows[bad_r[s:s + 4096]], bad_c[s:s + 4096]
-                out[i, j] = exact_rows_f32(a.f64[i, :] * b.f64[:, j].T)
-    return out
+            if bad_r.size:
+                _settle(a, b, t, rows[bad_r], bad_c)
+    return t
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _settle(a: Operand, b: Operand, t: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+    """Outputs (i, j) failed the exactness test: their float64 sums r = t[j, i] may be off.
+    Keep r where it provably rounds to the exact sum's float32 anyway, else recompute.
+
+    Proof. BLAS sums the k exact products (float64 holds them, see the module docstring)
+    by some tree of k - 1 float64 roundings (fma or not, blocked or not), with no underflow
+    or overflow (the products of these formats are multiples of 2**-300 below 2**300), so
+    the exact sum s satisfies |r - s| <= gamma(k - 1) * S, gamma(n) = n u / (1 - n u),
+    u = 2**-53 (Higham, Accuracy and Stability, eq. 4.4 for any summation order), where
+    S = sum |a_ik b_kj| <= ||a_i|| ||b_j|| (Cauchy-Schwarz). E = (k + 1) 2**-52 Na Nb,
+    Na and Nb the computed norms (relative errors below (k + 2) u each, and E's own
+    roundings below 2u), is at least that bound for any k < 2**40. Let f = fl32(r) (RNE),
+    finite and not +-FLT_MAX, and lo < f < hi the midpoints to its float32 neighbours
+    (exact float64 values: two adjacent float32s sum exactly, halving is exact). Every
+    real in (lo, hi) rounds to f. If fl64(r - lo) > E then r - lo > E (rounding is
+    monotone and E is a float64), likewise for hi - r, so lo < s < hi and fl32(s) = f:
+    r may stay (its float32 rounding is the answer; a tie r = lo or hi never passes).
+    Otherwise t[j, i] becomes fl32(s) computed exactly (:func:`exact_rows_f32`)."""
+    k = a.f64.shape[1]
+    r = t[j, i]
+    e = (k + 1) * 2.0 ** -52 * (a.norm[i] * b.norm[j])
+    f = r.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        f64 = f.astype(np.float64)
+        lo = (f64 + np.nextafter(f, np.float32(-np.inf)).astype(np.float64)) * 0.5
+        hi = (f64 + np.nextafter(f, np.float32(np.inf)).astype(np.float64)) * 0.5
+        ok = (np.abs(f64) < _F32_MAX) & (r - lo > e) & (hi - r > e)
+    bad = np.flatnonzero(~ok)
+    for s in range(0, bad.size, 4096):  # chunks bound the products' memory
+        ii, jj = i[bad[s:s + 4096]], j[bad[s:s + 4096]]
+        t[jj, ii] = exact_rows_f32(a.f64[ii, :] * b.f64[:, jj].T)
+
+
+def _ints(t: np.ndarray) -> np.ndarray:
+    """Exact integer sums held as float32 (|x| <= 2**24) or float64 -> int32, wrapped."""
+    if t.dtype == np.float32:
+        return t.astype(np.int32)
+    return t.astype(np.int64).astype(np.int32)
+
+
+def matmul_acc(a: np.ndarray | Operand, b: np.ndarray | Operand,
+               dtype: str | None = None) -> np.ndarray:
+    """a [m, k] @ b [k, n] as the matrix unit computes it: float formats give float32 (each
+    output the exact sum of exact products, rounded once, RNE); int8 gives int32 (exact, as
+    float32/float64 integers, see Operand.of, then wrapped two's complement).
+    ``dtype`` (optional) names the operands' format and must match both."""
+    a, b = _operands(a, b, dtype)
+    t = matmul_t(a, b).T
+    if a.slack is None:
+        return np.ascontiguousarray(_ints(t))
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, as rounding defines
+        return t.astype(np.float32, order="C")
+
+
+def matmul_into(a: np.ndarray | Operand, b: np.ndarray | Operand, out: np.ndarray,
+                accumulate: bool) -> None:
+    """``out`` (float32 or int32 [m, n], e.g. a view of accumulator memory) ``+=`` (with
+    ``accumulate``) or ``=`` :func:`matmul_acc` (a, b), without materializing the product:
+    float32 adds round once more (RNE), int32 adds wrap."""
+    a, b = _operands(a, b, None)
+    t = matmul_t(a, b).T
+    want = np.int32 if a.slack is None else np.float32
+    if out.dtype != want or out.shape != t.shape:
+        raise TypeError(f"accumulator is {out.dtype} {out.shape}, the product {np.dtype(want)} "
+                        f"{t.shape}")
+    if a.slack is None or (out.shape[0] > 1 and out.strides[0] < out.shape[1] * 4):
+        # int32 (a cast, then wrapping adds) or rows that overlap (written in order, as
+        # ``out += res`` writes them)
+        res = _ints(t) if a.slack is None else t.astype(np.float32)
+        if accumulate:
+            out += res
+        else:
+            out[...] = res
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if accumulate:  # the float64 -> float32 cast (RNE) happens before the float32 add
+            np.add(out, t, out=out, dtype=np.float32, casting="same_kind")
+        else:
+            np.copyto(out, t, casting="same_kind")
 
 
 def dot_exact(a: np.ndarray, b: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipforge.isa import BinOp, CoreTiming, Dtype, Flag, Instr, Opcode, RedOp, UnOp
-from chipforge.numerics import cast, dtype_name, matmul_acc, np_dtype, sum_f32, to_f32
-from chipforge.sim._state import F32, I32, U8, CoreState, Fault, acc_region, region
+from chipforge.numerics import cast, dtype_name, np_dtype, sum_f32, to_f32
+from chipforge.numerics._exact import matmul_into, matmul_t
+from chipforge.sim._state import F32, I32, U8, CoreState, Fault, acc_region, check_acc, region
 from chipforge.sim._vector import BINARY, UNARY
 
 MM_DTYPES = ("fp32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "int8")
@@ -112,13 +113,6 @@ def _check(what: str, value: int, limit: int, why: str) -> None:
         raise Fault(f"{what}={value}, expected <= {limit} ({why})")
 
 
-def _accumulate(out: np.ndarray, res: np.ndarray, ins: Instr) -> None:
-    if ins.flags & Flag.ACCUMULATE:
-        out += res  # float32: one RNE add; int32: wraps
-    else:
-        out[...] = res
-
-
 def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     sram, k, n, stride = ins.args
     dt, _ = _mm_dtype(m, ins)
@@ -126,6 +120,9 @@ def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
     c.weight = c.operand(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride, axis=0)
     c.weight_dtype, c.weight_shape = ins.dtype, (k, n)
+
+
+_ACC_T_MIN = 4096  # outputs; smaller float32 MM_MULs write accumulator memory directly
 
 
 def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
@@ -139,9 +136,22 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
     wk, wn = c.weight_shape
     if k != wk:
         raise Fault(f"k={k}, expected the loaded weight tile's k = {wk}")
-    a = _sram(c, sram, rows, k, stride, dt, "sram")
-    out = acc_region(c, acc, rows, wn, acc_stride, acc_dt)
-    _accumulate(out, matmul_acc(c.operand(a, sram, stride, axis=1), c.weight), ins)
+    view = _sram(c, sram, rows, k, stride, dt, "sram")
+    check_acc(acc, rows, wn, acc_stride)
+    a = c.operand(view, sram, stride, axis=1)
+    accumulate = bool(ins.flags & Flag.ACCUMULATE)
+    if acc_dt is F32 and acc_stride >= wn and rows * wn >= _ACC_T_MIN:
+        # float32, rows that do not overlap: into the core's transposed tile (CoreState.acc_t)
+        t = matmul_t(a, c.weight)  # [wn, rows] float64, rounds to the exact float32
+        held = c.acc_t(acc, rows, wn, acc_stride, load=accumulate)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, defined
+            if accumulate:  # the product rounded once (RNE), then one RNE float32 add
+                np.add(held, t, out=held, dtype=np.float32, casting="same_kind")
+            else:
+                np.copyto(held, t, casting="same_kind")
+        return
+    # float32: the product rounded once, then (ACCUMULATE) one RNE add; int32: wraps
+    matmul_into(a, c.weight, acc_region(c, acc, rows, wn, acc_stride, acc_dt), accumulate)
 
 
 def mm_os(m: Machine, c: CoreState, ins: Instr) -> None:
@@ -152,7 +162,7 @@ def mm_os(m: Machine, c: CoreState, ins: Instr) -> None:
     a = c.operand(_sram(c, a_addr, rows, k, a_stride, dt, "a"), a_addr, a_stride, axis=1)
     b = c.operand(_sram(c, b_addr, k, n, b_stride, dt, "b"), b_addr, b_stride, axis=0)
     out = acc_region(c, acc, rows, n, acc_stride, acc_dt)
-    _accumulate(out, matmul_acc(a, b), ins)
+    matmul_into(a, b, out, bool(ins.flags & Flag.ACCUMULATE))
 
 
 # --- vector unit: read as dtype_a/dtype_b, compute in float32, round once to dtype ------

@@ -32,20 +32,60 @@ CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
 
 
 class CoreState:
-    __slots__ = ("index", "sram", "acc", "weight", "weight_dtype", "weight_shape", "_cache",
-                 "_cached_bytes")
+    __slots__ = ("index", "sram", "_acc", "_acc_t", "_spare_t", "weight", "weight_dtype",
+                 "weight_shape", "_cache", "_cached_bytes")
 
     def __init__(self, index: int, sram_bytes: int) -> None:
         self.index = index
         self.sram = np.zeros(sram_bytes, U8)
         # one buffer, viewed as float32 or int32 by the matmul dtype (int8 -> int32)
-        self.acc = np.zeros(ACC_WORDS * 4, U8)
+        self._acc = np.zeros(ACC_WORDS * 4, U8)
+        # a float32 accumulator tile held transposed, see acc_t: (key, [cols, rows], view)
+        self._acc_t: tuple[tuple, np.ndarray, np.ndarray] | None = None
+        self._spare_t: np.ndarray | None = None  # a flushed tile's buffer, for reuse
         self.weight: Operand | None = None  # set by MM_LW
         self.weight_dtype: object = None
         self.weight_shape: tuple[int, int] = (0, 0)
         # (addr, rows, cols, stride, dtype, axis) -> (first byte, end byte, Operand)
         self._cache: dict[tuple, tuple[int, int, Operand]] = {}
         self._cached_bytes = 0
+
+    @property
+    def acc(self) -> np.ndarray:
+        """The accumulator memory (np.uint8), current: a tile held by :meth:`acc_t` is
+        written back first. Every read or write of accumulator words goes through here."""
+        if self._acc_t is not None:
+            self._flush_acc_t()
+        return self._acc
+
+    def acc_t(self, word: int, rows: int, cols: int, stride: int, load: bool) -> np.ndarray:
+        """The float32 accumulator tile [rows x cols] at ``word`` (row starts ``stride`` >=
+        cols words apart; bounds already checked), as a [cols, rows] C-contiguous
+        *transpose* that is the tile's value until the next :attr:`acc` access writes it
+        back. MM_MUL's float64 products come out of BLAS transposed (see numerics._exact),
+        so a run of MM_MULs into one tile adds them contiguously and transposes once.
+        ``load=False``: the caller overwrites every element, the memory is not read."""
+        key = (word, rows, cols, stride)
+        held = self._acc_t
+        if held is not None:
+            if held[0] == key:
+                return held[1]
+            self._flush_acc_t()
+        view = region(self._acc, word * 4, rows, cols, stride, F32, "acc", "accumulator memory")
+        t = self._spare_t
+        if t is None or t.shape != (cols, rows):
+            t = np.empty((cols, rows), F32)
+        self._spare_t = None
+        if load:
+            np.copyto(t, view.T)
+        self._acc_t = (key, t, view)
+        return t
+
+    def _flush_acc_t(self) -> None:
+        _, t, view = self._acc_t
+        self._acc_t = None
+        view[...] = t.T
+        self._spare_t = t
 
     def operand(self, view: np.ndarray, addr: int, stride: int, axis: int) -> Operand:
         """numerics.Operand of an SRAM view, memoized: a GEMM streams the same A panel
@@ -89,10 +129,16 @@ def region(buf: np.ndarray, addr: int, rows: int, cols: int, stride: int, dtype:
                       strides=(stride * item, item))
 
 
-def acc_region(core: CoreState, word: int, rows: int, cols: int, stride: int,
-               dtype: np.dtype, what: str = "acc") -> np.ndarray:
-    """Accumulator words [rows x cols] at ``word`` + r * stride + c, as float32 or int32."""
+def check_acc(word: int, rows: int, cols: int, stride: int, what: str = "acc") -> None:
+    """Raise Fault unless accumulator words [rows x cols] at ``word`` (row starts ``stride``
+    apart) lie within the accumulator memory."""
     if rows and cols and word + (rows - 1) * stride + cols > ACC_WORDS:
         raise Fault(f"{what}={word}: {rows}x{cols} words with stride {stride} end at word "
                     f"{word + (rows - 1) * stride + cols}, expected <= ACC_WORDS = {ACC_WORDS}")
+
+
+def acc_region(core: CoreState, word: int, rows: int, cols: int, stride: int,
+               dtype: np.dtype, what: str = "acc") -> np.ndarray:
+    """Accumulator words [rows x cols] at ``word`` + r * stride + c, as float32 or int32."""
+    check_acc(word, rows, cols, stride, what)
     return region(core.acc, word * 4, rows, cols, stride, dtype, what, "accumulator memory")

@@ -1,0 +1,104 @@
+"""Large float32 MM_MULs go through the core's transposed accumulator tile
+(CoreState.acc_t): every later read or write of accumulator memory must see the same
+values as if each MM_MUL had written the memory directly."""
+
+from __future__ import annotations
+
+import numpy as np
+from simkit import A_SRAM, B_SRAM, DST_SRAM, acc, ins, run_on_sram, sram
+
+from chipforge.isa import Dtype, Flag, Opcode
+from chipforge.numerics import cast, matmul_acc
+from chipforge.sim._state import CoreState
+
+RNG = np.random.default_rng(23)
+BF, ACCF = Dtype.BF16, Flag.ACCUMULATE
+M, K, N = 64, 32, 128  # 8192 outputs: above the transposed-tile threshold
+
+
+def bf16(shape, scale: float = 1.0) -> np.ndarray:
+    return cast((RNG.standard_normal(shape) * scale).astype(np.float32), "bf16")
+
+
+def operands(parts: int) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """``parts`` A panels [M, K] stacked and ``parts`` weight tiles [K, N] stacked."""
+    a = [bf16((M, K)) for _ in range(parts)]
+    w = [bf16((K, N)) for _ in range(parts)]
+    return np.concatenate(a), np.concatenate(w), a, w
+
+
+def lw(p: int) -> object:
+    return ins(Opcode.MM_LW, B_SRAM + p * K * N * 2, K, N, N, dtype=BF)
+
+
+def mul(p: int, word: int, stride: int = N, flags: Flag = Flag.NONE) -> object:
+    return ins(Opcode.MM_MUL, word, A_SRAM + p * M * K * 2, M, K, K, stride, dtype=BF,
+               flags=flags)
+
+
+def test_accumulated_tile_matches_float32_adds_and_v_acc_reads_it():
+    a, w, ap, wp = operands(3)
+    body = []
+    for p in range(3):
+        body += [lw(p), mul(p, 0, flags=ACCF if p else Flag.NONE)]
+    body.append(ins(Opcode.V_ACC, DST_SRAM, 0, M, N, N, N, dtype=BF, dtype_a=Dtype.FP32,
+                    imm=0.5))
+    res = run_on_sram(body, a, w)
+    want = matmul_acc(ap[0], wp[0])
+    for p in (1, 2):
+        want = want + matmul_acc(ap[p], wp[p])
+    assert np.array_equal(acc(res, 0, M * N).reshape(M, N), want)
+    got = sram(res, DST_SRAM, M * N, np.uint16).reshape(M, N)
+    assert np.array_equal(got, cast(want * np.float32(0.5), "bf16").view(np.uint16))
+
+
+def test_switching_tiles_strided_rows_and_small_mm_muls_see_current_values():
+    a, w, ap, wp = operands(3)
+    stride = N + 16  # gaps between rows must keep their (earlier) values
+    small = ins(Opcode.MM_MUL, 5, A_SRAM, 2, K, K, N, dtype=BF, flags=ACCF)  # 256 outputs
+    body = [ins(Opcode.V_FILL, DST_SRAM, 1, 8, 8, dtype=Dtype.FP32, imm=0.0),
+            lw(0), mul(0, 0, stride),                   # tile X (held)
+            lw(1), mul(1, 20000),                       # tile Y: X written back
+            lw(2), mul(2, 0, stride, ACCF),             # X again: read back, accumulate
+            mul(2, 20000, flags=ACCF),                  # Y again
+            lw(0), small,                               # a small one inside X's words
+            ins(Opcode.V_ACC, DST_SRAM, 20000, M, N, N, N, dtype=Dtype.FP32,
+                dtype_a=Dtype.FP32, imm=1.0, flags=Flag.CLEAR),  # reads and clears Y
+            lw(1), mul(1, 20000, flags=ACCF)]           # Y from zeros
+    res = run_on_sram(body, a, w)
+    x = matmul_acc(ap[0], wp[0]) + matmul_acc(ap[2], wp[2])
+    y = matmul_acc(ap[1], wp[1]) + matmul_acc(ap[2], wp[2])
+    want = np.zeros((M, stride), np.float32)
+    want[:, :N] = x
+    words = want.reshape(-1)  # the small MM_MUL: 2 rows of N words at word 5, stride N
+    s = matmul_acc(ap[0][:2], wp[0])
+    for r in range(2):
+        words[5 + r * N:5 + r * N + N] += s[r]
+    assert np.array_equal(acc(res, 0, M * stride).reshape(M, stride), want)
+    assert np.array_equal(sram(res, DST_SRAM, M * N, np.float32).reshape(M, N), y)
+    assert np.array_equal(acc(res, 20000, M * N).reshape(M, N), matmul_acc(ap[1], wp[1]))
+
+
+def test_nonfinite_rows_and_overflow_reach_the_accumulators():
+    a, w, ap, wp = operands(1)
+    a = a.copy()
+    a[3, 0] = np.inf
+    a[4, :] = cast(np.full(K, 3e38, np.float32), "bf16")
+    w = w.copy()
+    w[:, 7] = cast(np.full(K, 3e38, np.float32), "bf16")
+    res = run_on_sram([lw(0), mul(0, 0)], a, w)
+    got = acc(res, 0, M * N).reshape(M, N)
+    assert np.array_equal(got, matmul_acc(a, w), equal_nan=True)
+    assert np.isinf(got[4, 7]) and not np.isfinite(got[3]).all()
+
+
+def test_acc_property_writes_the_held_tile_back():
+    c = CoreState(0, 1024)
+    t = c.acc_t(10, 2, 3, 4, load=False)
+    t[...] = np.arange(6, dtype=np.float32).reshape(3, 2)  # [cols, rows]
+    assert c.acc_t(10, 2, 3, 4, load=True) is t  # the same tile: no write-back yet
+    words = c.acc[:80].view(np.float32)
+    assert words[10:13].tolist() == [0.0, 2.0, 4.0] and words[14:17].tolist() == [1, 3, 5]
+    assert words[13] == 0.0 and not words[:10].any()
+    t2 = c.acc_t(11, 2, 3, 4, load=True)  # overlapping another tile: reads memory
+    assert t2[:, 0].tolist() == [2.0, 4.0, 0.0]
