@@ -30,7 +30,7 @@ from chipforge.perf._hw import (  # noqa: F401  (re-exported for the simulator)
 
 _DTYPE_NAMES = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16",
                 Dtype.FP8_E4M3: "fp8_e4m3", Dtype.FP8_E5M2: "fp8_e5m2", Dtype.INT8: "int8",
-                Dtype.INT32: "int8"}
+                Dtype.INT32: "int32"}  # no matrix unit multiplies int32
 
 
 @dataclass(frozen=True)
