@@ -94,11 +94,36 @@ def test_nonfinite_rows_and_overflow_reach_the_accumulators():
 
 def test_acc_property_writes_the_held_tile_back():
     c = CoreState(0, 1024)
-    t = c.acc_t(10, 2, 3, 4, load=False)
+    f32 = np.dtype(np.float32)
+    t = c.acc_t(10, 2, 3, 4, f32, load=False)
     t[...] = np.arange(6, dtype=np.float32).reshape(3, 2)  # [cols, rows]
-    assert c.acc_t(10, 2, 3, 4, load=True) is t  # the same tile: no write-back yet
+    assert c.acc_t(10, 2, 3, 4, f32, load=True) is t  # the same tile: no write-back yet
     words = c.acc[:80].view(np.float32)
     assert words[10:13].tolist() == [0.0, 2.0, 4.0] and words[14:17].tolist() == [1, 3, 5]
     assert words[13] == 0.0 and not words[:10].any()
-    t2 = c.acc_t(11, 2, 3, 4, load=True)  # overlapping another tile: reads memory
+    t2 = c.acc_t(11, 2, 3, 4, f32, load=True)  # overlapping another tile: reads memory
     assert t2[:, 0].tolist() == [2.0, 4.0, 0.0]
+
+
+def test_int8_tiles_accumulate_int32_wrap_and_v_acc_reads_them():
+    a = RNG.integers(-128, 128, (M, 128)).astype(np.int8)
+    w = RNG.integers(-128, 128, (128, 64)).astype(np.int8)
+    i8 = Dtype.INT8
+    body = [ins(Opcode.MM_LW, B_SRAM, 128, 64, 64, dtype=i8),
+            ins(Opcode.MM_MUL, 0, A_SRAM, M, 128, 128, 64, dtype=i8),
+            ins(Opcode.MM_MUL, 0, A_SRAM, M, 128, 128, 64, dtype=i8, flags=ACCF),
+            ins(Opcode.V_ACC, DST_SRAM, 0, M, 64, 64, 64, dtype=Dtype.FP32,
+                dtype_a=Dtype.INT32, imm=0.5)]
+    res = run_on_sram(body, a, w)
+    want = 2 * (a.astype(np.int64) @ w.astype(np.int64))
+    assert np.array_equal(acc(res, 0, M * 64, np.int32).reshape(M, 64), want)
+    assert np.array_equal(sram(res, DST_SRAM, M * 64, np.float32).reshape(M, 64),
+                          (want.astype(np.float32) * np.float32(0.5)))
+    # 1100 x 128 * 127 * 127 = 2.27e9 > 2**31: two's-complement wrap
+    a, w = np.full((M, 128), 127, np.int8), np.full((128, 64), 127, np.int8)
+    body = [ins(Opcode.MM_LW, B_SRAM, 128, 64, 64, dtype=i8)]
+    body += [ins(Opcode.MM_MUL, 0, A_SRAM, M, 128, 128, 64, dtype=i8,
+                 flags=ACCF if i else Flag.NONE) for i in range(1100)]
+    res = run_on_sram(body, a, w)
+    wrapped = (1100 * 128 * 127 * 127 + 2**31) % 2**32 - 2**31
+    assert (acc(res, 0, M * 64, np.int32) == wrapped).all()

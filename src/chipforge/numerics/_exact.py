@@ -22,14 +22,22 @@ Implementation: float64 BLAS, proved exact per output before it is trusted.
   S < k * max|ab| and 2**L > min|ab| * 2**-2p, so the sum is exact whenever
   s < 2**(53 - 2p - log2 k): for fp16 2**(31 - log2 k), bf16 2**(37 - log2 k),
   e4m3 2**(45 - log2 k), e5m2 2**(47 - log2 k); fp32 only 2**(5 - log2 k).
-* Products are always exact in float64 (at most 2p <= 22 significant bits, exponents far
+* Products are always exact in float64 (at most 2p <= 48 significant bits, exponents far
   inside float64's range: bf16 products can overflow float32, not float64).
-* The exact float64 is then rounded to float32 once by ``astype`` (RNE).
+* The exact float64 is then rounded to float32 once (RNE: ``astype``, or the cast inside
+  an accumulating ``np.add(..., dtype=float32)``, which rounds before it adds).
 
 Outputs that fail the test (about 1 in 10**4 for bf16 random normal data at k = 128, most
-fp32 outputs) are recomputed from their products by :func:`exact_rows_f32` (an exact
-two-part float64 split, math.fsum beyond its range). A row or column holding inf/NaN makes
-every output it touches inf or NaN whatever the order, so it needs no test.
+fp32 outputs) keep BLAS's float64 sum where BLAS's error bound proves that it rounds to the
+same float32 as the exact sum (:func:`_settle`: the sum lies far enough from a float32
+midpoint, nearly always); the rest are recomputed from their products by
+:func:`exact_rows_f32` (an exact two-part float64 split, math.fsum beyond its range). A row
+or column holding inf/NaN makes every output it touches inf or NaN whatever the order, so
+it needs no test.
+
+Speed (the simulator's GEMMs): :func:`matmul_t` has BLAS produce the product transposed
+(faster for a tall A and a 128-column weight tile) in a reused scratch buffer, and the
+simulator adds it to accumulator tiles it holds transposed (sim._state.CoreState.acc_t).
 """
 
 from __future__ import annotations
@@ -46,6 +54,10 @@ _INT_MM = ("int8",)
 _FEW_ROWS = 16
 _LOG_MARGIN = 1e-6  # covers float64 rounding in the computed norms (relative ~k * 2**-53)
 _TINY = np.float64(5e-324)
+_SUMSQ = {0: "ij,ij->j", 1: "ij,ij->i"}  # per column (axis 0) / per row (axis 1)
+_BITS = {np.dtype(u): (u(1), u((1 << (8 * np.dtype(u).itemsize - 1)) - 1))
+         for u in (np.uint8, np.uint16, np.uint32)}  # (1, magnitude mask) per bit width
+_NAMES: dict[np.dtype, str] = {}  # float formats' names by numpy dtype, as name_of finds
 
 
 @dataclass(frozen=True)
@@ -60,20 +72,64 @@ class Operand:
     norm: np.ndarray | None = None  # per-row/column 2-norms, as computed (float operands)
 
     @classmethod
-    def of(cls, x: np.ndarray, axis: int) -> Operand:
-        name = name_of(x.dtype)
+    def of(cls, x: np.ndarray, axis: int, out: np.ndarray | None = None) -> Operand:
+        """``x``'s operand; ``out`` (optional) is a buffer to decode the values into when
+        its shape and dtype fit (memory just used is still in cache; fresh memory is not)."""
+        name = _NAMES.get(x.dtype) or name_of(x.dtype)
         if name in _INT_MM:
             # int8 sums of k <= 1024 products stay within 1024 * 2**14 = 2**24: exact in
             # float32, whose BLAS is twice as fast; longer ones use float64 (exact < 2**53)
             k = x.shape[axis] if x.ndim == 2 else 0
-            return cls(name, x.astype(np.float32 if k <= 1024 else np.float64), None)
+            return cls(name, _values(x, np.float32 if k <= 1024 else np.float64, out), None)
         if name not in FORMATS:
             raise TypeError(f"matmul operands must be a float format or int8, got {name}")
-        x64 = x.astype(np.float64)  # exact for every float format
-        sq = np.einsum("ij,ij->i" if axis == 1 else "ij,ij->j", x64, x64)
+        _NAMES[x.dtype] = name
+        x64 = _values(x, np.float64, out)  # exact for every float format
+        fmt = FORMATS[name]
+        sq = np.einsum(_SUMSQ[axis], x64, x64)
         norm = np.sqrt(sq)
-        sl = slack(x, FORMATS[name], axis, sq, np.log2(np.maximum(norm, _TINY)))
-        return cls(name, x64, sl, float(sl.max()) if sl.size else -math.inf, norm)
+        if x.shape[axis] == 0 or x.shape[1 - axis] == 0:
+            sl = slack(x, fmt, axis, sq)
+            return cls(name, x64, sl, float(sl.max()) if sl.size else -math.inf, norm)
+        # slack(), in fewer numpy calls (this runs once per weight tile): log2 ||x|| minus
+        # u = max(E, 1) - bias - (p - 1), E the exponent field of the smallest nonzero
+        # magnitude (see min_ulp_exponent)
+        one, mask = _BITS[fmt.uint]
+        mag = np.bitwise_and(x.view(fmt.uint), mask)
+        mag -= one  # in place: wraps 0 to the type's max
+        low = mag.min(axis=axis)
+        low += one
+        sl = np.log2(np.maximum(norm, _TINY))
+        sl -= np.maximum(low >> fmt.mantissa_bits, 1)
+        sl += fmt.bias + fmt.mantissa_bits + _LOG_MARGIN
+        top = float(sl.max())
+        if not math.isfinite(top):  # an inf/NaN: those outputs are nonfinite anyway
+            sl[~np.isfinite(sq)] = -np.inf
+            top = float(sl.max())
+        return cls(name, x64, sl, top, norm)
+
+    def with_values(self, x: np.ndarray, out: np.ndarray | None = None) -> Operand:
+        """This operand (its exactness data) over the values of ``x``, which must be the
+        values it was built from (a memoized operand's source, unchanged); decoded into
+        ``out`` when it fits, as in :meth:`of`."""
+        return Operand(self.name, _values(x, self.f64.dtype, out), self.slack, self.slack_max,
+                       self.norm)
+
+    def without_values(self) -> Operand:
+        """This operand's exactness data only (its values dropped: an empty array of their
+        dtype), to memoize; :meth:`with_values` restores them."""
+        return Operand(self.name, np.empty((0, 0), self.f64.dtype), self.slack, self.slack_max,
+                       self.norm)
+
+
+def _values(x: np.ndarray, dt: type, out: np.ndarray | None) -> np.ndarray:
+    """x upcast to ``dt`` (exact), into ``out`` when it fits. A signaling NaN becomes a
+    quiet one (NaN stays NaN), which sets the invalid flag: not worth a warning."""
+    with np.errstate(invalid="ignore"):
+        if out is not None and out.shape == x.shape and out.dtype == dt:
+            np.copyto(out, x, casting="unsafe")
+            return out
+        return x.astype(dt)
 
 
 def min_ulp_exponent(x: np.ndarray, fmt: FloatFormat, axis: int) -> np.ndarray:
@@ -153,7 +209,7 @@ def matmul_t(a: np.ndarray | Operand, b: np.ndarray | Operand) -> np.ndarray:
     t = _scratch(n, m, a.f64.dtype)
     with np.errstate(invalid="ignore"):  # inf * 0 -> NaN is the defined result
         np.matmul(b.f64.T, a.f64.T, out=t)
-    if a.slack is not None and a.slack.size and b.slack.size:
+    if a.slack_max + b.slack_max >= 53:  # else every output passes (-inf: int8 or empty)
         # only rows that fail against the column with the most slack can fail at all
         rows = np.flatnonzero(a.slack >= 53 - b.slack_max)
         if rows.size:

@@ -118,7 +118,7 @@ def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     dt, _ = _mm_dtype(m, ins)
     _check("k", k, m.timing.rows, "array rows")
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
-    c.weight = c.operand(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride, axis=0)
+    c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride)
     c.weight_dtype, c.weight_shape = ins.dtype, (k, n)
 
 
@@ -140,15 +140,19 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
     check_acc(acc, rows, wn, acc_stride)
     a = c.operand(view, sram, stride, axis=1)
     accumulate = bool(ins.flags & Flag.ACCUMULATE)
-    if acc_dt is F32 and acc_stride >= wn and rows * wn >= _ACC_T_MIN:
-        # float32, rows that do not overlap: into the core's transposed tile (CoreState.acc_t)
-        t = matmul_t(a, c.weight)  # [wn, rows] float64, rounds to the exact float32
-        held = c.acc_t(acc, rows, wn, acc_stride, load=accumulate)
+    if (acc_stride >= wn and rows * wn >= _ACC_T_MIN
+            and (acc_dt is F32 or a.f64.dtype == np.float32)):
+        # rows that do not overlap: into the core's transposed tile (CoreState.acc_t).
+        # t: [wn, rows] float64 that rounds to the exact float32, or (int8, k <= 1024)
+        # float32 holding the exact integers (|x| <= 2**24), cast to int32 exactly
+        t = matmul_t(a, c.weight)
+        held = c.acc_t(acc, rows, wn, acc_stride, acc_dt, load=accumulate)
+        cast_rule = "same_kind" if acc_dt is F32 else "unsafe"
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, defined
-            if accumulate:  # the product rounded once (RNE), then one RNE float32 add
-                np.add(held, t, out=held, dtype=np.float32, casting="same_kind")
+            if accumulate:  # float32: the product rounded once (RNE), one RNE add; int32
+                np.add(held, t, out=held, dtype=acc_dt, casting=cast_rule)  # adds wrap
             else:
-                np.copyto(held, t, casting="same_kind")
+                np.copyto(held, t, casting=cast_rule)
         return
     # float32: the product rounded once, then (ACCUMULATE) one RNE add; int32: wraps
     matmul_into(a, c.weight, acc_region(c, acc, rows, wn, acc_stride, acc_dt), accumulate)
@@ -229,10 +233,17 @@ def v_acc(m: Machine, c: CoreState, ins: Instr) -> None:
     if ins.dtype_a not in (Dtype.FP32, Dtype.INT32):
         raise Fault(f"dtype_a={dtype_name(ins.dtype_a)}, expected fp32 or int32 "
                     "(the accumulators' view)")
-    view = acc_region(c, acc, rows, cols, acc_stride, F32 if ins.dtype_a == Dtype.FP32 else I32)
-    y = to_f32(view) * np.float32(ins.imm)
-    if ins.flags & Flag.CLEAR:
-        view[...] = 0
+    acc_dt = F32 if ins.dtype_a == Dtype.FP32 else I32
+    held = c.held(acc, rows, cols, acc_stride, acc_dt)
+    if held is not None:  # the tile MM_MULs left transposed (CoreState.acc_t): read it there
+        y = to_f32(held.T) * np.float32(ins.imm)
+        if ins.flags & Flag.CLEAR:
+            held[...] = 0
+    else:
+        view = acc_region(c, acc, rows, cols, acc_stride, acc_dt)
+        y = to_f32(view) * np.float32(ins.imm)
+        if ins.flags & Flag.CLEAR:
+            view[...] = 0
     _write(c, ins, dst, rows, cols, dst_stride, y)
 
 

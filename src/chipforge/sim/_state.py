@@ -29,10 +29,11 @@ class Fault(Exception):
 
 
 CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
+_HELD_TILES = 4  # per core: transposed float32 accumulator tiles (CoreState.acc_t)
 
 
 class CoreState:
-    __slots__ = ("index", "sram", "_acc", "_acc_t", "_spare_t", "weight", "weight_dtype",
+    __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight", "weight_dtype",
                  "weight_shape", "_cache", "_cached_bytes")
 
     def __init__(self, index: int, sram_bytes: int) -> None:
@@ -40,9 +41,10 @@ class CoreState:
         self.sram = np.zeros(sram_bytes, U8)
         # one buffer, viewed as float32 or int32 by the matmul dtype (int8 -> int32)
         self._acc = np.zeros(ACC_WORDS * 4, U8)
-        # a float32 accumulator tile held transposed, see acc_t: (key, [cols, rows], view)
-        self._acc_t: tuple[tuple, np.ndarray, np.ndarray] | None = None
-        self._spare_t: np.ndarray | None = None  # a flushed tile's buffer, for reuse
+        # accumulator tiles held transposed, see acc_t: (word, rows, cols, stride, dtype)
+        # -> ([cols, rows] tile, its memory view, end word)
+        self._held: dict[tuple, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._spare: list[np.ndarray] = []  # written-back tiles' buffers, for reuse
         self.weight: Operand | None = None  # set by MM_LW
         self.weight_dtype: object = None
         self.weight_shape: tuple[int, int] = (0, 0)
@@ -52,40 +54,59 @@ class CoreState:
 
     @property
     def acc(self) -> np.ndarray:
-        """The accumulator memory (np.uint8), current: a tile held by :meth:`acc_t` is
-        written back first. Every read or write of accumulator words goes through here."""
-        if self._acc_t is not None:
-            self._flush_acc_t()
+        """The accumulator memory (np.uint8), current: tiles held by :meth:`acc_t` are
+        written back first. Every other read or write of accumulator words goes through
+        here (acc_region)."""
+        if self._held:
+            self._write_back(0, ACC_WORDS)
         return self._acc
 
-    def acc_t(self, word: int, rows: int, cols: int, stride: int, load: bool) -> np.ndarray:
-        """The float32 accumulator tile [rows x cols] at ``word`` (row starts ``stride`` >=
-        cols words apart; bounds already checked), as a [cols, rows] C-contiguous
-        *transpose* that is the tile's value until the next :attr:`acc` access writes it
-        back. MM_MUL's float64 products come out of BLAS transposed (see numerics._exact),
-        so a run of MM_MULs into one tile adds them contiguously and transposes once.
-        ``load=False``: the caller overwrites every element, the memory is not read."""
-        key = (word, rows, cols, stride)
-        held = self._acc_t
-        if held is not None:
-            if held[0] == key:
-                return held[1]
-            self._flush_acc_t()
-        view = region(self._acc, word * 4, rows, cols, stride, F32, "acc", "accumulator memory")
-        t = self._spare_t
-        if t is None or t.shape != (cols, rows):
-            t = np.empty((cols, rows), F32)
-        self._spare_t = None
+    def acc_t(self, word: int, rows: int, cols: int, stride: int, dtype: np.dtype,
+              load: bool) -> np.ndarray:
+        """The accumulator tile [rows x cols] at ``word`` (row starts ``stride`` >= cols
+        words apart; bounds already checked) viewed as ``dtype`` (float32 or int32), as a
+        [cols, rows] C-contiguous *transpose* that holds the tile's value until :attr:`acc`
+        writes it back.
+        MM_MUL's float64 products come out of BLAS transposed (see numerics._exact), so
+        MM_MULs into held tiles add contiguously, and a tile is transposed only when
+        accumulator memory is accessed otherwise (V_ACC reads an exactly matching tile
+        from here: :meth:`held`). ``load=False``: the caller overwrites every element."""
+        key = (word, rows, cols, stride, dtype)
+        hit = self._held.get(key)
+        if hit is not None:
+            return hit[0]
+        end = word + (rows - 1) * stride + cols
+        self._write_back(word, end)  # held tiles that share a word with this one
+        if len(self._held) >= _HELD_TILES:
+            self._write_back_tile(next(iter(self._held)))  # the oldest
+        view = region(self._acc, word * 4, rows, cols, stride, dtype, "acc",
+                      "accumulator memory")
+        t = next((b for b in self._spare if b.shape == (cols, rows) and b.dtype == dtype), None)
+        if t is None:
+            t = np.empty((cols, rows), dtype)
+        else:
+            self._spare = [b for b in self._spare if b is not t]
         if load:
             np.copyto(t, view.T)
-        self._acc_t = (key, t, view)
+        self._held[key] = (t, view, end)
         return t
 
-    def _flush_acc_t(self) -> None:
-        _, t, view = self._acc_t
-        self._acc_t = None
+    def held(self, word: int, rows: int, cols: int, stride: int,
+             dtype: np.dtype) -> np.ndarray | None:
+        """The transposed tile :meth:`acc_t` holds for exactly this region and dtype, or
+        None."""
+        hit = self._held.get((word, rows, cols, stride, dtype))
+        return None if hit is None else hit[0]
+
+    def _write_back(self, lo: int, hi: int) -> None:
+        """Write back (and drop) the held tiles that share a word with [lo, hi)."""
+        for key in [k for k, (_, _, end) in self._held.items() if k[0] < hi and lo < end]:
+            self._write_back_tile(key)
+
+    def _write_back_tile(self, key: tuple) -> None:
+        t, view, _ = self._held.pop(key)
         view[...] = t.T
-        self._spare_t = t
+        self._spare = [t] + self._spare[:_HELD_TILES - 1]
 
     def operand(self, view: np.ndarray, addr: int, stride: int, axis: int) -> Operand:
         """numerics.Operand of an SRAM view, memoized: a GEMM streams the same A panel
@@ -103,6 +124,26 @@ class CoreState:
                 self._cached_bytes -= old[2].f64.nbytes
         self._cache[key] = hit  # most recently used last
         return hit[2]
+
+    def load_weight(self, view: np.ndarray, addr: int, stride: int) -> Operand:
+        """MM_LW: ``view`` (k x n) becomes :attr:`weight`, decoded into the previous weight's
+        buffer: a weight tile usually serves one MM_MUL, and a buffer just used is still in
+        cache where a fresh one is not (that costs a 128 x 128 tile ~10% of its MM_MUL).
+        Only the exactness data is memoized, like :meth:`operand`'s entries."""
+        rows, cols = view.shape
+        key = (addr, rows, cols, stride, view.dtype, "weight")
+        old = self.weight.f64 if self.weight is not None else None
+        self.weight = None  # its buffer is about to be overwritten
+        hit = self._cache.pop(key, None)
+        if hit is None:
+            end = addr + ((rows - 1) * stride + cols) * view.dtype.itemsize if view.size else addr
+            op = Operand.of(view, 0, out=old)
+            hit = (addr, end, op.without_values())
+        else:
+            op = hit[2].with_values(view, out=old)
+        self._cache[key] = hit  # most recently used last
+        self.weight = op
+        return op
 
     def written(self, lo: int, hi: int) -> None:
         """SRAM bytes [lo, hi) are about to change: drop the operands that read them."""
