@@ -125,7 +125,7 @@ def bench_gemm(size: int) -> float:
     b32 = rng.standard_normal((size, size)).astype(np.float32)
     a, b = cast(a32, "bf16"), cast(b32, "bf16")
     prog = gemm_program(size)
-    t_sim, res = _best(lambda: simulate(prog, "forge-t1", {"A": a, "B": b}), 3)
+    t_sim, res = _best(lambda: simulate(prog, "forge-t1", {"A": a, "B": b}), 9)
     t_np, _ = _best(lambda: a32 @ b32, 10)
     # the oracle: per 128-deep k-tile an exact product rounded to fp32, tiles added in fp32
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
@@ -153,7 +153,7 @@ def bench_gemm_int8(size: int) -> float:
     b = rng.integers(-128, 128, (size, size)).astype(np.int8)
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
     prog = gemm_program(size, dt=Dtype.INT8)
-    t_sim, res = _best(lambda: simulate(prog, "forge-t1", {"A": a, "B": b}), 3)
+    t_sim, res = _best(lambda: simulate(prog, "forge-t1", {"A": a, "B": b}), 9)
     t_np, _ = _best(lambda: a32 @ b32, 10)
     exact = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.float32)
     mism = int(np.sum(res.outputs["C"].view(np.uint16) != cast(exact, "bf16").view(np.uint16)))
