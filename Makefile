@@ -16,7 +16,9 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(BIN)/pip install -q -e '.[dev]' $(TORCH)
+	$(BIN)/pip install -q -e '.[dev,rtl]' $(TORCH)
+	# Icarus Verilog for the cocotb test of the exported RTL (Debian's package; root in CI)
+	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	touch $@
 
 demo: $(VENV)/.core

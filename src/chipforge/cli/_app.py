@@ -167,6 +167,10 @@ app.command("compile")(compile_cmd)
 app.command("run")(run_cmd)
 app.command("disasm")(disasm_cmd)
 
+from chipforge.cli._rtl import rtl_app  # noqa: E402
+
+app.add_typer(rtl_app, name="rtl")
+
 
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""

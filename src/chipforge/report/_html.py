@@ -23,7 +23,7 @@ def write_report(out: Path, chips: list[str]) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as progress:
-        task = progress.add_task("estimating the workload suite", total=3 + len(chips))
+        task = progress.add_task("estimating the workload suite", total=4 + len(chips))
         data = compare_suite(chips)
         progress.advance(task)
         rooflines = []
@@ -47,11 +47,15 @@ def write_report(out: Path, chips: list[str]) -> Path:
         progress.advance(task)
         progress.update(task, description="compiling and simulating example models")
         compiled = compiled_section(out)
+        progress.update(task, description="verifying and synthesizing the RTL matrix engine")
+        from chipforge.rtl import report_summary
+
+        rtl = report_summary()
         progress.advance(task)
     env = Environment(loader=PackageLoader("chipforge.report", "templates"),
                       autoescape=select_autoescape())
     html = env.get_template("index.html").render(
-        data=data, rooflines=rooflines, bars=bars, compiled=compiled,
+        data=data, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)
