@@ -32,7 +32,7 @@ def _run_icarus(tmp_path: Path, cfg: CoreConfig, count: int, seed: int) -> None:
             "seed": seed}
     xml = runner.test(test_module="cocotb_mxu", hdl_toplevel="chipforge_mxu",
                       test_dir=HERE, build_dir=build, extra_env={"MXU_CFG": json.dumps(spec)},
-                      timescale=("1ns", "1ps"))
+                      timescale=("1ns", "1ps"), results_xml=str(tmp_path / "results.xml"))
     total, failed = runner_mod.get_results(xml)
     assert total == 1 and failed == 0, f"cocotb: {failed} of {total} tests failed ({xml})"
 

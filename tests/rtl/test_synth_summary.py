@@ -56,6 +56,22 @@ def test_report_summary() -> None:
     g = s["gemm"]
     assert g["exact"] and g["rtl_cycles"] == g["model_cycles"] == g["scalesim_cycles"] + 1
     assert s["area"]["placed_um2"] == 2809.64 and not s["area"]["estimated"]
+    assert s["chip_array"]["array"] == "128x128" and s["chip_array"]["estimated"]
     assert report_summary(8, 8) is s  # cached
     with pytest.raises(RtlError):
         report_summary(1, 8)
+
+
+def test_report_summary_without_amaranth() -> None:
+    """The report can call it on an install without the rtl extra."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['amaranth'] = None\n"
+            "from chipforge.rtl import report_summary, area_estimate\n"
+            "s = report_summary(8, 8)\n"
+            "assert s == {'available': False, 'reason': s['reason']}, s\n"
+            "assert 'chipforge[rtl]' in s['reason']\n"
+            "assert area_estimate('int8', 8, 8)['placed_um2'] == 2809.64\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -69,7 +69,7 @@ def export(
     rows, cols = rows or r0, cols or c0
     cfg = CoreConfig(rows, cols, dtype, sram_words or 64 * banks_for(max(rows, cols)),
                      acc_words or 64 * banks_for(cols))
-    _rate_note(chip, dtype, rows, cols, macs)
+    _rate_note(chip, dtype, r0, c0, macs)  # per PE of the chip's own array
     if rows * cols > 64 * 64:
         console.print(f"elaborating {rows}x{cols} (a 128x128 array takes ~4 minutes)...")
     t0 = time.time()

@@ -39,9 +39,10 @@ def area_estimate(dtype: str, rows: int, cols: int) -> dict:
 
 @lru_cache(maxsize=8)
 def report_summary(rows: int = 8, cols: int = 8, dtype: str = "int8", count: int = 200,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, chip_rows: int = 128, chip_cols: int = 128) -> dict:
     """Verified instruction count, mismatches, cycle agreement, a GEMM against SCALE-Sim,
-    and the synthesized area of the rows x cols array (cached per arguments)."""
+    the synthesized area of the rows x cols array, and the area extrapolated to the chip's
+    chip_rows x chip_cols array (cached per arguments)."""
     check_dims(rows, cols)
     fmt_of(dtype)
     try:
@@ -70,4 +71,6 @@ def report_summary(rows: int = 8, cols: int = 8, dtype: str = "int8", count: int
                  "rtl_cycles": gemm.rtl_cycles, "model_cycles": gemm.model_cycles,
                  "scalesim_cycles": gemm.scalesim_cycles, "exact": gemm.exact},
         "area": area_estimate(dtype, rows, cols),
+        "chip_array": {"array": f"{chip_rows}x{chip_cols}"}
+        | area_estimate(dtype, chip_rows, chip_cols),
     }
