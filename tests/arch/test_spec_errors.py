@@ -4,9 +4,7 @@ expected. Each case mutates the text of the shipped a100-sxm.yaml."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from chipforge.arch import load_chip
 from chipforge.arch._loader import catalog_path
 from chipforge.errors import ChipforgeError, SpecError
+from clitools import chipforge_exe
 
 BASE = catalog_path("a100-sxm").read_text()
 DTYPE_LIST = "fp32, tf32, bf16, fp16, fp8_e4m3, fp8_e5m2, int8"
@@ -131,18 +130,10 @@ def test_empty_file(tmp_path):
         f"{path}: the file is empty; expected a mapping of spec fields")
 
 
-def _chipforge_exe() -> str:
-    exe = Path(sys.executable).parent / "chipforge"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("chipforge")
-    assert found, "the chipforge console script is not installed"
-    return found
-
 
 def test_cli_bad_spec_prints_one_error_line(tmp_path):
     path = _write(tmp_path, _mutate("count: {value: 108,", "count: {value: many,"))
-    proc = subprocess.run([_chipforge_exe(), "chip", "show", str(path)], capture_output=True,
+    proc = subprocess.run([chipforge_exe(), "chip", "show", str(path)], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 2
     assert proc.stdout == ""

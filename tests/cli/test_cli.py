@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -16,6 +14,7 @@ from typer.testing import CliRunner
 from chipforge.arch._loader import catalog_path
 from chipforge.cli import app
 from chipforge.workloads import workload_names
+from clitools import chipforge_exe
 
 CATALOG = ["a100-sxm", "b200", "forge-i1", "forge-t1", "h100-sxm", "h20", "h200-sxm", "tpu-v5e"]
 BOUNDS = {"compute", "memory", "overhead", "network"}
@@ -24,18 +23,10 @@ FORM = "'KIND key=value ...', e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'"
 runner = CliRunner()
 
 
-def _exe() -> str:
-    exe = Path(sys.executable).parent / "chipforge"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("chipforge")
-    assert found, "the chipforge console script is not installed"
-    return found
-
 
 def _run(*args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
     # rich reads the width from COLUMNS when output is not a terminal
-    return subprocess.run([_exe(), *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([chipforge_exe(), *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": str(columns)})
 
 

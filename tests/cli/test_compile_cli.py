@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ torch = pytest.importorskip("torch")
 
 from chipforge.isa import Program, assemble, encode  # noqa: E402
 from chipforge.sim import simulate  # noqa: E402
+from clitools import chipforge_exe  # noqa: E402
 
 FACTORY = '''\
 import torch
@@ -77,17 +76,9 @@ MODELS = "models.py"
 TOLERANCE = {"none": 2e-2, "int8": 5e-2, "fp8": 1e-1}  # relative L2 error vs PyTorch fp32
 
 
-def _exe() -> str:
-    exe = Path(sys.executable).parent / "chipforge"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("chipforge")
-    assert found, "the chipforge console script is not installed"
-    return found
-
 
 def chipforge(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_exe(), *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([chipforge_exe(), *args], capture_output=True, text=True, timeout=300,
                           cwd=cwd, env={**os.environ, "COLUMNS": "200"})
 
 
