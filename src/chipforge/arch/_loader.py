@@ -82,6 +82,35 @@ def spec_from_dict(raw: Any, where: str = "<spec>") -> ChipSpec:
         raise SpecError(f"{where}: {describe_error(exc)}") from None
 
 
+def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = None,
+                sources: dict[str, str] | None = None) -> ChipSpec:
+    """A new validated spec: ``chip`` with ``changes`` deep-merged in.
+
+    ``changes`` uses the YAML keys (``clock``, ``cores: {count: ...}``) with values either
+    in YAML form (``"1.2 GHz"``) or as SI numbers (``1.2e9``). Use this, never
+    ``model_copy``: specs key the estimate cache by a fingerprint computed at validation.
+    """
+    raw = _merge(chip.model_dump(by_alias=True), changes)
+    if name is not None:
+        raw["name"] = name
+    where = f"derived from {chip.name!r}"
+    try:
+        return ChipSpec.model_validate({**raw, "sources": {**chip.sources, **(sources or {})}},
+                                       context={"si_numbers": True})
+    except ValidationError as exc:
+        raise SpecError(f"{where}: {describe_error(exc)}") from None
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def unwrap_provenance(node: Any, path: str = "") -> tuple[Any, dict[str, str], list[str]]:
     """Strip ``{value, source|assumption}`` wrappers.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo
 
 from chipforge.arch._units import parse_quantity
 
@@ -28,8 +28,13 @@ MEMORY_KINDS = ("HBM2e", "HBM3", "HBM3e", "LPDDR5", "LPDDR5X", "GDDR6", "GDDR7",
 def _quantity(dimension: str):
     """A positive quantity read from ``"<number> <unit>"``, stored in SI base units."""
 
-    def check(value: object) -> float:
-        number = parse_quantity(value, dimension)
+    def check(value: object, info: ValidationInfo) -> float:
+        # derive_chip re-validates a dumped spec whose quantities are already SI numbers
+        si = bool(info.context and info.context.get("si_numbers"))
+        if si and isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            number = parse_quantity(value, dimension)
         if number <= 0:
             raise ValueError(f"expected a positive {dimension}")
         return number
