@@ -63,15 +63,30 @@ def node_scale(chip: ChipSpec) -> float:
     return NODE_ENERGY_SCALE[chip.process_node]
 
 
+def static_power_w(chip: ChipSpec) -> float:
+    """The always-on power the time model charges per second: 20% of TDP.
+
+    ``chipforge.cost`` replaces this term by leakage from the modelled die area; it
+    subtracts exactly this function's value, so the two never count static power twice.
+    """
+    return STATIC_FRACTION_OF_TDP * chip.tdp_w
+
+
+def offchip_energy_j(chip: ChipSpec, dram_bytes: float, link_bytes: float) -> float:
+    """DRAM and chip-to-chip link energy: I/O on their own supplies, so it does not scale
+    with the core clock or voltage (the TDP throttle relies on that split)."""
+    pj = dram_bytes * 8 * DRAM_PJ_PER_BIT[chip.memory.kind] + link_bytes * 8 * LINK_PJ_PER_BIT
+    return pj * 1e-12
+
+
 def op_energy_j(chip: ChipSpec, *, macs: float = 0.0, dtype: str = "bf16",
                 vector_ops: float = 0.0, local_bytes: float = 0.0, shared_bytes: float = 0.0,
                 dram_bytes: float = 0.0, link_bytes: float = 0.0, seconds: float = 0.0) -> float:
     """Dynamic energy of the work plus static power over the time it takes."""
     scale = node_scale(chip)
-    pj = (macs * MAC_PJ_45NM.get(dtype, 1.5) * scale * DATAPATH_FACTOR
-          + vector_ops * VECTOR_OP_PJ_45NM * scale * DATAPATH_FACTOR
-          + local_bytes * SRAM_PJ_PER_BYTE_45NM * scale
-          + shared_bytes * SRAM_PJ_PER_BYTE_45NM * SHARED_BUFFER_FACTOR * scale
-          + dram_bytes * 8 * DRAM_PJ_PER_BIT[chip.memory.kind]
-          + link_bytes * 8 * LINK_PJ_PER_BIT)
-    return pj * 1e-12 + STATIC_FRACTION_OF_TDP * chip.tdp_w * seconds
+    core_pj = (macs * MAC_PJ_45NM.get(dtype, 1.5) * scale * DATAPATH_FACTOR
+               + vector_ops * VECTOR_OP_PJ_45NM * scale * DATAPATH_FACTOR
+               + local_bytes * SRAM_PJ_PER_BYTE_45NM * scale
+               + shared_bytes * SRAM_PJ_PER_BYTE_45NM * SHARED_BUFFER_FACTOR * scale)
+    return (core_pj * 1e-12 + offchip_energy_j(chip, dram_bytes, link_bytes)
+            + static_power_w(chip) * seconds)
