@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
 
 from chipforge.arch._units import parse_quantity
 
@@ -82,15 +90,35 @@ class LocalSram(_Spec):
 
 class Core(_Spec):
     count: PositiveInt
+    # cores on the die(s), enabled or not (GH100: 144, of which H100 SXM enables 132);
+    # None = count. Silicon area and harvesting yield use it (chipforge.cost)
+    physical_count: PositiveInt | None = None
     matrix_units: tuple[MatrixUnit, ...] = Field(min_length=1)
     vector_unit: VectorUnit
     local_sram: LocalSram
+    # register file per core (a GPU SM's 256 KB); None = none beyond local_sram
+    register_file_bytes: Bytes | None = Field(default=None, alias="register_file")
+
+    @field_validator("physical_count")
+    @classmethod
+    def _at_least_enabled(cls, value: int | None, info: ValidationInfo) -> int | None:
+        enabled = info.data.get("count")
+        if value is not None and enabled is not None and value < enabled:
+            raise ValueError(f"expected at least cores.count ({enabled}) physical cores")
+        return value
+
+    @property
+    def physical(self) -> int:
+        """Cores on the silicon, enabled or not."""
+        return self.physical_count or self.count
 
 
 class SharedBuffer(_Spec):
     name: str = "L2"
     size_bytes: Bytes = Field(alias="size")
     bandwidth_bytes_per_s: BytesPerS = Field(alias="bandwidth")
+    # capacity on the silicon, enabled or not (full GH100: 60 MB); None = size
+    physical_size_bytes: Bytes | None = Field(default=None, alias="physical_size")
 
 
 class OffChipMemory(_Spec):
@@ -98,6 +126,8 @@ class OffChipMemory(_Spec):
     stacks: PositiveInt  # HBM stacks, or LPDDR/GDDR channels (devices)
     capacity_bytes: Bytes = Field(alias="capacity")
     bandwidth_bytes_per_s: BytesPerS = Field(alias="bandwidth")
+    # memory PHY sites on the die(s), used or not (GH100: 6, H100 SXM uses 5); None = stacks
+    physical_stacks: PositiveInt | None = None
 
 
 class Links(_Spec):
@@ -119,6 +149,7 @@ class ChipSpec(_Spec):
     tdp_w: Watts = Field(alias="tdp")
     die_area_mm2: Mm2 | None = Field(default=None, alias="die_area")  # logic dies, total
     launch_price_usd: Usd | None = Field(default=None, alias="launch_price")
+    dies: PositiveInt = 1  # logic dies in the package (B200: 2); die_area is their total
     cores: Core
     shared_buffer: SharedBuffer
     memory: OffChipMemory
