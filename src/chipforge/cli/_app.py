@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chipforge.arch import catalog_names, load_chip
+from chipforge.arch import ChipSpec, catalog_names, load_chip
 from chipforge.errors import ChipforgeError
 from chipforge.ops import parse_op
 from chipforge.perf import Estimate, estimate
@@ -86,7 +86,29 @@ def chip_show(name: str) -> None:
     for dtype in c.supported_dtypes:
         table.add_row(f"peak {dtype}", _fmt(c.peak_flops(dtype), "FLOP/s"),
                       "derived: 2 x cores x MACs/cycle x clock")
+    for key, value, how in _silicon_rows(c):
+        table.add_row(key, value, how)
     console.print(table)
+
+
+def _silicon_rows(c: ChipSpec) -> list[tuple[str, str, str]]:
+    """ECCN 3A090 metrics, predicted area and unit cost (chipforge.cost; docs/silicon.md)."""
+    from chipforge.cost import die_area, export_class, unit_cost
+
+    try:
+        ex, area, cost = export_class(c), die_area(c), unit_cost(c)
+    except ChipforgeError as exc:  # no area/cost tables for this node
+        return [("silicon model", "-", str(exc))]
+    return [
+        ("TPP", f"{ex.tpp:,.0f}", f"derived: 2 x dense MacTOPS x {ex.dtype} bit length"),
+        ("PD", f"{ex.pd:.2f}",
+         f"derived: TPP / {ex.die_area_mm2:.0f} mm2 ({ex.die_area_source} logic die area)"),
+        ("3A090 tier", ex.tier, "ECCN 3A090, Oct 2023 rule (kept Dec 2024)"),
+        ("predicted die area", f"{area.total_mm2:.0f} mm2",
+         f"model: {c.cores.physical} cores, {area.node} tables (docs/silicon.md)"),
+        ("unit cost", f"${cost.total_usd:,.0f}",
+         f"model: die ${cost.parts['die']:,.0f}, memory ${cost.parts['memory']:,.0f}, "
+         f"{cost.package} ${cost.parts['packaging']:,.0f}, yield {cost.die_yield:.0%}")]
 
 
 def _estimate_dict(est: Estimate) -> dict:

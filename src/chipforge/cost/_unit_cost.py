@@ -114,7 +114,7 @@ def _unit_cost(chip: ChipSpec) -> CostBreakdown:
     gross = dies_per_wafer(die_mm2)
     if gross == 0:
         raise CostError(f"{chip.name}: die_area {die_mm2:.0f} mm2 per die does not fit a "
-                        f"300 mm wafer; expected a die under ~20,000 mm2")
+                        f"300 mm wafer; expected a die under ~8,000 mm2")
     physical = -(-chip.cores.physical // chip.dies)
     needed = -(-chip.cores.count // chip.dies)
     core_mm2 = area.core_mm2 * die_mm2 / area.die_mm2  # keep the core share of a given area

@@ -1,0 +1,99 @@
+"""ECCN 3A090 metrics against published values and hand-derived tier boundaries.
+
+Oracles: the published TPP of each GPU (H100 ~15,832, A100 4,992, H20 2,368 with PD ~2.9,
+B200 36,000; /work/shared/notes/README.md) and the rule text written out below.
+Tolerances: GPU specs carry a tensor clock derived from the datasheet dense rate, which
+they reproduce to 0.04% (A100), 0.01% (H100), 0.2% (H20, B200); the TPP tolerance is that
+rounding plus a margin, never looser than 0.5%.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chipforge.arch import derive_chip, load_chip
+from chipforge.cost import CostError, die_area, export_class
+from chipforge.cost._export import classify
+
+PUBLISHED_TPP = [
+    # chip, published TPP, relative tolerance
+    ("h100-sxm", 15_832, 0.001),  # 1,979 dense fp8 TOPS x 8 bits
+    ("a100-sxm", 4_992, 0.001),  # 312 dense bf16 TF x 16 bits
+    ("h20", 2_368, 0.003),  # 296 dense fp8 TF x 8; spec's derived clock is -0.2%
+    ("b200", 36_000, 0.005),  # 4,500 dense fp8 TF x 8; spec's derived clock is +0.2%
+]
+
+
+@pytest.mark.parametrize(("name", "tpp", "rel"), PUBLISHED_TPP)
+def test_tpp_matches_published(name, tpp, rel):
+    assert export_class(load_chip(name)).tpp == pytest.approx(tpp, rel=rel)
+
+
+@pytest.mark.parametrize(("name", "tier"), [("h100-sxm", "3A090.a"), ("a100-sxm", "3A090.a"),
+                                            ("b200", "3A090.a"), ("h20", "not controlled")])
+def test_gpu_tiers(name, tier):
+    assert export_class(load_chip(name)).tier == tier
+
+
+def test_h20_performance_density_is_about_2_9():
+    ex = export_class(load_chip("h20"))
+    # 2,368 / 814 mm2 (GH100) = 2.909
+    assert ex.pd == pytest.approx(2368 / 814, rel=0.003)
+    assert ex.die_area_mm2 == 814 and ex.die_area_source == "spec"
+
+
+def test_forge_i1_is_not_controlled():
+    ex = export_class(load_chip("forge-i1"))
+    # 4 cores x 16,384 int8 MACs x 1.5 GHz = 98.3 TMAC/s; 2 x 98.304 x 8 = 1,572.9 < 1,600
+    assert ex.tpp == pytest.approx(2 * 4 * 16384 * 1.5e9 / 1e12 * 8)
+    assert ex.tier == "not controlled"
+
+
+# (TPP, PD, tier) at and around each threshold of the rule text in the module docstring
+BOUNDARIES = [
+    (4800.0, 0.1, "3A090.a"),  # TPP >= 4800 alone
+    (4799.9, 1.59, "not controlled"),  # below every PD floor, TPP < 4800
+    (4799.9, 1.6, "3A090.b"),  # 2400 <= TPP < 4800 and PD >= 1.6
+    (1600.0, 5.92, "3A090.a"),  # TPP >= 1600 and PD >= 5.92
+    (1600.0, 5.91, "3A090.b"),  # TPP >= 1600 and 3.2 <= PD < 5.92
+    (1600.0, 3.2, "3A090.b"),
+    (1600.0, 3.19, "not controlled"),  # TPP < 2400 needs PD >= 3.2
+    (2400.0, 1.6, "3A090.b"),
+    (2399.9, 1.6, "not controlled"),
+    (2400.0, 1.59, "not controlled"),
+    (1599.9, 100.0, "not controlled"),  # every tier needs TPP >= 1600
+]
+
+
+@pytest.mark.parametrize(("tpp", "pd", "tier"), BOUNDARIES)
+def test_tier_rule_boundaries(tpp, pd, tier):
+    assert classify(tpp, pd) == tier
+
+
+# forge-i1 with 5 cores: TPP = 2 x 5 x 16,384 x 1.5 GHz x 8 bits = 1,966.08 (hand-derived)
+@pytest.mark.parametrize(("die_mm2", "tier"), [
+    (300, "3A090.a"),  # PD = 6.55 >= 5.92
+    (400, "3A090.b"),  # PD = 4.92, in [3.2, 5.92)
+    (700, "not controlled"),  # PD = 2.81 < 3.2 and TPP < 2400
+])
+def test_derived_specs_cross_the_tiers(die_mm2, tier):
+    chip = derive_chip(load_chip("forge-i1"), {"cores": {"count": 5}, "die_area": die_mm2})
+    ex = export_class(chip)
+    assert ex.tpp == pytest.approx(1966.08)
+    assert ex.pd == pytest.approx(1966.08 / die_mm2)
+    assert ex.tier == tier
+
+
+def test_pd_uses_the_predicted_area_without_a_spec_die_area():
+    chip = derive_chip(load_chip("forge-i1"), {"die_area": None})
+    ex = export_class(chip)
+    assert ex.die_area_source == "predicted"
+    assert ex.pd == pytest.approx(ex.tpp / die_area(chip).logic_mm2)
+
+
+def test_uncovered_node_without_die_area_is_one_clear_error():
+    chip = derive_chip(load_chip("forge-i1"), {"die_area": None, "process_node": "N16"})
+    with pytest.raises(CostError) as err:
+        export_class(chip)
+    assert str(err.value) == ("forge-i1: process_node 'N16' has no silicon area/cost tables; "
+                              "expected one of N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3")
