@@ -3,12 +3,27 @@
 ``die_area(chip)`` predicts the die area by component from the spec plus shared physical
 parameters; ``unit_cost(chip)`` prices the packaged part; ``export_class(chip)`` computes
 TPP, performance density and the 3A090 tier. All three are pure Python and cached.
+``workload_power(chip, graph)`` gives average power with leakage and throttles the clock to
+the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per run.
 """
 
 from chipforge.cost._area import AreaBreakdown, die_area
 from chipforge.cost._export import ExportClass, export_class
 from chipforge.cost._nodes import CostError
+from chipforge.cost._power import PowerReport, leakage_power_w, power_at_clock, workload_power
+from chipforge.cost._tco import (
+    TcoAssumptions,
+    TcoResult,
+    chip_capex_usd,
+    llm_serving_tco,
+    llm_training_tco,
+    serving_tco,
+    tensor_parallel_size,
+    training_tco,
+)
 from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
-__all__ = ["AreaBreakdown", "CostBreakdown", "CostError", "ExportClass", "die_area",
-           "export_class", "unit_cost"]
+__all__ = ["AreaBreakdown", "CostBreakdown", "CostError", "ExportClass", "PowerReport",
+           "TcoAssumptions", "TcoResult", "chip_capex_usd", "die_area", "export_class",
+           "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
+           "serving_tco", "tensor_parallel_size", "training_tco", "unit_cost", "workload_power"]
