@@ -12,18 +12,20 @@ from chipforge.arch import load_chip
 from chipforge.report._compare import compare_suite
 from chipforge.report._compiled import compiled_section
 from chipforge.report._plots import roofline, workload_bars
+from chipforge.report._silicon import silicon_section
 
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
 
 
-def write_report(out: Path, chips: list[str]) -> Path:
-    """Write ``out/index.html`` and its PNGs; returns the HTML path."""
+def write_report(out: Path, chips: list[str], designs: Path | None = Path("designs")) -> Path:
+    """Write ``out/index.html`` and its PNGs; returns the HTML path. ``designs``: a folder
+    of reference DSE runs (``<name>/pareto.png``) whose Pareto plots the page shows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as progress:
-        task = progress.add_task("estimating the workload suite", total=4 + len(chips))
+        task = progress.add_task("estimating the workload suite", total=5 + len(chips))
         data = compare_suite(chips)
         progress.advance(task)
         rooflines = []
@@ -52,10 +54,13 @@ def write_report(out: Path, chips: list[str]) -> Path:
 
         rtl = report_summary()
         progress.advance(task)
+        progress.update(task, description="silicon area, cost, export class and TCO")
+        silicon = silicon_section(chips, out, designs)
+        progress.advance(task)
     env = Environment(loader=PackageLoader("chipforge.report", "templates"),
                       autoescape=select_autoescape())
     html = env.get_template("index.html").render(
-        data=data, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
+        data=data, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl, silicon=silicon,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)

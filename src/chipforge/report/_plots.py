@@ -50,3 +50,24 @@ def workload_bars(workload: str, unit: str, values: dict[str, float], path: Path
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def stacked_bars(parts: dict[str, dict[str, float]], unit: str, title: str,
+                 path: Path) -> Path:
+    """One horizontal bar per chip, split into its components (same order for all)."""
+    names = list(parts)
+    keys = list(dict.fromkeys(k for p in parts.values() for k in p))
+    fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(names) + 1.6), dpi=110)
+    left = np.zeros(len(names))
+    for key in keys:
+        widths = np.array([parts[n].get(key, 0.0) for n in names])
+        ax.barh(names, widths, left=left, label=key)
+        left += widths
+    ax.set(xlabel=unit, title=title)
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
