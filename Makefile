@@ -16,7 +16,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(BIN)/pip install -q -e '.[dev,rtl]' $(TORCH)
+	$(BIN)/pip install -q -e '.[dev,rtl,ray]' $(TORCH)
 	# Icarus Verilog for the cocotb test of the exported RTL (Debian's package; root in CI)
 	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	touch $@
@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/bench_estimate.py
 	$(BIN)/python bench/bench_sim.py
+	$(BIN)/python bench/bench_dse.py
 
 validation: $(VENV)/.dev
 	$(BIN)/python scripts/gen_validation.py

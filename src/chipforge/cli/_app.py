@@ -193,6 +193,10 @@ from chipforge.cli._rtl import rtl_app  # noqa: E402
 
 app.add_typer(rtl_app, name="rtl")
 
+from chipforge.cli._dse import dse_app  # noqa: E402
+
+app.add_typer(dse_app, name="dse")
+
 
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""

@@ -1,0 +1,107 @@
+"""Workload throughput of one chip: the serving mix (with the tensor-parallel group that
+fits the model) and the training step.
+
+Serving: a model is served by a group of ``tp`` chips, the smallest power of two whose
+memory holds the weights and the KV cache; the group's tokens/s is divided by ``tp`` so
+throughput per chip (and per $) is honest. The mix's tokens/s is the weighted harmonic
+mean (the rate of serving the stated shares of tokens), likewise its tokens per joule.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from chipforge.arch import ChipSpec
+from chipforge.errors import ChipforgeError
+from chipforge.ops import Graph, dtype_bytes
+from chipforge.workloads import LLMConfig, llm_decode, llm_train_step, load_llm_config
+
+
+@functools.cache
+def _config(model: str) -> LLMConfig:
+    return load_llm_config(model)
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_graph(model: str, batch: int, context_len: int, dtype: str, tp: int) -> Graph:
+    return llm_decode(_config(model), batch, context_len, dtype, tp=tp)
+
+
+@functools.lru_cache(maxsize=16)
+def _train_graph(model: str, global_batch: int, seq_len: int, dtype: str, micro: int) -> Graph:
+    return llm_train_step(_config(model), global_batch, seq_len, dtype, micro_batch=micro)
+
+
+def serving_dtype(chip: ChipSpec, preferred: list[str]) -> str | None:
+    return next((d for d in preferred if chip.macs_per_cycle(d) > 0), None)
+
+
+def bytes_per_chip(cfg: LLMConfig, batch: int, context_len: int, dtype: str, tp: int) -> float:
+    """Weights and KV cache one chip of a ``tp`` group holds (heads sharded; KV heads
+    replicated once there are fewer of them than chips, as Megatron does)."""
+    size = dtype_bytes(dtype)
+    kv_len = min(context_len, cfg.sliding_window or context_len)
+    kv_heads = max(cfg.num_kv_heads // tp, 1)
+    kv = batch * kv_len * 2 * cfg.num_layers * kv_heads * cfg.head_dim * size
+    return cfg.param_count() * size / tp + kv
+
+
+def tp_degree(cfg: LLMConfig, batch: int, context_len: int, dtype: str, capacity_bytes: float,
+              max_tp: int) -> int | None:
+    """The smallest power-of-two group that holds the model and its KV cache, or None."""
+    tp = 1
+    while tp <= max_tp and cfg.num_heads % tp == 0:
+        if bytes_per_chip(cfg, batch, context_len, dtype, tp) <= capacity_bytes:
+            return tp
+        tp *= 2
+    return None
+
+
+def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
+    """Per-chip tokens/s and tokens/J of each serving workload and of the mix."""
+    from chipforge.cost._power import workload_power
+
+    dtype = serving_dtype(chip, workloads.serving_dtypes)
+    if dtype is None:
+        raise ChipforgeError(f"chip {chip.name!r} supports none of the serving dtypes "
+                             f"{workloads.serving_dtypes}")
+    usable = chip.memory.capacity_bytes * workloads.memory_usable_fraction
+    m: dict[str, Any] = {"serving_dtype": dtype, "memory_fits": True}
+    rate_sum = energy_sum = weight_sum = power_w = 0.0
+    for w in workloads.serving:
+        key = f"{w.model.lower()}_b{w.batch}_c{w.context_len}"
+        cfg = _config(w.model)
+        tp = tp_degree(cfg, w.batch, w.context_len, dtype, usable, workloads.max_tp)
+        if tp is None:
+            m.update({"memory_fits": False, f"{key}_tp": 0, f"{key}_tokens_per_s": 0.0,
+                      "memory_note": f"{w.model} batch {w.batch} context {w.context_len} does "
+                                     f"not fit {workloads.max_tp} chips"})
+            rate_sum = energy_sum = float("inf")
+            continue
+        report = workload_power(chip, _decode_graph(w.model, w.batch, w.context_len, dtype, tp))
+        tokens_per_chip = w.batch / tp
+        rate = tokens_per_chip / report.estimate.seconds
+        m.update({f"{key}_tp": tp, f"{key}_tokens_per_s": rate,
+                  f"{key}_clock_hz": report.clock_hz})
+        weight_sum += w.weight
+        rate_sum += w.weight / rate
+        energy_sum += w.weight * report.energy_j / tokens_per_chip
+        power_w = max(power_w, report.avg_power_w)
+    m["serving_tokens_per_s"] = weight_sum / rate_sum if rate_sum < float("inf") else 0.0
+    m["serving_tokens_per_j"] = weight_sum / energy_sum if energy_sum < float("inf") else 0.0
+    m["serving_power_w"] = power_w
+    return m
+
+
+def training_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
+    """Tokens/s of one chip on the training step (data parallel; no memory-fit check)."""
+    from chipforge.cost._power import workload_power
+
+    t = workloads.training
+    if chip.macs_per_cycle(t.dtype) == 0:
+        raise ChipforgeError(f"chip {chip.name!r} has no {t.dtype} matrix rate for training")
+    graph = _train_graph(t.model, t.global_batch, t.seq_len, t.dtype, t.micro_batch)
+    report = workload_power(chip, graph)
+    return {"training_tokens_per_s": graph.items / report.estimate.seconds,
+            "training_power_w": report.avg_power_w, "training_clock_hz": report.clock_hz}
