@@ -3,7 +3,8 @@
 Components: matrix units (synthesized RTL area per MAC of the widest datapath), vector
 lanes, SRAM (bitcells / array efficiency, with ECC), memory PHYs, chip-to-chip SerDes,
 NoC and control, and host I/O. The same parameters price every chip; only
-``VECTOR_LANE_UM2_N5`` is fitted, on the A100 (the H100 is held out).
+``SIMT_LANE_UM2_N5`` (a GPU lane's share of the SIMT machinery) is fitted, on the A100
+(the H100 is held out).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ MAC_UM2_AT_RTL_NODE: dict[str, float] = {
 # is wider than production tensor cores' aligned, truncated sums (docs/rtl.md).
 GATE_TO_CELL_AREA_RATIO = 1.0
 
-# fitted: area of one vector lane (fp32 FMA plus, on a GPU, its share of the SIMT issue,
-# operand collectors, INT32/FP64 and load/store) at N5. Fitted so the A100's predicted
-# die is 826 mm2; the H100 is held out (tests/cost/test_area.py re-derives the fit).
-VECTOR_LANE_UM2_N5 = 30_188.0  # = fit_vector_lane_um2(a100-sxm, 826 mm2), rounded
+# An accelerator's vector lane is a plain SIMD fp32 FMA: costed as the RTL's fp32 MAC
+# (the assumption above: 4 bf16 PEs). A GPU's FP32 lane also carries its share of the SIMT
+# machinery (warp schedulers and dispatch, operand collectors, INT32/FP64 units, load/store
+# and texture paths), which no spec field describes: that share is the one fitted
+# parameter, SIMT_LANE_UM2_N5, per lane of a `kind: gpu` chip.
+FMA_LANE_UM2_AT_RTL_NODE = MAC_UM2_AT_RTL_NODE["fp32"]
+# fitted: SIMT share per GPU FP32 lane at N5, so the A100's predicted die is 826 mm2; the
+# H100 is held out (tests/cost/test_area.py re-derives the fit).
+SIMT_LANE_UM2_N5 = 28_283.0  # = fit_simt_lane_um2(a100-sxm, 826 mm2), rounded
 
 # Effective density of SRAM as built into caches (bitcells, periphery, tags, ECC,
 # redundancy): AMD's 3D V-Cache die holds 64 MiB of L3 in 41 mm2 on TSMC N7 (AMD, Hot
@@ -94,7 +100,7 @@ def die_area(chip: ChipSpec) -> AreaBreakdown:
 @lru_cache(maxsize=4096)
 def _die_area(chip: ChipSpec) -> AreaBreakdown:
     node = node_table(chip.name, chip.process_node)
-    return _breakdown(chip, node.name, VECTOR_LANE_UM2_N5)
+    return _breakdown(chip, node.name, SIMT_LANE_UM2_N5)
 
 
 def _gate_scale(node: str) -> float:
@@ -119,11 +125,16 @@ def sram_mm2(bits: float, node: str) -> float:
     return bits / (SRAM_MBIT_PER_MM2_N7 * 1e6 * shrink)
 
 
-def _breakdown(chip: ChipSpec, node: str, lane_um2_n5: float) -> AreaBreakdown:
+def lane_um2(chip: ChipSpec, simt_lane_um2_n5: float = SIMT_LANE_UM2_N5) -> float:
+    """Area of one vector lane at the RTL's node (N5): an FMA, plus the SIMT share on GPUs."""
+    return FMA_LANE_UM2_AT_RTL_NODE + (simt_lane_um2_n5 if chip.kind == "gpu" else 0.0)
+
+
+def _breakdown(chip: ChipSpec, node: str, simt_lane_um2_n5: float) -> AreaBreakdown:
     cores = chip.cores
     scale = _gate_scale(node)
     matrix_core = matrix_um2_per_core(chip) * scale / 1e6
-    vector_core = cores.vector_unit.lanes * lane_um2_n5 * scale / 1e6
+    vector_core = cores.vector_unit.lanes * lane_um2(chip, simt_lane_um2_n5) * scale / 1e6
     core_bits = 8 * (cores.local_sram.size_bytes + (cores.register_file_bytes or 0.0))
     sram_core = sram_mm2(core_bits, node)
     buf = chip.shared_buffer
@@ -142,9 +153,10 @@ def _breakdown(chip: ChipSpec, node: str, lane_um2_n5: float) -> AreaBreakdown:
                          dies=chip.dies, core_mm2=matrix_core + vector_core + sram_core)
 
 
-def fit_vector_lane_um2(chip: ChipSpec, target_mm2: float) -> float:
-    """The lane area at N5 that makes ``chip``'s predicted total ``target_mm2`` (the total
-    is linear in it). Used once, on the A100, to set VECTOR_LANE_UM2_N5."""
+def fit_simt_lane_um2(chip: ChipSpec, target_mm2: float) -> float:
+    """The SIMT share per lane at N5 that makes GPU ``chip``'s predicted total
+    ``target_mm2`` (the total is linear in it). Used once, on the A100, to set
+    SIMT_LANE_UM2_N5."""
     node = node_table(chip.name, chip.process_node).name
     base = _breakdown(chip, node, 0.0).total_mm2
     slope = _breakdown(chip, node, 1.0).total_mm2 - base
