@@ -68,16 +68,21 @@ def _ray_evaluate(ctx: EvalContext, point: dict[str, Any]) -> Evaluation:
     return evaluate_point(ctx, point)
 
 
+def require_ray() -> Any:
+    """The ray module, or a DseError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise DseError("--ray needs Ray, which is not installed; expected it installed: "
+                       "pip install 'chipforge[ray]'") from None
+    return ray
+
+
 class RayCluster:
     """The same evaluation as Ray tasks: joins RAY_ADDRESS if set, else starts a local Ray."""
 
     def __init__(self, ctx: EvalContext, workers: int) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise DseError("--ray needs Ray, which is not installed; expected it installed: "
-                           "pip install 'chipforge[ray]'") from None
-        self._ray = ray
+        ray = self._ray = require_ray()
         if not ray.is_initialized():
             local = not os.environ.get("RAY_ADDRESS")
             ray.init(num_cpus=workers if local else None, include_dashboard=False,

@@ -173,7 +173,7 @@ class Settings(_Model):
     def _known_objectives(cls, names: list[str]) -> list[str]:
         for i, name in enumerate(names):
             if name not in OBJECTIVES:
-                raise ValueError(f"objectives[{i}]: got {name!r}; expected one of "
+                raise ValueError(f"[{i}]: got {name!r}; expected one of "
                                  f"{', '.join(OBJECTIVES)}")
         if len(set(names)) != len(names):
             raise ValueError(f"got {names!r}; expected each objective once")

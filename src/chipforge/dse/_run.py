@@ -19,7 +19,7 @@ from chipforge.arch import load_chip
 from chipforge.dse._design import dimensions, point_hash, space_size
 from chipforge.dse._errors import DseError
 from chipforge.dse._evaluate import EvalContext, Evaluation, chip_metrics, objective_directions
-from chipforge.dse._execute import make_executor
+from chipforge.dse._execute import make_executor, require_ray
 from chipforge.dse._pareto import pareto_rows, plot, write_csv
 from chipforge.dse._problem import Problem
 from chipforge.dse._search import SAMPLERS, make_search
@@ -41,34 +41,41 @@ class RunSummary:
     budget: int
 
 
-def problem_fingerprint(problem: Problem, sampler: str, seed: int) -> str:
+def problem_fingerprint(problem: Problem, sampler: str, seed: int, batch: int) -> str:
     text = json.dumps({"space": problem.space.model_dump(mode="json"),
                        "settings": problem.settings.model_dump(mode="json"),
                        "base": problem.base_chip.model_dump_json(), "sampler": sampler,
-                       "seed": seed}, sort_keys=True)
+                       "seed": seed, "batch": batch}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def run_dse(problem: Problem, out: Path, *, trials: int | None = None, sampler: str = "nsga2",
-            workers: int = 2, use_ray: bool = False, seed: int = 0,
+            workers: int = 2, use_ray: bool = False, seed: int = 0, batch: int = BATCH,
             progress: Callable[[int, int], None] | None = None) -> RunSummary:
-    """Run (or resume) the search until ``trials`` distinct points are stored in ``out``."""
+    """Run (or resume) the search until ``trials`` distinct points are stored in ``out``.
+
+    The sampler is asked for ``batch`` points at a time and told their results in the order
+    asked, so the points of a seeded run do not depend on ``workers`` or on Ray.
+    """
     if sampler not in SAMPLERS:
         raise DseError(f"--sampler: got {sampler!r}; expected one of {', '.join(SAMPLERS)}")
     dims = dimensions(problem.space, problem.space_file)
     size = space_size(dims)
-    search = make_search(sampler, dims, objective_directions(problem), seed, BATCH,
+    search = make_search(sampler, dims, objective_directions(problem), seed, batch,
                          problem.space_file)
     budget = _budget(trials, sampler, size)
+    if use_ray:
+        require_ray()
     out = Path(out)
     store = Store(out / DB_NAME)
     try:
-        store.check_problem(problem_fingerprint(problem, sampler, seed), json.dumps(
+        store.check_problem(problem_fingerprint(problem, sampler, seed, batch), json.dumps(
             {"objectives": problem.settings.objectives,
              "directions": objective_directions(problem), "sampler": sampler, "seed": seed}))
         rows = store.rows()
         search.replay(rows)
-        new = _search_loop(problem, store, search, budget, workers, use_ray, progress)
+        new = _search_loop(store, search, budget, batch,
+                           make_executor_lazily(problem, workers, use_ray), progress)
         rows = store.rows()
     finally:
         store.close()
@@ -87,18 +94,23 @@ def _budget(trials: int | None, sampler: str, size: int | None) -> int:
     return min(trials, size) if size is not None else trials
 
 
-def _search_loop(problem: Problem, store: Store, search: Any, budget: int, workers: int,
-                 use_ray: bool, progress: Callable[[int, int], None] | None) -> int:
+def make_executor_lazily(problem: Problem, workers: int, use_ray: bool) -> Callable[[], Any]:
+    return lambda: make_executor(EvalContext(problem), workers, use_ray)
+
+
+def _search_loop(store: Store, search: Any, budget: int, batch: int,
+                 new_executor: Callable[[], Any],
+                 progress: Callable[[int, int], None] | None) -> int:
     known: dict[str, Row | Evaluation] = {r.hash: r for r in store.rows()}
     count, new, idle = len(known), 0, 0
     if progress:
         progress(count, budget)
     if count >= budget:
         return 0
-    executor = make_executor(EvalContext(problem), workers, use_ray)
+    executor = new_executor()
     try:
         while count < budget and idle < MAX_DUPLICATE_BATCHES:
-            asked = search.ask(min(BATCH, budget - count))
+            asked = search.ask(min(batch, budget - count))
             if not asked:
                 break  # a grid with nothing left
             fresh = _fresh(asked, known)

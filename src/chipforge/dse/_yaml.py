@@ -3,6 +3,7 @@ what was expected."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ _TYPE_WORDS = {"int_type": "an integer", "int_parsing": "an integer", "int_from_
                "model_type": "a mapping", "model_attributes_type": "a mapping"}
 
 
+_SUBFIELD = re.compile(r"^([A-Za-z_\[][\w.\[\]]*): (got .*)$", re.S)
+
+
 def describe(exc: ValidationError, where: str) -> str:
     """The first validation error as ``where: path: got VALUE; expected ...``."""
     err = exc.errors()[0]
@@ -61,6 +65,12 @@ def describe(exc: ValidationError, where: str) -> str:
         msg = f"got {value!r}; expected one of {err['ctx']['expected']}"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"])
+        # a validator may name a field below its own: "choices[1]: got ..."
+        sub = _SUBFIELD.match(msg)
+        if sub:
+            sep = "" if sub[1].startswith("[") else "."
+            path = sub[1] if path == "<top level>" else f"{path}{sep}{sub[1]}"
+            msg = sub[2]
     elif kind in _TYPE_WORDS:
         msg = f"got {value!r}; expected {_TYPE_WORDS[kind]}"
     elif kind in ("greater_than", "greater_than_equal"):

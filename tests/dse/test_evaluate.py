@@ -1,0 +1,191 @@
+"""A design point equal to forge-i1 is forge-i1; its metrics match evaluating the catalog
+chip directly with hand-derived tensor-parallel groups; constraints match hand-derived
+feasibility; the memory table matches the catalog's shipped parts."""
+
+from __future__ import annotations
+
+import pytest
+from dse_fixtures import write
+
+from chipforge.arch import derive_chip, load_chip
+from chipforge.cost import die_area, export_class, unit_cost
+from chipforge.cost._power import workload_power
+from chipforge.dse import (
+    MEMORY_TECHS,
+    EvalContext,
+    Store,
+    design_chip,
+    evaluate_point,
+    load_problem,
+    run_dse,
+)
+from chipforge.dse._evaluate import check_constraints
+from chipforge.dse._serving import tp_degree
+from chipforge.workloads import llm_decode, load_llm_config
+
+FORGE_I1_SPACE = """\
+name: i1-equal
+base: forge-i1
+dtype_sets:
+  i1: {int8: 1, fp8_e4m3: 1, fp8_e5m2: 1, bf16: 0.5, fp16: 0.5}
+params:
+  array_rows: 128
+  array_cols: 128
+  cores: 4
+  matrix_units_per_core: 1
+  clock_ghz: 1.5
+  local_sram_mib: 16
+  global_sram_mib: 64
+  memory: [{kind: GDDR7, stacks: 16, capacity_per_stack_gb: 3}]
+  links: 8
+  dtypes: i1
+  tdp_w: 250
+  process_node: N5
+objectives: [serving_tokens_per_s_per_usd]
+"""
+POINT = {"array_rows": 128, "array_cols": 128, "cores": 4, "matrix_units_per_core": 1,
+         "clock_ghz": 1.5, "local_sram_mib": 16.0, "global_sram_mib": 64.0,
+         "memory": "GDDR7 x16 3GB", "links": 8, "dtypes": "i1", "tdp_w": 250.0,
+         "process_node": "N5"}
+# fields a design point sets itself: its name, and no stated die area or price (modelled)
+OWN = {"name", "description", "die_area", "launch_price"}
+
+
+def test_forge_i1_point_is_forge_i1(tmp_path):
+    problem = load_problem(write(tmp_path, "space.yaml", FORGE_I1_SPACE))
+    chip = design_chip(problem.space, problem.base_chip, POINT)
+    i1 = load_chip("forge-i1")
+    ours = {k: v for k, v in chip.model_dump(by_alias=True).items() if k not in OWN}
+    assert ours == {k: v for k, v in i1.model_dump(by_alias=True).items() if k not in OWN}
+    assert chip.die_area_mm2 is None and chip.sources["clock"].startswith("assumption: ")
+
+
+def test_point_overrides_another_base(tmp_path):
+    # from forge-t1, every searched field takes forge-i1's value (the rest stays forge-t1's)
+    problem = load_problem(write(tmp_path, "space.yaml", FORGE_I1_SPACE))
+    chip = design_chip(problem.space, load_chip("forge-t1"), POINT)
+    i1 = load_chip("forge-i1")
+    assert (chip.clock_hz, chip.tdp_w, chip.process_node, chip.cores.count) == (
+        i1.clock_hz, i1.tdp_w, i1.process_node, i1.cores.count)
+    assert chip.cores.matrix_units[0] == i1.cores.matrix_units[0]
+    assert chip.cores.local_sram.size_bytes == i1.cores.local_sram.size_bytes
+    assert chip.shared_buffer.size_bytes == i1.shared_buffer.size_bytes
+    assert chip.memory == i1.memory and chip.links.count == i1.links.count
+    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [65536, 32768, 0]
+
+
+def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
+    problem = load_problem(write(tmp_path, "space.yaml", FORGE_I1_SPACE))
+    ev = evaluate_point(EvalContext(problem), POINT)
+    # the point states no die area (the silicon model gives it), so compare with forge-i1
+    # without its stated 400 mm2
+    i1 = derive_chip(load_chip("forge-i1"), {"die_area": None})
+    # hand-derived groups, 48 GB x 0.9 = 43.2 GB usable per chip, fp8 weights and KV:
+    # 70B, batch 64, context 4096: tp=2 holds 70.55e9/2 + 64*4096*2*80*(8/2)*128 = 56.8e9
+    # (too much), tp=4 holds 17.6e9 + 10.7e9 = 28.4e9; 8B, batch 32, context 2048:
+    # 8.03e9 + 32*2048*2*32*8*128 = 12.3e9 fits one chip
+    m70 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-70b"), 64, 4096,
+                                        "fp8_e4m3", tp=4))
+    m8 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-8b"), 32, 2048, "fp8_e4m3"))
+    rate70, rate8 = 64 / 4 / m70.estimate.seconds, 32 / m8.estimate.seconds
+    m = ev.metrics
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 4 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert m["llama-3.1-70b_b64_c4096_tokens_per_s"] == pytest.approx(rate70, rel=1e-12)
+    assert m["llama-3.1-8b_b32_c2048_tokens_per_s"] == pytest.approx(rate8, rel=1e-12)
+    mix = 2 / (1 / rate70 + 1 / rate8)  # equal shares of tokens: the harmonic mean
+    assert m["serving_tokens_per_s"] == pytest.approx(mix, rel=1e-12)
+    assert m["unit_cost_usd"] == pytest.approx(unit_cost(i1).total_usd, rel=1e-12)
+    assert ev.objective_values == [pytest.approx(mix / unit_cost(i1).total_usd, rel=1e-12)]
+    assert m["die_area_mm2"] == pytest.approx(die_area(i1).total_mm2, rel=1e-12)
+    assert m["power_w"] == pytest.approx(max(m70.avg_power_w, m8.avg_power_w), rel=1e-12)
+    # TPP by hand: 2 x 4 cores x 16384 MACs x 1.5 GHz x 8 bits = 1572.864
+    assert m["tpp"] == pytest.approx(1572.864, rel=1e-12)
+    assert m["tpp"] == pytest.approx(export_class(i1).tpp, rel=1e-12)
+    # the point has no stated die area, so PD uses the modelled logic area
+    assert m["pd"] == pytest.approx(1572.864 / die_area(i1).logic_mm2, rel=1e-12)
+    assert m["export_tier"] == "not controlled" and ev.feasible
+
+
+def test_tp_degree_hand_derived():
+    cfg = load_llm_config("llama-3.1-70b")
+    # bf16: weights 141.1e9, KV 64*4096*2*80*8*128*2 = 85.9e9; tp=4 -> 35.3e9 + 21.5e9
+    # = 56.8e9 (> 43.2e9), tp=8 -> 17.6e9 + 10.7e9 = 28.4e9
+    assert tp_degree(cfg, 64, 4096, "bf16", 43.2e9, 64) == 8
+    assert tp_degree(cfg, 64, 4096, "bf16", 43.2e9, 4) is None  # the cap stops it
+    assert tp_degree(cfg, 1, 128, "fp8_e4m3", 80e9, 64) == 1  # 70.6e9 + 42 MB fits 80 GB
+
+
+def _metrics(**over):
+    base = {"die_area_mm2": 500.0, "tdp_w": 300.0, "power_w": 250.0,
+            "export_tier": "not controlled", "unit_cost_usd": 2000.0, "memory_fits": True}
+    return {**base, **over}
+
+
+def test_constraints_hand_derived(tmp_path):
+    space = write(tmp_path, "space.yaml", FORGE_I1_SPACE.replace(
+        "objectives: [serving_tokens_per_s_per_usd]\n", ""))
+    c = write(tmp_path, "c.yaml", "constraints: {max_die_area_mm2: 600, max_power_w: 200, "
+              "max_export_tier: 3A090.b, max_unit_cost_usd: 2500}\n")
+    problem = load_problem(space, c)
+    assert check_constraints(_metrics(power_w=150.0), problem)[0] == []
+    broken, values = check_constraints(_metrics(), problem)  # 250 W > the 200 W bound
+    assert broken == ["power 250 W > 200 W"] and values[1] == 50.0
+    broken, _ = check_constraints(_metrics(die_area_mm2=601.0, power_w=310.0,
+                                           export_tier="3A090.a", unit_cost_usd=2600.0,
+                                           memory_fits=False, memory_note="no room"), problem)
+    assert broken == ["die area 601 mm2 > 600 mm2", "power 310 W > 200 W",
+                      "export tier 3A090.a beyond 3A090.b", "memory: no room",
+                      "unit cost $2600 > $2500"]
+    assert check_constraints(_metrics(export_tier="3A090.b", power_w=100.0), problem)[0] == []
+
+
+def _tier(tpp: float, pd: float) -> str:
+    """ECCN 3A090 (Oct 2023 rule), written out independently of chipforge.cost."""
+    if tpp >= 4800 or (tpp >= 1600 and pd >= 5.92):
+        return "3A090.a"
+    if (2400 <= tpp < 4800 and 1.6 <= pd < 5.92) or (tpp >= 1600 and 3.2 <= pd < 5.92):
+        return "3A090.b"
+    return "not controlled"
+
+
+GRID = """\
+name: feas
+base: forge-i1
+params:
+  cores: {choices: [2, 8, 16]}
+  clock_ghz: {choices: [1.0, 1.5]}
+  memory: [{kind: GDDR7, stacks: {choices: [8, 16]}, capacity_per_stack_gb: 3}]
+objectives: [serving_tokens_per_s_per_usd]
+constraints: {max_export_tier: not controlled, max_unit_cost_usd: 900}
+"""
+
+
+def test_stored_feasibility_matches_hand_rules(tmp_path):
+    out = tmp_path / "run"
+    run_dse(load_problem(write(tmp_path, "space.yaml", GRID)), out, sampler="grid", workers=1)
+    store = Store(out / "results.sqlite")
+    rows = store.rows()
+    store.close()
+    assert len(rows) == 12
+    for r in rows:
+        m, p = r.metrics, r.params
+        # TPP by hand from the point: 2 x cores x 16384 int8 MACs x clock x 8 bits
+        assert m["tpp"] == pytest.approx(2 * p["cores"] * 16384 * p["clock_ghz"] * 8 / 1e3)
+        expected = (_tier(m["tpp"], m["pd"]) == "not controlled"
+                    and m["unit_cost_usd"] <= 900 and m["die_area_mm2"] <= 858
+                    and m["power_w"] <= m["tdp_w"] * (1 + 1e-9) and m["memory_fits"])
+        assert r.feasible == expected, (p, m)
+    assert {r.feasible for r in rows} == {True, False}  # the bounds bite both ways
+
+
+def test_memory_table_matches_shipped_parts():
+    # per-stack figures = catalog totals / stacks (H100 HBM3, B200 HBM3e, forge-i1 GDDR7)
+    for chip_name, kind in (("h100-sxm", "HBM3"), ("b200", "HBM3e"), ("forge-i1", "GDDR7")):
+        mem = load_chip(chip_name).memory
+        tech = MEMORY_TECHS[kind]
+        assert tech.bandwidth_per_stack_bytes_per_s == pytest.approx(
+            mem.bandwidth_bytes_per_s / mem.stacks, rel=0.001)
+        assert mem.capacity_bytes / mem.stacks in tech.capacities_per_stack_bytes
+    # LPDDR5X x64 at 8533 MT/s: 8533e6 transfers x 8 bytes
+    assert MEMORY_TECHS["LPDDR5X"].bandwidth_per_stack_bytes_per_s == pytest.approx(
+        8533e6 * 8, rel=0.001)
