@@ -84,3 +84,24 @@ def test_seeded_search_does_not_depend_on_workers(tmp_path):
         runs.append([(r.trial, r.params, r.objective_values) for r in rows])
     assert runs[0] == runs[1]
     assert len({str(p) for _, p, _ in runs[0]}) == 18  # distinct points
+
+
+def test_pareto_command_prints_the_stored_front(tmp_path):
+    import json
+    import subprocess
+
+    from clitools import chipforge_exe
+
+    problem = load_problem(write(tmp_path, "space.yaml", TINY_SPACE),
+                           write(tmp_path, "c.yaml", TINY_CONSTRAINTS))
+    run_dse(problem, tmp_path / "run", sampler="grid", workers=1)
+    proc = subprocess.run([chipforge_exe(), "dse", "pareto", str(tmp_path / "run"), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "run" / "pareto.csv") as f:
+        expected = {line["hash"] for line in csv.DictReader(f)}
+    assert {p["hash"][:16] for p in json.loads(proc.stdout)} == expected
+    bad = subprocess.run([chipforge_exe(), "dse", "pareto", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert (bad.returncode, bad.stderr) == (2, f"error: {tmp_path}: no results.sqlite; expected "
+                                               "the --out folder of a chipforge dse run\n")

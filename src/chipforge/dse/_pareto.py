@@ -71,7 +71,13 @@ def plot(path: Path, rows: list[Row], front: list[Row], objectives: list[str],
         if group:
             ax.scatter([x_of(r) for r in group], [r.objective_values[y_i] for r in group],
                        **style)
-    if len(objectives) > 1:
+    if len(objectives) == 1:  # a reference chip is a level line
+        for name, m in references.items():
+            if objectives[0] in m:
+                ax.axhline(m[objectives[0]], color="k", lw=0.8, ls="--")
+                ax.annotate(name, (0, m[objectives[0]]), xytext=(2, 3),
+                            textcoords="offset points", fontsize=8)
+    else:
         for name, m in references.items():
             if all(o in m for o in objectives[:2]):
                 ax.scatter([m[objectives[0]]], [m[objectives[1]]], marker="*", s=160, c="k")
