@@ -189,3 +189,24 @@ def test_memory_table_matches_shipped_parts():
     # LPDDR5X x64 at 8533 MT/s: 8533e6 transfers x 8 bytes
     assert MEMORY_TECHS["LPDDR5X"].bandwidth_per_stack_bytes_per_s == pytest.approx(
         8533e6 * 8, rel=0.001)
+
+
+def test_a_failing_model_is_stored_not_fatal(tmp_path, monkeypatch):
+    import chipforge.dse._evaluate as evaluate
+
+    def broken(chip, problem, groups):
+        if chip.cores.count == 4:
+            raise ZeroDivisionError("float division by zero")
+        return real(chip, problem, groups)
+
+    real = evaluate.chip_metrics
+    monkeypatch.setattr(evaluate, "chip_metrics", broken)
+    space = write(tmp_path, "space.yaml", GRID.replace("[2, 8, 16]", "[2, 4]"))
+    summary = run_dse(load_problem(space), tmp_path / "run", sampler="grid", workers=1)
+    # 2 cores x 2 clocks x 2 memories: the four 4-core points fail, the rest are evaluated
+    assert (summary.evaluated, summary.failed) == (8, 4)
+    assert summary.first_error == "internal error: ZeroDivisionError: float division by zero"
+    store = Store(tmp_path / "run" / "results.sqlite")
+    failed = [r.params["cores"] for r in store.rows() if r.objective_values is None]
+    store.close()
+    assert failed == [4, 4, 4, 4]

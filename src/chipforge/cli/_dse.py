@@ -62,6 +62,9 @@ def run_cmd(
                           use_ray=ray, seed=seed, progress=report)
     console.print(f"{summary.evaluated} of {summary.budget} points stored ({summary.new} new), "
                   f"{summary.feasible} feasible, {summary.pareto} on the Pareto front")
+    if summary.failed:
+        console.print(f"[yellow]{summary.failed} points failed to evaluate[/] (stored with the "
+                      f"error; first: {summary.first_error})")
     console.print(f"results: {summary.out / 'pareto.csv'}, {summary.out / 'pareto.png'}")
 
 

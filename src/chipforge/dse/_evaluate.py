@@ -55,13 +55,18 @@ def evaluate_point(ctx: EvalContext, point: dict[str, Any]) -> Evaluation:
         chip = design_chip(ctx.problem.space, ctx.problem.base_chip, point)
         metrics = chip_metrics(chip, ctx.problem, ctx.groups)
     except ChipforgeError as exc:
-        return Evaluation(point_hash(point), point, {"error": str(exc)}, None,
-                          [f"error: {exc}"], [1.0] * len(_CONSTRAINTS),
-                          time.perf_counter() - start)
+        return _failed(point, str(exc), start)
+    except Exception as exc:  # a bug in a model must not stop a long search; it is stored
+        return _failed(point, f"internal error: {type(exc).__name__}: {exc}", start)
     violations, values = check_constraints(metrics, ctx.problem)
     objective_values = [float(metrics[name]) for name in ctx.problem.settings.objectives]
     return Evaluation(point_hash(point), point, metrics, objective_values, violations, values,
                       time.perf_counter() - start)
+
+
+def _failed(point: dict[str, Any], message: str, start: float) -> Evaluation:
+    return Evaluation(point_hash(point), point, {"error": message}, None, [f"error: {message}"],
+                      [1.0] * len(_CONSTRAINTS), time.perf_counter() - start)
 
 
 def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class RunSummary:
     feasible: int
     pareto: int
     budget: int
+    failed: int = 0  # points whose evaluation raised (stored with the error)
+    first_error: str = ""
 
 
 def problem_fingerprint(problem: Problem, sampler: str, seed: int, batch: int) -> str:
@@ -80,7 +82,9 @@ def run_dse(problem: Problem, out: Path, *, trials: int | None = None, sampler: 
     finally:
         store.close()
     front = write_outputs(out, rows, problem)
-    return RunSummary(out, len(rows), new, sum(r.feasible for r in rows), len(front), budget)
+    errors = [r.metrics["error"] for r in rows if r.objective_values is None]
+    return RunSummary(out, len(rows), new, sum(r.feasible for r in rows), len(front), budget,
+                      len(errors), errors[0] if errors else "")
 
 
 def _budget(trials: int | None, sampler: str, size: int | None) -> int:
