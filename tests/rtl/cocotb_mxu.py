@@ -2,7 +2,9 @@
 tests/rtl/test_icarus.py). Independent of Amaranth's simulator: operands go in through
 the host SRAM port, results come back through the host accumulator read port, and every
 accumulator word is compared with the functional simulator's semantics (Golden) after
-each batch of back-to-back instructions; cycles are counted from ``accepted`` to ``done``.
+each batch of back-to-back instructions (MM_LW, MM_MUL, MM_OS); cycles are counted from
+``accepted`` to ``done`` (the ISA cost) and to the last accumulator write (the cost plus
+the ISA's latency: an MM_OS's drain writes, ``os_we``, come R cycles after its done).
 
 Configuration comes from the MXU_CFG environment variable (JSON: rows, cols, dtype,
 sram_words, acc_words, count, seed).
@@ -19,6 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from chipforge.isa import Opcode, cycles
+from chipforge.isa._cost import latency
 from chipforge.rtl._config import CoreConfig, payload
 from chipforge.rtl._golden import (
     Golden,
@@ -42,7 +45,8 @@ class Bench:
         inputs may be set when this returns (at the falling edge)."""
         await ReadOnly()
         d = self.dut
-        out = {n: int(getattr(d, n).value) for n in ("accepted", "done", "acc_we", "w_load")}
+        out = {n: int(getattr(d, n).value)
+               for n in ("accepted", "done", "acc_we", "os_we", "w_load", "busy")}
         out["ready"] = int(d.instr__ready.value)
         rdata = d.h_acc_rdata.value
         out["rdata"] = int(rdata) if rdata.is_resolvable else -1
@@ -72,10 +76,11 @@ class Bench:
                 got += [(rdata >> (32 * i)) & 0xFFFFFFFF for i in range(banks)]
         return np.array(got, np.uint32)
 
-    async def run_batch(self, words: list[int]) -> list[tuple[int, int, int, int]]:
-        """(accept, done, last write cycle, writes) per instruction, pushed back to back."""
-        d, pending, out, cur = self.dut, list(words), [], None
-        while len(out) < len(words):
+    async def run_batch(self, words: list[int], is_os: list[bool]) -> list[list[int]]:
+        """[accept, done, last write cycle, writes] per instruction, pushed back to back;
+        drain writes belong to the last MM_OS done before them; ends when busy falls."""
+        d, pending, out, cur, drain, busy = self.dut, list(words), [], None, None, 1
+        while len(out) < len(words) or busy:
             d.instr__valid.value = int(bool(pending))
             if pending:
                 d.instr__payload.value = pending[0]
@@ -85,9 +90,13 @@ class Bench:
             now = self.cycle - 1
             if cur is not None and (s["acc_we"] or s["w_load"]):
                 cur[2], cur[3] = now, cur[3] + 1
+            if drain is not None and s["os_we"]:
+                drain[2], drain[3] = now, drain[3] + 1
+            busy = s["busy"]
             if s["done"] and cur is not None:
                 cur[1] = now
-                out.append(tuple(cur))
+                drain = cur if is_os[len(out)] else drain
+                out.append(cur)
                 cur = None
             if s["accepted"]:
                 cur = [now, -1, -1, 0]
@@ -123,12 +132,14 @@ async def random_instructions(dut) -> None:
         await bench.write_rows("h_sram", elems.view(uint), cfg.banks, cfg.fmt.bits)
         gold.set_sram(elems)
         words = [layout.const(payload(cfg, i)).as_value().value for i in batch]
-        got = await bench.run_batch(words)
+        got = await bench.run_batch(words, [i.op is Opcode.MM_OS for i in batch])
         for j, (ins, (acc_c, done_c, last, writes)) in enumerate(zip(batch, got)):
-            gold.run(ins)
+            with np.errstate(all="ignore"):  # inf/NaN operands are part of the test
+                gold.run(ins)
             want = cfg.rows if ins.op is Opcode.MM_LW else ins.named["m"]
-            ok = (done_c - acc_c == cycles(ins, timing) and writes == want
-                  and (want == 0 or last == done_c))
+            cost = cycles(ins, timing)
+            ok = (done_c - acc_c == cost and writes == want
+                  and (want == 0 or last - acc_c == cost + latency(ins, timing)))
             if j:
                 ok &= acc_c - got[j - 1][0] == cycles(batch[j - 1], timing)
             if not ok:

@@ -1,4 +1,4 @@
-"""Random MM_LW / MM_MUL on the RTL (Amaranth simulator) against the functional simulator:
+"""Random MM_LW / MM_MUL / MM_OS on the RTL (Amaranth simulator) against the functional simulator:
 0 mismatched accumulator words and RTL cycles equal to chipforge.isa.cycles for every
 instruction, across array shapes and every implemented dtype (>= 1000 instructions in
 the default run, more under -m slow)."""
@@ -21,7 +21,7 @@ def _check(rows: int, cols: int, dtype: str, count: int, seed: int) -> None:
     assert not bad, f"{len(bad)} bad, first: {bad[0]}"
     assert all(r.rtl_cycles == r.model_cycles for r in rep.results)
     ops = {r.text.split()[0] for r in rep.results}
-    assert ops == {"MM_LW", "MM_MUL"}
+    assert ops == {"MM_LW", "MM_MUL", "MM_OS"}
     assert any("ACCUMULATE" in r.text for r in rep.results)
 
 
@@ -73,3 +73,23 @@ def test_vcd_is_written(tmp_path) -> None:
     assert run_verify(CoreConfig(2, 2), 5, 0, vcd=path).ok
     text = path.read_text()
     assert "$enddefinitions" in text and "accepted" in text
+
+
+def test_a_wrong_mm_os_result_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negative control: a golden model that skips every MM_OS makes results differ."""
+    real = Golden.run
+    monkeypatch.setattr(Golden, "run", lambda self, ins: real(self, ins)
+                        if ins.op.name != "MM_OS" else None)
+    rep = run_verify(CoreConfig(4, 4), 30, 1)
+    assert rep.mismatches > 0 and not rep.ok
+
+
+def test_a_missing_drain_latency_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negative control: a model without MM_OS's R-cycle drain fails exactly the MM_OSs
+    that write (m > 0), and nothing else."""
+    monkeypatch.setattr(verify_mod, "latency", lambda ins, t: 0)
+    rep = run_verify(CoreConfig(4, 4), 40, 1)
+    writing_os = [r for r in rep.results
+                  if r.text.startswith("MM_OS") and " m=0" not in r.text]
+    assert writing_os and rep.cycle_errors == len(writing_os)
+    assert all(not r.cycles_ok for r in writing_os)

@@ -78,6 +78,28 @@ def pipeline(n: int, m: int, overlap: bool) -> list[Instr]:
     return code + [ins(Opcode.HALT)]
 
 
+def test_mm_os_frees_the_array_at_its_cost_and_completes_a_drain_later():
+    """MM_OS occupies the MXU R + C + k - 2 cycles (SCALE-Sim's os fold) and completes R
+    cycles later, when its outputs have drained into the accumulators: the next MM_OS
+    starts at the cost, a V_ACC waiting on the signal at cost + R."""
+    c = T.array_cols(BF)
+    os1, os2 = R + c + 64 - 2, R + c + 32 - 2
+    mm = [ins(Opcode.MM_OS, 0, 0, 0, 128, c, 64, 64, c, c, dtype=BF, signal=0),
+          ins(Opcode.MM_OS, 0, 0, 0, 128, c, 32, 32, c, c, dtype=BF, signal=1)]
+    read = [ins(Opcode.V_ACC, 0, 0, 128, c, c, c, dtype=BF, dtype_a=Dtype.FP32, imm=1.0,
+                wait=(s, 1)) for s in (0, 1)]
+    assert [cycles(i, T) for i in mm] == [os1, os2]
+    v = cycles(read[0], T)
+    res = simulate(program([mm + read + [ins(Opcode.HALT)]]), CHIP, functional=False,
+                   trace=True)
+    starts = {pc: s for _, _, pc, s, _ in res.events}
+    assert starts[1] == os1  # the array is free at the cost: back-to-back folds
+    assert starts[2] == os1 + R  # the first drain done
+    assert starts[3] == max(os1 + R + v, os1 + os2 + R)
+    assert res.cycles == starts[3] + v
+    assert res.busy[(0, "MXU")] == os1 + os2
+
+
 def test_double_buffering_overlaps_dma_with_the_matrix_unit():
     n, m = 8, 1024
     mxu = R + mm_mul_cycles(m)

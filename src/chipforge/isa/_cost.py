@@ -7,8 +7,11 @@ used by the timing simulator and by the performance engine's agreement check.
   tile costs a full one); ``MM_MUL`` m + R + C - 2 (m rows streamed, row skew, column
   drain), so one weight-stationary fold is 2R + C + m - 2 cycles, SCALE-Sim v3's count
   (:mod:`chipforge.perf.systolic`, which also subtracts SCALE-Sim's final index -1);
-  ``MM_OS`` R + C + k - 2. A dtype whose MACs per cycle are p x R x C (fp8 packing) widens
-  the array to p x C columns; p < 1 (fp32 on a bf16 array) slows every cycle count by 1/p.
+  ``MM_OS`` R + C + k - 2 (SCALE-Sim's os fold), and it completes R cycles later (its
+  outputs drain out of the array, a row per cycle, while the next instruction runs). A
+  dtype whose MACs per cycle are p x R x C (fp8 packing) widens the array to p x C
+  columns; p < 1 (fp32 on a bf16 array) slows every cost by 1/p (not the drain: it moves
+  finished fp32/int32 words, not MACs).
 * Vector: a pipeline fill plus elements over lanes (special-function lanes for
   transcendentals).
 """
@@ -83,8 +86,12 @@ DMA_OPS = (Opcode.DMA_LOAD, Opcode.DMA_STORE, Opcode.DMA_GATHER, Opcode.DMA_SCAT
 def latency(instr: Instr, t: CoreTiming) -> int:
     """Cycles after ``instr`` frees its unit until it completes (signals its semaphore):
     the DRAM round trip of a DMA, overlapped with the next transfers (the engine keeps
-    several requests in flight); 0 for every other unit."""
-    return t.dram_latency_cycles if instr.op in DMA_OPS else 0
+    several requests in flight); an ``MM_OS``'s drain, R cycles of one output row per
+    cycle from the PEs' shadow registers into the accumulators, overlapped with the next
+    MM instruction (docs/rtl.md); 0 for everything else."""
+    if instr.op in DMA_OPS:
+        return t.dram_latency_cycles
+    return t.rows if instr.op is Opcode.MM_OS else 0
 
 
 def cycles(instr: Instr, t: CoreTiming) -> int:

@@ -129,8 +129,12 @@ def matmul_kernel(a: Arrays, cost: MatmulCost, m: int, n: int, k: int, batch: in
     dma = steps * d_step + m_tiles * n_tiles * bw * d_store
     v_acc = a.vec(tm * tn)
     first_mm = mxu / steps
-    fill = d_step + a.latency + v_acc + d_store + a.latency
-    cycles = max(mxu + d_step + a.latency, dma + first_mm) + v_acc + d_store + a.latency
+    # output-stationary: the last MM_OS's results drain R cycles before the last V_ACC
+    # reads them (isa.latency); earlier drains overlap the next MMs
+    drain = a.rows if cost.dataflow == "os" else 0
+    fill = d_step + a.latency + drain + v_acc + d_store + a.latency
+    cycles = (max(mxu + d_step + a.latency, dma + first_mm) + drain + v_acc + d_store
+              + a.latency)
     return KernelTime(cycles + BARRIER_CYCLES, dma, mxu, fill + BARRIER_CYCLES)
 
 

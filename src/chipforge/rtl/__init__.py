@@ -1,11 +1,14 @@
 """The matrix engine in Amaranth HDL, checked bit- and cycle-exactly against the simulator.
 
 One :class:`MatrixCore` is an instruction queue (ready/valid), a controller executing the
-ISA's ``MM_LW`` / ``MM_MUL`` with exactly their ISA cycle costs, a banked operand SRAM,
-a rows x cols weight-stationary :class:`SystolicArray` of :class:`ProcessingElement` with
-input skew and output de-skew, and an accumulator SRAM that adds or overwrites. Dtypes:
-int8 (-> int32, wrapping) and bf16 / fp8_e4m3 / fp8_e5m2 (-> fp32: exact sums rounded
-once, as ``chipforge.numerics.matmul_acc``). ``MM_OS`` is not implemented. See docs/rtl.md.
+ISA's ``MM_LW`` / ``MM_MUL`` / ``MM_OS`` with exactly their ISA cycle costs (and MM_OS's
+R-cycle completion latency), a banked operand SRAM with two row read ports, a rows x cols
+weight-stationary :class:`SystolicArray` of :class:`ProcessingElement` with input skew
+and output de-skew, a rows x cols output-stationary :class:`OsArray` whose PEs accumulate
+in place and drain through shadow registers (:class:`OsUnit` feeds and drains it), and an
+accumulator SRAM that adds or overwrites. Dtypes: int8 (-> int32, wrapping) and bf16 /
+fp8_e4m3 / fp8_e5m2 (-> fp32: exact sums rounded once, as
+``chipforge.numerics.matmul_acc``). See docs/rtl.md.
 
 Everything but :func:`report_summary` and the formats needs the ``rtl`` extra (Amaranth);
 those names load on first use.
@@ -29,6 +32,7 @@ from chipforge.rtl._summary import area_estimate, report_summary
 _LAZY = {
     "CoreConfig": "_config", "payload": "_config",
     "MatrixCore": "_core", "SystolicArray": "_array", "ProcessingElement": "_pe",
+    "OsArray": "_os_array", "OsProcessingElement": "_os_array", "OsUnit": "_os_unit",
     "RotatingBanks": "_sram", "RoundF32": "_float", "AddF32": "_float",
     "run_verify": "_verify", "VerifyReport": "_verify",
     "export_verilog": "_export", "verilog_text": "_export", "instr_fields": "_export",

@@ -15,6 +15,7 @@ from chipforge.isa import CoreTiming, Dtype, Flag, Instr, Opcode
 from chipforge.rtl._formats import MxFormat, RtlError, banks_for, check_dims, fmt_of
 
 M_BITS = 16  # MM_MUL's m: up to 65535 rows per instruction
+K_BITS = 16  # MM_OS's k: up to 65535 products per output (the PEs' sum widths assume it)
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,13 @@ class CoreConfig:
         return data.StructLayout({
             "opcode": 8,
             "accumulate": 1,
-            "sram": self.sram_bits + (self.itemsize - 1).bit_length(),  # bytes
-            "k": range(self.rows + 1),
+            "sram": self.sram_bits + (self.itemsize - 1).bit_length(),  # bytes; MM_OS: b
+            "k": K_BITS,
             "n": range(self.cols + 1),
             "m": M_BITS,
-            "stride": self.sram_bits,
+            "stride": self.sram_bits,  # MM_OS: b_stride
+            "a": self.sram_bits + (self.itemsize - 1).bit_length(),  # MM_OS's A, bytes
+            "a_stride": self.sram_bits,
             "acc": self.acc_bits,
             "acc_stride": self.acc_bits,
         })
@@ -88,19 +91,28 @@ class CoreConfig:
 
 
 def payload(cfg: CoreConfig, ins: Instr) -> dict[str, int]:
-    """The RTL instruction word of an ISA MM_LW / MM_MUL (fields truncated to the widths)."""
+    """The RTL instruction word of an ISA MM_LW / MM_MUL / MM_OS (fields truncated to the
+    widths; MM_OS's B goes in ``sram`` / ``stride``, which the core's row reader serves)."""
     a = ins.named
-    word = {"opcode": int(ins.op), "accumulate": int(bool(ins.flags & Flag.ACCUMULATE)),
-            "sram": a["sram"], "stride": a["stride"], "k": a["k"]}
+    word = {"opcode": int(ins.op), "accumulate": int(bool(ins.flags & Flag.ACCUMULATE))}
     if ins.op is Opcode.MM_LW:
-        word |= {"n": a["n"]}
+        word |= {"sram": a["sram"], "stride": a["stride"], "k": a["k"], "n": a["n"]}
     elif ins.op is Opcode.MM_MUL:
         if a["m"] >= 1 << M_BITS:
             raise RtlError(f"MM_MUL m={a['m']}, expected < {1 << M_BITS} on the RTL")
-        word |= {"m": a["m"], "acc": a["acc"], "acc_stride": a["acc_stride"]}
+        word |= {"sram": a["sram"], "stride": a["stride"], "k": a["k"], "m": a["m"],
+                 "acc": a["acc"], "acc_stride": a["acc_stride"]}
+    elif ins.op is Opcode.MM_OS:
+        if a["k"] >= 1 << K_BITS:
+            raise RtlError(f"MM_OS k={a['k']}, expected < {1 << K_BITS} on the RTL")
+        word |= {"sram": a["b"], "stride": a["b_stride"], "a": a["a"],
+                 "a_stride": a["a_stride"], "m": a["m"], "n": a["n"], "k": a["k"],
+                 "acc": a["acc"], "acc_stride": a["acc_stride"]}
     else:
-        raise RtlError(f"{ins.op.name} is not implemented by the RTL (MM_LW, MM_MUL only)")
-    masks = {"sram": (1 << (cfg.sram_bits + (cfg.itemsize - 1).bit_length())) - 1,
-             "stride": cfg.sram_words - 1, "acc": cfg.acc_words - 1,
+        raise RtlError(f"{ins.op.name} is not a matrix-unit instruction (MM_LW, MM_MUL, "
+                       "MM_OS)")
+    byte_mask = (1 << (cfg.sram_bits + (cfg.itemsize - 1).bit_length())) - 1
+    masks = {"sram": byte_mask, "a": byte_mask, "stride": cfg.sram_words - 1,
+             "a_stride": cfg.sram_words - 1, "acc": cfg.acc_words - 1,
              "acc_stride": cfg.acc_words - 1}
     return {k: v & masks.get(k, -1) for k, v in word.items()}

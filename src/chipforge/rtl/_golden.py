@@ -49,21 +49,25 @@ class Golden:
 
 
 def written_words(ins: Instr, n_loaded: int) -> set[int]:
-    """Accumulator words an MM_MUL writes."""
-    if ins.op is not Opcode.MM_MUL:
+    """Accumulator words an MM_MUL (n = the loaded tile's) or an MM_OS writes."""
+    if ins.op not in (Opcode.MM_MUL, Opcode.MM_OS):
         return set()
     a = ins.named
-    return {a["acc"] + r * a["acc_stride"] + c for r in range(a["m"]) for c in range(n_loaded)}
+    n = a["n"] if ins.op is Opcode.MM_OS else n_loaded
+    return {a["acc"] + r * a["acc_stride"] + c for r in range(a["m"]) for c in range(n)}
 
 
 class InstrGen:
-    """Random, valid MM_LW / MM_MUL instructions within the array and the RTL memories:
-    shapes up to the array (k, n = 0 now and then), m up to 2R, any operand stride (0 and
-    overlapping rows included), accumulator rows that do not overlap within one MM_MUL
-    (see docs/rtl.md), ACCUMULATE half the time. The first instruction is an MM_LW."""
+    """Random, valid MM_LW / MM_MUL / MM_OS instructions within the array and the RTL
+    memories: shapes up to the array (k, n = 0 now and then), MM_MUL's m up to 2R, MM_OS's
+    k up to 3 * max(R, C) (several A chunks per row), any operand stride (0 and
+    overlapping rows included), accumulator rows that do not overlap within one
+    instruction (see docs/rtl.md), ACCUMULATE half the time. ``os_share`` of the
+    instructions are MM_OS; the first MM_MUL follows an MM_LW."""
 
-    def __init__(self, cfg: CoreConfig, rng: np.random.Generator) -> None:
-        self.cfg, self.rng, self.loaded = cfg, rng, None
+    def __init__(self, cfg: CoreConfig, rng: np.random.Generator,
+                 os_share: float = 0.35) -> None:
+        self.cfg, self.rng, self.loaded, self.os_share = cfg, rng, None, os_share
 
     def _dim(self, hi: int) -> int:
         return 0 if self.rng.random() < 0.03 else int(self.rng.integers(1, hi + 1))
@@ -80,8 +84,24 @@ class InstrGen:
             raise ValueError(f"{rows} x {cols} does not fit {size} words")
         return int(self.rng.integers(0, size - span() + 1)), stride
 
+    def _flags(self) -> Flag:
+        return Flag.ACCUMULATE if self.rng.random() < 0.5 else Flag.NONE
+
+    def _os(self) -> Instr:
+        cfg = self.cfg
+        m, n = self._dim(cfg.rows), self._dim(cfg.cols)
+        k = self._dim(3 * max(cfg.rows, cfg.cols))
+        a, a_stride = self._place(m, k, cfg.sram_words)
+        b, b_stride = self._place(k, n, cfg.sram_words)
+        acc, acc_stride = self._place(m, n, cfg.acc_words, min_stride=n if m > 1 else 0)
+        isz = cfg.itemsize
+        return Instr(Opcode.MM_OS, (acc, a * isz, b * isz, m, n, k, a_stride, b_stride,
+                                    acc_stride), dtype=cfg.isa_dtype(), flags=self._flags())
+
     def next(self) -> Instr:
         cfg, rng, dt = self.cfg, self.rng, self.cfg.isa_dtype()
+        if rng.random() < self.os_share:
+            return self._os()
         if self.loaded is None or rng.random() < 0.3:
             k, n = self._dim(cfg.rows), self._dim(cfg.cols)
             addr, stride = self._place(k, n, cfg.sram_words)
@@ -91,9 +111,8 @@ class InstrGen:
         m = 0 if rng.random() < 0.02 else int(rng.integers(1, 2 * cfg.rows + 1))
         addr, stride = self._place(m, k, cfg.sram_words)
         acc, acc_stride = self._place(m, n, cfg.acc_words, min_stride=n if m > 1 else 0)
-        flags = Flag.ACCUMULATE if rng.random() < 0.5 else Flag.NONE
         return Instr(Opcode.MM_MUL, (acc, addr * cfg.itemsize, m, k, stride, acc_stride),
-                     dtype=dt, flags=flags)
+                     dtype=dt, flags=self._flags())
 
 
 def random_elems(cfg: CoreConfig, rng: np.random.Generator, count: int) -> np.ndarray:
