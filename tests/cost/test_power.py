@@ -151,3 +151,19 @@ def test_a_clock_outside_the_dvfs_range_is_a_clear_error():
                                              r"range of chip 'h100-sxm'; expected 2\.745e\+08 "
                                              r"to 1\.83e\+09 Hz$"):
         power_at_clock("h100-sxm", ADD, 2.0e9)
+
+
+def test_throttle_search_survives_two_clocks_too_close_for_a_slope():
+    # regression (found by the DSE): f0/f1 - f0/f2 rounding to 0 divided by zero
+    import math
+
+    from chipforge.cost._power import _propose, power_at_clock
+
+    chip = load_chip("b200")
+    op = matmul(4096, 4096, 4096, "bf16")
+    f1 = 0.9 * chip.clock_hz
+    f2 = math.nextafter(f1, 0.0)
+    points = [power_at_clock(chip, op, f1), power_at_clock(chip, op, f2)]
+    assert chip.clock_hz / f1 == chip.clock_hz / f2  # the degenerate case itself
+    f = _propose(points, chip.tdp_w, 0.5 * chip.clock_hz, chip.clock_hz)
+    assert 0.5 * chip.clock_hz <= f <= chip.clock_hz

@@ -199,8 +199,10 @@ def _propose(points: list[PowerReport], tdp: float, lo_f: float, hi_f: float) ->
     last = points[-1]
     f0 = last.nominal_clock_hz
     seconds = last.estimate.seconds
-    if len(points) == 2 and points[0].clock_hz != last.clock_hz:
-        (f1, t1), (f2, t2) = ((p.clock_hz, p.estimate.seconds) for p in points)
+    (f1, t1), (f2, t2) = ((p.clock_hz, p.estimate.seconds) for p in points[-2:]) \
+        if len(points) >= 2 else ((f0, seconds), (f0, seconds))
+    # two clocks so close that f0/f1 - f0/f2 rounds to 0 carry no slope: use one point
+    if len(points) == 2 and f0 / f1 != f0 / f2:
         b = max(0.0, (t1 - t2) / (f0 / f1 - f0 / f2))
     else:
         # one point: the compute-bound ops' time scales with 1/f, the rest does not

@@ -16,6 +16,7 @@ Two matrix-unit kinds share the traffic model and differ in the compute model:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from math import ceil, isqrt
 
@@ -220,8 +221,12 @@ class SramTile:
                 + self.partial_bytes)
 
 
-def _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize):
-    """Every double-buffered tile and loop order that fits in ``sram_bytes``."""
+@functools.lru_cache(maxsize=65536)
+def _sram_tiles(m: int, n: int, k: int, rows: int, cols: int, sram_bytes: float,
+                itemsize: int) -> tuple[SramTile, ...]:
+    """Every double-buffered tile and loop order that fits in ``sram_bytes`` (cached: a
+    design-space search meets the same shapes on many chips)."""
+    tiles = []
     for fm in SYSTOLIC_TILE_MULTIPLES:
         tm = min(m, rows * fm)
         for fn in SYSTOLIC_TILE_MULTIPLES:
@@ -236,8 +241,9 @@ def _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize):
                 first = (tm + tn) * tk * itemsize
                 k_tiles = ceil(k / tk)
                 spill = m * n * ACC_BYTES * 2 * (k_tiles - 1)
-                yield SramTile(tm, tn, tk, "k", ceil(n / tn), ceil(m / tm), 0.0, first)
-                yield SramTile(tm, tn, tk, "m", ceil(n / tn), 1, spill, first)
-                yield SramTile(tm, tn, tk, "n", 1, ceil(m / tm), spill, first)
+                tiles += [SramTile(tm, tn, tk, "k", ceil(n / tn), ceil(m / tm), 0.0, first),
+                          SramTile(tm, tn, tk, "m", ceil(n / tn), 1, spill, first),
+                          SramTile(tm, tn, tk, "n", 1, ceil(m / tm), spill, first)]
+    return tuple(tiles)
 
 
