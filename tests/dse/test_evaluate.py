@@ -210,3 +210,23 @@ def test_a_failing_model_is_stored_not_fatal(tmp_path, monkeypatch):
     failed = [r.params["cores"] for r in store.rows() if r.objective_values is None]
     store.close()
     assert failed == [4, 4, 4, 4]
+
+
+def test_serving_tco_objective_is_the_token_weighted_mean_of_llm_serving_tco():
+    # independent path: chipforge.cost.llm_serving_tco picks its own tensor-parallel group
+    # (tensor_parallel_size) and builds its own decode graph; the mix's $ per million tokens
+    # is the token-share weighted mean (equal weights in designs/forge-i1)
+    from pathlib import Path
+
+    from chipforge.cost import llm_serving_tco
+    from chipforge.dse import chip_metrics, load_problem
+    from chipforge.workloads import load_llm_config
+
+    design = Path(__file__).resolve().parents[2] / "designs" / "forge-i1"
+    problem = load_problem(design / "space.yaml", design / "constraints.yaml")
+    h20 = load_chip("h20")
+    m = chip_metrics(h20, problem, frozenset({"serving"}))
+    parts = [llm_serving_tco(h20, load_llm_config(w.model), w.batch, w.context_len,
+                             m["serving_dtype"]).usd_per_million_tokens
+             for w in problem.settings.workloads.serving]
+    assert m["serving_usd_per_million_tokens"] == pytest.approx(sum(parts) / len(parts))

@@ -100,7 +100,8 @@ def _constraints_error(tmp_path, text: str) -> str:
 def test_unknown_objective(tmp_path):
     msg = _constraints_error(tmp_path, "objectives: [tokens_per_dollar]\n")
     assert msg.startswith("c.yaml: objectives[0]: got 'tokens_per_dollar'; "
-                          "expected one of serving_tokens_per_s_per_usd, serving_tokens_per_s,")
+                          "expected one of serving_tokens_per_s_per_usd, "
+                          "serving_usd_per_million_tokens, serving_tokens_per_s,")
 
 
 def test_unknown_export_tier(tmp_path):

@@ -23,6 +23,9 @@ def _obj(name: str, direction: Literal["maximize", "minimize"], needs: set[str],
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     _obj("serving_tokens_per_s_per_usd", "maximize", {"serving"},
          "serving mix tokens/s per chip (weighted harmonic mean) / unit cost"),
+    _obj("serving_usd_per_million_tokens", "minimize", {"serving"},
+         "serving mix TCO, $ per million tokens (chipforge.cost.serving_tco: capital incl. "
+         "host share, energy at PUE; GPUs at purchase price)"),
     _obj("serving_tokens_per_s", "maximize", {"serving"},
          "serving mix tokens/s per chip (weighted harmonic mean)"),
     _obj("serving_tokens_per_j", "maximize", {"serving"},
@@ -30,6 +33,8 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     _obj("training_tokens_per_s_per_usd", "maximize", {"training"},
          "training tokens/s per chip / unit cost"),
     _obj("training_tokens_per_s", "maximize", {"training"}, "training tokens/s per chip"),
+    _obj("training_usd_per_million_tokens", "minimize", {"training"},
+         "training TCO, $ per million tokens (chipforge.cost.training_tco)"),
     _obj("unit_cost_usd", "minimize", set(), "unit cost of one chip (die, memory, package)"),
     _obj("die_area_mm2", "minimize", set(), "modelled die area"),
     _obj("power_w", "minimize", set(), "highest average power over the evaluated workloads"),

@@ -59,7 +59,9 @@ def tp_degree(cfg: LLMConfig, batch: int, context_len: int, dtype: str, capacity
 
 
 def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
-    """Per-chip tokens/s and tokens/J of each serving workload and of the mix."""
+    """Per-chip tokens/s and tokens/J of each serving workload and of the mix, and the
+    mix's TCO in $ per million tokens (token-share weighted: cost per token is additive)."""
+    from chipforge.cost import serving_tco
     from chipforge.cost._power import workload_power
 
     dtype = serving_dtype(chip, workloads.serving_dtypes)
@@ -68,7 +70,7 @@ def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
                              f"{workloads.serving_dtypes}")
     usable = chip.memory.capacity_bytes * workloads.memory_usable_fraction
     m: dict[str, Any] = {"serving_dtype": dtype, "memory_fits": True}
-    rate_sum = energy_sum = weight_sum = power_w = 0.0
+    rate_sum = energy_sum = weight_sum = power_w = usd_sum = 0.0
     for w in workloads.serving:
         key = f"{w.model.lower()}_b{w.batch}_c{w.context_len}"
         cfg = _config(w.model)
@@ -77,13 +79,16 @@ def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
             m.update({"memory_fits": False, f"{key}_tp": 0, f"{key}_tokens_per_s": 0.0,
                       "memory_note": f"{w.model} batch {w.batch} context {w.context_len} does "
                                      f"not fit {workloads.max_tp} chips"})
-            rate_sum = energy_sum = float("inf")
+            rate_sum = energy_sum = usd_sum = float("inf")
             continue
-        report = workload_power(chip, _decode_graph(w.model, w.batch, w.context_len, dtype, tp))
+        graph = _decode_graph(w.model, w.batch, w.context_len, dtype, tp)
+        report = workload_power(chip, graph)
+        usd_per_mtok = serving_tco(chip, graph, w.batch, chips=tp).usd_per_million_tokens
         tokens_per_chip = w.batch / tp
         rate = tokens_per_chip / report.estimate.seconds
         m.update({f"{key}_tp": tp, f"{key}_tokens_per_s": rate,
-                  f"{key}_clock_hz": report.clock_hz})
+                  f"{key}_clock_hz": report.clock_hz, f"{key}_usd_per_mtok": usd_per_mtok})
+        usd_sum += w.weight * usd_per_mtok
         weight_sum += w.weight
         rate_sum += w.weight / rate
         energy_sum += w.weight * report.energy_j / tokens_per_chip
@@ -91,11 +96,16 @@ def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
     m["serving_tokens_per_s"] = weight_sum / rate_sum if rate_sum < float("inf") else 0.0
     m["serving_tokens_per_j"] = weight_sum / energy_sum if energy_sum < float("inf") else 0.0
     m["serving_power_w"] = power_w
+    # a mix that does not fit is infinitely expensive (kept finite for CSV and Optuna)
+    m["serving_usd_per_million_tokens"] = (usd_sum / weight_sum if usd_sum < float("inf")
+                                           else 1e9)
     return m
 
 
 def training_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
-    """Tokens/s of one chip on the training step (data parallel; no memory-fit check)."""
+    """Tokens/s of one chip on the training step (data parallel; no memory-fit check) and
+    its TCO per million tokens."""
+    from chipforge.cost import training_tco
     from chipforge.cost._power import workload_power
 
     t = workloads.training
@@ -103,5 +113,8 @@ def training_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
         raise ChipforgeError(f"chip {chip.name!r} has no {t.dtype} matrix rate for training")
     graph = _train_graph(t.model, t.global_batch, t.seq_len, t.dtype, t.micro_batch)
     report = workload_power(chip, graph)
+    # $ per million training tokens: one step's TCO over the step's tokens
+    usd = training_tco(chip, graph, 1).usd_per_run
     return {"training_tokens_per_s": graph.items / report.estimate.seconds,
-            "training_power_w": report.avg_power_w, "training_clock_hz": report.clock_hz}
+            "training_power_w": report.avg_power_w, "training_clock_hz": report.clock_hz,
+            "training_usd_per_million_tokens": usd / graph.items * 1e6}
