@@ -91,7 +91,7 @@ def verify(
     vcd: Annotated[Path | None, typer.Option(help="write waveforms to this VCD file")] = None,
     quiet: Annotated[bool, typer.Option(help="print only failures and the summary")] = False,
 ) -> None:
-    """Run random MM_LW/MM_MUL on the RTL and on the simulator; exit 1 on any difference."""
+    """Run random MM_LW/MM_MUL/MM_OS on the RTL and on the simulator; exit 1 on any difference."""
     _need_rtl()
     from chipforge.rtl import CoreConfig, run_verify
 
