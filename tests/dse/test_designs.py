@@ -13,6 +13,7 @@ from chipforge.dse._design import space_size
 DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 PAIRS = [("examples/inference-space.yaml", "examples/inference-constraints.yaml"),
          ("forge-i1/space.yaml", "forge-i1/constraints.yaml"),
+         ("forge-i1/space-refine.yaml", "forge-i1/constraints.yaml"),
          *(("forge-t1/space.yaml", f"forge-t1/constraints-{t}.yaml")
             for t in ("not-controlled", "3a090b", "3a090a"))]
 
@@ -25,7 +26,7 @@ def test_design_files_load(space, constraints):
 
 def test_forge_i1_space_size():
     problem = load_problem(DESIGNS / "forge-i1/space.yaml")
-    # rows 3, cols 3, cores 16, units 2, clock 13, local 4, global 5, links 3, dtypes 2,
-    # TDP 4, node 4; memory: GDDR7 3x2 + LPDDR5X 2x2 + HBM3 5x2 + HBM3e 5x2 = 30
-    expected = math.prod([3, 3, 16, 2, 13, 4, 5, 3, 2, 4, 4, 30])
+    # rows 3, cols 3, cores 32, units 2, clock 13, local 4, global 7, links 3, dtypes 2,
+    # TDP 4, node 4; memory: GDDR7 3x2 + LPDDR5X 2x2 + HBM3 5x2 + HBM3e 7x2 = 34
+    expected = math.prod([3, 3, 32, 2, 13, 4, 7, 3, 2, 4, 4, 34])
     assert space_size(dimensions(problem.space)) == expected
