@@ -230,3 +230,19 @@ def test_serving_tco_objective_is_the_token_weighted_mean_of_llm_serving_tco():
                              m["serving_dtype"]).usd_per_million_tokens
              for w in problem.settings.workloads.serving]
     assert m["serving_usd_per_million_tokens"] == pytest.approx(sum(parts) / len(parts))
+
+
+def test_export_pd_margin(tmp_path):
+    # TPP 2261, PD 3.07: uncontrolled as modelled (PD < 3.2), but 3.07 x 1.1 = 3.38 >= 3.2
+    # puts it in 3A090.b by the hand rule above, so a 10% margin rejects it
+    space = write(tmp_path, "space.yaml", FORGE_I1_SPACE.replace(
+        "objectives: [serving_tokens_per_s_per_usd]\n", ""))
+    c = write(tmp_path, "c.yaml", "constraints: {max_export_tier: not controlled, "
+              "export_pd_margin: 0.1}\n")
+    problem = load_problem(space, c)
+    m = _metrics(tpp=2261.0, pd=3.07)
+    assert _tier(2261.0, 3.07 * 1.1) == "3A090.b"
+    broken, values = check_constraints(m, problem)
+    assert broken == ["export tier 3A090.b beyond not controlled (at PD 3.07 x 1.1 margin)"]
+    assert values[2] == 1.0
+    assert check_constraints(_metrics(tpp=2261.0, pd=2.9), problem)[0] == []

@@ -152,3 +152,8 @@ def test_grid_needs_a_step(tmp_path):
     assert str(info.value) == (f"{space}: params.clock_ghz: a continuous range (no step) "
                                "cannot be enumerated by a grid; expected a step or choices")
     assert not (tmp_path / "run").exists()
+
+
+def test_export_margin_out_of_range(tmp_path):
+    msg = _constraints_error(tmp_path, "constraints: {export_pd_margin: 1.5}\n")
+    assert msg == "c.yaml: constraints.export_pd_margin: got 1.5; input should be less than 1"

@@ -9,6 +9,7 @@ the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per 
 
 from chipforge.cost._area import AreaBreakdown, die_area
 from chipforge.cost._export import ExportClass, export_class
+from chipforge.cost._export import classify as classify_export
 from chipforge.cost._nodes import CostError
 from chipforge.cost._power import PowerReport, leakage_power_w, power_at_clock, workload_power
 from chipforge.cost._tco import (
@@ -24,6 +25,7 @@ from chipforge.cost._tco import (
 from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
 __all__ = ["AreaBreakdown", "CostBreakdown", "CostError", "ExportClass", "PowerReport",
-           "TcoAssumptions", "TcoResult", "chip_capex_usd", "die_area", "export_class",
-           "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
-           "serving_tco", "tensor_parallel_size", "training_tco", "unit_cost", "workload_power"]
+           "TcoAssumptions", "TcoResult", "chip_capex_usd", "classify_export", "die_area",
+           "export_class", "leakage_power_w", "llm_serving_tco", "llm_training_tco",
+           "power_at_clock", "serving_tco", "tensor_parallel_size", "training_tco", "unit_cost",
+           "workload_power"]

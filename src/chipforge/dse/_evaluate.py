@@ -103,7 +103,8 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
     """The constraints a chip breaks (messages) and Optuna's values (<= 0 satisfied)."""
     c = problem.settings.constraints
     power_cap_w = min(m["tdp_w"], c.max_power_w or math.inf)
-    tier, allowed = EXPORT_TIERS.index(m["export_tier"]), EXPORT_TIERS.index(c.max_export_tier)
+    checked_tier = _tier_with_margin(m, c.export_pd_margin)
+    tier, allowed = EXPORT_TIERS.index(checked_tier), EXPORT_TIERS.index(c.max_export_tier)
     fits = m.get("memory_fits", True) or not c.memory_fit
     cost_cap = c.max_unit_cost_usd or math.inf
     values = [m["die_area_mm2"] - c.max_die_area_mm2, m["power_w"] - power_cap_w,
@@ -115,12 +116,22 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
     if values[1] > 1e-9 * power_cap_w:
         broken.append(f"power {m['power_w']:.0f} W > {power_cap_w:g} W")
     if values[2] > 0:
-        broken.append(f"export tier {m['export_tier']} beyond {c.max_export_tier}")
+        margin = (f" (at PD {m['pd']:.2f} x {1 + c.export_pd_margin:g} margin)"
+                  if c.export_pd_margin else "")
+        broken.append(f"export tier {checked_tier} beyond {c.max_export_tier}{margin}")
     if values[3] > 0:
         broken.append(f"memory: {m.get('memory_note', 'the model does not fit')}")
     if values[4] > 0:
         broken.append(f"unit cost ${m['unit_cost_usd']:.0f} > ${cost_cap:g}")
     return broken, values
+
+
+def _tier_with_margin(m: dict[str, Any], margin: float) -> str:
+    if not margin:
+        return m["export_tier"]
+    from chipforge.cost import classify_export
+
+    return classify_export(m["tpp"], m["pd"] * (1 + margin))
 
 
 def objective_directions(problem: Problem) -> list[str]:
