@@ -26,10 +26,10 @@ def test_the_simt_lane_area_is_the_a100_fit():
 
 
 def test_an_accelerator_lane_is_a_plain_fma():
-    # forge-i1: 4 cores x 256 lanes, each the RTL's fp32 MAC = 4 bf16 PEs of 476.34 um2
+    # forge-i1: 44 cores x 256 lanes, each the RTL's fp32 MAC = 4 bf16 PEs of 476.34 um2
     # placed at N5 (the chip's node: no density scaling); no SIMT share (kind: accelerator)
     assert die_area(load_chip("forge-i1")).parts["vector"] == pytest.approx(
-        4 * 256 * 4 * 476.34 / 1e6)
+        44 * 256 * 4 * 476.34 / 1e6)
 
 
 def test_a100_fitted_die_area():
@@ -55,19 +55,19 @@ def test_parts_sum_to_the_total_and_all_dies_are_logic():
 
 
 def test_matrix_area_follows_the_widest_datapath():
-    # forge-i1 per core: one 128x128 unit with int8/fp8 16,384 and bf16/fp16 8,192 MACs/cycle.
+    # forge-i1 per core: one 32x64 unit with int8/fp8 2,048 and bf16/fp16 1,024 MACs/cycle.
     # PE placed um2 at N5 (docs/rtl.md): int8 50.6, e4m3 47.74, e5m2 67.83, bf16 476.34.
-    # max(16384 * 50.6, 16384 * 47.74, 16384 * 67.83, 8192 * 476.34) = 8192 * 476.34
+    # max(2048 * 50.6, 2048 * 47.74, 2048 * 67.83, 1024 * 476.34) = 1024 * 476.34
     chip = load_chip("forge-i1")
-    assert _area.matrix_um2_per_core(chip) == pytest.approx(8192 * 476.34)
-    # 4 cores at N5 (the RTL's node, no density scaling) in mm2
-    assert die_area(chip).parts["matrix"] == pytest.approx(4 * 8192 * 476.34 / 1e6)
+    assert _area.matrix_um2_per_core(chip) == pytest.approx(1024 * 476.34)
+    # 44 cores at N5 (the RTL's node, no density scaling) in mm2
+    assert die_area(chip).parts["matrix"] == pytest.approx(44 * 1024 * 476.34 / 1e6)
 
 
 def test_lower_precision_rates_reuse_the_wide_datapath():
     chip = load_chip("forge-t1")
     units = chip.model_dump(by_alias=True)["cores"]["matrix_units"]
-    units[0]["macs_per_cycle"] = {"bf16": 16384}
+    units[0]["macs_per_cycle"] = {"bf16": 8192}  # forge-t1's bf16 rate, without fp8/int8
     bf16_only = derive_chip(chip, {"cores": {"matrix_units": units}})
     assert die_area(bf16_only).parts["matrix"] == pytest.approx(die_area(chip).parts["matrix"])
 

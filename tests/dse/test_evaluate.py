@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from dse_fixtures import write
 
-from chipforge.arch import derive_chip, load_chip
+from chipforge.arch import load_chip
 from chipforge.cost import die_area, export_class, unit_cost
 from chipforge.cost._power import workload_power
 from chipforge.dse import (
@@ -29,23 +29,23 @@ base: forge-i1
 dtype_sets:
   i1: {int8: 1, fp8_e4m3: 1, fp8_e5m2: 1, bf16: 0.5, fp16: 0.5}
 params:
-  array_rows: 128
-  array_cols: 128
-  cores: 4
+  array_rows: 32
+  array_cols: 64
+  cores: 44
   matrix_units_per_core: 1
   clock_ghz: 1.5
-  local_sram_mib: 16
-  global_sram_mib: 64
-  memory: [{kind: GDDR7, stacks: 16, capacity_per_stack_gb: 3}]
-  links: 8
+  local_sram_mib: 4
+  global_sram_mib: 1024
+  memory: [{kind: HBM3e, stacks: 3, capacity_per_stack_gb: 24}]
+  links: 16
   dtypes: i1
-  tdp_w: 250
+  tdp_w: 150
   process_node: N5
 objectives: [serving_tokens_per_s_per_usd]
 """
-POINT = {"array_rows": 128, "array_cols": 128, "cores": 4, "matrix_units_per_core": 1,
-         "clock_ghz": 1.5, "local_sram_mib": 16.0, "global_sram_mib": 64.0,
-         "memory": "GDDR7 x16 3GB", "links": 8, "dtypes": "i1", "tdp_w": 250.0,
+POINT = {"array_rows": 32, "array_cols": 64, "cores": 44, "matrix_units_per_core": 1,
+         "clock_ghz": 1.5, "local_sram_mib": 4.0, "global_sram_mib": 1024.0,
+         "memory": "HBM3e x3 24GB", "links": 16, "dtypes": "i1", "tdp_w": 150.0,
          "process_node": "N5"}
 # fields a design point sets itself: its name, and no stated die area or price (modelled)
 OWN = {"name", "description", "die_area", "launch_price"}
@@ -71,25 +71,26 @@ def test_point_overrides_another_base(tmp_path):
     assert chip.cores.local_sram.size_bytes == i1.cores.local_sram.size_bytes
     assert chip.shared_buffer.size_bytes == i1.shared_buffer.size_bytes
     assert chip.memory == i1.memory and chip.links.count == i1.links.count
-    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [65536, 32768, 0]
+    # 44 cores x 32 x 64 cells: int8 one MAC per cell, bf16 half, no fp32
+    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [90112, 45056, 0]
 
 
 def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     problem = load_problem(write(tmp_path, "space.yaml", FORGE_I1_SPACE))
     ev = evaluate_point(EvalContext(problem), POINT)
-    # the point states no die area (the silicon model gives it), so compare with forge-i1
-    # without its stated 400 mm2
-    i1 = derive_chip(load_chip("forge-i1"), {"die_area": None})
-    # hand-derived groups, 48 GB x 0.9 = 43.2 GB usable per chip, fp8 weights and KV:
-    # 70B, batch 64, context 4096: tp=2 holds 70.55e9/2 + 64*4096*2*80*(8/2)*128 = 56.8e9
-    # (too much), tp=4 holds 17.6e9 + 10.7e9 = 28.4e9; 8B, batch 32, context 2048:
+    # neither the point nor the catalog chip states a die area (the silicon model gives it)
+    i1 = load_chip("forge-i1")
+    assert i1.die_area_mm2 is None
+    # hand-derived groups, 72 GB x 0.9 = 64.8 GB usable per chip, fp8 weights and KV:
+    # 70B, batch 64, context 4096: tp=1 holds 70.55e9 + 64*4096*2*80*8*128 = 113.5e9
+    # (too much), tp=2 holds 35.3e9 + 21.5e9 = 56.8e9; 8B, batch 32, context 2048:
     # 8.03e9 + 32*2048*2*32*8*128 = 12.3e9 fits one chip
     m70 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-70b"), 64, 4096,
-                                        "fp8_e4m3", tp=4))
+                                        "fp8_e4m3", tp=2))
     m8 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-8b"), 32, 2048, "fp8_e4m3"))
-    rate70, rate8 = 64 / 4 / m70.estimate.seconds, 32 / m8.estimate.seconds
+    rate70, rate8 = 64 / 2 / m70.estimate.seconds, 32 / m8.estimate.seconds
     m = ev.metrics
-    assert m["llama-3.1-70b_b64_c4096_tp"] == 4 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 2 and m["llama-3.1-8b_b32_c2048_tp"] == 1
     assert m["llama-3.1-70b_b64_c4096_tokens_per_s"] == pytest.approx(rate70, rel=1e-12)
     assert m["llama-3.1-8b_b32_c2048_tokens_per_s"] == pytest.approx(rate8, rel=1e-12)
     mix = 2 / (1 / rate70 + 1 / rate8)  # equal shares of tokens: the harmonic mean
@@ -98,11 +99,11 @@ def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     assert ev.objective_values == [pytest.approx(mix / unit_cost(i1).total_usd, rel=1e-12)]
     assert m["die_area_mm2"] == pytest.approx(die_area(i1).total_mm2, rel=1e-12)
     assert m["power_w"] == pytest.approx(max(m70.avg_power_w, m8.avg_power_w), rel=1e-12)
-    # TPP by hand: 2 x 4 cores x 16384 MACs x 1.5 GHz x 8 bits = 1572.864
-    assert m["tpp"] == pytest.approx(1572.864, rel=1e-12)
+    # TPP by hand: 2 x 44 cores x 2048 MACs x 1.5 GHz x 8 bits = 2162.688
+    assert m["tpp"] == pytest.approx(2162.688, rel=1e-12)
     assert m["tpp"] == pytest.approx(export_class(i1).tpp, rel=1e-12)
     # the point has no stated die area, so PD uses the modelled logic area
-    assert m["pd"] == pytest.approx(1572.864 / die_area(i1).logic_mm2, rel=1e-12)
+    assert m["pd"] == pytest.approx(2162.688 / die_area(i1).logic_mm2, rel=1e-12)
     assert m["export_tier"] == "not controlled" and ev.feasible
 
 
@@ -148,15 +149,17 @@ def _tier(tpp: float, pd: float) -> str:
     return "not controlled"
 
 
+# 3 x 2 x 2 x 2 = 24 points that land in all three tiers and on both sides of the cost bound
 GRID = """\
 name: feas
 base: forge-i1
 params:
-  cores: {choices: [2, 8, 16]}
+  cores: {choices: [8, 44, 60]}
   clock_ghz: {choices: [1.0, 1.5]}
-  memory: [{kind: GDDR7, stacks: {choices: [8, 16]}, capacity_per_stack_gb: 3}]
+  global_sram_mib: {choices: [256, 1024]}
+  memory: [{kind: HBM3e, stacks: {choices: [2, 3]}, capacity_per_stack_gb: 24}]
 objectives: [serving_tokens_per_s_per_usd]
-constraints: {max_export_tier: not controlled, max_unit_cost_usd: 900}
+constraints: {max_export_tier: not controlled, max_unit_cost_usd: 2600}
 """
 
 
@@ -166,21 +169,22 @@ def test_stored_feasibility_matches_hand_rules(tmp_path):
     store = Store(out / "results.sqlite")
     rows = store.rows()
     store.close()
-    assert len(rows) == 12
+    assert len(rows) == 24
     for r in rows:
         m, p = r.metrics, r.params
-        # TPP by hand from the point: 2 x cores x 16384 int8 MACs x clock x 8 bits
-        assert m["tpp"] == pytest.approx(2 * p["cores"] * 16384 * p["clock_ghz"] * 8 / 1e3)
+        # TPP by hand from the point: 2 x cores x 2048 int8 MACs x clock x 8 bits
+        assert m["tpp"] == pytest.approx(2 * p["cores"] * 2048 * p["clock_ghz"] * 8 / 1e3)
         expected = (_tier(m["tpp"], m["pd"]) == "not controlled"
-                    and m["unit_cost_usd"] <= 900 and m["die_area_mm2"] <= 858
+                    and m["unit_cost_usd"] <= 2600 and m["die_area_mm2"] <= 858
                     and m["power_w"] <= m["tdp_w"] * (1 + 1e-9) and m["memory_fits"])
         assert r.feasible == expected, (p, m)
     assert {r.feasible for r in rows} == {True, False}  # the bounds bite both ways
+    assert {r.metrics["export_tier"] for r in rows} == {"not controlled", "3A090.b", "3A090.a"}
 
 
 def test_memory_table_matches_shipped_parts():
-    # per-stack figures = catalog totals / stacks (H100 HBM3, B200 HBM3e, forge-i1 GDDR7)
-    for chip_name, kind in (("h100-sxm", "HBM3"), ("b200", "HBM3e"), ("forge-i1", "GDDR7")):
+    # per-stack figures = catalog totals / stacks (H100 HBM3, B200 HBM3e)
+    for chip_name, kind in (("h100-sxm", "HBM3"), ("b200", "HBM3e")):
         mem = load_chip(chip_name).memory
         tech = MEMORY_TECHS[kind]
         assert tech.bandwidth_per_stack_bytes_per_s == pytest.approx(
@@ -201,7 +205,8 @@ def test_a_failing_model_is_stored_not_fatal(tmp_path, monkeypatch):
 
     real = evaluate.chip_metrics
     monkeypatch.setattr(evaluate, "chip_metrics", broken)
-    space = write(tmp_path, "space.yaml", GRID.replace("[2, 8, 16]", "[2, 4]"))
+    space = write(tmp_path, "space.yaml", GRID.replace("[8, 44, 60]", "[2, 4]").replace(
+        "{choices: [256, 1024]}", "256"))
     summary = run_dse(load_problem(space), tmp_path / "run", sampler="grid", workers=1)
     # 2 cores x 2 clocks x 2 memories: the four 4-core points fail, the rest are evaluated
     assert (summary.evaluated, summary.failed) == (8, 4)

@@ -57,7 +57,7 @@ def test_input_errors():
 def test_program_errors():
     too_many = program([[ins(Opcode.HALT)]] * 33)
     with pytest.raises(SimError, match=r"33 core streams, expected <= 32 \(the cores of "
-                                       r"forge-t1\)"):
+                                       r"forge-t1-seed\)"):
         simulate(too_many, CHIP)
     bad = program([[ins(Opcode.HALT)]], {"x": (1 << 20, (4,), "fp32")}, ("x",))
     with pytest.raises(SimError, match="tensor 'x' at 1048576 .* ends past"):
@@ -87,7 +87,7 @@ def test_tiled_gemm_program_from_the_bench_is_exact():
     rng = np.random.default_rng(2)
     a = cast(rng.standard_normal((256, 256)).astype(np.float32), "bf16")
     b = cast(rng.standard_normal((256, 256)).astype(np.float32), "bf16")
-    res = simulate(bench.gemm_program(256), CHIP, {"A": a, "B": b})
+    res = simulate(bench.gemm_program(256, chip=CHIP), CHIP, {"A": a, "B": b})
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     acc = np.zeros((256, 256), np.float32)
     for k0 in (0, 128):  # per k-tile: exact product rounded to fp32, tiles added in fp32

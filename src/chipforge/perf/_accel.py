@@ -73,10 +73,11 @@ class KernelTime:
 
 def row_kernel(a: Arrays, rows: int, cols: int, in_bytes_per_row: float,
                out_bytes_per_row: float, passes: tuple[int, int], row_passes: int = 0,
-               const_bytes: float = 0.0) -> KernelTime:
+               const_loads: tuple[float, ...] = ()) -> KernelTime:
     """A vector kernel streaming rows in chunks: per chunk the DMA loads the inputs and
     stores the output, the vector unit makes ``passes`` = (lane passes, special-function
-    passes) over the chunk and ``row_passes`` over one value per row."""
+    passes) over the chunk and ``row_passes`` over one value per row. ``const_loads``: the
+    bytes of each operand loaded once per core before the rows (a norm's weight, bias)."""
     used = max(1, min(rows, a.count))
     per_core = ceil(rows / used)
     chunk = min(ROW_CHUNK, per_core)
@@ -85,7 +86,7 @@ def row_kernel(a: Arrays, rows: int, cols: int, in_bytes_per_row: float,
     d_out = a.dma(chunk * out_bytes_per_row)
     v = (passes[0] * a.vec(chunk * cols) + passes[1] * a.vec(chunk * cols, special=True)
          + row_passes * a.vec(chunk))
-    start = a.dma(const_bytes) if const_bytes else 0.0
+    start = sum(a.dma(nbytes) for nbytes in const_loads)
     steady = max(v, d_in + d_out)
     cycles = start + d_in + a.latency + v + (chunks - 1) * steady + d_out + a.latency
     return KernelTime(cycles + BARRIER_CYCLES, chunks * (d_in + d_out) + start, chunks * v,
@@ -133,9 +134,24 @@ def matmul_kernel(a: Arrays, cost: MatmulCost, m: int, n: int, k: int, batch: in
     # reads them (isa.latency); earlier drains overlap the next MMs
     drain = a.rows if cost.dataflow == "os" else 0
     fill = d_step + a.latency + drain + v_acc + d_store + a.latency
-    cycles = (max(mxu + d_step + a.latency, dma + first_mm) + drain + v_acc + d_store
-              + a.latency)
+    last_mm = max(mxu + d_step + a.latency, dma + first_mm,
+                  _buffer_chain(steps, d_step, a.latency, first_mm))
+    cycles = last_mm + drain + v_acc + d_store + a.latency
     return KernelTime(cycles + BARRIER_CYCLES, dma, mxu, fill + BARRIER_CYCLES)
+
+
+def _buffer_chain(steps: int, load: float, latency: float, mm: float) -> float:
+    """When the last step's matmuls can end, from the two SRAM buffers alone: step i's
+    operands load into the buffer step i - 2 used, so only after its matmuls end, and each
+    such link costs the load, the DRAM latency and a step's matmuls. Binds when
+    (load + latency + mm) / 2 > max(load, mm), i.e. the latency is not hidden."""
+    if steps < 3:  # no buffer is reused: the DMA and MXU bounds hold
+        return 0.0
+    link = load + latency + mm
+    if steps % 2:  # the last step shares step 0's buffer: (steps + 1) / 2 links
+        return (steps + 1) / 2 * link
+    # the last step uses step 1's buffer; step 1 loads after step 0 on the one DMA queue
+    return load + link + (steps / 2 - 1) * link
 
 
 def pack_of(chip: ChipSpec, dtype: str) -> tuple[int, float]:
@@ -197,6 +213,8 @@ def conv_kernel(a: Arrays, chip: ChipSpec, n: int, c: int, h: int, w: int, o: in
 # special-function passes) over every element, and passes over one value per row
 ROW_PASSES = {"softmax": ((4, 1), 1), "layernorm": ((7, 0), 3), "rmsnorm": ((4, 0), 3),
               "reduce": ((1, 0), 1)}
+# row operands the compiled norms load once per core, one DMA each: weight (and bias)
+ROW_CONSTS = {"layernorm": 2, "rmsnorm": 1}
 SPECIAL_FNS = {"exp", "gelu", "silu", "tanh"}
 
 
@@ -226,8 +244,9 @@ def accel_kernel(op, chip: ChipSpec, eff: Efficiency) -> tuple[KernelTime, float
     if op.kind in (OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.RMSNORM, OpKind.REDUCE):
         passes, row_passes = ROW_PASSES[op.kind.value]
         out_cols = 1 if op.kind is OpKind.REDUCE else op.cols
+        consts = (op.cols * isz,) * ROW_CONSTS.get(op.kind.value, 0)
         return (row_kernel(a, op.rows, op.cols, op.cols * isz, out_cols * isz, passes,
-                           row_passes), op.bytes)
+                           row_passes, consts), op.bytes)
     if isinstance(op, Elementwise):
         # a flat tensor, streamed as rows of up to 4096 elements
         cols = min(op.numel, 4096)
