@@ -24,9 +24,11 @@ from chipforge.dse import EvalContext, chip_metrics, load_problem  # noqa: E402
 DESIGNS = Path(__file__).resolve().parents[1] / "designs"
 
 # (run folder, label, colour) per front drawn
-I1_RUNS = [("forge-i1/run", "stage 1: broad space (no PD margin)", "tab:gray"),
-           ("forge-i1/run-refine", "stage 2: refine, PD margin 10%", "tab:blue")]
+I1_RUNS = [("forge-i1/run", "stage 1: broad space", "tab:gray"),
+           ("forge-i1/run-refine", "stage 2: low-PD region", "tab:blue"),
+           ("forge-i1/run-local", "stage 3: local grid", "tab:purple")]
 T1_RUNS = [("forge-t1/run-not-controlled", "not controlled (PD margin 10%)", "tab:green"),
+           ("forge-t1/run-local", "not controlled, local grid", "tab:olive"),
            ("forge-t1/run-3a090b", "up to 3A090.b (PD margin 10%)", "tab:orange"),
            ("forge-t1/run-3a090a", "up to 3A090.a (no limit)", "tab:red")]
 

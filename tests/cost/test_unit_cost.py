@@ -67,7 +67,7 @@ def _gddr7_i1():
 
 def test_memory_cost_by_hand():
     assert unit_cost(load_chip("h100-sxm")).parts["memory"] == pytest.approx(80 * 15.0)
-    assert unit_cost(load_chip("forge-i1")).parts["memory"] == pytest.approx(72 * 20.0)
+    assert unit_cost(load_chip("forge-i1")).parts["memory"] == pytest.approx(144 * 20.0)
     assert unit_cost(_gddr7_i1()).parts["memory"] == pytest.approx(48 * 4.5)
 
 

@@ -23,10 +23,10 @@ DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 
 # chip -> (space, constraints, run folder, hash of the chosen point)
 CHOSEN = {
-    "forge-i1": ("forge-i1/space-refine.yaml", "forge-i1/constraints.yaml",
-                 "forge-i1/run-refine", "5dead6e1b194f2c6"),
-    "forge-t1": ("forge-t1/space.yaml", "forge-t1/constraints-not-controlled.yaml",
-                 "forge-t1/run-not-controlled", "7f9a8ca1012c9744"),
+    "forge-i1": ("forge-i1/space-local.yaml", "forge-i1/constraints.yaml",
+                 "forge-i1/run-local", "db3d37cca3148eab"),
+    "forge-t1": ("forge-t1/space-local.yaml", "forge-t1/constraints-not-controlled.yaml",
+                 "forge-t1/run-local", "cff1d96d97642521"),
 }
 
 
