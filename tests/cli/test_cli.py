@@ -142,3 +142,14 @@ def test_compare_json_has_every_workload_and_chip():
             assert 0 < cell["utilization"] <= 1
             assert cell["bound"] in BOUNDS
             assert cell["throughput"] > 0
+
+
+def test_chips_shows_the_predicted_die_where_the_spec_states_none():
+    from chipforge import load_chip
+    from chipforge.cost import die_area
+
+    proc = _run("chips", columns=200)
+    row = next(line for line in proc.stdout.splitlines() if "│ forge-i1" in line)
+    assert row.split("│")[-2].strip() == f"~{die_area(load_chip('forge-i1')).total_mm2:.0f} mm2"
+    h100 = next(line for line in proc.stdout.splitlines() if "│ h100-sxm" in line)
+    assert h100.split("│")[-2].strip() == "814 mm2"  # stated in the spec, not predicted

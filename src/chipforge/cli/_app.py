@@ -47,7 +47,8 @@ def _fmt_s(seconds: float) -> str:
 @app.command("chips")
 def chips() -> None:
     """Table of the chips in the catalog."""
-    table = Table(title="chipforge catalog")
+    table = Table(title="chipforge catalog", caption="die: ~ = predicted by chipforge.cost "
+                  "(the spec states none)")
     for col in ("chip", "vendor", "node", "clock", "bf16 dense", "fp8 dense", "int8 dense",
                 "memory", "bandwidth", "TDP", "die"):
         table.add_column(col, justify="left" if col in ("chip", "vendor") else "right",
@@ -61,8 +62,19 @@ def chips() -> None:
                       _fmt(peak["int8"], "OP/s") if peak["int8"] else "-",
                       f"{c.memory.capacity_bytes / 1e9:.0f} GB {c.memory.kind}",
                       _fmt(c.memory.bandwidth_bytes_per_s, "B/s"), f"{c.tdp_w:.0f} W",
-                      f"{c.die_area_mm2:.0f} mm2" if c.die_area_mm2 else "-")
+                      _die(c))
     console.print(table)
+
+
+def _die(chip: ChipSpec) -> str:
+    if chip.die_area_mm2:
+        return f"{chip.die_area_mm2:.0f} mm2"
+    from chipforge.cost import CostError, die_area
+
+    try:
+        return f"~{die_area(chip).total_mm2:.0f} mm2"
+    except CostError:  # a node without silicon tables
+        return "-"
 
 
 @chip_app.command("show")

@@ -82,7 +82,7 @@ def model_kernel(graph: KGraph, node: KNode, chip: ChipSpec, act: str = "bf16"
             or op in SPECIAL or op in ("neg", "relu", "square", "cast", "add", "sub", "mul",
                                        "div", "maximum", "minimum", "gt", "ge", "lt", "le",
                                        "eq"):
-        in_row, const = 0.0, 0.0
+        in_row, const = 0.0, []  # const: each row operand's bytes (one DMA each)
         pre = 0.0  # operands the kernel first materializes at the output's shape
         for shape, _, size in ins:
             kind = classify(shape, out_shape)
@@ -95,11 +95,11 @@ def model_kernel(graph: KGraph, node: KNode, chip: ChipSpec, act: str = "bf16"
             elif kind in ("col", "scalar"):
                 in_row += size
             else:
-                const += shape[-1] * size
+                const.append(shape[-1] * size)
         cols_in = ins[0][0][-1] if ins[0][0] else 1
         passes, row_passes = _passes(node, len(node.inputs))
         work_cols = cols_in if op in ("sum", "max", "mean") else cols
-        k = row_kernel(a, rows, work_cols, in_row, cols * osz, passes, row_passes, const)
+        k = row_kernel(a, rows, work_cols, in_row, cols * osz, passes, row_passes, tuple(const))
         return KernelTime(k.cycles + pre, k.dma_cycles, k.compute_cycles, k.fill_cycles)
     if op in ("slice", "cat", "expand", "permute"):
         return _copy_model(graph, node, a, act)
