@@ -57,7 +57,7 @@ def stacked_bars(parts: dict[str, dict[str, float]], unit: str, title: str,
     """One horizontal bar per chip, split into its components (same order for all)."""
     names = list(parts)
     keys = list(dict.fromkeys(k for p in parts.values() for k in p))
-    fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(names) + 1.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(names) + 2.0), dpi=110)
     left = np.zeros(len(names))
     for key in keys:
         widths = np.array([parts[n].get(key, 0.0) for n in names])
@@ -66,7 +66,9 @@ def stacked_bars(parts: dict[str, dict[str, float]], unit: str, title: str,
     ax.set(xlabel=unit, title=title)
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.25)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    # below the axes: inside, it covers the longest bar
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4,
+              frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
