@@ -121,12 +121,16 @@ def _metrics(**over):
     return {**base, **over}
 
 
-def test_constraints_hand_derived(tmp_path):
+def _problem_with(tmp_path, constraints: str):
+    """forge-i1's point space with ``constraints`` (YAML text) as its constraints file."""
     space = write(tmp_path, "space.yaml", FORGE_I1_SPACE.replace(
         "objectives: [serving_tokens_per_s_per_usd]\n", ""))
-    c = write(tmp_path, "c.yaml", "constraints: {max_die_area_mm2: 600, max_power_w: 200, "
-              "max_export_tier: 3A090.b, max_unit_cost_usd: 2500}\n")
-    problem = load_problem(space, c)
+    return load_problem(space, write(tmp_path, "c.yaml", constraints))
+
+
+def test_constraints_hand_derived(tmp_path):
+    problem = _problem_with(tmp_path, "constraints: {max_die_area_mm2: 600, max_power_w: 200, "
+                            "max_export_tier: 3A090.b, max_unit_cost_usd: 2500}\n")
     assert check_constraints(_metrics(power_w=150.0), problem)[0] == []
     broken, values = check_constraints(_metrics(), problem)  # 250 W > the 200 W bound
     assert broken == ["power 250 W > 200 W"] and values[1] == 50.0
@@ -239,11 +243,8 @@ def test_serving_tco_objective_is_the_token_weighted_mean_of_llm_serving_tco():
 def test_export_pd_margin(tmp_path):
     # TPP 2261, PD 3.07: uncontrolled as modelled (PD < 3.2), but 3.07 x 1.1 = 3.38 >= 3.2
     # puts it in 3A090.b by the hand rule above, so a 10% margin rejects it
-    space = write(tmp_path, "space.yaml", FORGE_I1_SPACE.replace(
-        "objectives: [serving_tokens_per_s_per_usd]\n", ""))
-    c = write(tmp_path, "c.yaml", "constraints: {max_export_tier: not controlled, "
-              "export_pd_margin: 0.1}\n")
-    problem = load_problem(space, c)
+    problem = _problem_with(tmp_path, "constraints: {max_export_tier: not controlled, "
+                            "export_pd_margin: 0.1}\n")
     m = _metrics(tpp=2261.0, pd=3.07)
     assert _tier(2261.0, 3.07 * 1.1) == "3A090.b"
     broken, values = check_constraints(m, problem)
