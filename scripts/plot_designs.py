@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from chipforge.arch import load_chip  # noqa: E402
-from chipforge.dse import EvalContext, chip_metrics, load_problem  # noqa: E402
+from chipforge.dse import load_problem  # noqa: E402
+from chipforge.dse._run import reference_metrics  # noqa: E402
 
 DESIGNS = Path(__file__).resolve().parents[1] / "designs"
 
@@ -38,10 +38,9 @@ def feasible_front(run: str) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["feasible"] == "1"]
 
 
-def references(space: str, constraints: str, chips: list[str]) -> dict[str, dict]:
-    problem = load_problem(DESIGNS / space, DESIGNS / constraints)
-    groups = EvalContext(problem).groups
-    return {name: chip_metrics(load_chip(name), problem, groups) for name in chips}
+def references(space: str, constraints: str) -> dict[str, dict]:
+    """The constraints file's reference chips, as the DSE evaluates them (today's catalog)."""
+    return reference_metrics(load_problem(DESIGNS / space, DESIGNS / constraints))
 
 
 def draw(out: Path, runs: list[tuple[str, str, str]], x: str, y: str, refs: dict[str, dict],
@@ -72,13 +71,11 @@ def draw(out: Path, runs: list[tuple[str, str, str]], x: str, y: str, refs: dict
 
 
 def main() -> None:
-    i1_refs = references("forge-i1/space-refine.yaml", "forge-i1/constraints.yaml",
-                         ["h20", "forge-i1"])
+    i1_refs = references("forge-i1/space-refine.yaml", "forge-i1/constraints.yaml")
     draw(DESIGNS / "forge-i1/pareto.png", I1_RUNS, "serving_usd_per_million_tokens", "power_w",
          i1_refs, ("$ per million tokens, Llama-3.1-70B + 8B decode mix (lower is better)",
                    "average power on the mix, W"), log_y=False)
-    t1_refs = references("forge-t1/space.yaml", "forge-t1/constraints-3a090a.yaml",
-                         ["h100-sxm", "b200", "h20", "forge-t1"])
+    t1_refs = references("forge-t1/space.yaml", "forge-t1/constraints-3a090a.yaml")
     draw(DESIGNS / "forge-t1/pareto.png", T1_RUNS, "training_usd_per_million_tokens",
          "training_tokens_per_s", t1_refs,
          ("$ per million training tokens, Llama-3.1-70B step (lower is better)",
