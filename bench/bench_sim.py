@@ -28,53 +28,69 @@ from chipforge.arch import load_chip
 from chipforge.isa import BinOp, CoreTiming, Dtype, Flag, Instr, Opcode, Program  # noqa: E402
 from chipforge.isa import TensorPlacement as TP  # noqa: E402
 from chipforge.numerics import cast  # noqa: E402
-from chipforge.sim import simulate  # noqa: E402
+from chipforge.sim import ACC_WORDS, simulate  # noqa: E402
 
 GEMM_TARGET, IPM_TARGET = 0.25, 1_000_000
 BF16 = Dtype.BF16
 
 
 def gemm_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
-    """C[size x size] = A @ B on core 0 of ``chip``, tiled to its array: A resident in SRAM,
-    B streamed in double-buffered panels as wide as the array; per panel, rows x cols weight
-    tiles (MM_LW) times all rows of A (MM_MUL, m = size) accumulate in fp32 (int32 for
-    int8); V_ACC rounds to bf16; DMA_STORE. Semaphores: 1 = A and B panels loaded (DMA
-    order), 2 = panels multiplied, 3 = C panels stored (frees that panel's accumulators and
-    C buffer)."""
+    """C[size x size] = A @ B on core 0 of ``chip``, tiled to its array as the compiler's
+    matmul kernel tiles it (weight-stationary, k tiles outer and weight tiles inner within
+    a step, see compiler/_k_matmul._mm_step). A stays resident in SRAM. B streams in
+    double-buffered blocks of ``per`` panels, each panel as wide as the array, where
+    ``per`` is the most that double-buffered accumulators hold. Per block and k tile, each
+    panel's rows x cols weight tile (MM_LW) multiplies all rows of A (MM_MUL, m = size)
+    into that panel's accumulators (fp32, int32 for int8); V_ACC rounds each panel to bf16
+    into the block's C buffer; one DMA_STORE writes the block.
+    Semaphores: 1 = A and B blocks loaded (DMA order), 2 = blocks multiplied, 3 = C blocks
+    stored, 4 = panels read out of the accumulators."""
     t = CoreTiming.of(load_chip(chip))
     kt, nt = t.rows, t.array_cols(dt)  # weight tile: k x n
+    per = max(1, min(size // nt, ACC_WORDS // (2 * size * nt)))  # panels per block
+    bw = per * nt  # block width
     e = dt.itemsize  # A and B; C is bf16 either way
     a_dram, b_dram, c_dram = 0, size * size * e, 2 * size * size * e
     acc_dt = Dtype.INT32 if dt == Dtype.INT8 else Dtype.FP32
     a_sram = 0
-    b_sram = [size * size * e, size * size * e + size * nt * e]
-    c_sram = [b_sram[1] + size * nt * e, b_sram[1] + size * nt * (e + 2)]
-    accs = [0, size * nt]
-    panels, ktiles = size // nt, size // kt
+    b_sram = [size * size * e + i * size * bw * e for i in range(2)]
+    c_sram = [b_sram[1] + size * bw * e + i * size * bw * 2 for i in range(2)]
+    blocks, ktiles = size // bw, size // kt
+
+    def acc_tile(blk: int, p: int) -> int:
+        return ((blk % 2) * per + p) * size * nt
+
+    def load_b(blk: int, wait: tuple[int, int] | None) -> Instr:
+        return Instr(Opcode.DMA_LOAD, (b_dram + blk * bw * e, b_sram[blk % 2], size, bw,
+                                       size, bw), dtype=dt, wait=wait, signal=1,
+                     comment="load B: DMA")
+
     code = [Instr(Opcode.DMA_LOAD, (a_dram, a_sram, size, size, size, size), dtype=dt,
-                  signal=1, comment="load A: DMA"),
-            Instr(Opcode.DMA_LOAD, (b_dram, b_sram[0], size, nt, size, nt), dtype=dt,
-                  signal=1, comment="load B: DMA")]
-    for j in range(panels):
-        if j + 1 < panels:
-            code.append(Instr(Opcode.DMA_LOAD, (b_dram + (j + 1) * nt * e,
-                                                b_sram[(j + 1) % 2], size, nt, size, nt),
-                              dtype=dt, wait=(2, j) if j >= 1 else None, signal=1,
-                              comment="load B: DMA"))
+                  signal=1, comment="load A: DMA"), load_b(0, None)]
+    for j in range(blocks):
+        if j + 1 < blocks:  # prefetch into the buffer the previous block's MMs read
+            code.append(load_b(j + 1, (2, j) if j >= 1 else None))
         for kk in range(ktiles):
-            code.append(Instr(Opcode.MM_LW, (b_sram[j % 2] + kk * kt * nt * e, kt, nt, nt),
-                              dtype=dt, wait=(1, j + 2) if kk == 0 else None,
-                              comment="gemm: weights"))
-            code.append(Instr(Opcode.MM_MUL, (accs[j % 2], a_sram + kk * kt * e, size, kt,
-                                              size, nt), dtype=dt,
-                              flags=Flag.ACCUMULATE if kk else Flag.NONE,
-                              wait=(3, j - 1) if kk == 0 and j >= 2 else None,
-                              signal=2 if kk == ktiles - 1 else None, comment="gemm: MM_MUL"))
-        code.append(Instr(Opcode.V_ACC, (c_sram[j % 2], accs[j % 2], size, nt, nt, nt),
-                          dtype=BF16, dtype_a=acc_dt, imm=1.0, wait=(2, j + 1), signal=4,
-                          comment="round C: V_ACC"))
-        code.append(Instr(Opcode.DMA_STORE, (c_dram + j * nt * 2, c_sram[j % 2], size, nt,
-                                             size, nt), dtype=BF16, wait=(4, j + 1),
+            for p in range(per):
+                first, last = kk == 0 and p == 0, kk == ktiles - 1 and p == per - 1
+                code.append(Instr(Opcode.MM_LW, (b_sram[j % 2] + (kk * kt * bw + p * nt) * e,
+                                                 kt, nt, bw), dtype=dt,
+                                  wait=(1, j + 2) if first else None, comment="gemm: weights"))
+                # the accumulators were last read by the V_ACCs of block j - 2
+                code.append(Instr(Opcode.MM_MUL, (acc_tile(j, p), a_sram + kk * kt * e, size,
+                                                  kt, size, nt), dtype=dt,
+                                  flags=Flag.ACCUMULATE if kk else Flag.NONE,
+                                  wait=(4, per * (j - 1)) if first and j >= 2 else None,
+                                  signal=2 if last else None, comment="gemm: MM_MUL"))
+        for p in range(per):  # the C buffer was last read by the store of block j - 2
+            code.append(Instr(Opcode.V_ACC, (c_sram[j % 2] + p * nt * 2, acc_tile(j, p),
+                                             size, nt, bw, nt),
+                              dtype=BF16, dtype_a=acc_dt, imm=1.0,
+                              wait=(2, j + 1) if p == 0 else None,
+                              wait2=(3, j - 1) if p == 0 and j >= 2 else None, signal=4,
+                              comment="round C: V_ACC"))
+        code.append(Instr(Opcode.DMA_STORE, (c_dram + j * bw * 2, c_sram[j % 2], size, bw,
+                                             size, bw), dtype=BF16, wait=(4, per * (j + 1)),
                           signal=3, comment="store C: DMA"))
     code.append(Instr(Opcode.HALT))
     shape = (size, size)

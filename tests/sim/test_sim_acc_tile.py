@@ -1,11 +1,12 @@
-"""Large float32 MM_MULs go through the core's transposed accumulator tile
-(CoreState.acc_t): every later read or write of accumulator memory must see the same
-values as if each MM_MUL had written the memory directly."""
+"""Large MM_MULs are deferred and batched by A operand (CoreState.defer_mm) and go
+through the core's transposed accumulator tiles (CoreState.acc_t): every later read or
+write of accumulator memory must see the same values as if each MM_MUL had written the
+memory directly when it ran."""
 
 from __future__ import annotations
 
 import numpy as np
-from simkit import A_SRAM, B_SRAM, DST_SRAM, acc, ins, run_on_sram, sram
+from simkit import A_DRAM, A_SRAM, B_DRAM, B_SRAM, DST_SRAM, acc, ins, load_bytes, run_on_sram, sram
 
 from chipforge.isa import Dtype, Flag, Opcode
 from chipforge.numerics import cast, matmul_acc
@@ -77,6 +78,30 @@ def test_switching_tiles_strided_rows_and_small_mm_muls_see_current_values():
     assert np.array_equal(acc(res, 0, M * stride).reshape(M, stride), want)
     assert np.array_equal(sram(res, DST_SRAM, M * N, np.float32).reshape(M, N), y)
     assert np.array_equal(acc(res, 20000, M * N).reshape(M, N), matmul_acc(ap[1], wp[1]))
+
+
+def test_deferred_mm_muls_use_operands_as_they_were_at_issue():
+    a, w, ap, wp = operands(3)
+    panel, tile = M * K * 2, K * N * 2  # bytes
+    body = [lw(0), mul(0, 0),                       # X = a0 @ w0 (deferred)
+            lw(1), mul(0, 10000),                   # Y = a0 @ w1: the same A, one batch
+            lw(1), mul(0, 20000),                   # Z = a0 @ w1 (a tile loaded twice)
+            # overwrite A's panel 0 with panel 1, and weight tile 1 with tile 2, while the
+            # batch is pending: the batch keeps the values its MM_MULs read
+            load_bytes(A_DRAM + panel, A_SRAM, panel),
+            load_bytes(B_DRAM + 2 * tile, B_SRAM + tile, tile),
+            lw(1), mul(0, 30000),                   # W = a1 @ w2: a new A, a new batch
+            mul(0, 30000, flags=ACCF)]              # W += a1 @ w2
+    res = run_on_sram(body, a, w)
+
+    def tile_at(word: int) -> np.ndarray:
+        return acc(res, word, M * N).reshape(M, N)
+
+    assert np.array_equal(tile_at(0), matmul_acc(ap[0], wp[0]))
+    assert np.array_equal(tile_at(10000), matmul_acc(ap[0], wp[1]))
+    assert np.array_equal(tile_at(20000), matmul_acc(ap[0], wp[1]))
+    w_tile = matmul_acc(ap[1], wp[2])
+    assert np.array_equal(tile_at(30000), w_tile + w_tile)
 
 
 def test_nonfinite_rows_and_overflow_reach_the_accumulators():

@@ -11,7 +11,7 @@ import numpy as np
 
 from chipforge.isa import BinOp, CoreTiming, Dtype, Flag, Instr, Opcode, RedOp, UnOp
 from chipforge.numerics import cast, dtype_name, np_dtype, sum_f32, to_f32
-from chipforge.numerics._exact import matmul_into, matmul_t
+from chipforge.numerics._exact import matmul_into
 from chipforge.sim._state import F32, I32, U8, CoreState, Fault, acc_region, check_acc, region
 from chipforge.sim._vector import BINARY, UNARY
 
@@ -118,7 +118,7 @@ def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     dt, _ = _mm_dtype(m, ins)
     _check("k", k, m.timing.rows, "array rows")
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
-    c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride)
+    c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"))
     c.weight_dtype, c.weight_shape = ins.dtype, (k, n)
 
 
@@ -128,7 +128,7 @@ _ACC_T_MIN = 4096  # outputs; smaller float32 MM_MULs write accumulator memory d
 def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
     acc, sram, rows, k, stride, acc_stride = ins.args
     dt, acc_dt = _mm_dtype(m, ins)
-    if c.weight is None:
+    if c.weight_raw is None:
         raise Fault("no weight tile loaded, expected an MM_LW before MM_MUL")
     if ins.dtype != c.weight_dtype:
         raise Fault(f"dtype={dtype_name(ins.dtype)}, expected the loaded weight tile's "
@@ -142,17 +142,11 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
     accumulate = bool(ins.flags & Flag.ACCUMULATE)
     if (acc_stride >= wn and rows * wn >= _ACC_T_MIN
             and (acc_dt is F32 or a.f64.dtype == np.float32)):
-        # rows that do not overlap: into the core's transposed tile (CoreState.acc_t).
-        # t: [wn, rows] float64 that rounds to the exact float32, or (int8, k <= 1024)
-        # float32 holding the exact integers (|x| <= 2**24), cast to int32 exactly
-        t = matmul_t(a, c.weight)
-        held = c.acc_t(acc, rows, wn, acc_stride, acc_dt, load=accumulate)
-        cast_rule = "same_kind" if acc_dt is F32 else "unsafe"
-        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, defined
-            if accumulate:  # float32: the product rounded once (RNE), one RNE add; int32
-                np.add(held, t, out=held, dtype=acc_dt, casting=cast_rule)  # adds wrap
-            else:
-                np.copyto(held, t, casting=cast_rule)
+        # rows that do not overlap: deferred, then batched with the next MM_MULs on this A
+        # into the core's transposed tiles (CoreState.defer_mm, acc_t). The product is
+        # float64 that rounds to the exact float32, or (int8, k <= 1024) float32 holding
+        # the exact integers (|x| <= 2**24), cast to int32 exactly
+        c.defer_mm(a, acc, rows, wn, acc_stride, acc_dt, accumulate)
         return
     # float32: the product rounded once, then (ACCUMULATE) one RNE add; int32: wraps
     matmul_into(a, c.weight, acc_region(c, acc, rows, wn, acc_stride, acc_dt), accumulate)
@@ -235,16 +229,14 @@ def v_acc(m: Machine, c: CoreState, ins: Instr) -> None:
                     "(the accumulators' view)")
     acc_dt = F32 if ins.dtype_a == Dtype.FP32 else I32
     held = c.held(acc, rows, cols, acc_stride, acc_dt)
-    if held is not None:  # the tile MM_MULs left transposed (CoreState.acc_t): read it there
-        y = to_f32(held.T) * np.float32(ins.imm)
-        if ins.flags & Flag.CLEAR:
-            held[...] = 0
-    else:
-        view = acc_region(c, acc, rows, cols, acc_stride, acc_dt)
-        y = to_f32(view) * np.float32(ins.imm)
-        if ins.flags & Flag.CLEAR:
-            view[...] = 0
-    _write(c, ins, dst, rows, cols, dst_stride, y)
+    # the tile MM_MULs left transposed (CoreState.acc_t) is read there
+    view = held.T if held is not None else acc_region(c, acc, rows, cols, acc_stride, acc_dt)
+    y, scale = to_f32(view), np.float32(ins.imm)
+    if scale != 1:  # x * 1 == x exactly (accumulators never hold a signaling NaN)
+        y = y * scale
+    _write(c, ins, dst, rows, cols, dst_stride, y)  # before CLEAR: y may be ``view``
+    if ins.flags & Flag.CLEAR:
+        view[...] = 0
 
 
 def v_fill(m: Machine, c: CoreState, ins: Instr) -> None:

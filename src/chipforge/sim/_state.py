@@ -8,6 +8,7 @@ import numpy as np
 
 from chipforge.errors import ChipforgeError
 from chipforge.numerics import Operand
+from chipforge.numerics._exact import matmul_t
 
 # assumption: like TPU v1's 4 MiB accumulators, sized for 4 x 128 x 1024 fp32 tiles
 # (2 MiB: 2**19 32-bit words per core)
@@ -29,12 +30,46 @@ class Fault(Exception):
 
 
 CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
-_HELD_TILES = 4  # per core: transposed float32 accumulator tiles (CoreState.acc_t)
+# per core: transposed accumulator tiles (CoreState.acc_t); 8 covers a compiled matmul's
+# output tiles in flight (the tiles being multiplied plus those V_ACC has yet to read)
+_HELD_TILES = 8
+# assumption: 2**21 float64 outputs (16 MiB) bound one deferred product (MmBatch), about
+# 2,048 columns of a 1,024-row MM_MUL: past ~256 columns OpenBLAS gains nothing more
+_BATCH_OUTPUTS = 1 << 21
+
+
+class MmBatch:
+    """MM_MULs whose products are deferred (see CoreState.defer_mm): they share one A
+    operand, so BLAS computes them as one product of A with their weight tiles side by
+    side (a 1024 x 128 @ 128 x 64 dgemm runs at ~2/3 of the speed of a 128 x 256 one)."""
+
+    __slots__ = ("a", "acc_dtype", "weights", "tiles", "cols", "lo", "hi")
+
+    def __init__(self, a: Operand, acc_dtype: np.dtype) -> None:
+        self.a, self.acc_dtype = a, acc_dtype
+        self.weights: list[np.ndarray] = []  # each MM_MUL's weight tile [k, n], as loaded
+        self.tiles: list[tuple[int, int, int, int, bool]] = []  # word, rows, cols, stride, acc
+        self.cols = 0
+        self.lo, self.hi = ACC_WORDS, 0  # accumulator words the tiles span
+
+    def fits(self, a: Operand, acc_dtype: np.dtype, cols: int) -> bool:
+        return (a is self.a and acc_dtype == self.acc_dtype
+                and (self.cols + cols) * a.f64.shape[0] <= _BATCH_OUTPUTS)
+
+    def add(self, weight: np.ndarray, word: int, rows: int, cols: int, stride: int,
+            accumulate: bool) -> None:
+        self.weights.append(weight)
+        self.tiles.append((word, rows, cols, stride, accumulate))
+        self.cols += cols
+        self.lo, self.hi = min(self.lo, word), max(self.hi, word + (rows - 1) * stride + cols)
+
+    def touches(self, lo: int, hi: int) -> bool:
+        return self.lo < hi and lo < self.hi
 
 
 class CoreState:
-    __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight", "weight_dtype",
-                 "weight_shape", "_cache", "_cached_bytes")
+    __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight_raw", "_weight",
+                 "weight_dtype", "weight_shape", "_cache", "_cached_bytes", "_batch", "_wbuf")
 
     def __init__(self, index: int, sram_bytes: int) -> None:
         self.index = index
@@ -45,7 +80,10 @@ class CoreState:
         # -> ([cols, rows] tile, its memory view, end word)
         self._held: dict[tuple, tuple[np.ndarray, np.ndarray, int]] = {}
         self._spare: list[np.ndarray] = []  # written-back tiles' buffers, for reuse
-        self.weight: Operand | None = None  # set by MM_LW
+        self.weight_raw: np.ndarray | None = None  # the weight register's values (MM_LW)
+        self._weight: Operand | None = None  # weight_raw decoded, when needed at once
+        self._batch: MmBatch | None = None  # deferred MM_MULs (defer_mm)
+        self._wbuf: np.ndarray | None = None  # decoded weights of the last batch, reused
         self.weight_dtype: object = None
         self.weight_shape: tuple[int, int] = (0, 0)
         # (addr, rows, cols, stride, dtype, axis) -> (first byte, end byte, Operand)
@@ -54,9 +92,10 @@ class CoreState:
 
     @property
     def acc(self) -> np.ndarray:
-        """The accumulator memory (np.uint8), current: tiles held by :meth:`acc_t` are
-        written back first. Every other read or write of accumulator words goes through
-        here (acc_region)."""
+        """The accumulator memory (np.uint8), current: deferred products are added and tiles
+        held by :meth:`acc_t` written back first. Every other read or write of accumulator
+        words goes through here (acc_region)."""
+        self.flush()
         if self._held:
             self._write_back(0, ACC_WORDS)
         return self._acc
@@ -94,7 +133,10 @@ class CoreState:
     def held(self, word: int, rows: int, cols: int, stride: int,
              dtype: np.dtype) -> np.ndarray | None:
         """The transposed tile :meth:`acc_t` holds for exactly this region and dtype, or
-        None."""
+        None; current (deferred products that touch the region are added first)."""
+        if self._batch is not None and self._batch.touches(word, word + (rows - 1) * stride
+                                                           + cols):
+            self.flush()
         hit = self._held.get((word, rows, cols, stride, dtype))
         return None if hit is None else hit[0]
 
@@ -125,25 +167,57 @@ class CoreState:
         self._cache[key] = hit  # most recently used last
         return hit[2]
 
-    def load_weight(self, view: np.ndarray, addr: int, stride: int) -> Operand:
-        """MM_LW: ``view`` (k x n) becomes :attr:`weight`, decoded into the previous weight's
-        buffer: a weight tile usually serves one MM_MUL, and a buffer just used is still in
-        cache where a fresh one is not (that costs a 128 x 128 tile ~10% of its MM_MUL).
-        Only the exactness data is memoized, like :meth:`operand`'s entries."""
-        rows, cols = view.shape
-        key = (addr, rows, cols, stride, view.dtype, "weight")
-        old = self.weight.f64 if self.weight is not None else None
-        self.weight = None  # its buffer is about to be overwritten
-        hit = self._cache.pop(key, None)
-        if hit is None:
-            end = addr + ((rows - 1) * stride + cols) * view.dtype.itemsize if view.size else addr
-            op = Operand.of(view, 0, out=old)
-            hit = (addr, end, op.without_values())
-        else:
-            op = hit[2].with_values(view, out=old)
-        self._cache[key] = hit  # most recently used last
-        self.weight = op
-        return op
+    def load_weight(self, view: np.ndarray) -> None:
+        """MM_LW: the weight register takes a copy of ``view`` (k x n; SRAM may change
+        before the MM_MULs that use it run). It is decoded only when used: at once by
+        :attr:`weight`, or in a batch by :meth:`flush`."""
+        self.weight_raw = view.copy()
+        self._weight = None
+
+    @property
+    def weight(self) -> Operand | None:
+        """The weight register as a matmul operand (None before the first MM_LW)."""
+        if self._weight is None and self.weight_raw is not None:
+            self._weight = Operand.of(self.weight_raw, 0)
+        return self._weight
+
+    def defer_mm(self, a: Operand, word: int, rows: int, cols: int, stride: int,
+                 acc_dtype: np.dtype, accumulate: bool) -> None:
+        """MM_MUL of ``a`` through the weight register into the accumulator tile at
+        ``word`` (rows x cols, row starts ``stride`` >= cols words apart, bounds checked),
+        deferred: consecutive MM_MULs on one A operand become one product (MmBatch). The
+        batch runs in program order (:meth:`flush`) before anything else reads or writes
+        the accumulator words it spans, so no instruction can tell."""
+        b = self._batch
+        if b is not None and not b.fits(a, acc_dtype, cols):
+            self.flush()
+            b = None
+        if b is None:
+            b = self._batch = MmBatch(a, acc_dtype)
+        b.add(self.weight_raw, word, rows, cols, stride, accumulate)
+
+    def flush(self) -> None:
+        """Run the deferred MM_MULs: one product of A with their weights side by side,
+        then each MM_MUL's columns into its tile in order (float32: the product rounded
+        once, RNE, then with ACCUMULATE one RNE add; int32: exact integers, adds wrap)."""
+        b, self._batch = self._batch, None
+        if b is None:
+            return
+        w = b.weights[0] if len(b.weights) == 1 else np.concatenate(b.weights, axis=1)
+        weight = Operand.of(w, 0, out=self._wbuf)
+        t = matmul_t(b.a, weight)
+        self._wbuf = weight.f64  # free again: the next batch decodes into it (in cache)
+        cast_rule = "same_kind" if b.acc_dtype == F32 else "unsafe"
+        col = 0
+        for word, rows, cols, stride, accumulate in b.tiles:
+            held = self.acc_t(word, rows, cols, stride, b.acc_dtype, load=accumulate)
+            part = t[col:col + cols]
+            col += cols
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf
+                if accumulate:
+                    np.add(held, part, out=held, dtype=b.acc_dtype, casting=cast_rule)
+                else:
+                    np.copyto(held, part, casting=cast_rule)
 
     def written(self, lo: int, hi: int) -> None:
         """SRAM bytes [lo, hi) are about to change: drop the operands that read them."""
