@@ -5,8 +5,8 @@ kernel implements: k innermost) gives the partition of (batch, m, n) across core
 dataflow and the SRAM tile (tm, tn, tk). Per core, for each output tile tm x tn and each
 k tile: DMA the A tile (tm x tk) and B tile (tk x tn) into double-buffered SRAM, then
 
-* weight-stationary: for each R x C' sub-tile of B, ``MM_LW`` it and ``MM_MUL`` the tm rows
-  of A through it into the accumulators;
+* weight-stationary: for each R x C' sub-tile of B (k outer), ``MM_LW`` it and ``MM_MUL``
+  the tm rows of A through it into the accumulators;
 * output-stationary: for each R x C' block of the output, ``MM_OS`` streams tk of A and B;
 
 and after the last k tile read the accumulators (``V_ACC``) into SRAM in the output dtype
@@ -152,8 +152,11 @@ def _mm_step(em, dataflow: str, a_sram: int, b_sram: int, acc: int, m: int, n: i
                               note="mm os")
                 first = False
         return tok
-    for ns, nlen in _chunks(n, cols):
-        for ks, klen in _chunks(k, rows):
+    # k outer, weight columns inner: consecutive MM_MULs stream the same A rows (the
+    # simulator batches those into one product, sim.CoreState.defer_mm); the array's
+    # cycles do not depend on this order
+    for ks, klen in _chunks(k, rows):
+        for ns, nlen in _chunks(n, cols):
             em.emit(Opcode.MM_LW, (b_sram + (ks * n + ns) * isz, klen, nlen, n), dtype=dtype,
                     after=after if first else (), note="load weights")
             first = False
