@@ -46,6 +46,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from chipforge.numerics._dtypes import FORMATS, FloatFormat, name_of
@@ -57,13 +58,15 @@ _TINY = np.float64(5e-324)
 _SUMSQ = {0: "ij,ij->j", 1: "ij,ij->i"}  # per column (axis 0) / per row (axis 1)
 _BITS = {np.dtype(u): (u(1), u((1 << (8 * np.dtype(u).itemsize - 1)) - 1))
          for u in (np.uint8, np.uint16, np.uint32)}  # (1, magnitude mask) per bit width
-_NAMES: dict[np.dtype, str] = {}  # float formats' names by numpy dtype, as name_of finds
+_NAMES: dict[np.dtype, str] = {}
+_BF16 = np.dtype(ml_dtypes.bfloat16)  # float formats' names by numpy dtype, as name_of finds
 
 
 @dataclass(frozen=True)
 class Operand:
     """A matmul operand upcast to float64 plus its per-row (``axis=1``) or per-column
-    (``axis=0``) exactness slack. The simulator builds one per weight tile and reuses it."""
+    (``axis=0``) exactness slack. The simulator builds one per A panel in SRAM and reuses
+    it, and one per batch of weight tiles (sim.CoreState.flush)."""
 
     name: str
     f64: np.ndarray  # the values, exactly: float64 (float32 for int8 with k <= 1024)
@@ -108,23 +111,14 @@ class Operand:
             top = float(sl.max())
         return cls(name, x64, sl, top, norm)
 
-    def with_values(self, x: np.ndarray, out: np.ndarray | None = None) -> Operand:
-        """This operand (its exactness data) over the values of ``x``, which must be the
-        values it was built from (a memoized operand's source, unchanged); decoded into
-        ``out`` when it fits, as in :meth:`of`."""
-        return Operand(self.name, _values(x, self.f64.dtype, out), self.slack, self.slack_max,
-                       self.norm)
-
-    def without_values(self) -> Operand:
-        """This operand's exactness data only (its values dropped: an empty array of their
-        dtype), to memoize; :meth:`with_values` restores them."""
-        return Operand(self.name, np.empty((0, 0), self.f64.dtype), self.slack, self.slack_max,
-                       self.norm)
-
 
 def _values(x: np.ndarray, dt: type, out: np.ndarray | None) -> np.ndarray:
     """x upcast to ``dt`` (exact), into ``out`` when it fits. A signaling NaN becomes a
     quiet one (NaN stays NaN), which sets the invalid flag: not worth a warning."""
+    if x.dtype == _BF16 and x.size:
+        # bf16 is float32's top half: a shift gives the float32 exactly, NaN payloads too,
+        # at ~3/4 of ml_dtypes' cast time (which is slower still on strided SRAM views)
+        x = np.left_shift(x.view(np.uint16), 16, dtype=np.uint32).view(np.float32)
     with np.errstate(invalid="ignore"):
         if out is not None and out.shape == x.shape and out.dtype == dt:
             np.copyto(out, x, casting="unsafe")
