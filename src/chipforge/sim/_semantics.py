@@ -170,12 +170,22 @@ def _read(c: CoreState, addr: int, rows: int, cols: int, stride: int, dtype: Dty
     return to_f32(_sram(c, addr, rows, cols, stride, np_dtype(dtype), what))
 
 
+_PLAIN = Flag.ROUND_TOWARD_ZERO | Flag.SATURATE
+_FLOAT_OUT = {Dtype.FP32, Dtype.BF16, Dtype.FP16, Dtype.FP8_E4M3, Dtype.FP8_E5M2}
+
+
 def _write(c: CoreState, ins: Instr, dst: int, rows: int, cols: int, stride: int,
            value: np.ndarray) -> None:
+    value = np.asarray(value, np.float32)
+    out = _sram_out(c, dst, rows, cols, stride, np_dtype(ins.dtype), "dst")
+    if not ins.flags & _PLAIN and ins.dtype in _FLOAT_OUT:
+        # RNE without saturation is cast()'s plain astype; copyto does the same conversion
+        # straight into SRAM (one pass, not a cast and then a strided copy)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.copyto(out, value, casting="unsafe")
+        return
     rounding = "rtz" if ins.flags & Flag.ROUND_TOWARD_ZERO else "rne"
-    out = cast(np.asarray(value, np.float32), ins.dtype, rounding,
-               bool(ins.flags & Flag.SATURATE))
-    _sram_out(c, dst, rows, cols, stride, np_dtype(ins.dtype), "dst")[...] = out
+    out[...] = cast(value, ins.dtype, rounding, bool(ins.flags & Flag.SATURATE))
 
 
 def _alu(enum: type, ins: Instr) -> object:
