@@ -104,6 +104,41 @@ def test_deferred_mm_muls_use_operands_as_they_were_at_issue():
     assert np.array_equal(tile_at(30000), w_tile + w_tile)
 
 
+def os_(j: int, word: int, flags: Flag = Flag.NONE) -> object:
+    """MM_OS of A panel 0 [M, K] through column block j [K, N] of a B stored [K, 3N]
+    (blocks side by side) into accumulator words ``word`` + r * 3N + c."""
+    return ins(Opcode.MM_OS, word, A_SRAM, B_SRAM + j * N * 2, M, N, K, K, 3 * N, 3 * N,
+               dtype=BF, flags=flags)
+
+
+def test_deferred_mm_os_batch_adjacent_and_overwritten_b_blocks():
+    a, _, ap, _ = operands(1)
+    b = bf16((K, 3 * N))
+    new_b = bf16((K, 3 * N))
+    blocks = [b[:, j * N:(j + 1) * N] for j in range(3)]
+    body = [os_(0, 0), os_(1, N), os_(2, 2 * N),            # one batch: B's three blocks
+            ins(Opcode.V_ACC, DST_SRAM, 0, M, 3 * N, 3 * N, 3 * N, dtype=Dtype.FP32,
+                dtype_a=Dtype.FP32, imm=1.0),                # reads all three
+            os_(0, 0, ACCF), os_(1, N, ACCF),               # a second batch, then B changes
+            load_bytes(B_DRAM + K * 3 * N * 2, B_SRAM, K * 3 * N * 2),
+            os_(2, 2 * N, ACCF),                            # new B values: a new operand
+            ins(Opcode.V_ACC, DST_SRAM, 0, M, 3 * N, 3 * N, 3 * N, dtype=Dtype.FP32,
+                dtype_a=Dtype.FP32, imm=1.0),                # runs the second batch
+            # a third batch reads only the new B (the second must not have cached its
+            # mix of old and new blocks as B's operand)
+            os_(0, 30000), os_(1, 30000 + N), os_(2, 30000 + 2 * N)]
+    res = run_on_sram(body, a, np.concatenate([b, new_b]))
+    third = np.concatenate([matmul_acc(ap[0], new_b[:, j * N:(j + 1) * N])
+                            for j in range(3)], axis=1)
+    assert np.array_equal(acc(res, 30000, M * 3 * N).reshape(M, 3 * N), third)
+    first = np.concatenate([matmul_acc(ap[0], w) for w in blocks], axis=1)
+    want = first.copy()
+    want[:, :2 * N] += first[:, :2 * N]
+    want[:, 2 * N:] += matmul_acc(ap[0], new_b[:, 2 * N:])
+    assert np.array_equal(acc(res, 0, M * 3 * N).reshape(M, 3 * N), want)
+    assert np.array_equal(sram(res, DST_SRAM, M * 3 * N, np.float32).reshape(M, 3 * N), want)
+
+
 def test_nonfinite_rows_and_overflow_reach_the_accumulators():
     a, w, ap, wp = operands(1)
     a = a.copy()

@@ -82,18 +82,32 @@ def load_bench():
     return mod
 
 
-def test_tiled_gemm_program_from_the_bench_is_exact():
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_tiled_gemm_programs_from_the_bench_are_exact(dataflow):
     bench = load_bench()
     rng = np.random.default_rng(2)
     a = cast(rng.standard_normal((256, 256)).astype(np.float32), "bf16")
     b = cast(rng.standard_normal((256, 256)).astype(np.float32), "bf16")
-    res = simulate(bench.gemm_program(256, chip=CHIP), CHIP, {"A": a, "B": b})
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    acc = np.zeros((256, 256), np.float32)
-    for k0 in (0, 128):  # per k-tile: exact product rounded to fp32, tiles added in fp32
-        acc += (a64[:, k0:k0 + 128] @ b64[k0:k0 + 128]).astype(np.float32)
-    assert np.array_equal(res.outputs["C"].view(np.uint16), cast(acc, "bf16").view(np.uint16))
+    res = simulate(bench.PROGRAMS[dataflow](256, chip=CHIP), CHIP, {"A": a, "B": b})
+    # oracle: per MM instruction's k (ws: the array's 128 rows, os: all of k) the exact
+    # sum rounded once to fp32, added in fp32; float64 products, and Fractions wherever
+    # float64 disagrees with the simulator
+    kt = 128 if dataflow == "ws" else 256
+    bad, _ = bench._check_float(res.outputs["C"], a, b, kt)
+    assert bad == 0
     assert res.utilization[(0, "MXU")] > 0.3
+
+
+def test_bench_exactness_check_catches_a_wrong_output():
+    bench = load_bench()
+    rng = np.random.default_rng(3)
+    a = cast(rng.standard_normal((8, 256)).astype(np.float32), "bf16")
+    b = cast(rng.standard_normal((256, 8)).astype(np.float32), "bf16")
+    right = cast((a.astype(np.float64) @ b.astype(np.float64)).astype(np.float32), "bf16")
+    assert bench._check_float(right, a, b, 256)[0] == 0
+    wrong = right.copy()
+    wrong.view(np.uint16)[3, 5] += 1  # one ulp
+    assert bench._check_float(wrong, a, b, 256) == (1, 1)
 
 
 def test_mixed_bench_program_runs_with_semaphores():

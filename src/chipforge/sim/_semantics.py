@@ -12,7 +12,17 @@ import numpy as np
 from chipforge.isa import BinOp, CoreTiming, Dtype, Flag, Instr, Opcode, RedOp, UnOp
 from chipforge.numerics import cast, dtype_name, np_dtype, sum_f32, to_f32
 from chipforge.numerics._exact import matmul_into
-from chipforge.sim._state import F32, I32, U8, CoreState, Fault, acc_region, check_acc, region
+from chipforge.sim._state import (
+    F32,
+    I32,
+    U8,
+    CoreState,
+    Fault,
+    acc_region,
+    check_acc,
+    operand_key,
+    region,
+)
 from chipforge.sim._vector import BINARY, UNARY
 
 MM_DTYPES = ("fp32", "bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "int8")
@@ -146,7 +156,7 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
         # into the core's transposed tiles (CoreState.defer_mm, acc_t). The product is
         # float64 that rounds to the exact float32, or (int8, k <= 1024) float32 holding
         # the exact integers (|x| <= 2**24), cast to int32 exactly
-        c.defer_mm(a, acc, rows, wn, acc_stride, acc_dt, accumulate)
+        c.defer_mm(a, c.weight_raw, None, (acc, rows, wn, acc_stride, accumulate), acc_dt)
         return
     # float32: the product rounded once, then (ACCUMULATE) one RNE add; int32: wraps
     matmul_into(a, c.weight, acc_region(c, acc, rows, wn, acc_stride, acc_dt), accumulate)
@@ -158,9 +168,17 @@ def mm_os(m: Machine, c: CoreState, ins: Instr) -> None:
     _check("m", rows, m.timing.rows, "array rows")
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
     a = c.operand(_sram(c, a_addr, rows, k, a_stride, dt, "a"), a_addr, a_stride, axis=1)
-    b = c.operand(_sram(c, b_addr, k, n, b_stride, dt, "b"), b_addr, b_stride, axis=0)
-    out = acc_region(c, acc, rows, n, acc_stride, acc_dt)
-    matmul_into(a, b, out, bool(ins.flags & Flag.ACCUMULATE))
+    b_view = _sram(c, b_addr, k, n, b_stride, dt, "b")
+    b = c.operand(b_view, b_addr, b_stride, axis=0)
+    check_acc(acc, rows, n, acc_stride)
+    accumulate = bool(ins.flags & Flag.ACCUMULATE)
+    if (acc_stride >= n and rows * n >= _ACC_T_MIN
+            and (acc_dt is F32 or a.f64.dtype == np.float32)):
+        # deferred and batched with the next MM_OSs on these A rows, as MM_MUL
+        c.defer_mm(a, b, operand_key(b_view, b_addr, b_stride, 0),
+                   (acc, rows, n, acc_stride, accumulate), acc_dt)
+        return
+    matmul_into(a, b, acc_region(c, acc, rows, n, acc_stride, acc_dt), accumulate)
 
 
 # --- vector unit: read as dtype_a/dtype_b, compute in float32, round once to dtype ------

@@ -8,7 +8,7 @@ import numpy as np
 
 from chipforge.errors import ChipforgeError
 from chipforge.numerics import Operand
-from chipforge.numerics._exact import matmul_t
+from chipforge.sim._batch import MmBatch, run_batch
 
 # assumption: like TPU v1's 4 MiB accumulators, sized for 4 x 128 x 1024 fp32 tiles
 # (2 MiB: 2**19 32-bit words per core)
@@ -33,43 +33,10 @@ CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
 # per core: transposed accumulator tiles (CoreState.acc_t); 8 covers a compiled matmul's
 # output tiles in flight (the tiles being multiplied plus those V_ACC has yet to read)
 _HELD_TILES = 8
-# assumption: 2**21 float64 outputs (16 MiB) bound one deferred product (MmBatch), about
-# 2,048 columns of a 1,024-row MM_MUL: past ~256 columns OpenBLAS gains nothing more
-_BATCH_OUTPUTS = 1 << 21
-
-
-class MmBatch:
-    """MM_MULs whose products are deferred (see CoreState.defer_mm): they share one A
-    operand, so BLAS computes them as one product of A with their weight tiles side by
-    side (a 1024 x 128 @ 128 x 64 dgemm runs at ~2/3 of the speed of a 128 x 256 one)."""
-
-    __slots__ = ("a", "acc_dtype", "weights", "tiles", "cols", "lo", "hi")
-
-    def __init__(self, a: Operand, acc_dtype: np.dtype) -> None:
-        self.a, self.acc_dtype = a, acc_dtype
-        self.weights: list[np.ndarray] = []  # each MM_MUL's weight tile [k, n], as loaded
-        self.tiles: list[tuple[int, int, int, int, bool]] = []  # word, rows, cols, stride, acc
-        self.cols = 0
-        self.lo, self.hi = ACC_WORDS, 0  # accumulator words the tiles span
-
-    def fits(self, a: Operand, acc_dtype: np.dtype, cols: int) -> bool:
-        return (a is self.a and acc_dtype == self.acc_dtype
-                and (self.cols + cols) * a.f64.shape[0] <= _BATCH_OUTPUTS)
-
-    def add(self, weight: np.ndarray, word: int, rows: int, cols: int, stride: int,
-            accumulate: bool) -> None:
-        self.weights.append(weight)
-        self.tiles.append((word, rows, cols, stride, accumulate))
-        self.cols += cols
-        self.lo, self.hi = min(self.lo, word), max(self.hi, word + (rows - 1) * stride + cols)
-
-    def touches(self, lo: int, hi: int) -> bool:
-        return self.lo < hi and lo < self.hi
-
 
 class CoreState:
     __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight_raw", "_weight",
-                 "weight_dtype", "weight_shape", "_cache", "_cached_bytes", "_batch", "_wbuf")
+                 "weight_dtype", "weight_shape", "_cache", "_cached_bytes", "_batch", "wbuf")
 
     def __init__(self, index: int, sram_bytes: int) -> None:
         self.index = index
@@ -83,7 +50,7 @@ class CoreState:
         self.weight_raw: np.ndarray | None = None  # the weight register's values (MM_LW)
         self._weight: Operand | None = None  # weight_raw decoded, when needed at once
         self._batch: MmBatch | None = None  # deferred MM_MULs (defer_mm)
-        self._wbuf: np.ndarray | None = None  # decoded weights of the last batch, reused
+        self.wbuf: np.ndarray | None = None  # decoded weights of the last batch, reused
         self.weight_dtype: object = None
         self.weight_shape: tuple[int, int] = (0, 0)
         # (addr, rows, cols, stride, dtype, axis) -> (first byte, end byte, Operand)
@@ -155,17 +122,20 @@ class CoreState:
         through many weight tiles, and decoding it (float64 upcast, exactness slack) costs
         as much as the product. Entries die when any byte they cover is written."""
         rows, cols = view.shape
-        key = (addr, rows, cols, stride, view.dtype, axis)
+        key = operand_key(view, addr, stride, axis)
         hit = self._cache.pop(key, None)
         if hit is None:
             end = addr + ((rows - 1) * stride + cols) * view.dtype.itemsize if view.size else addr
             hit = (addr, end, Operand.of(view, axis))
             self._cached_bytes += hit[2].f64.nbytes
-            while self._cached_bytes > CACHE_BYTES and self._cache:
-                old = self._cache.pop(next(iter(self._cache)))
-                self._cached_bytes -= old[2].f64.nbytes
+            self._evict()
         self._cache[key] = hit  # most recently used last
         return hit[2]
+
+    def _evict(self) -> None:
+        while self._cached_bytes > CACHE_BYTES and self._cache:
+            old = self._cache.pop(next(iter(self._cache)))
+            self._cached_bytes -= old[2].f64.nbytes
 
     def load_weight(self, view: np.ndarray) -> None:
         """MM_LW: the weight register takes a copy of ``view`` (k x n; SRAM may change
@@ -181,43 +151,58 @@ class CoreState:
             self._weight = Operand.of(self.weight_raw, 0)
         return self._weight
 
-    def defer_mm(self, a: Operand, word: int, rows: int, cols: int, stride: int,
-                 acc_dtype: np.dtype, accumulate: bool) -> None:
-        """MM_MUL of ``a`` through the weight register into the accumulator tile at
-        ``word`` (rows x cols, row starts ``stride`` >= cols words apart, bounds checked),
-        deferred: consecutive MM_MULs on one A operand become one product (MmBatch). The
-        batch runs in program order (:meth:`flush`) before anything else reads or writes
-        the accumulator words it spans, so no instruction can tell."""
+    def defer_mm(self, a: Operand, weight: np.ndarray | Operand, key: tuple | None,
+                 tile: tuple[int, int, int, int, bool], acc_dtype: np.dtype) -> None:
+        """A matrix-unit product of ``a`` and ``weight`` (MM_MUL: the weight register's
+        values; MM_OS: B's operand, ``key`` its :meth:`operand` key) into the accumulator
+        ``tile`` = (word, rows, cols, stride >= cols, accumulate), bounds checked, deferred:
+        consecutive products of one A operand run as one (sim._batch), in program order,
+        before anything else reads or writes the accumulator words they span."""
         b = self._batch
-        if b is not None and not b.fits(a, acc_dtype, cols):
+        if b is not None and not b.fits(a, acc_dtype, tile[2]):
             self.flush()
             b = None
         if b is None:
             b = self._batch = MmBatch(a, acc_dtype)
-        b.add(self.weight_raw, word, rows, cols, stride, accumulate)
+        b.add(weight, key, tile)
 
     def flush(self) -> None:
-        """Run the deferred MM_MULs: one product of A with their weights side by side,
-        then each MM_MUL's columns into its tile in order (float32: the product rounded
-        once, RNE, then with ACCUMULATE one RNE add; int32: exact integers, adds wrap)."""
+        """Run the deferred products (sim._batch.run_batch)."""
         b, self._batch = self._batch, None
-        if b is None:
-            return
-        w = b.weights[0] if len(b.weights) == 1 else np.concatenate(b.weights, axis=1)
-        weight = Operand.of(w, 0, out=self._wbuf)
-        t = matmul_t(b.a, weight)
-        self._wbuf = weight.f64  # free again: the next batch decodes into it (in cache)
-        cast_rule = "same_kind" if b.acc_dtype == F32 else "unsafe"
-        col = 0
-        for word, rows, cols, stride, accumulate in b.tiles:
-            held = self.acc_t(word, rows, cols, stride, b.acc_dtype, load=accumulate)
-            part = t[col:col + cols]
-            col += cols
-            with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf
-                if accumulate:
-                    np.add(held, part, out=held, dtype=b.acc_dtype, casting=cast_rule)
-                else:
-                    np.copyto(held, part, casting=cast_rule)
+        if b is not None:
+            run_batch(self, b)
+
+    def acc_view(self, word: int, rows: int, cols: int, stride: int, dtype: np.dtype,
+                 what: str = "acc") -> np.ndarray:
+        """Accumulator words [rows x cols] at ``word`` (bounds checked) as ``dtype``, current:
+        the deferred products and held tiles that share a word with them are settled first
+        (the others stay as they are)."""
+        end = word + (rows - 1) * stride + cols
+        if self._batch is not None and self._batch.touches(word, end):
+            self.flush()
+        if self._held:
+            self._write_back(word, end)
+        return region(self._acc, word * 4, rows, cols, stride, dtype, what,
+                      "accumulator memory")
+
+    def is_cached(self, key: tuple, op: Operand) -> bool:
+        """Whether ``op`` is still :meth:`operand`'s entry for ``key``: no byte under it has
+        been written since it was decoded."""
+        hit = self._cache.get(key)
+        return hit is not None and hit[2] is op
+
+    def operand_of_parts(self, key: tuple, parts: list[Operand]) -> Operand:
+        """:meth:`operand`'s entry for ``key`` (a column operand), which ``parts`` tile side
+        by side: built from them (Operand.hstack) when not cached yet."""
+        hit = self._cache.pop(key, None)
+        if hit is None:
+            addr, rows, cols, stride, dt, _ = key
+            hit = (addr, addr + ((rows - 1) * stride + cols) * dt.itemsize,
+                   Operand.hstack(parts))
+            self._cached_bytes += hit[2].f64.nbytes
+            self._evict()
+        self._cache[key] = hit  # most recently used last
+        return hit[2]
 
     def written(self, lo: int, hi: int) -> None:
         """SRAM bytes [lo, hi) are about to change: drop the operands that read them."""
@@ -225,6 +210,11 @@ class CoreState:
             return
         for key in [k for k, (a, b, _) in self._cache.items() if a < hi and lo < b]:
             self._cached_bytes -= self._cache.pop(key)[2].f64.nbytes
+
+
+def operand_key(view: np.ndarray, addr: int, stride: int, axis: int) -> tuple:
+    """CoreState.operand's cache key of an SRAM view."""
+    return (addr, *view.shape, stride, view.dtype, axis)
 
 
 def region(buf: np.ndarray, addr: int, rows: int, cols: int, stride: int, dtype: np.dtype,
@@ -256,4 +246,4 @@ def acc_region(core: CoreState, word: int, rows: int, cols: int, stride: int,
                dtype: np.dtype, what: str = "acc") -> np.ndarray:
     """Accumulator words [rows x cols] at ``word`` + r * stride + c, as float32 or int32."""
     check_acc(word, rows, cols, stride, what)
-    return region(core.acc, word * 4, rows, cols, stride, dtype, what, "accumulator memory")
+    return core.acc_view(word, rows, cols, stride, dtype, what)
