@@ -91,8 +91,11 @@ def test_deferred_mm_muls_use_operands_as_they_were_at_issue():
             load_bytes(A_DRAM + panel, A_SRAM, panel),
             load_bytes(B_DRAM + 2 * tile, B_SRAM + tile, tile),
             lw(1), mul(0, 30000),                   # W = a1 @ w2: a new A, a new batch
-            mul(0, 30000, flags=ACCF)]              # W += a1 @ w2
+            mul(0, 30000, flags=ACCF),              # W += a1 @ w2
+            # the weight register keeps what MM_LW loaded when SRAM changes under it
+            lw(0), load_bytes(B_DRAM + tile, B_SRAM, tile), mul(0, 40000)]  # V = a1 @ w0
     res = run_on_sram(body, a, w)
+    assert np.array_equal(acc(res, 40000, M * N).reshape(M, N), matmul_acc(ap[1], wp[0]))
 
     def tile_at(word: int) -> np.ndarray:
         return acc(res, word, M * N).reshape(M, N)

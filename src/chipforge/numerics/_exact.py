@@ -75,20 +75,6 @@ class Operand:
     norm: np.ndarray | None = None  # per-row/column 2-norms, as computed (float operands)
 
     @classmethod
-    def hstack(cls, ops: list[Operand]) -> Operand:
-        """Column operands (``axis=0``, one format, one k) side by side: the operand of their
-        columns concatenated, without decoding anything again."""
-        first = ops[0]
-        if any(o.name != first.name or o.f64.shape[0] != first.f64.shape[0] for o in ops):
-            raise ValueError("hstack takes column operands of one format and one k, got "
-                             + ", ".join(f"{o.name} {o.f64.shape}" for o in ops))
-        values = np.concatenate([o.f64 for o in ops], axis=1)
-        if first.slack is None:  # integers: always exact
-            return cls(first.name, values, None)
-        return cls(first.name, values, np.concatenate([o.slack for o in ops]),
-                   max(o.slack_max for o in ops), np.concatenate([o.norm for o in ops]))
-
-    @classmethod
     def of(cls, x: np.ndarray, axis: int, out: np.ndarray | None = None) -> Operand:
         """``x``'s operand; ``out`` (optional) is a buffer to decode the values into when
         its shape and dtype fit (memory just used is still in cache; fresh memory is not)."""

@@ -29,49 +29,73 @@ F32 = np.dtype(np.float32)
 
 
 class MmBatch:
-    """Deferred products of one A operand: per instruction its weights (an MM_LW tile as
-    loaded, raw, or an MM_OS B operand already decoded, with its operand-cache key) and
-    its accumulator tile."""
+    """Deferred products of one A operand: per instruction its weights (an MM_LW tile or an
+    MM_OS B block, raw) and its accumulator tile. A weight is a *pinned* view of SRAM (its
+    source ``(addr, rows, cols, stride, dtype)`` kept) until a write to the bytes the
+    batch reads makes :meth:`unpin` copy them first (CoreState.written)."""
 
-    __slots__ = ("a", "acc_dtype", "weights", "keys", "tiles", "cols", "lo", "hi")
+    __slots__ = ("a", "acc_dtype", "memo", "weights", "srcs", "tiles", "cols", "lo", "hi",
+                 "src_lo", "src_hi")
 
-    def __init__(self, a: Operand, acc_dtype: np.dtype) -> None:
-        self.a, self.acc_dtype = a, acc_dtype
-        self.weights: list[np.ndarray | Operand] = []
-        self.keys: list[tuple | None] = []  # CoreState.operand keys of decoded weights
+    def __init__(self, a: Operand, acc_dtype: np.dtype, memo: bool) -> None:
+        # memo: weights read straight from SRAM (MM_OS's B), memoized like A; MM_MUL's
+        # pass through the weight register once per MM_LW and are decoded in a reused buffer
+        self.a, self.acc_dtype, self.memo = a, acc_dtype, memo
+        self.weights: list[np.ndarray] = []  # [k, n] each, as the instruction read them
+        self.srcs: list[tuple | None] = []  # the SRAM view a weight still is, or None
         self.tiles: list[tuple[int, int, int, int, bool]] = []  # word, rows, cols, stride, acc
         self.cols = 0
         self.lo, self.hi = 1 << 62, 0  # accumulator words the tiles span
+        self.src_lo, self.src_hi = 1 << 62, 0  # SRAM bytes the pinned weights span
 
-    def fits(self, a: Operand, acc_dtype: np.dtype, cols: int) -> bool:
-        return (a is self.a and acc_dtype == self.acc_dtype
+    def fits(self, a: Operand, acc_dtype: np.dtype, memo: bool, cols: int) -> bool:
+        return (a is self.a and acc_dtype == self.acc_dtype and memo == self.memo
                 and (self.cols + cols) * a.f64.shape[0] <= BATCH_OUTPUTS)
 
-    def add(self, weight: np.ndarray | Operand, key: tuple | None, tile: tuple) -> None:
+    def add(self, weight: np.ndarray, src: tuple | None, tile: tuple) -> None:
         word, rows, cols, stride, _ = tile
         self.weights.append(weight)
-        self.keys.append(key)
+        self.srcs.append(src)
         self.tiles.append(tile)
         self.cols += cols
         self.lo, self.hi = min(self.lo, word), max(self.hi, word + (rows - 1) * stride + cols)
+        if src is not None:
+            lo, hi = src_bytes(src)
+            self.src_lo, self.src_hi = min(self.src_lo, lo), max(self.src_hi, hi)
 
     def touches(self, lo: int, hi: int) -> bool:
+        """Whether accumulator words [lo, hi) meet a deferred product's tile."""
         return self.lo < hi and lo < self.hi
+
+    def unpin(self, lo: int, hi: int) -> None:
+        """SRAM bytes [lo, hi) are about to change: weights that are views of SRAM take a
+        copy of their (current) values first."""
+        if not (self.src_lo < hi and lo < self.src_hi):
+            return
+        for i, src in enumerate(self.srcs):
+            if src is not None:
+                self.weights[i], self.srcs[i] = self.weights[i].copy(), None
+        self.src_lo, self.src_hi = 1 << 62, 0
+
+
+def src_bytes(src: tuple) -> tuple[int, int]:
+    """The SRAM bytes [lo, hi) an ``(addr, rows, cols, stride, dtype)`` view spans."""
+    addr, rows, cols, stride, dt = src
+    return addr, addr + ((rows - 1) * stride + cols) * dt.itemsize
 
 
 def run_batch(core: CoreState, batch: MmBatch) -> None:
     """The batch's product, then each instruction's columns into its tile, in order
     (float32: the product rounded once, RNE, then with ACCUMULATE one RNE add; int32: the
     exact integers, adds wrap)."""
-    decoded = _decoded_here(batch)
-    weight = _weights(core, batch)
+    weight, reused = _weights(core, batch)
     a = batch.a
     cast_rule = "same_kind" if batch.acc_dtype == F32 else "unsafe"
     tall = a.f64.shape[0] >= batch.cols
     # tall A: BLAS is faster with A's rows as its long side, into tiles held transposed
     # (CoreState.acc_t); short A, wide weights: the plain product, into accumulator memory
     prod = matmul_t(a, weight) if tall else matmul_n(a, weight)
-    if decoded:  # free again: the next batch decodes into it (memory still in cache)
+    if reused:  # free again: the next batch decodes into it (memory still in cache)
         core.wbuf = weight.f64
     col = 0
     for word, rows, cols, stride, accumulate in batch.tiles:
@@ -89,39 +113,31 @@ def run_batch(core: CoreState, batch: MmBatch) -> None:
                 np.copyto(out, part, casting=cast_rule)
 
 
-def _decoded_here(batch: MmBatch) -> bool:
-    return all(isinstance(w, np.ndarray) for w in batch.weights)
-
-
-def _weights(core: CoreState, batch: MmBatch) -> Operand:
-    """The batch's weights side by side as one operand: MM_LW tiles decoded together (into
-    the core's reused buffer), MM_OS operands as the cached operand of the SRAM region
-    they tile when they are adjacent and unchanged, else concatenated."""
-    ws = batch.weights
-    if _decoded_here(batch):
+def _weights(core: CoreState, batch: MmBatch) -> tuple[Operand, bool]:
+    """The batch's weights side by side as one operand, and whether it was decoded into the
+    core's reused buffer: weights that are still views of one SRAM region side by side
+    (each starting where the previous one's first row ends; one k, one row stride) are
+    read as that region (memoized ones: its CoreState.operand, decoded once while the
+    bytes stay); others are concatenated first."""
+    union = _union(batch)
+    if union is not None:
+        addr, rows, cols, stride, dt = union
+        raw = core.sram_view(addr, rows, cols, stride, dt)
+        if batch.memo:
+            return core.operand(raw, addr, stride, axis=0), False
+    else:
+        ws = batch.weights
         raw = ws[0] if len(ws) == 1 else np.concatenate(ws, axis=1)
-        return Operand.of(raw, 0, out=core.wbuf)
-    if len(ws) == 1 and isinstance(ws[0], Operand):
-        return ws[0]
-    ops = [w if isinstance(w, Operand) else Operand.of(w, 0) for w in ws]
-    union = _union_key(core, batch, ops)
-    if union is None:
-        return Operand.hstack(ops)
-    return core.operand_of_parts(union, ops)
+    return Operand.of(raw, 0, out=core.wbuf), True
 
 
-def _union_key(core: CoreState, batch: MmBatch, ops: list[Operand]) -> tuple | None:
-    """The operand-cache key of the SRAM region the batch's weights tile side by side
-    (each starting where the previous one's first row ends, one k, one row stride), if
-    they do and each is still the cached operand of its view (no byte written since)."""
-    if any(k is None for k in batch.keys):
+def _union(batch: MmBatch) -> tuple | None:
+    if any(src is None for src in batch.srcs):
         return None
-    addr0, k0, _, stride0, dt0, axis0 = batch.keys[0]
+    addr0, k0, _, stride0, dt0 = batch.srcs[0]
     nxt, cols = addr0, 0
-    for key, op in zip(batch.keys, ops):
-        addr, rows, n, stride, dt, axis = key
-        if (addr, rows, stride, dt, axis) != (nxt, k0, stride0, dt0, axis0) \
-                or not core.is_cached(key, op):
+    for addr, rows, n, stride, dt in batch.srcs:
+        if (addr, rows, stride, dt) != (nxt, k0, stride0, dt0):
             return None
         nxt, cols = addr + n * dt.itemsize, cols + n
-    return (addr0, k0, cols, stride0, dt0, axis0)
+    return (addr0, k0, cols, stride0, dt0)

@@ -32,6 +32,9 @@ def simulate(program: Program, chip: ChipSpec | str,
                            for i in range(len(program.cores))])
     sched = Scheduler(program.cores, timing, machine, trace)
     sched.run()
+    if machine is not None:  # the run ends with every instruction's effect applied
+        for core in machine.cores:
+            core.flush()
     outputs = _read_outputs(program, machine.dram) if machine is not None else {}
     busy = {(c.index, UNIT_NAMES[u]): c.busy[u] for c in sched.cores for u in range(3)}
     return SimResult(outputs, sched.cycles, timing.clock_hz, busy,

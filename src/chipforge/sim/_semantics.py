@@ -20,7 +20,6 @@ from chipforge.sim._state import (
     Fault,
     acc_region,
     check_acc,
-    operand_key,
     region,
 )
 from chipforge.sim._vector import BINARY, UNARY
@@ -128,7 +127,7 @@ def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     dt, _ = _mm_dtype(m, ins)
     _check("k", k, m.timing.rows, "array rows")
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
-    c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"))
+    c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride)
     c.weight_dtype, c.weight_shape = ins.dtype, (k, n)
 
 
@@ -156,7 +155,8 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
         # into the core's transposed tiles (CoreState.defer_mm, acc_t). The product is
         # float64 that rounds to the exact float32, or (int8, k <= 1024) float32 holding
         # the exact integers (|x| <= 2**24), cast to int32 exactly
-        c.defer_mm(a, c.weight_raw, None, (acc, rows, wn, acc_stride, accumulate), acc_dt)
+        c.defer_mm(a, c.weight_raw, c.weight_src, (acc, rows, wn, acc_stride, accumulate),
+                   acc_dt)
         return
     # float32: the product rounded once, then (ACCUMULATE) one RNE add; int32: wraps
     matmul_into(a, c.weight, acc_region(c, acc, rows, wn, acc_stride, acc_dt), accumulate)
@@ -169,15 +169,16 @@ def mm_os(m: Machine, c: CoreState, ins: Instr) -> None:
     _check("n", n, m.timing.array_cols(ins.dtype), f"array columns for {dtype_name(ins.dtype)}")
     a = c.operand(_sram(c, a_addr, rows, k, a_stride, dt, "a"), a_addr, a_stride, axis=1)
     b_view = _sram(c, b_addr, k, n, b_stride, dt, "b")
-    b = c.operand(b_view, b_addr, b_stride, axis=0)
     check_acc(acc, rows, n, acc_stride)
     accumulate = bool(ins.flags & Flag.ACCUMULATE)
     if (acc_stride >= n and rows * n >= _ACC_T_MIN
             and (acc_dt is F32 or a.f64.dtype == np.float32)):
-        # deferred and batched with the next MM_OSs on these A rows, as MM_MUL
-        c.defer_mm(a, b, operand_key(b_view, b_addr, b_stride, 0),
-                   (acc, rows, n, acc_stride, accumulate), acc_dt)
+        # deferred and batched with the next MM_OSs on these A rows, as MM_MUL; B's block
+        # stays a pinned view of SRAM (adjacent blocks decode as one cached operand)
+        src = (b_addr, k, n, b_stride, b_view.dtype) if b_view.size else None
+        c.defer_mm(a, b_view, src, (acc, rows, n, acc_stride, accumulate), acc_dt, memo=True)
         return
+    b = c.operand(b_view, b_addr, b_stride, axis=0)
     matmul_into(a, b, acc_region(c, acc, rows, n, acc_stride, acc_dt), accumulate)
 
 

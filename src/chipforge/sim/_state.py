@@ -8,7 +8,7 @@ import numpy as np
 
 from chipforge.errors import ChipforgeError
 from chipforge.numerics import Operand
-from chipforge.sim._batch import MmBatch, run_batch
+from chipforge.sim._batch import MmBatch, run_batch, src_bytes
 
 # assumption: like TPU v1's 4 MiB accumulators, sized for 4 x 128 x 1024 fp32 tiles
 # (2 MiB: 2**19 32-bit words per core)
@@ -35,7 +35,7 @@ CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
 _HELD_TILES = 8
 
 class CoreState:
-    __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight_raw", "_weight",
+    __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight_raw", "weight_src", "_weight",
                  "weight_dtype", "weight_shape", "_cache", "_cached_bytes", "_batch", "wbuf")
 
     def __init__(self, index: int, sram_bytes: int) -> None:
@@ -48,6 +48,7 @@ class CoreState:
         self._held: dict[tuple, tuple[np.ndarray, np.ndarray, int]] = {}
         self._spare: list[np.ndarray] = []  # written-back tiles' buffers, for reuse
         self.weight_raw: np.ndarray | None = None  # the weight register's values (MM_LW)
+        self.weight_src: tuple | None = None  # the SRAM view weight_raw still is (pinned)
         self._weight: Operand | None = None  # weight_raw decoded, when needed at once
         self._batch: MmBatch | None = None  # deferred MM_MULs (defer_mm)
         self.wbuf: np.ndarray | None = None  # decoded weights of the last batch, reused
@@ -137,12 +138,19 @@ class CoreState:
             old = self._cache.pop(next(iter(self._cache)))
             self._cached_bytes -= old[2].f64.nbytes
 
-    def load_weight(self, view: np.ndarray) -> None:
-        """MM_LW: the weight register takes a copy of ``view`` (k x n; SRAM may change
-        before the MM_MULs that use it run). It is decoded only when used: at once by
-        :attr:`weight`, or in a batch by :meth:`flush`."""
-        self.weight_raw = view.copy()
+    def load_weight(self, view: np.ndarray, addr: int, stride: int) -> None:
+        """MM_LW: the weight register takes ``view`` (k x n) as it is now. It stays a view of
+        SRAM, pinned, until a write to those bytes makes it copy them first
+        (:meth:`written`); it is decoded only when used: at once by :attr:`weight`, or in a
+        batch (sim._batch)."""
+        self.weight_raw = view
+        self.weight_src = (addr, *view.shape, stride, view.dtype) if view.size else None
         self._weight = None
+
+    def sram_view(self, addr: int, rows: int, cols: int, stride: int,
+                  dtype: np.dtype) -> np.ndarray:
+        return region(self.sram, addr, rows, cols, stride, dtype, "sram",
+                      f"SRAM of core {self.index}")
 
     @property
     def weight(self) -> Operand | None:
@@ -151,20 +159,22 @@ class CoreState:
             self._weight = Operand.of(self.weight_raw, 0)
         return self._weight
 
-    def defer_mm(self, a: Operand, weight: np.ndarray | Operand, key: tuple | None,
-                 tile: tuple[int, int, int, int, bool], acc_dtype: np.dtype) -> None:
-        """A matrix-unit product of ``a`` and ``weight`` (MM_MUL: the weight register's
-        values; MM_OS: B's operand, ``key`` its :meth:`operand` key) into the accumulator
-        ``tile`` = (word, rows, cols, stride >= cols, accumulate), bounds checked, deferred:
-        consecutive products of one A operand run as one (sim._batch), in program order,
-        before anything else reads or writes the accumulator words they span."""
+    def defer_mm(self, a: Operand, weight: np.ndarray, src: tuple | None,
+                 tile: tuple[int, int, int, int, bool], acc_dtype: np.dtype,
+                 memo: bool = False) -> None:
+        """A matrix-unit product of ``a`` and ``weight`` (raw [k, n]: the weight register for
+        MM_MUL, B's block for MM_OS; ``src`` the SRAM view it still is, or None for a
+        copy) into the accumulator ``tile`` = (word, rows, cols, stride >= cols,
+        accumulate), bounds checked, deferred: consecutive products of one A operand run as
+        one (sim._batch), in program order, before anything else reads or writes the
+        accumulator words they span. ``memo``: memoize the weights' decoded operand (MM_OS)."""
         b = self._batch
-        if b is not None and not b.fits(a, acc_dtype, tile[2]):
+        if b is not None and not b.fits(a, acc_dtype, memo, tile[2]):
             self.flush()
             b = None
         if b is None:
-            b = self._batch = MmBatch(a, acc_dtype)
-        b.add(weight, key, tile)
+            b = self._batch = MmBatch(a, acc_dtype, memo)
+        b.add(weight, src, tile)
 
     def flush(self) -> None:
         """Run the deferred products (sim._batch.run_batch)."""
@@ -185,27 +195,16 @@ class CoreState:
         return region(self._acc, word * 4, rows, cols, stride, dtype, what,
                       "accumulator memory")
 
-    def is_cached(self, key: tuple, op: Operand) -> bool:
-        """Whether ``op`` is still :meth:`operand`'s entry for ``key``: no byte under it has
-        been written since it was decoded."""
-        hit = self._cache.get(key)
-        return hit is not None and hit[2] is op
-
-    def operand_of_parts(self, key: tuple, parts: list[Operand]) -> Operand:
-        """:meth:`operand`'s entry for ``key`` (a column operand), which ``parts`` tile side
-        by side: built from them (Operand.hstack) when not cached yet."""
-        hit = self._cache.pop(key, None)
-        if hit is None:
-            addr, rows, cols, stride, dt, _ = key
-            hit = (addr, addr + ((rows - 1) * stride + cols) * dt.itemsize,
-                   Operand.hstack(parts))
-            self._cached_bytes += hit[2].f64.nbytes
-            self._evict()
-        self._cache[key] = hit  # most recently used last
-        return hit[2]
-
     def written(self, lo: int, hi: int) -> None:
-        """SRAM bytes [lo, hi) are about to change: drop the operands that read them."""
+        """SRAM bytes [lo, hi) are about to change: pinned views of them (the weight register,
+        deferred weights) copy their values, and the operands decoded from them are dropped."""
+        src = self.weight_src
+        if src is not None:
+            w_lo, w_hi = src_bytes(src)
+            if w_lo < hi and lo < w_hi:
+                self.weight_raw, self.weight_src = self.weight_raw.copy(), None
+        if self._batch is not None:
+            self._batch.unpin(lo, hi)
         if not self._cache:
             return
         for key in [k for k, (a, b, _) in self._cache.items() if a < hi and lo < b]:
