@@ -190,3 +190,35 @@ def test_int8_tiles_accumulate_int32_wrap_and_v_acc_reads_them():
     res = run_on_sram(body, a, w)
     wrapped = (1100 * 128 * 127 * 127 + 2**31) % 2**32 - 2**31
     assert (acc(res, 0, M * 64, np.int32) == wrapped).all()
+
+
+def test_reloading_the_same_bytes_keeps_decoded_operands():
+    from simkit import CHIP
+
+    from chipforge.arch import load_chip
+    from chipforge.isa import CoreTiming, Instr
+    from chipforge.sim._semantics import Machine, dma_load
+
+    x = bf16((M, K))
+    dram = np.zeros(4 * x.nbytes, np.uint8)
+    dram[:x.nbytes] = x.view(np.uint8).ravel()
+    dram[x.nbytes:2 * x.nbytes] = bf16((M, K)).view(np.uint8).ravel()  # other values
+    core = CoreState(0, 1 << 20)
+    m = Machine(CoreTiming.of(load_chip(CHIP)), dram, [core])
+
+    def load(dram_addr: int) -> None:
+        dma_load(m, core, Instr(Opcode.DMA_LOAD, (dram_addr, 0, M, K, K, K), dtype=BF))
+
+    def operand():
+        view = core.sram[:x.nbytes].view(x.dtype).reshape(M, K)
+        return core.operand(view, 0, K, axis=1)
+
+    load(0)
+    first = operand()
+    load(0)  # a reloaded tile: the same bytes
+    assert operand() is first
+    load(x.nbytes)  # new values: decoded again
+    again = operand()
+    assert again is not first
+    assert np.array_equal(again.f64, dram[x.nbytes:2 * x.nbytes].view(x.dtype).reshape(M, K)
+                          .astype(np.float64))

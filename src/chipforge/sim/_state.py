@@ -195,6 +195,17 @@ class CoreState:
         return region(self._acc, word * 4, rows, cols, stride, dtype, what,
                       "accumulator memory")
 
+    def keeps(self, lo: int, hi: int) -> bool:
+        """Whether decoded operands or pinned views read any of SRAM bytes [lo, hi)."""
+        if self.weight_src is not None:
+            w_lo, w_hi = src_bytes(self.weight_src)
+            if w_lo < hi and lo < w_hi:
+                return True
+        b = self._batch
+        if b is not None and b.src_lo < hi and lo < b.src_hi:
+            return True
+        return any(a < hi and lo < e for a, e, _ in self._cache.values())
+
     def written(self, lo: int, hi: int) -> None:
         """SRAM bytes [lo, hi) are about to change: pinned views of them (the weight register,
         deferred weights) copy their values, and the operands decoded from them are dropped."""
