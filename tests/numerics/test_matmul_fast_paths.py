@@ -12,7 +12,7 @@ import pytest
 
 import chipforge.numerics._exact as ex
 from chipforge.numerics import Operand, cast, dot_exact, exact_rows_f32, matmul_acc
-from chipforge.numerics._exact import matmul_into, matmul_t
+from chipforge.numerics._exact import matmul_into, matmul_n, matmul_t
 
 RNG = np.random.default_rng(11)
 BF = ml_dtypes.bfloat16
@@ -121,10 +121,24 @@ def test_near_midpoint_sums_are_exact():
     assert got[0, 0] == np.float32(1 + 2.0**-23) and got[1, 0] == np.float32(1.0)
 
 
+def test_failing_outputs_are_exactly_the_pairs_over_the_bound():
+    for trial in range(100):
+        a = RNG.uniform(0, 40, int(RNG.integers(0, 40)))
+        b = RNG.uniform(0, 40, int(RNG.integers(1, 50)))
+        if trial % 3 == 0 and a.size:
+            a[0] = -np.inf  # an inf/NaN row: never tested
+        if trial % 5 == 0:
+            b[-1] = -np.inf
+        rows, cols = ex._failing(a, b, float(b.max()))
+        want = set(zip(*np.nonzero(a[:, None] + b[None, :] >= 53)))
+        assert len(rows) == len(want) and set(zip(rows.tolist(), cols.tolist())) == want
+
+
 def test_matmul_t_is_the_transpose_and_into_accumulates_once_more():
     a, b = wide((70, 128), 12), wide((128, 33), 12)
     want = matmul_acc(a, b)
     assert np.array_equal(matmul_t(a, b).T.astype(np.float32), want)
+    assert np.array_equal(matmul_n(a, b).astype(np.float32), want)
     acc = RNG.standard_normal((70, 33)).astype(np.float32)
     out = acc.copy()
     matmul_into(a, b, out, accumulate=True)

@@ -220,13 +220,28 @@ def _product(a: np.ndarray | Operand, b: np.ndarray | Operand, transposed: bool)
             np.matmul(a.f64, b.f64, out=out)
             t = out.T  # _settle indexes [column, row]
     if a.slack_max + b.slack_max >= 53:  # else every output passes (-inf: int8 or empty)
-        # only rows that fail against the column with the most slack can fail at all
-        rows = np.flatnonzero(a.slack >= 53 - b.slack_max)
-        if rows.size:
-            bad_r, bad_c = np.nonzero(a.slack[rows, None] + b.slack[None, :] >= 53)
-            if bad_r.size:
-                _settle(a, b, t, rows[bad_r], bad_c)
+        bad_r, bad_c = _failing(a.slack, b.slack, b.slack_max)
+        if bad_r.size:
+            _settle(a, b, t, bad_r, bad_c)
     return out
+
+
+def _failing(a_slack: np.ndarray, b_slack: np.ndarray,
+             b_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs (row, column) that fail the exactness test, a_slack[r] + b_slack[c] >= 53,
+    in time proportional to their number: only rows that fail against the column with the
+    most slack can fail at all, and per row the failing columns are a prefix of the columns
+    sorted by slack (the 53 - a form differs from the sum in the last bit at most, far
+    inside _LOG_MARGIN)."""
+    rows = np.flatnonzero(a_slack >= 53 - b_max)
+    if not rows.size:
+        return rows, rows
+    order = np.argsort(-b_slack, kind="stable")  # most slack first
+    desc = -b_slack[order]  # ascending
+    counts = np.searchsorted(desc, a_slack[rows] - 53, side="right")
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(rows, counts), order[np.arange(total) - starts]
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
