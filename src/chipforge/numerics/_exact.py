@@ -58,15 +58,15 @@ _TINY = np.float64(5e-324)
 _SUMSQ = {0: "ij,ij->j", 1: "ij,ij->i"}  # per column (axis 0) / per row (axis 1)
 _BITS = {np.dtype(u): (u(1), u((1 << (8 * np.dtype(u).itemsize - 1)) - 1))
          for u in (np.uint8, np.uint16, np.uint32)}  # (1, magnitude mask) per bit width
-_NAMES: dict[np.dtype, str] = {}
-_BF16 = np.dtype(ml_dtypes.bfloat16)  # float formats' names by numpy dtype, as name_of finds
+_NAMES: dict[np.dtype, str] = {}  # float formats' names by numpy dtype, as name_of finds
+_BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 @dataclass(frozen=True)
 class Operand:
     """A matmul operand upcast to float64 plus its per-row (``axis=1``) or per-column
     (``axis=0``) exactness slack. The simulator builds one per A panel in SRAM and reuses
-    it, and one per batch of weight tiles (sim.CoreState.flush)."""
+    it, and one per batch of weight tiles (sim._batch)."""
 
     name: str
     f64: np.ndarray  # the values, exactly: float64 (float32 for int8 with k <= 1024)

@@ -156,9 +156,9 @@ def mm_mul(m: Machine, c: CoreState, ins: Instr) -> None:
     if (acc_stride >= wn and rows * wn >= _ACC_T_MIN
             and (acc_dt is F32 or a.f64.dtype == np.float32)):
         # rows that do not overlap: deferred, then batched with the next MM_MULs on this A
-        # into the core's transposed tiles (CoreState.defer_mm, acc_t). The product is
-        # float64 that rounds to the exact float32, or (int8, k <= 1024) float32 holding
-        # the exact integers (|x| <= 2**24), cast to int32 exactly
+        # (CoreState.defer_mm, sim._batch). The product is float64 that rounds to the exact
+        # float32, or (int8, k <= 1024) float32 holding the exact integers (|x| <= 2**24),
+        # cast to int32 exactly
         c.defer_mm(a, c.weight_raw, c.weight_src, (acc, rows, wn, acc_stride, accumulate),
                    acc_dt)
         return
@@ -193,7 +193,7 @@ def _read(c: CoreState, addr: int, rows: int, cols: int, stride: int, dtype: Dty
     return to_f32(_sram(c, addr, rows, cols, stride, np_dtype(dtype), what))
 
 
-_PLAIN = Flag.ROUND_TOWARD_ZERO | Flag.SATURATE
+_CAST_FLAGS = Flag.ROUND_TOWARD_ZERO | Flag.SATURATE  # rounding other than plain RNE
 _FLOAT_OUT = {Dtype.FP32, Dtype.BF16, Dtype.FP16, Dtype.FP8_E4M3, Dtype.FP8_E5M2}
 
 
@@ -201,7 +201,7 @@ def _write(c: CoreState, ins: Instr, dst: int, rows: int, cols: int, stride: int
            value: np.ndarray) -> None:
     value = np.asarray(value, np.float32)
     out = _sram_out(c, dst, rows, cols, stride, np_dtype(ins.dtype), "dst")
-    if not ins.flags & _PLAIN and ins.dtype in _FLOAT_OUT:
+    if not ins.flags & _CAST_FLAGS and ins.dtype in _FLOAT_OUT:
         # RNE without saturation is cast()'s plain astype; copyto does the same conversion
         # straight into SRAM (one pass, not a cast and then a strided copy)
         with np.errstate(over="ignore", invalid="ignore"):

@@ -34,6 +34,7 @@ CACHE_BYTES = 64 << 20  # per core: decoded matmul operands kept for reuse
 # output tiles in flight (the tiles being multiplied plus those V_ACC has yet to read)
 _HELD_TILES = 8
 
+
 class CoreState:
     __slots__ = ("index", "sram", "_acc", "_held", "_spare", "weight_raw", "weight_src", "_weight",
                  "weight_dtype", "weight_shape", "_cache", "_cached_bytes", "_batch", "wbuf")
@@ -60,9 +61,9 @@ class CoreState:
 
     @property
     def acc(self) -> np.ndarray:
-        """The accumulator memory (np.uint8), current: deferred products are added and tiles
-        held by :meth:`acc_t` written back first. Every other read or write of accumulator
-        words goes through here (acc_region)."""
+        """The whole accumulator memory (np.uint8), current: deferred products are added and
+        tiles held by :meth:`acc_t` written back first. Instructions reach accumulator words
+        through :meth:`acc_view` (acc_region), which settles only what they touch."""
         self.flush()
         if self._held:
             self._write_back(0, ACC_WORDS)
@@ -102,9 +103,7 @@ class CoreState:
              dtype: np.dtype) -> np.ndarray | None:
         """The transposed tile :meth:`acc_t` holds for exactly this region and dtype, or
         None; current (deferred products that touch the region are added first)."""
-        if self._batch is not None and self._batch.touches(word, word + (rows - 1) * stride
-                                                           + cols):
-            self.flush()
+        self._settle_products(word, word + (rows - 1) * stride + cols)
         hit = self._held.get((word, rows, cols, stride, dtype))
         return None if hit is None else hit[0]
 
@@ -149,6 +148,7 @@ class CoreState:
 
     def sram_view(self, addr: int, rows: int, cols: int, stride: int,
                   dtype: np.dtype) -> np.ndarray:
+        """A rows x cols view of SRAM (bounds checked), as :func:`region`."""
         return region(self.sram, addr, rows, cols, stride, dtype, "sram",
                       f"SRAM of core {self.index}")
 
@@ -188,19 +188,28 @@ class CoreState:
         the deferred products and held tiles that share a word with them are settled first
         (the others stay as they are)."""
         end = word + (rows - 1) * stride + cols
-        if self._batch is not None and self._batch.touches(word, end):
-            self.flush()
+        self._settle_products(word, end)
         if self._held:
             self._write_back(word, end)
         return region(self._acc, word * 4, rows, cols, stride, dtype, what,
                       "accumulator memory")
 
+    def _settle_products(self, lo: int, hi: int) -> None:
+        """Run the deferred products if they touch accumulator words [lo, hi)."""
+        if self._batch is not None and self._batch.touches(lo, hi):
+            self.flush()
+
+    def _weight_pinned(self, lo: int, hi: int) -> bool:
+        """Whether the weight register is still a view of any of SRAM bytes [lo, hi)."""
+        if self.weight_src is None:
+            return False
+        w_lo, w_hi = src_bytes(self.weight_src)
+        return w_lo < hi and lo < w_hi
+
     def keeps(self, lo: int, hi: int) -> bool:
         """Whether decoded operands or pinned views read any of SRAM bytes [lo, hi)."""
-        if self.weight_src is not None:
-            w_lo, w_hi = src_bytes(self.weight_src)
-            if w_lo < hi and lo < w_hi:
-                return True
+        if self._weight_pinned(lo, hi):
+            return True
         b = self._batch
         if b is not None and b.src_lo < hi and lo < b.src_hi:
             return True
@@ -209,11 +218,8 @@ class CoreState:
     def written(self, lo: int, hi: int) -> None:
         """SRAM bytes [lo, hi) are about to change: pinned views of them (the weight register,
         deferred weights) copy their values, and the operands decoded from them are dropped."""
-        src = self.weight_src
-        if src is not None:
-            w_lo, w_hi = src_bytes(src)
-            if w_lo < hi and lo < w_hi:
-                self.weight_raw, self.weight_src = self.weight_raw.copy(), None
+        if self._weight_pinned(lo, hi):
+            self.weight_raw, self.weight_src = self.weight_raw.copy(), None
         if self._batch is not None:
             self._batch.unpin(lo, hi)
         if not self._cache:
