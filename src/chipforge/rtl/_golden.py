@@ -35,8 +35,10 @@ class Golden:
 
     def set_sram(self, elems: np.ndarray) -> None:
         """Replace the operand SRAM (elements of the core's dtype)."""
+        # first: views of SRAM the core still holds (the weight register, deferred
+        # products' weights) copy their values, and memoized operands are dropped
+        self.core.written(0, self.core.sram.size)
         self.core.sram[:] = elems.view(np.uint8)
-        self.core.written(0, self.core.sram.size)  # drop memoized operands
 
     def set_acc(self, words: np.ndarray) -> None:
         self.core.acc[:words.size * 4] = words.view(np.uint8)
