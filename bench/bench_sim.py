@@ -36,6 +36,24 @@ GEMM_TARGET, IPM_TARGET = 0.25, 1_000_000
 BF16 = Dtype.BF16
 
 
+def _gemm_layout(size: int, dt: Dtype) -> tuple[int, int, int, int, Dtype]:
+    """(operand bytes, A, B and C DRAM addresses, accumulator dtype) of a bench GEMM: A and
+    B in ``dt``, C in bf16 either way."""
+    e = dt.itemsize
+    return e, 0, size * size * e, 2 * size * size * e, Dtype.INT32 if dt == Dtype.INT8 \
+        else Dtype.FP32
+
+
+def _gemm(chip: str, code: list[Instr], size: int, dt: Dtype) -> Program:
+    """A bench GEMM's program: ``code`` on core 0, then HALT; inputs A, B, output C."""
+    _, a_dram, b_dram, c_dram, _ = _gemm_layout(size, dt)
+    shape = (size, size)
+    name = "int8" if dt == Dtype.INT8 else "bf16"
+    return Program(chip, [code + [Instr(Opcode.HALT)]], c_dram + size * size * 2,
+                   {"A": TP("A", a_dram, shape, name), "B": TP("B", b_dram, shape, name),
+                    "C": TP("C", c_dram, shape, "bf16")}, ["A", "B"], ["C"])
+
+
 def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     """C[size x size] = A @ B on core 0 of ``chip``, tiled to its array as the compiler's
     matmul kernel tiles it (weight-stationary, k tiles outer and weight tiles inner within
@@ -51,9 +69,7 @@ def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     kt, nt = t.rows, t.array_cols(dt)  # weight tile: k x n
     per = max(1, min(size // nt, ACC_WORDS // (2 * size * nt)))  # panels per block
     bw = per * nt  # block width
-    e = dt.itemsize  # A and B; C is bf16 either way
-    a_dram, b_dram, c_dram = 0, size * size * e, 2 * size * size * e
-    acc_dt = Dtype.INT32 if dt == Dtype.INT8 else Dtype.FP32
+    e, a_dram, b_dram, c_dram, acc_dt = _gemm_layout(size, dt)
     a_sram = 0
     b_sram = [size * size * e + i * size * bw * e for i in range(2)]
     c_sram = [b_sram[1] + size * bw * e + i * size * bw * 2 for i in range(2)]
@@ -94,12 +110,7 @@ def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
         code.append(Instr(Opcode.DMA_STORE, (c_dram + j * bw * 2, c_sram[j % 2], size, bw,
                                              size, bw), dtype=BF16, wait=(4, per * (j + 1)),
                           signal=3, comment="store C: DMA"))
-    code.append(Instr(Opcode.HALT))
-    shape = (size, size)
-    name = "int8" if dt == Dtype.INT8 else "bf16"
-    return Program(chip, [code], c_dram + size * size * 2,
-                   {"A": TP("A", a_dram, shape, name), "B": TP("B", b_dram, shape, name),
-                    "C": TP("C", c_dram, shape, "bf16")}, ["A", "B"], ["C"])
+    return _gemm(chip, code, size, dt)
 
 
 def os_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
@@ -113,9 +124,7 @@ def os_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     multiplied, 3 = C blocks stored, 4 = blocks read out of the accumulators."""
     t = CoreTiming.of(load_chip(chip))
     rows, nt = t.rows, t.array_cols(dt)
-    e = dt.itemsize
-    a_dram, b_dram, c_dram = 0, size * size * e, 2 * size * size * e
-    acc_dt = Dtype.INT32 if dt == Dtype.INT8 else Dtype.FP32
+    e, a_dram, b_dram, c_dram, acc_dt = _gemm_layout(size, dt)
     b_sram = 0
     a_sram = [size * size * e + i * rows * size * e for i in range(2)]
     c_sram = [a_sram[1] + rows * size * e + i * rows * size * 2 for i in range(2)]
@@ -150,12 +159,7 @@ def os_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
         code.append(Instr(Opcode.DMA_STORE, (c_dram + i * rows * size * 2, c_sram[i % 2], rows,
                                              size, size, size), dtype=BF16, wait=(4, i + 1),
                           signal=3, comment="store C: DMA"))
-    code.append(Instr(Opcode.HALT))
-    shape = (size, size)
-    name = "int8" if dt == Dtype.INT8 else "bf16"
-    return Program(chip, [code], c_dram + size * size * 2,
-                   {"A": TP("A", a_dram, shape, name), "B": TP("B", b_dram, shape, name),
-                    "C": TP("C", c_dram, shape, "bf16")}, ["A", "B"], ["C"])
+    return _gemm(chip, code, size, dt)
 
 
 PROGRAMS = {"os": os_program, "ws": ws_program}

@@ -122,7 +122,7 @@ class CoreState:
         through many weight tiles, and decoding it (float64 upcast, exactness slack) costs
         as much as the product. Entries die when any byte they cover is written."""
         rows, cols = view.shape
-        key = operand_key(view, addr, stride, axis)
+        key = (addr, rows, cols, stride, view.dtype, axis)
         hit = self._cache.pop(key, None)
         if hit is None:
             end = addr + ((rows - 1) * stride + cols) * view.dtype.itemsize if view.size else addr
@@ -226,11 +226,6 @@ class CoreState:
             return
         for key in [k for k, (a, b, _) in self._cache.items() if a < hi and lo < b]:
             self._cached_bytes -= self._cache.pop(key)[2].f64.nbytes
-
-
-def operand_key(view: np.ndarray, addr: int, stride: int, axis: int) -> tuple:
-    """CoreState.operand's cache key of an SRAM view."""
-    return (addr, *view.shape, stride, view.dtype, axis)
 
 
 def region(buf: np.ndarray, addr: int, rows: int, cols: int, stride: int, dtype: np.dtype,
