@@ -1,8 +1,10 @@
 """Average power on a workload, leakage from the die area, and the TDP clock throttle.
 
 Dynamic energy per MAC, vector op and byte at each memory level comes from the performance
-engine's energy model (``chipforge.perf._energy``, per node). This module replaces that
-model's flat static term (20% of TDP) by leakage proportional to the modelled die area, and
+engine's energy model (per node), which keeps each estimate's energy split into core,
+off-chip and static parts (``Estimate.energy``). This module drops the flat static part
+(20% of TDP) for leakage proportional to the modelled die area, rescales the core part with
+the voltage, and
 adds dynamic voltage and frequency scaling (DVFS): when the average power at the rated clock
 exceeds the TDP, the chip runs at the highest clock at which it fits.
 """
@@ -15,9 +17,8 @@ from dataclasses import dataclass
 from chipforge.arch import ChipSpec, derive_chip, load_chip
 from chipforge.cost._area import die_area
 from chipforge.errors import ChipforgeError
-from chipforge.ops import Collective, Graph, Op
+from chipforge.ops import Graph, Op
 from chipforge.perf import DEFAULT, Efficiency, Estimate, estimate
-from chipforge.perf._energy import offchip_energy_j, static_power_w
 
 # Leakage power per mm2 of die at the nominal (top-clock) voltage and a hot junction
 # (~85 C under load), W/mm2. assumption: anchored on the A100 (826 mm2, N7), whose measured
@@ -57,8 +58,8 @@ class PowerReport:
     ``clock_hz`` is the rated clock of the (possibly throttled) spec; the engine's sustained
     clock is ``Efficiency.clock_fraction`` of it, at every clock alike. ``dynamic_w``
     includes ``offchip_w`` (DRAM and links). ``estimate`` is the performance estimate at
-    ``clock_hz``; its own ``energy_j`` keeps perf's flat static term, so use ``avg_power_w``
-    here for power.
+    ``clock_hz``; its own ``energy_j`` keeps perf's flat static term and nominal-voltage core
+    energy, so use ``avg_power_w`` here for power.
     """
 
     avg_power_w: float
@@ -135,12 +136,11 @@ class _Workload:
     spec: ChipSpec
     work: Graph | Op
     eff: Efficiency
-    link_bytes: float
     leakage0_w: float
 
     @classmethod
     def of(cls, spec: ChipSpec, work: Graph | Op, eff: Efficiency) -> _Workload:
-        return cls(spec, work, eff, _link_bytes(work), leakage_power_w(spec))
+        return cls(spec, work, eff, leakage_power_w(spec))
 
     def at(self, clock_hz: float, *, throttled: bool) -> PowerReport:
         spec = self.spec
@@ -149,21 +149,15 @@ class _Workload:
                 "clock": f"chipforge.cost TDP throttle of {self.spec.name!r}"})
         est = estimate(self.work, spec, self.eff)
         volts = voltage_fraction(clock_hz / self.spec.clock_hz)
-        offchip_j = offchip_energy_j(spec, est.hbm_bytes, self.link_bytes)
-        # perf's energy at any clock is the nominal-voltage energy plus its static term
-        core_j = max(0.0, est.energy_j - static_power_w(spec) * est.seconds - offchip_j)
-        dynamic_j = core_j * volts**2 + offchip_j
+        # perf's core energy is at the nominal voltage at any clock; its static part is
+        # left out here, replaced by leakage
+        offchip_j = est.energy.offchip_j
+        dynamic_j = est.energy.core_j * volts**2 + offchip_j
         dynamic_w = dynamic_j / est.seconds if est.seconds else 0.0
         offchip_w = offchip_j / est.seconds if est.seconds else 0.0
         leakage_w = self.leakage0_w * volts
         return PowerReport(dynamic_w + leakage_w, dynamic_w, offchip_w, leakage_w,
                            spec.tdp_w, self.spec.clock_hz, clock_hz, throttled, est)
-
-
-def _link_bytes(work: Graph | Op) -> float:
-    """Bytes each device puts on its links (collectives), as the engine charges them."""
-    nodes = work.nodes if isinstance(work, Graph) else ((work, 1),)
-    return sum(op.wire_bytes * n for op, n in nodes if isinstance(op, Collective))
 
 
 def _throttle(workload: _Workload, nominal: PowerReport) -> PowerReport:

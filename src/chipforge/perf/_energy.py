@@ -9,6 +9,7 @@ data movement, which these constants get right to within a factor of ~1.5.
 from __future__ import annotations
 
 from chipforge.arch import ChipSpec
+from chipforge.perf._estimate import Energy
 
 # source: Horowitz ISSCC 2014 Fig. 1.1.9 (45 nm, 0.9 V): multiply + add energy, pJ.
 # fp16 1.1 + 0.4; fp32 3.7 + 0.9; int8 0.2 + int32 add 0.1. assumption: bf16 ~ fp16 (smaller
@@ -66,8 +67,9 @@ def node_scale(chip: ChipSpec) -> float:
 def static_power_w(chip: ChipSpec) -> float:
     """The always-on power the time model charges per second: 20% of TDP.
 
-    ``chipforge.cost`` replaces this term by leakage from the modelled die area; it
-    subtracts exactly this function's value, so the two never count static power twice.
+    ``chipforge.cost`` replaces this term by leakage from the modelled die area; the
+    estimate keeps it apart (``Energy.static_j``), so the two never count static power
+    twice.
     """
     return STATIC_FRACTION_OF_TDP * chip.tdp_w
 
@@ -79,14 +81,15 @@ def offchip_energy_j(chip: ChipSpec, dram_bytes: float, link_bytes: float) -> fl
     return pj * 1e-12
 
 
-def op_energy_j(chip: ChipSpec, *, macs: float = 0.0, dtype: str = "bf16",
-                vector_ops: float = 0.0, local_bytes: float = 0.0, shared_bytes: float = 0.0,
-                dram_bytes: float = 0.0, link_bytes: float = 0.0, seconds: float = 0.0) -> float:
-    """Dynamic energy of the work plus static power over the time it takes."""
+def op_energy(chip: ChipSpec, *, macs: float = 0.0, dtype: str = "bf16",
+              vector_ops: float = 0.0, local_bytes: float = 0.0, shared_bytes: float = 0.0,
+              dram_bytes: float = 0.0, link_bytes: float = 0.0, seconds: float = 0.0) -> Energy:
+    """Dynamic energy of the work (core and off-chip) plus static power over its time."""
     scale = node_scale(chip)
     core_pj = (macs * MAC_PJ_45NM.get(dtype, 1.5) * scale * DATAPATH_FACTOR
                + vector_ops * VECTOR_OP_PJ_45NM * scale * DATAPATH_FACTOR
                + local_bytes * SRAM_PJ_PER_BYTE_45NM * scale
                + shared_bytes * SRAM_PJ_PER_BYTE_45NM * SHARED_BUFFER_FACTOR * scale)
-    return (core_pj * 1e-12 + offchip_energy_j(chip, dram_bytes, link_bytes)
-            + static_power_w(chip) * seconds)
+    return Energy(core_j=core_pj * 1e-12,
+                  offchip_j=offchip_energy_j(chip, dram_bytes, link_bytes),
+                  static_j=static_power_w(chip) * seconds)

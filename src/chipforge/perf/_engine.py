@@ -17,8 +17,8 @@ from chipforge.ops import (
     OpKind,
 )
 from chipforge.perf._accel import accel_kernel, compiles_for
-from chipforge.perf._energy import op_energy_j
-from chipforge.perf._estimate import Estimate, make_estimate
+from chipforge.perf._energy import op_energy
+from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
 from chipforge.perf._matmul import search_matmul
 from chipforge.perf._params import DEFAULT, Efficiency
@@ -41,17 +41,17 @@ def estimate_graph(graph: Graph, chip: ChipSpec, eff: Efficiency = DEFAULT) -> E
     parts = tuple(_named(_estimate_op(op, chip, eff), op).scaled(count)
                   for op, count in graph.nodes)
     if not parts:
-        return Estimate(0.0, 0.0, 0.0, 0.0, 0.0, (0.0,) * 4, graph.name)
+        return Estimate(0.0, 0.0, 0.0, Energy(), 0.0, (0.0,) * 4, graph.name)
     total = parts[0]
     for part in parts[1:]:
         total = total + part
-    return Estimate(total.seconds, total.flops, total.hbm_bytes, total.energy_j, total.ideal_s,
+    return Estimate(total.seconds, total.flops, total.hbm_bytes, total.energy, total.ideal_s,
                     total.bound_s, graph.name, 1, "", parts)
 
 
 def _named(est: Estimate, op: Op) -> Estimate:
     label = op.name or op.kind.value
-    return Estimate(est.seconds, est.flops, est.hbm_bytes, est.energy_j, est.ideal_s,
+    return Estimate(est.seconds, est.flops, est.hbm_bytes, est.energy, est.ideal_s,
                     est.bound_s, label, 1, est.mapping)
 
 
@@ -86,16 +86,16 @@ def _compiled(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate | None:
     seconds = kt.cycles / hz
     matrix = isinstance(op, (Matmul, Conv2d))
     macs = op.flops / 2 if matrix else 0.0
-    energy = op_energy_j(chip, macs=macs, dtype=op.dtype, vector_ops=0.0 if matrix
-                         else op.flops, local_bytes=2 * dram, dram_bytes=dram,
-                         seconds=seconds)
+    energy = op_energy(chip, macs=macs, dtype=op.dtype, vector_ops=0.0 if matrix
+                       else op.flops, local_bytes=2 * dram, dram_bytes=dram,
+                       seconds=seconds)
     ideal = _ideal_matrix_s(chip, op.flops, op.dtype) if matrix else \
         op.flops / chip.vector_flops()
     busy = max(kt.compute_cycles, kt.dma_cycles)
     # seconds = busy + the rest (fills, latencies, barrier): exactly the kernel's cycles
     return make_estimate(compute_s=kt.compute_cycles / hz, memory_s=kt.dma_cycles / hz,
                          overhead_s=max(0.0, kt.cycles - busy) / hz, flops=op.flops,
-                         hbm_bytes=dram, energy_j=energy, ideal_s=ideal,
+                         hbm_bytes=dram, energy=energy, ideal_s=ideal,
                          mapping="compiled kernel")
 
 
@@ -112,11 +112,11 @@ def _matmul(op: Matmul, chip: ChipSpec, eff: Efficiency, flops: float | None = N
     memory_s = max(dram / bw, cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
     flops = op.flops if flops is None else flops
     seconds = max(cost.compute_s, memory_s) + cost.latency_s + eff.launch_overhead_s
-    energy = op_energy_j(chip, macs=cost.macs, dtype=op.dtype, local_bytes=cost.local_bytes,
-                         shared_bytes=cost.shared_bytes, dram_bytes=dram, seconds=seconds)
+    energy = op_energy(chip, macs=cost.macs, dtype=op.dtype, local_bytes=cost.local_bytes,
+                       shared_bytes=cost.shared_bytes, dram_bytes=dram, seconds=seconds)
     return make_estimate(compute_s=cost.compute_s, memory_s=memory_s,
                          overhead_s=cost.latency_s + eff.launch_overhead_s, flops=flops,
-                         hbm_bytes=dram, energy_j=energy,
+                         hbm_bytes=dram, energy=energy,
                          ideal_s=_ideal_matrix_s(chip, flops, op.dtype), mapping=cost.mapping)
 
 
@@ -153,11 +153,11 @@ def _attention(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
     overhead = (kernels * eff.launch_overhead_s
                 + rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s)
     seconds = max(compute_s, memory_s) + overhead
-    energy = op_energy_j(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
-                         vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
-                         seconds=seconds)
+    energy = op_energy(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
+                       vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
+                       seconds=seconds)
     return make_estimate(compute_s=compute_s, memory_s=memory_s, overhead_s=overhead,
-                         flops=op.flops, hbm_bytes=dram, energy_j=energy,
+                         flops=op.flops, hbm_bytes=dram, energy=energy,
                          ideal_s=_ideal_matrix_s(chip, op.matmul_flops, op.dtype), mapping=note)
 
 
@@ -240,12 +240,12 @@ def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
         per_core_bw = chip.cores.local_sram.bytes_per_cycle * chip.clock_hz
         memory_s = max(memory_s, nbytes / rows / per_core_bw)
     seconds = max(vector_s, memory_s) + eff.launch_overhead_s
-    energy = op_energy_j(chip, vector_ops=op.flops, local_bytes=nbytes,
-                         shared_bytes=nbytes if dram == 0 else 0.0, dram_bytes=dram,
-                         seconds=seconds)
+    energy = op_energy(chip, vector_ops=op.flops, local_bytes=nbytes,
+                       shared_bytes=nbytes if dram == 0 else 0.0, dram_bytes=dram,
+                       seconds=seconds)
     return make_estimate(compute_s=vector_s, memory_s=memory_s,
                          overhead_s=eff.launch_overhead_s, flops=op.flops, hbm_bytes=dram,
-                         energy_j=energy, ideal_s=op.flops / chip.vector_flops(),
+                         energy=energy, ideal_s=op.flops / chip.vector_flops(),
                          mapping="vector units, streaming")
 
 
@@ -259,11 +259,11 @@ def _embedding_bag(op: EmbeddingBag, chip: ChipSpec, eff: Efficiency) -> Estimat
     memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
     vector_s = op.flops / (chip.vector_flops() * eff.clock_fraction)
     seconds = max(memory_s, vector_s) + eff.launch_overhead_s
-    energy = op_energy_j(chip, vector_ops=op.flops, dram_bytes=dram, local_bytes=dram,
-                         seconds=seconds)
+    energy = op_energy(chip, vector_ops=op.flops, dram_bytes=dram, local_bytes=dram,
+                       seconds=seconds)
     return make_estimate(compute_s=vector_s, memory_s=memory_s,
                          overhead_s=eff.launch_overhead_s, flops=op.flops, hbm_bytes=dram,
-                         energy_j=energy, ideal_s=op.flops / chip.vector_flops(),
+                         energy=energy, ideal_s=op.flops / chip.vector_flops(),
                          mapping="row gather from DRAM")
 
 
@@ -276,9 +276,9 @@ def _collective(op: Collective, chip: ChipSpec, eff: Efficiency) -> Estimate:
     network_s = op.wire_bytes / (per_direction * eff.link_efficiency)
     overhead = steps * eff.link_latency_s + eff.launch_overhead_s
     seconds = network_s + overhead
-    energy = op_energy_j(chip, vector_ops=op.flops, link_bytes=op.wire_bytes,
-                         dram_bytes=2 * op.wire_bytes, seconds=seconds)
+    energy = op_energy(chip, vector_ops=op.flops, link_bytes=op.wire_bytes,
+                       dram_bytes=2 * op.wire_bytes, seconds=seconds)
     return make_estimate(compute_s=0.0, memory_s=0.0, network_s=network_s,
                          overhead_s=overhead, flops=op.flops, hbm_bytes=2 * op.wire_bytes,
-                         energy_j=energy, ideal_s=0.0,
+                         energy=energy, ideal_s=0.0,
                          mapping=f"ring over {n} devices, {steps} steps")
