@@ -7,7 +7,7 @@ import math
 import pytest
 
 from chipforge.arch import load_chip
-from chipforge.cost._nodes import CostError
+from chipforge.cost import CostError, tensor_parallel_size
 from chipforge.cost._power import leakage_power_w, workload_power
 from chipforge.cost._tco import (
     TcoAssumptions,
@@ -15,7 +15,6 @@ from chipforge.cost._tco import (
     llm_serving_tco,
     llm_training_tco,
     serving_tco,
-    tensor_parallel_size,
     training_tco,
 )
 from chipforge.cost._unit_cost import unit_cost

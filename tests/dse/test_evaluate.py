@@ -8,8 +8,7 @@ import pytest
 from dse_fixtures import write
 
 from chipforge.arch import load_chip
-from chipforge.cost import die_area, export_class, unit_cost
-from chipforge.cost._power import workload_power
+from chipforge.cost import die_area, export_class, unit_cost, workload_power
 from chipforge.dse import (
     MEMORY_TECHS,
     EvalContext,
@@ -20,7 +19,6 @@ from chipforge.dse import (
     run_dse,
 )
 from chipforge.dse._evaluate import check_constraints
-from chipforge.dse._serving import tp_degree
 from chipforge.workloads import llm_decode, load_llm_config
 
 FORGE_I1_SPACE = """\
@@ -106,13 +104,23 @@ def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     assert m["export_tier"] == "not controlled" and ev.feasible
 
 
-def test_tp_degree_hand_derived():
-    cfg = load_llm_config("llama-3.1-70b")
-    # bf16: weights 141.1e9, KV 64*4096*2*80*8*128*2 = 85.9e9; tp=4 -> 35.3e9 + 21.5e9
-    # = 56.8e9 (> 43.2e9), tp=8 -> 17.6e9 + 10.7e9 = 28.4e9
-    assert tp_degree(cfg, 64, 4096, "bf16", 43.2e9, 64) == 8
-    assert tp_degree(cfg, 64, 4096, "bf16", 43.2e9, 4) is None  # the cap stops it
-    assert tp_degree(cfg, 1, 128, "fp8_e4m3", 80e9, 64) == 1  # 70.6e9 + 42 MB fits 80 GB
+def test_serving_groups_follow_the_problem_memory_fraction_and_tp_cap(tmp_path):
+    # forge-i1 (144 GB), fp8: 70B at batch 64, context 4096 holds 70.55e9 + 42.9e9 =
+    # 113.5e9 on one chip, 56.7e9 a chip on two; with half the memory usable (72 GB) it
+    # takes 2 chips, and a cap of 1 leaves it without a group. 8B at batch 32, context
+    # 2048: 8.03e9 + 4.3e9 fits one chip either way.
+    from chipforge.dse import chip_metrics
+
+    i1 = load_chip("forge-i1")
+    half = _problem_with(tmp_path, "workloads: {memory_usable_fraction: 0.5}\n")
+    m = chip_metrics(i1, half, frozenset({"serving"}))
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 2 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert m["memory_fits"]
+    capped = _problem_with(tmp_path, "workloads: {memory_usable_fraction: 0.5, max_tp: 1}\n")
+    m = chip_metrics(i1, capped, frozenset({"serving"}))
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 0 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert not m["memory_fits"]
+    assert m["memory_note"] == "Llama-3.1-70B batch 64 context 4096 does not fit 1 chips"
 
 
 def _metrics(**over):

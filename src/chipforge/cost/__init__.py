@@ -4,7 +4,8 @@
 parameters; ``unit_cost(chip)`` prices the packaged part; ``export_class(chip)`` computes
 TPP, performance density and the 3A090 tier. All three are pure Python and cached.
 ``workload_power(chip, graph)`` gives average power with leakage and throttles the clock to
-the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per run.
+the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per run;
+``serving_dtype`` and ``tensor_parallel_size`` say how a chip serves an LLM.
 """
 
 from chipforge.cost._area import AreaBreakdown, die_area
@@ -12,6 +13,14 @@ from chipforge.cost._export import ExportClass, export_class
 from chipforge.cost._export import classify as classify_export
 from chipforge.cost._nodes import CostError
 from chipforge.cost._power import PowerReport, leakage_power_w, power_at_clock, workload_power
+from chipforge.cost._serving import (
+    MAX_TENSOR_PARALLEL,
+    SERVING_DTYPES,
+    USABLE_MEMORY_FRACTION,
+    serving_bytes_per_chip,
+    serving_dtype,
+    tensor_parallel_size,
+)
 from chipforge.cost._tco import (
     TcoAssumptions,
     TcoResult,
@@ -19,13 +28,13 @@ from chipforge.cost._tco import (
     llm_serving_tco,
     llm_training_tco,
     serving_tco,
-    tensor_parallel_size,
     training_tco,
 )
 from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
-__all__ = ["AreaBreakdown", "CostBreakdown", "CostError", "ExportClass", "PowerReport",
-           "TcoAssumptions", "TcoResult", "chip_capex_usd", "classify_export", "die_area",
-           "export_class", "leakage_power_w", "llm_serving_tco", "llm_training_tco",
-           "power_at_clock", "serving_tco", "tensor_parallel_size", "training_tco", "unit_cost",
-           "workload_power"]
+__all__ = ["MAX_TENSOR_PARALLEL", "SERVING_DTYPES", "USABLE_MEMORY_FRACTION", "AreaBreakdown",
+           "CostBreakdown", "CostError", "ExportClass", "PowerReport", "TcoAssumptions",
+           "TcoResult", "chip_capex_usd", "classify_export", "die_area", "export_class",
+           "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
+           "serving_bytes_per_chip", "serving_dtype", "serving_tco", "tensor_parallel_size",
+           "training_tco", "unit_cost", "workload_power"]

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, fields
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.cost._nodes import CostError
 from chipforge.cost._power import VMIN_FRACTION, PowerReport, leakage_power_w, workload_power
+from chipforge.cost._serving import tensor_parallel_size
 from chipforge.cost._unit_cost import unit_cost
-from chipforge.ops import Graph, Op, dtype_bytes
+from chipforge.ops import Graph, Op
 from chipforge.perf import DEFAULT, Efficiency
 from chipforge.workloads import LLMConfig, llm_decode, llm_train_step
 
@@ -215,34 +216,6 @@ def _cost_parts(spec: ChipSpec, a: TcoAssumptions, power: PowerReport, chips: in
              "accelerator energy": accel_j * usd_per_j,
              "host energy": host_j * usd_per_j}
     return parts, capex
-
-
-# source: vLLM's default gpu_memory_utilization is 0.9 (engine arguments docs): the rest
-# holds activations, workspace and fragmentation; applied to every chip alike.
-USABLE_MEMORY_FRACTION = 0.9
-MAX_TENSOR_PARALLEL = 64
-
-
-def tensor_parallel_size(chip: ChipSpec | str, cfg: LLMConfig, batch: int, context_len: int,
-                         dtype: str = "bf16") -> int:
-    """The smallest power-of-two tensor-parallel group whose chips hold the weights and the
-    KV cache (each sharded over the group) in ``USABLE_MEMORY_FRACTION`` of their memory."""
-    spec = load_chip(chip) if isinstance(chip, str) else chip
-    itemsize = dtype_bytes(dtype)
-    weights = cfg.param_count() * itemsize
-    kv = cfg.kv_cache_bytes_per_token(itemsize) * batch * context_len
-    usable = spec.memory.capacity_bytes * USABLE_MEMORY_FRACTION
-    tp = 1
-    while tp <= MAX_TENSOR_PARALLEL:
-        # KV heads replicate once the group outgrows them
-        kv_split = min(tp, cfg.num_kv_heads)
-        if cfg.num_heads % tp == 0 and weights / tp + kv / kv_split <= usable:
-            return tp
-        tp *= 2
-    raise CostError(f"model {cfg.name!r} (batch {batch}, context {context_len}, {dtype}) "
-                    f"does not fit {MAX_TENSOR_PARALLEL} x chip {spec.name!r} "
-                    f"({spec.memory.capacity_bytes / 1e9:g} GB each); expected a smaller "
-                    f"batch or context")
 
 
 def llm_serving_tco(chip: ChipSpec | str, cfg: LLMConfig, batch: int, context_len: int,

@@ -14,7 +14,7 @@ from typing import Any
 
 from chipforge.arch import ChipSpec
 from chipforge.errors import ChipforgeError
-from chipforge.ops import Graph, dtype_bytes
+from chipforge.ops import Graph
 from chipforge.workloads import LLMConfig, llm_decode, llm_train_step, load_llm_config
 
 
@@ -33,49 +33,31 @@ def _train_graph(model: str, global_batch: int, seq_len: int, dtype: str, micro:
     return llm_train_step(_config(model), global_batch, seq_len, dtype, micro_batch=micro)
 
 
-def serving_dtype(chip: ChipSpec, preferred: list[str]) -> str | None:
-    return next((d for d in preferred if chip.macs_per_cycle(d) > 0), None)
-
-
-def bytes_per_chip(cfg: LLMConfig, batch: int, context_len: int, dtype: str, tp: int) -> float:
-    """Weights and KV cache one chip of a ``tp`` group holds (heads sharded; KV heads
-    replicated once there are fewer of them than chips, as Megatron does)."""
-    size = dtype_bytes(dtype)
-    kv_len = min(context_len, cfg.sliding_window or context_len)
-    kv_heads = max(cfg.num_kv_heads // tp, 1)
-    kv = batch * kv_len * 2 * cfg.num_layers * kv_heads * cfg.head_dim * size
-    return cfg.param_count() * size / tp + kv
-
-
-def tp_degree(cfg: LLMConfig, batch: int, context_len: int, dtype: str, capacity_bytes: float,
-              max_tp: int) -> int | None:
-    """The smallest power-of-two group that holds the model and its KV cache, or None."""
-    tp = 1
-    while tp <= max_tp and cfg.num_heads % tp == 0:
-        if bytes_per_chip(cfg, batch, context_len, dtype, tp) <= capacity_bytes:
-            return tp
-        tp *= 2
-    return None
-
-
 def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
     """Per-chip tokens/s and tokens/J of each serving workload and of the mix, and the
     mix's TCO in $ per million tokens (token-share weighted: cost per token is additive)."""
-    from chipforge.cost import serving_tco
-    from chipforge.cost._power import workload_power
+    from chipforge.cost import (
+        CostError,
+        serving_dtype,
+        serving_tco,
+        tensor_parallel_size,
+        workload_power,
+    )
 
     dtype = serving_dtype(chip, workloads.serving_dtypes)
     if dtype is None:
         raise ChipforgeError(f"chip {chip.name!r} supports none of the serving dtypes "
                              f"{workloads.serving_dtypes}")
-    usable = chip.memory.capacity_bytes * workloads.memory_usable_fraction
     m: dict[str, Any] = {"serving_dtype": dtype, "memory_fits": True}
     rate_sum = energy_sum = weight_sum = power_w = usd_sum = 0.0
     for w in workloads.serving:
         key = f"{w.model.lower()}_b{w.batch}_c{w.context_len}"
         cfg = _config(w.model)
-        tp = tp_degree(cfg, w.batch, w.context_len, dtype, usable, workloads.max_tp)
-        if tp is None:
+        try:
+            tp = tensor_parallel_size(chip, cfg, w.batch, w.context_len, dtype,
+                                      usable_fraction=workloads.memory_usable_fraction,
+                                      max_tp=workloads.max_tp)
+        except CostError:
             m.update({"memory_fits": False, f"{key}_tp": 0, f"{key}_tokens_per_s": 0.0,
                       "memory_note": f"{w.model} batch {w.batch} context {w.context_len} does "
                                      f"not fit {workloads.max_tp} chips"})
@@ -105,8 +87,7 @@ def serving_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
 def training_metrics(chip: ChipSpec, workloads: Any) -> dict[str, Any]:
     """Tokens/s of one chip on the training step (data parallel; no memory-fit check) and
     its TCO per million tokens."""
-    from chipforge.cost import training_tco
-    from chipforge.cost._power import workload_power
+    from chipforge.cost import training_tco, workload_power
 
     t = workloads.training
     if chip.macs_per_cycle(t.dtype) == 0:

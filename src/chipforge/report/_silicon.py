@@ -11,7 +11,14 @@ import shutil
 from pathlib import Path
 
 from chipforge.arch import load_chip
-from chipforge.cost import die_area, export_class, llm_serving_tco, llm_training_tco, unit_cost
+from chipforge.cost import (
+    die_area,
+    export_class,
+    llm_serving_tco,
+    llm_training_tco,
+    serving_dtype,
+    unit_cost,
+)
 from chipforge.errors import ChipforgeError
 from chipforge.workloads import load_llm_config
 
@@ -22,22 +29,15 @@ SERVING = (("Llama-3.1-70B", 64, 4096), ("Llama-3.1-8B", 64, 4096))
 TRAINING = ("Llama-3.1-70B", 15e12, 1024, 4096)
 
 
-def serving_dtype(chip_name: str) -> str:
-    """The narrowest float/int format the chip's matrix units run: how it would serve."""
-    chip = load_chip(chip_name)
-    for dtype in ("fp8_e4m3", "int8", "bf16"):
-        if chip.macs_per_cycle(dtype):
-            return dtype
-    return chip.supported_dtypes[0]
-
-
 def chip_silicon(name: str) -> dict:
     """Area and cost parts, export metrics and TCO of one chip (errors kept per cell)."""
     chip = load_chip(name)
     area, cost, exp = die_area(chip), unit_cost(chip), export_class(chip)
     row = {"chip": name, "area": area, "cost": cost, "export": exp,
            "die_area_spec": chip.die_area_mm2, "serving": [], "training": None}
-    dtype = serving_dtype(name)
+    # every chip gets a serving row: one that runs none of the serving dtypes is priced in
+    # the first dtype it supports
+    dtype = serving_dtype(chip) or chip.supported_dtypes[0]
     for model, batch, ctx in SERVING:
         try:
             res = llm_serving_tco(chip, load_llm_config(model), batch, ctx, dtype)
