@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chipforge.arch import load_chip
-from chipforge.arch._spec import PROCESS_NODES
+from chipforge.arch import PROCESS_NODES, load_chip
 from chipforge.cost._area import die_area
 from chipforge.cost._power import (
     LEAKAGE_W_PER_MM2,

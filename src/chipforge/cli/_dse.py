@@ -74,7 +74,7 @@ def pareto_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Print the Pareto front of a run folder (feasible, non-dominated points)."""
-    from chipforge.dse._show import front_of
+    from chipforge.dse import front_of
 
     objectives, front = front_of(out)
     if as_json:

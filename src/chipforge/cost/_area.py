@@ -14,12 +14,11 @@ from functools import lru_cache
 
 from chipforge.arch import ChipSpec
 from chipforge.cost._nodes import NODES, node_table
-from chipforge.rtl._synth_data import NODE as RTL_NODE
-from chipforge.rtl._synth_data import RESULTS as RTL_RESULTS
+from chipforge.rtl import SYNTH_NODE, SYNTH_RESULTS
 
 # Placed generic-gate area of one processing element at the RTL's node (N5), um^2; the PE
 # row uses the partial-sum widths of a 128-row array (docs/rtl.md "Synthesis and area").
-_PE_UM2 = {r["dtype"]: r["placed_um2"] for r in RTL_RESULTS if r["design"] == "pe"}
+_PE_UM2 = {r["dtype"]: r["placed_um2"] for r in SYNTH_RESULTS if r["design"] == "pe"}
 MAC_UM2_AT_RTL_NODE: dict[str, float] = {
     "int8": _PE_UM2["int8"],
     "fp8_e4m3": _PE_UM2["fp8_e4m3"],
@@ -105,7 +104,7 @@ def _die_area(chip: ChipSpec) -> AreaBreakdown:
 
 def _gate_scale(node: str) -> float:
     """Generic-gate area at the RTL's node -> foundry area at ``node``, per um^2."""
-    rtl_density = NODES[RTL_NODE].logic_mtr_per_mm2
+    rtl_density = NODES[SYNTH_NODE].logic_mtr_per_mm2
     return GATE_TO_CELL_AREA_RATIO * rtl_density / NODES[node].logic_mtr_per_mm2
 
 

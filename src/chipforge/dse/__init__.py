@@ -13,11 +13,12 @@ from chipforge.dse._objectives import OBJECTIVES, Objective
 from chipforge.dse._pareto import pareto_indices
 from chipforge.dse._problem import RETICLE_MM2, Problem, load_problem
 from chipforge.dse._run import RunSummary, run_dse
+from chipforge.dse._show import front_of
 from chipforge.dse._store import Row, Store
 
 __all__ = [
     "MEMORY_TECHS", "OBJECTIVES", "RETICLE_MM2", "DseError", "EvalContext", "Evaluation",
     "MemoryTech", "Objective", "Problem", "Row", "RunSummary", "Store", "chip_metrics",
-    "design_chip", "dimensions", "evaluate_point", "grid_points", "load_problem",
+    "design_chip", "dimensions", "evaluate_point", "front_of", "grid_points", "load_problem",
     "pareto_indices", "point_hash", "run_dse",
 ]

@@ -20,8 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from chipforge.arch import load_chip
-from chipforge.arch._spec import PROCESS_NODES, ChipSpec, DType
+from chipforge.arch import PROCESS_NODES, ChipSpec, DType, load_chip
 from chipforge.dse._errors import DseError
 from chipforge.dse._memory import MEMORY_TECHS
 from chipforge.dse._objectives import OBJECTIVES

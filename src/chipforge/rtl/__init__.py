@@ -29,6 +29,11 @@ from chipforge.rtl._formats import (
 )
 from chipforge.rtl._summary import area_estimate, report_summary
 
+# the recorded synthesis table (pure data, no Amaranth): the node its areas are at, and
+# one dict per synthesized design (design, dtype, rows, cols, cells, ..., placed_um2)
+from chipforge.rtl._synth_data import NODE as SYNTH_NODE
+from chipforge.rtl._synth_data import RESULTS as SYNTH_RESULTS
+
 _LAZY = {
     "CoreConfig": "_config", "payload": "_config",
     "MatrixCore": "_core", "SystolicArray": "_array", "ProcessingElement": "_pe",
@@ -41,8 +46,8 @@ _LAZY = {
     "run_gemm": "_gemm", "GemmRun": "_gemm",
 }
 
-__all__ = ["DTYPES", "FORMATS", "MxFormat", "RtlError", "area_estimate", "banks_for",
-           "check_dims", "fmt_of", "report_summary", *_LAZY]
+__all__ = ["DTYPES", "FORMATS", "SYNTH_NODE", "SYNTH_RESULTS", "MxFormat", "RtlError",
+           "area_estimate", "banks_for", "check_dims", "fmt_of", "report_summary", *_LAZY]
 
 
 def __getattr__(name: str):
