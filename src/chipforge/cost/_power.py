@@ -2,11 +2,10 @@
 
 Dynamic energy per MAC, vector op and byte at each memory level comes from the performance
 engine's energy model (per node), which keeps each estimate's energy split into core,
-off-chip and static parts (``Estimate.energy``). This module drops the flat static part
-(20% of TDP) for leakage proportional to the modelled die area, rescales the core part with
-the voltage, and
-adds dynamic voltage and frequency scaling (DVFS): when the average power at the rated clock
-exceeds the TDP, the chip runs at the highest clock at which it fits.
+off-chip and static parts (``Estimate.energy``). This module replaces the flat static part
+(20% of TDP) by leakage proportional to the modelled die area, and adds dynamic voltage and
+frequency scaling (DVFS): the core part scales with the voltage, and when the average power
+at the rated clock exceeds the TDP, the chip runs at the highest clock at which it fits.
 """
 
 from __future__ import annotations
