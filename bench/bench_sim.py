@@ -26,7 +26,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from chipforge.arch import load_chip
-from chipforge.isa import BinOp, CoreTiming, Dtype, Flag, Instr, Opcode, Program  # noqa: E402
+from chipforge.isa import BinOp, Dtype, Flag, Instr, Opcode, Program  # noqa: E402
+from chipforge.machine import CoreTiming  # noqa: E402
 from chipforge.isa import TensorPlacement as TP  # noqa: E402
 from chipforge.numerics import cast  # noqa: E402
 from chipforge.perf import DEFAULT, search_matmul  # noqa: E402
@@ -66,7 +67,7 @@ def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     Semaphores: 1 = A and B blocks loaded (DMA order), 2 = blocks multiplied, 3 = C blocks
     stored, 4 = panels read out of the accumulators."""
     t = CoreTiming.of(load_chip(chip))
-    kt, nt = t.rows, t.array_cols(dt)  # weight tile: k x n
+    kt, nt = t.rows, t.array_cols(dt.name_str)  # weight tile: k x n
     per = max(1, min(size // nt, ACC_WORDS // (2 * size * nt)))  # panels per block
     bw = per * nt  # block width
     e, a_dram, b_dram, c_dram, acc_dt = _gemm_layout(size, dt)
@@ -123,7 +124,7 @@ def os_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     one DMA_STORE writes it. Semaphores: 1 = B and A blocks loaded (DMA order), 2 = blocks
     multiplied, 3 = C blocks stored, 4 = blocks read out of the accumulators."""
     t = CoreTiming.of(load_chip(chip))
-    rows, nt = t.rows, t.array_cols(dt)
+    rows, nt = t.rows, t.array_cols(dt.name_str)
     e, a_dram, b_dram, c_dram, acc_dt = _gemm_layout(size, dt)
     b_sram = 0
     a_sram = [size * size * e + i * rows * size * e for i in range(2)]
@@ -279,7 +280,7 @@ def bench_gemm(size: int, chip: str, dt: Dtype) -> float:
     target = engine_dataflow(chip, size, dt)
     unit = "GOP/s" if dt == Dtype.INT8 else "GFLOP/s"
     print(f"GEMM {size}^3 {name} ({'int32' if dt == Dtype.INT8 else 'fp32'} accumulation, "
-          f"bf16 out), 1 core of {chip} ({t.rows}x{t.array_cols(dt)} {name} array); numpy "
+          f"bf16 out), 1 core of {chip} ({t.rows}x{t.array_cols(dt.name_str)} {name} array); numpy "
           f"f32 GEMM {t_np * 1e3:.1f} ms = {flops / t_np / 1e9:.1f} GFLOP/s")
     ratios = {}
     for df in (target, "ws" if target == "os" else "os"):

@@ -7,7 +7,7 @@ even-numbered rows of the GEMM table (the odd rows, and every attention, vector-
 GPT-3 layer row, are held out), and link_efficiency and link_latency_s on the even rows of
 the NCCL table. The loss is the median absolute percentage error (the issue's target),
 plus a tenth of the mean absolute log error to break ties toward a smaller tail.
-Paste the printed values into ``src/chipforge/perf/_params.py``; ``docs/validation.md``
+Paste the printed values into ``src/chipforge/machine/_efficiency.py``; ``docs/validation.md``
 then reports the held-out error.
 """
 

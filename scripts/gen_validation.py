@@ -3,7 +3,7 @@
     .venv/bin/python scripts/gen_validation.py        (or: make validation)
 
 Reads ../shared/validation (or CHIPFORGE_VALIDATION_DIR). Nothing is fitted here: the
-shared efficiency parameters come from src/chipforge/perf/_params.py, fitted by
+shared efficiency parameters come from src/chipforge/machine/_efficiency.py, fitted by
 scripts/calibrate.py on the even GEMM and NCCL rows.
 """
 
@@ -54,10 +54,7 @@ def agreement_section() -> str:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "compiler"))
     import zoo
 
-    from chipforge.compiler._agreement import agreement
-    from chipforge.compiler._backend import feed
-    from chipforge.compiler._quant import quantize_graph
-    from chipforge.compiler._torch import capture
+    from chipforge.compiler import agreement, capture, feed, quantize_graph
 
     per_op: dict[tuple[str, str], list[float]] = {}
     rows = []

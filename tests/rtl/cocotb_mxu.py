@@ -21,7 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from chipforge.isa import Opcode, cycles
-from chipforge.isa._cost import latency
+from chipforge.isa import latency
 from chipforge.rtl._config import CoreConfig, payload
 from chipforge.rtl._golden import (
     Golden,

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from chipforge.arch import load_chip
-from chipforge.isa import CoreTiming, Dtype, Instr, Opcode, Program, TensorPlacement
+from chipforge.isa import Dtype, Instr, Opcode, Program, TensorPlacement
+from chipforge.machine import CoreTiming
 from chipforge.numerics import name_of
 from chipforge.sim import SimResult, simulate
 

@@ -196,7 +196,8 @@ def test_reloading_the_same_bytes_keeps_decoded_operands():
     from simkit import CHIP
 
     from chipforge.arch import load_chip
-    from chipforge.isa import CoreTiming, Instr
+    from chipforge.isa import Instr
+    from chipforge.machine import CoreTiming
     from chipforge.sim._semantics import Machine, dma_load
 
     x = bf16((M, K))

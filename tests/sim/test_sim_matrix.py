@@ -56,7 +56,7 @@ def test_int8_accumulates_int32_and_wraps():
 
 
 def test_mm_os_and_fp8_packing_doubles_the_columns():
-    assert T.array_cols(Dtype.FP8_E4M3) == 2 * T.cols
+    assert T.array_cols("fp8_e4m3") == 2 * T.cols
     a = cast(RNG.standard_normal((16, 64)).astype(np.float32), "fp8_e4m3")
     b = cast(RNG.standard_normal((64, 256)).astype(np.float32), "fp8_e4m3")
     body = [ins(Opcode.MM_OS, 0, A_SRAM, B_SRAM, 16, 256, 64, 64, 256, 256,

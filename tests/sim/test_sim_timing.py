@@ -10,7 +10,8 @@ import pytest
 from simkit import CHIP, T, ins, program
 
 from chipforge.isa import Dtype, Instr, Opcode, cycles
-from chipforge.isa._cost import BARRIER_CYCLES, DMA_ISSUE_CYCLES, VECTOR_PIPELINE_CYCLES, latency
+from chipforge.isa import latency
+from chipforge.machine import BARRIER_CYCLES, DMA_ISSUE_CYCLES, VECTOR_PIPELINE_CYCLES
 from chipforge.sim import SimError, simulate
 
 BF = Dtype.BF16
@@ -22,7 +23,7 @@ R = T.rows  # MM_LW: one weight row per cycle
 
 
 def mm_mul_cycles(m: int) -> int:
-    return m + T.rows + T.array_cols(BF) - 2
+    return m + T.rows + T.array_cols(BF.name_str) - 2
 
 
 def load(sram: int = 0, **kw) -> Instr:
@@ -82,7 +83,7 @@ def test_mm_os_frees_the_array_at_its_cost_and_completes_a_drain_later():
     """MM_OS occupies the MXU R + C + k - 2 cycles (SCALE-Sim's os fold) and completes R
     cycles later, when its outputs have drained into the accumulators: the next MM_OS
     starts at the cost, a V_ACC waiting on the signal at cost + R."""
-    c = T.array_cols(BF)
+    c = T.array_cols(BF.name_str)
     os1, os2 = R + c + 64 - 2, R + c + 32 - 2
     mm = [ins(Opcode.MM_OS, 0, 0, 0, 128, c, 64, 64, c, c, dtype=BF, signal=0),
           ins(Opcode.MM_OS, 0, 0, 0, 128, c, 32, 32, c, c, dtype=BF, signal=1)]

@@ -1,7 +1,8 @@
 """The chipforge core instruction set: opcodes, encoding, assembler, cycle costs."""
 
-from chipforge.isa._cost import CoreTiming, cycles
+from chipforge.isa._cost import cycles, latency
 from chipforge.isa._encode import (
+    ALU_ENUM,
     INSTR_BYTES,
     AsmError,
     assemble,
@@ -25,10 +26,11 @@ from chipforge.isa._instr import (
     UnOp,
 )
 from chipforge.isa._program import Program, TensorPlacement
+from chipforge.machine import CoreTiming  # noqa: F401  (temporary, until the compiler imports it from machine)
 
 __all__ = [
-    "FIELDS", "INSTR_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS", "AsmError", "BinOp",
-    "CoreTiming", "Dtype", "Flag", "Instr", "Opcode", "Program", "RedOp", "TensorPlacement",
+    "ALU_ENUM", "FIELDS", "INSTR_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS", "AsmError", "BinOp",
+    "Dtype", "Flag", "Instr", "Opcode", "Program", "RedOp", "TensorPlacement",
     "UnOp", "Unit", "assemble", "cycles", "decode", "decode_program", "disassemble", "encode",
-    "encode_program",
+    "encode_program", "latency",
 ]

@@ -20,6 +20,8 @@ import struct
 from dataclasses import dataclass, field, fields, replace
 
 from chipforge.errors import ChipforgeError
+from chipforge.machine import SPECIAL_FUNCTIONS
+from chipforge.numerics import np_dtype
 
 NUM_SEMAPHORES = 32
 NO_SEM = 0xFF
@@ -96,9 +98,9 @@ class RedOp(enum.IntEnum):
     MAX = 1
 
 
-# transcendental unary ops run on the special-function lanes
-SPECIAL_UNOPS = frozenset({UnOp.EXP, UnOp.LOG, UnOp.SQRT, UnOp.RSQRT, UnOp.RECIP, UnOp.GELU,
-                           UnOp.SILU, UnOp.SIGMOID, UnOp.TANH})
+# transcendental unary ops run on the special-function lanes (the machine's schedule names
+# them by function)
+SPECIAL_UNOPS = frozenset(u for u in UnOp if u.name.lower() in SPECIAL_FUNCTIONS)
 
 
 class Dtype(enum.IntEnum):
@@ -118,11 +120,14 @@ class Dtype(enum.IntEnum):
 
     @property
     def itemsize(self) -> int:
-        return {0: 4, 1: 2, 2: 2, 3: 1, 4: 1, 5: 1, 6: 4}[int(self)]
+        return _ITEMSIZE[self]
 
     @classmethod
     def parse(cls, text: str) -> Dtype:
         return cls[text.upper()]
+
+
+_ITEMSIZE = {d: np_dtype(d.name_str).itemsize for d in Dtype}
 
 
 class Flag(enum.IntFlag):

@@ -23,6 +23,9 @@ from chipforge.numerics._exact import (
     exact_rows_f32,
     fsum_f32,
     matmul_acc,
+    matmul_into,
+    matmul_n,
+    matmul_t,
     sum_f32,
 )
 from chipforge.numerics._quant import dequantize, quantize, requantize
@@ -30,5 +33,6 @@ from chipforge.numerics._quant import dequantize, quantize, requantize
 __all__ = [
     "FLOAT_NAMES", "FORMATS", "INT_RANGE", "NP_DTYPE", "FloatFormat", "Operand", "cast",
     "dequantize", "dot_exact", "dtype_name", "exact_rows_f32", "fsum_f32", "matmul_acc",
+    "matmul_into", "matmul_n", "matmul_t",
     "name_of", "np_dtype", "quantize", "requantize", "sum_f32", "to_f32",
 ]

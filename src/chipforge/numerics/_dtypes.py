@@ -12,11 +12,10 @@ rounding step from float32 (:func:`cast`). numpy/ml_dtypes traps this avoids:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import ml_dtypes
 import numpy as np
-
-from chipforge.isa._instr import Dtype
 
 NP_DTYPE: dict[str, np.dtype] = {
     "fp32": np.dtype(np.float32),
@@ -46,6 +45,19 @@ class FloatFormat:
     def mantissa_bits(self) -> int:
         return self.precision - 1
 
+    @property
+    def bits(self) -> int:
+        return self.uint.itemsize * 8
+
+    @property
+    def exponent_bits(self) -> int:
+        return self.bits - 1 - self.mantissa_bits
+
+    @property
+    def has_inf(self) -> bool:
+        """False for e4m3fn, whose top exponent holds normal numbers (S.1111.111 is NaN)."""
+        return self.nonfinite_bits == ((1 << self.exponent_bits) - 1) << self.mantissa_bits
+
 
 FORMATS: dict[str, FloatFormat] = {
     "fp32": FloatFormat("fp32", 24, float(np.finfo(np.float32).max), np.dtype(np.uint32),
@@ -58,21 +70,27 @@ FORMATS: dict[str, FloatFormat] = {
     "fp8_e5m2": FloatFormat("fp8_e5m2", 3, 57344.0, np.dtype(np.uint8), 0x7C, 15),
 }
 
-_DTYPE_NAME = {Dtype.FP32: "fp32", Dtype.BF16: "bf16", Dtype.FP16: "fp16",
-               Dtype.FP8_E4M3: "fp8_e4m3", Dtype.FP8_E5M2: "fp8_e5m2", Dtype.INT8: "int8",
-               Dtype.INT32: "int32"}
+class NamedDtype(Protocol):
+    """A dtype object that knows its chipforge name (the ISA's ``Dtype``): numerics sits
+    below the ISA, so it reads the name rather than importing the enum."""
+
+    @property
+    def name_str(self) -> str: ...
 
 
-def dtype_name(dtype: Dtype | str) -> str:
-    """The chipforge dtype name ("bf16", ...) of an ISA Dtype or a name."""
-    if isinstance(dtype, Dtype):
-        return _DTYPE_NAME[dtype]
+DtypeLike = str | NamedDtype
+
+
+def dtype_name(dtype: DtypeLike) -> str:
+    """The chipforge dtype name ("bf16", ...) of a name or of anything that carries one as
+    ``name_str`` (the ISA's ``Dtype``)."""
+    dtype = getattr(dtype, "name_str", dtype)
     if dtype not in NP_DTYPE:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(NP_DTYPE)}")
     return dtype
 
 
-def np_dtype(dtype: Dtype | str) -> np.dtype:
+def np_dtype(dtype: DtypeLike) -> np.dtype:
     return NP_DTYPE[dtype_name(dtype)]
 
 
@@ -95,7 +113,7 @@ def to_f32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def cast(x: np.ndarray, dtype: Dtype | str, rounding: str = "rne",
+def cast(x: np.ndarray, dtype: DtypeLike, rounding: str = "rne",
          saturate: bool = False) -> np.ndarray:
     """Round float32 ``x`` to ``dtype`` once.
 

@@ -1,10 +1,22 @@
 """The performance engine: mapping search, timing and energy per op and per graph."""
 
+from chipforge.machine import DEFAULT, Efficiency
 from chipforge.perf._engine import estimate
 from chipforge.perf._estimate import BOUNDS, Energy, Estimate
+from chipforge.perf._kernel_model import (
+    KernelTime,
+    compiled_kernel_time,
+    conv_kernel_time,
+    copy_kernel_time,
+    gather_kernel_time,
+    matmul_kernel_time,
+    pool_kernel_time,
+    row_kernel_time,
+)
 from chipforge.perf._matmul import MatmulCost, search_matmul
-from chipforge.perf._params import DEFAULT, Efficiency
 from chipforge.perf.systolic import systolic_compute_cycles
 
-__all__ = ["BOUNDS", "DEFAULT", "Efficiency", "Energy", "Estimate", "MatmulCost", "estimate",
+__all__ = ["BOUNDS", "DEFAULT", "Efficiency", "Energy", "Estimate", "KernelTime", "MatmulCost",
+           "compiled_kernel_time", "conv_kernel_time", "copy_kernel_time", "estimate",
+           "gather_kernel_time", "matmul_kernel_time", "pool_kernel_time", "row_kernel_time",
            "search_matmul", "systolic_compute_cycles"]

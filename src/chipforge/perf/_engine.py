@@ -6,6 +6,7 @@ import functools
 from math import ceil
 
 from chipforge.arch import ChipSpec, load_chip
+from chipforge.machine import DEFAULT, Efficiency, compiles_for
 from chipforge.ops import (
     Attention,
     Collective,
@@ -16,12 +17,11 @@ from chipforge.ops import (
     Op,
     OpKind,
 )
-from chipforge.perf._accel import accel_kernel, compiles_for
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Energy, Estimate, make_estimate
+from chipforge.perf._kernel_model import compiled_kernel_time
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
 from chipforge.perf._matmul import search_matmul
-from chipforge.perf._params import DEFAULT, Efficiency
 
 
 def estimate(op_or_graph: Op | Graph, chip: ChipSpec | str,
@@ -78,7 +78,7 @@ def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
 def _compiled(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate | None:
     """Our own chips: the kernel the chipforge compiler emits, timed by the kernel model
     (agrees with the simulator within a few percent, docs/validation.md)."""
-    found = accel_kernel(op, chip, eff)
+    found = compiled_kernel_time(op, chip, eff)
     if found is None:
         return None
     kt, dram = found

@@ -1,15 +1,6 @@
-"""Timing constants of chipforge's own cores, shared by the performance engine, the ISA's
-cycle costs and the compiler (they sit here because the engine is the lowest of the three).
-"""
-
-# assumption: DRAM access latency seen by a DMA engine, ~400 ns (GPU microbenchmarks measure
-# 400-600 ns to HBM: Jia et al., "Dissecting the NVIDIA Volta GPU Architecture via
-# Microbenchmarking", 2018)
-DRAM_LATENCY_S = 400e-9
-# assumption: each systolic array has 2 MiB of fp32/int32 accumulators (TPU v1 had 4 MiB
-# for its 256x256 array), enough for two 512x512 output tiles in flight
-ACCUMULATOR_WORDS = 1 << 19
-VECTOR_PIPELINE_CYCLES = 8  # assumption: fetch, upcast, ALU, round, write-back stages
-BARRIER_CYCLES = 64  # assumption: a chip-wide barrier over the NoC, tens of cycles
-DMA_ISSUE_CYCLES = 8  # assumption: descriptor decode and address generation per transfer
-ROW_CHUNK = 256  # compiler: rows per vector-kernel chunk, enough to hide the pipeline fill
+# temporary: the compiler's moved modules still import these names; removed once rewired
+from chipforge.machine import (  # noqa: F401
+    ACCUMULATOR_WORDS,
+    BARRIER_CYCLES,
+)
+from chipforge.machine import ROW_CHUNK_ROWS as ROW_CHUNK  # noqa: F401

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from math import ceil, isqrt
 
 from chipforge.arch import ChipSpec, MatrixUnit
-from chipforge.perf._hw import ACCUMULATOR_WORDS, DRAM_LATENCY_S
-from chipforge.perf._params import Efficiency
+from chipforge.machine import ACCUMULATOR_WORDS, DRAM_LATENCY_S, Efficiency
 
 # CTA tiles cuBLAS-style kernels choose from (m x n); k is staged in slices of TK.
 GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chipforge.arch import ChipSpec, load_chip
+from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import (
     Graph,
     GraphBuilder,
@@ -30,7 +31,6 @@ from chipforge.ops import (
     softmax,
 )
 from chipforge.perf._engine import estimate
-from chipforge.perf._params import DEFAULT, Efficiency
 
 
 def validation_dir() -> Path | None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from amaranth.lib import data
 
-from chipforge.isa import CoreTiming, Dtype, Flag, Instr, Opcode
+from chipforge.isa import Dtype, Flag, Instr, Opcode
+from chipforge.machine import CoreTiming
 from chipforge.rtl._formats import MxFormat, RtlError, banks_for, check_dims, fmt_of
 
 M_BITS = 16  # MM_MUL's m: up to 65535 rows per instruction

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from math import ceil, log2
 
 from chipforge.errors import ChipforgeError
+from chipforge.numerics import FORMATS as NUMBER_FORMATS
 
 
 class RtlError(ChipforgeError):
@@ -62,12 +63,13 @@ class MxFormat:
         return 2 * self.precision + self.product_shift + grow + 1
 
 
-FORMATS: dict[str, MxFormat] = {
-    "int8": MxFormat("int8", 8),
-    "bf16": MxFormat("bf16", 16, 8, 7, 127),
-    "fp8_e4m3": MxFormat("fp8_e4m3", 8, 4, 3, 7, has_inf=False),
-    "fp8_e5m2": MxFormat("fp8_e5m2", 8, 5, 2, 15),
-}
+def _float_format(name: str) -> MxFormat:
+    f = NUMBER_FORMATS[name]  # the bit layout the numerics define, not a second copy
+    return MxFormat(name, f.bits, f.exponent_bits, f.mantissa_bits, f.bias, f.has_inf)
+
+
+FORMATS: dict[str, MxFormat] = {"int8": MxFormat("int8", 8)} | {
+    name: _float_format(name) for name in ("bf16", "fp8_e4m3", "fp8_e5m2")}
 DTYPES = tuple(FORMATS)
 
 MAX_DIM = 256

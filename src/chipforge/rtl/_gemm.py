@@ -28,7 +28,7 @@ from chipforge.perf.systolic import systolic_compute_cycles
 from chipforge.rtl._config import CoreConfig, payload
 from chipforge.rtl._core import MatrixCore
 from chipforge.rtl._formats import RtlError, banks_for
-from chipforge.sim._timing import Scheduler
+from chipforge.sim import Scheduler
 
 I8 = Dtype.INT8
 

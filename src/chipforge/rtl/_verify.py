@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.sim import Simulator
 
-from chipforge.isa import Instr, Opcode, cycles, disassemble
-from chipforge.isa._cost import latency
+from chipforge.isa import Instr, Opcode, cycles, disassemble, latency
 from chipforge.rtl._config import CoreConfig, payload
 from chipforge.rtl._core import MatrixCore
 from chipforge.rtl._golden import (

@@ -9,7 +9,7 @@ from chipforge.sim._result import SimResult
 from chipforge.sim._run import simulate
 from chipforge.sim._semantics import SEMANTICS, Machine
 from chipforge.sim._state import ACC_WORDS, CoreState, SimError
-from chipforge.sim._timing import UNIT_NAMES
+from chipforge.sim._timing import UNIT_NAMES, Scheduler
 
-__all__ = ["ACC_WORDS", "SEMANTICS", "UNIT_NAMES", "CoreState", "Machine", "SimError",
-           "SimResult", "simulate"]
+__all__ = ["ACC_WORDS", "SEMANTICS", "UNIT_NAMES", "CoreState", "Machine", "Scheduler",
+           "SimError", "SimResult", "simulate"]

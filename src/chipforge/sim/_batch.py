@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chipforge.numerics import Operand
-from chipforge.numerics._exact import matmul_n, matmul_t
+from chipforge.numerics import Operand, matmul_n, matmul_t
 
 if TYPE_CHECKING:
     from chipforge.sim._state import CoreState

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from chipforge.arch import ChipSpec, load_chip
-from chipforge.isa import CoreTiming, Program
+from chipforge.isa import Program
+from chipforge.machine import CoreTiming
 from chipforge.numerics import NP_DTYPE, cast, name_of
 from chipforge.sim._result import SimResult
 from chipforge.sim._semantics import Machine

@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from chipforge.errors import ChipforgeError
+from chipforge.machine import ACCUMULATOR_WORDS
 from chipforge.numerics import Operand
 from chipforge.sim._batch import MmBatch, run_batch, src_bytes
 
-# assumption: like TPU v1's 4 MiB accumulators, sized for 4 x 128 x 1024 fp32 tiles
-# (2 MiB: 2**19 32-bit words per core)
-ACC_WORDS = 1 << 19
+ACC_WORDS = ACCUMULATOR_WORDS  # the core's accumulator memory, in 32-bit words
 
 U8 = np.dtype(np.uint8)
 F32 = np.dtype(np.float32)

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections import deque
 from heapq import heappop, heappush
 
-from chipforge.isa import CoreTiming, Instr, Opcode, Unit, cycles
-from chipforge.isa._cost import BARRIER_CYCLES, latency
-from chipforge.isa._encode import ALU_ENUM
+from chipforge.isa import ALU_ENUM, Instr, Opcode, Unit, cycles, latency
+from chipforge.machine import BARRIER_CYCLES, CoreTiming
 from chipforge.sim._semantics import SEMANTICS, Machine
 from chipforge.sim._state import Fault, SimError
 
