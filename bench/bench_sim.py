@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 from chipforge.arch import load_chip
 from chipforge.isa import BinOp, Dtype, Flag, Instr, Opcode, Program  # noqa: E402
-from chipforge.machine import CoreTiming  # noqa: E402
 from chipforge.isa import TensorPlacement as TP  # noqa: E402
+from chipforge.machine import CoreTiming  # noqa: E402
 from chipforge.numerics import cast  # noqa: E402
 from chipforge.perf import DEFAULT, search_matmul  # noqa: E402
 from chipforge.sim import ACC_WORDS, simulate  # noqa: E402

@@ -79,7 +79,8 @@ def agreement_section() -> str:
 Every kernel of every zoo model compiled for forge-i1 and forge-t1 (bf16, and int8 / fp8
 after post-training quantization): the cycles the timed simulator measures (first
 instruction to barrier release, over all arrays) against the engine's kernel model for
-the same mapping (``chipforge.perf.*_kernel_time`` with the schedules of ``chipforge.machine``: partition, dataflow and SRAM tile from the
+the same mapping (``chipforge.perf.*_kernel_time`` with the schedules of
+``chipforge.machine``: partition, dataflow and SRAM tile from the
 mapping search; DMA occupancy and latency, fold cycles and vector passes). Target: within
 5% for every kernel (``tests/compiler/test_agreement.py``).
 

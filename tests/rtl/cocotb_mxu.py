@@ -20,8 +20,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from chipforge.isa import Opcode, cycles
-from chipforge.isa import latency
+from chipforge.isa import Opcode, cycles, latency
 from chipforge.rtl._config import CoreConfig, payload
 from chipforge.rtl._golden import (
     Golden,

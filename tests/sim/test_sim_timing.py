@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from simkit import CHIP, T, ins, program
 
-from chipforge.isa import Dtype, Instr, Opcode, cycles
-from chipforge.isa import latency
+from chipforge.isa import Dtype, Instr, Opcode, cycles, latency
 from chipforge.machine import BARRIER_CYCLES, DMA_ISSUE_CYCLES, VECTOR_PIPELINE_CYCLES
 from chipforge.sim import SimError, simulate
 

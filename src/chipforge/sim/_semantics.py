@@ -130,7 +130,8 @@ def mm_lw(m: Machine, c: CoreState, ins: Instr) -> None:
     sram, k, n, stride = ins.args
     dt, _ = _mm_dtype(m, ins)
     _check("k", k, m.timing.rows, "array rows")
-    _check("n", n, m.timing.array_cols(ins.dtype.name_str), f"array columns for {dtype_name(ins.dtype)}")
+    name = dtype_name(ins.dtype)
+    _check("n", n, m.timing.array_cols(name), f"array columns for {name}")
     c.load_weight(_sram(c, sram, k, n, stride, dt, "sram"), sram, stride)
     c.weight_dtype, c.weight_shape = ins.dtype, (k, n)
 
@@ -170,7 +171,8 @@ def mm_os(m: Machine, c: CoreState, ins: Instr) -> None:
     acc, a_addr, b_addr, rows, n, k, a_stride, b_stride, acc_stride = ins.args
     dt, acc_dt = _mm_dtype(m, ins)
     _check("m", rows, m.timing.rows, "array rows")
-    _check("n", n, m.timing.array_cols(ins.dtype.name_str), f"array columns for {dtype_name(ins.dtype)}")
+    name = dtype_name(ins.dtype)
+    _check("n", n, m.timing.array_cols(name), f"array columns for {name}")
     a = c.operand(_sram(c, a_addr, rows, k, a_stride, dt, "a"), a_addr, a_stride, axis=1)
     b_view = _sram(c, b_addr, k, n, b_stride, dt, "b")
     check_acc(acc, rows, n, acc_stride)
