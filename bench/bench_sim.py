@@ -58,7 +58,7 @@ def _gemm(chip: str, code: list[Instr], size: int, dt: Dtype) -> Program:
 def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     """C[size x size] = A @ B on core 0 of ``chip``, tiled to its array as the compiler's
     matmul kernel tiles it (weight-stationary, k tiles outer and weight tiles inner within
-    a step, see compiler/_k_matmul._mm_step). A stays resident in SRAM. B streams in
+    a step, see compiler/lower/_matmul_kernel._mm_step). A stays resident in SRAM. B streams in
     double-buffered blocks of ``per`` panels, each panel as wide as the array, where
     ``per`` is the most that double-buffered accumulators hold. Per block and k tile, each
     panel's rows x cols weight tile (MM_LW) multiplies all rows of A (MM_MUL, m = size)

@@ -1,7 +1,7 @@
 """chipforge: design, verify, program and evaluate AI training and inference chips."""
 
 from chipforge.arch import ChipSpec, load_chip
-from chipforge.compiler._backend import torch_backend
+from chipforge.compiler import torch_backend
 from chipforge.errors import ChipforgeError
 from chipforge.perf import Estimate, estimate
 

@@ -10,10 +10,7 @@ torch = pytest.importorskip("torch")
 
 import zoo  # noqa: E402
 
-from chipforge.compiler._agreement import agreement  # noqa: E402
-from chipforge.compiler._backend import feed  # noqa: E402
-from chipforge.compiler._quant import quantize_graph  # noqa: E402
-from chipforge.compiler._torch import capture  # noqa: E402
+from chipforge.compiler import agreement, capture, feed, quantize_graph  # noqa: E402
 
 TOLERANCE = 0.05
 MODELS = ["mlp", "small_cnn", "gpt_decoder", "gpt_decode_step", "dlrm"]

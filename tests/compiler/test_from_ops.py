@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from chipforge import estimate, load_chip, ops
-from chipforge.compiler import CompileError, compile_graph, kgraph_from_ops
+from chipforge.compiler import CompileError, compile_graph, kernel_graph_from_ops
 from chipforge.perf import DEFAULT
 from chipforge.sim import simulate
 
@@ -27,7 +27,7 @@ def _zeros(graph):
 
 @pytest.mark.parametrize("chip", ["forge-i1", "forge-t1"])
 def test_engine_estimates_agree_with_the_simulated_kernels(chip):
-    graph = kgraph_from_ops(OPS)
+    graph = kernel_graph_from_ops(OPS)
     spec = load_chip(chip)
     result = simulate(compile_graph(graph, spec), spec, _zeros(graph), functional=False,
                       trace=True)
@@ -50,11 +50,11 @@ def test_llm_decode_graph_compiles_and_runs():
                              "vocab_size": 512, "max_position_embeddings": 256})
     graph = llm_decode(cfg, batch=4, context_len=64)
     supported = [op for op, _ in graph.nodes if op.kind.value not in ("attention",)]
-    kg = kgraph_from_ops(supported)
+    kg = kernel_graph_from_ops(supported)
     result = simulate(compile_graph(kg, "forge-i1"), "forge-i1", _zeros(kg), functional=False)
     assert result.cycles > 0 and len(kg.nodes) >= 5
 
 
 def test_attention_from_the_op_ir_is_a_clear_error():
     with pytest.raises(CompileError, match=r"no kernel for 'attention' from the op IR"):
-        kgraph_from_ops([ops.attention(1, 16, 16, 4, 4, 32)])
+        kernel_graph_from_ops([ops.attention(1, 16, 16, 4, 4, 32)])

@@ -19,9 +19,7 @@ torch = pytest.importorskip("torch")
 
 import zoo  # noqa: E402
 
-from chipforge.compiler._graph import CompileError  # noqa: E402
-from chipforge.compiler._reference import reference  # noqa: E402
-from chipforge.compiler._torch import capture, supported_ops  # noqa: E402
+from chipforge.compiler import CompileError, capture, reference, supported_ops  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

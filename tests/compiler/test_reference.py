@@ -1,4 +1,4 @@
-"""reference(): float64 evaluation of a KGraph against hand-computed numpy (and, for conv and
+"""reference(): float64 evaluation of a KernelGraph against hand-computed numpy (and, for conv and
 pooling, torch in float64); quantize and cast rounding against exact expectations."""
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from chipforge.compiler._graph import CompileError, KGraph, KNode
-from chipforge.compiler._reference import reference, round_to_format
+from chipforge.compiler import CompileError, KernelGraph, KernelNode, reference
+from chipforge.compiler.lower._reference import round_to_format
 
 
 def _graph(op: str, in_shapes, out_shape, out_dtype="fp32", in_dtypes=None, **attrs):
     """A one-node graph ``y = op(x0, x1, ...)``."""
-    g = KGraph(name=op)
+    g = KernelGraph(name=op)
     for i, shape in enumerate(in_shapes):
         g.add_tensor(f"x{i}", shape, (in_dtypes or ["fp32"] * len(in_shapes))[i])
         g.inputs.append(f"x{i}")
     g.add_tensor("y", out_shape, out_dtype)  # add_node's own ``shape`` parameter would
-    g.nodes.append(KNode(op, tuple(g.inputs), "y", tuple(sorted(attrs.items()))))  # clash
+    g.nodes.append(KernelNode(op, tuple(g.inputs), "y", tuple(sorted(attrs.items()))))  # clash
     g.outputs.append("y")
     return g
 
 
-def _run(g: KGraph, *arrays) -> np.ndarray:
+def _run(g: KernelGraph, *arrays) -> np.ndarray:
     return reference(g, {f"x{i}": a for i, a in enumerate(arrays)})["y"]
 
 
@@ -193,9 +193,8 @@ def test_reference_works_without_torch():
         import sys
         sys.modules["torch"] = None
         import numpy as np
-        from chipforge.compiler._graph import KGraph
-        from chipforge.compiler._reference import reference
-        g = KGraph()
+        from chipforge.compiler import KernelGraph, reference
+        g = KernelGraph()
         g.add_tensor("x", (2,), "fp32"); g.inputs.append("x")
         g.add_node("relu", ["x"], "y", (2,), "fp32"); g.outputs.append("y")
         print(reference(g, {"x": np.array([-1.0, 2.0])})["y"].tolist())

@@ -22,10 +22,16 @@ torch = pytest.importorskip("torch")
 import zoo  # noqa: E402
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
-from chipforge.compiler._graph import KERNEL_OPS, CompileError, KGraph, KNode  # noqa: E402
-from chipforge.compiler._reference import reference  # noqa: E402
-from chipforge.compiler._torch import supported_ops  # noqa: E402
-from chipforge.compiler._torch_train import arrange_outputs, capture_fx  # noqa: E402
+from chipforge.compiler import (  # noqa: E402
+    KERNEL_OPS,
+    CompileError,
+    KernelGraph,
+    KernelNode,
+    arrange_outputs,
+    capture_fx,
+    reference,
+    supported_ops,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 aten = torch.ops.aten
@@ -37,7 +43,7 @@ def _assert_close(got: np.ndarray, want, tol: float = 1e-5):
     assert np.max(np.abs(got - want)) <= tol * np.max(np.abs(want))
 
 
-def _evaluate(graph: KGraph, slots, args) -> list:
+def _evaluate(graph: KernelGraph, slots, args) -> list:
     """reference() of a captured FX graph on ``args`` (tensors or arrays), as the FX graph's
     outputs (None in None slots)."""
     feeds = {n: a.detach().numpy() if isinstance(a, torch.Tensor) else a
@@ -237,18 +243,18 @@ def test_index_put_without_accumulate_is_refused():
 # ---- reference() of the new kernel ops, by hand ---------------------------------------------
 
 
-def _graph(op: str, in_shapes, out_shape, in_dtypes=None, **attrs) -> KGraph:
-    g = KGraph(name=op)
+def _graph(op: str, in_shapes, out_shape, in_dtypes=None, **attrs) -> KernelGraph:
+    g = KernelGraph(name=op)
     for i, shape in enumerate(in_shapes):
         g.add_tensor(f"x{i}", shape, (in_dtypes or ["fp32"] * len(in_shapes))[i])
         g.inputs.append(f"x{i}")
     g.add_tensor("y", out_shape, "fp32")
-    g.nodes.append(KNode(op, tuple(g.inputs), "y", tuple(sorted(attrs.items()))))
+    g.nodes.append(KernelNode(op, tuple(g.inputs), "y", tuple(sorted(attrs.items()))))
     g.outputs.append("y")
     return g
 
 
-def _run(g: KGraph, *arrays) -> np.ndarray:
+def _run(g: KernelGraph, *arrays) -> np.ndarray:
     return reference(g, {f"x{i}": a for i, a in enumerate(arrays)})["y"]
 
 

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 import zoo  # noqa: E402
 
 import chipforge  # noqa: E402
-from chipforge.compiler._train import make_chip_adamw  # noqa: E402
+from chipforge.compiler import make_chip_adamw  # noqa: E402
 
 STEPS = 50
 LR = 3e-3

@@ -16,10 +16,7 @@ torch = pytest.importorskip("torch")
 import zoo  # noqa: E402
 
 import chipforge  # noqa: E402
-from chipforge.compiler import compile_graph  # noqa: E402
-from chipforge.compiler._backend import feed  # noqa: E402
-from chipforge.compiler._quant import quantize_graph  # noqa: E402
-from chipforge.compiler._torch import capture  # noqa: E402
+from chipforge.compiler import capture, compile_graph, feed, quantize_graph  # noqa: E402
 from chipforge.sim import simulate  # noqa: E402
 
 MODELS = ["mlp", "small_cnn", "gpt_decoder", "gpt_decode_step", "dlrm"]

@@ -180,10 +180,7 @@ def compile_cmd(
         raise ChipforgeError("chipforge compile needs PyTorch: pip install "
                              "'chipforge[torch]'") from None
 
-    from chipforge.compiler._backend import feed
-    from chipforge.compiler._lower import compile_graph
-    from chipforge.compiler._quant import quantize_graph
-    from chipforge.compiler._torch import capture
+    from chipforge.compiler import capture, compile_graph, feed, quantize_graph
 
     model, inputs, calibration = _load_factory(target)
     with _quiet_capture():

@@ -1,8 +1,57 @@
-"""The chipforge compiler: kernel graphs (from the op IR or PyTorch) to core programs."""
+"""The chipforge compiler: kernel graphs (from PyTorch, the op IR or by hand) to core
+programs, run on the simulator.
 
-from chipforge.compiler._from_ops import kgraph_from_ops
-from chipforge.compiler._graph import KERNEL_OPS, CompileError, KGraph, KNode, TensorInfo
-from chipforge.compiler._lower import compile_graph
+The pipeline, one subpackage per stage:
 
-__all__ = ["KERNEL_OPS", "CompileError", "KGraph", "KNode", "TensorInfo", "compile_graph",
-           "kgraph_from_ops"]
+- ``frontend``: where kernel graphs come from. PyTorch models through ``torch.export``
+  (:func:`capture`) or aot_autograd's forward and backward graphs (:func:`capture_fx`),
+  the op IR (:func:`kernel_graph_from_ops`) and hand-built examples (:func:`example_graph`).
+- ``lower``: the kernel graph (:class:`KernelGraph`, its ops ``KERNEL_OPS`` and their
+  float64 :func:`reference`), post-training quantization (:func:`quantize_graph`) and the
+  lowering to a :class:`chipforge.isa.Program`, one kernel per node (:func:`compile_graph`).
+- ``runtime``: compiled graphs run on the simulator behind ``torch.compile``
+  (:func:`torch_backend`, :class:`ChipRunner`, :func:`feed`) and an AdamW optimizer whose
+  update runs on the chip (:func:`make_chip_adamw`).
+
+:func:`agreement` checks the emitted kernels against the performance engine's model.
+
+Importing this package does not import torch: the names that need it (:func:`capture`,
+:func:`capture_fx`, :func:`arrange_outputs`, :func:`supported_ops`) import their module
+on first use.
+"""
+
+from importlib import import_module
+
+from chipforge.compiler._agreement import Agreement, agreement
+from chipforge.compiler.frontend._examples import EXAMPLES, example_graph
+from chipforge.compiler.frontend._from_ops import kernel_graph_from_ops
+from chipforge.compiler.lower._compile import compile_graph
+from chipforge.compiler.lower._kernel_graph import (
+    KERNEL_OPS,
+    CompileError,
+    KernelGraph,
+    KernelNode,
+    TensorInfo,
+)
+from chipforge.compiler.lower._quant import quantize_graph
+from chipforge.compiler.lower._reference import reference
+from chipforge.compiler.runtime._backend import torch_backend
+from chipforge.compiler.runtime._runner import ChipRunner, feed
+from chipforge.compiler.runtime._train import make_chip_adamw
+
+_NEED_TORCH = {"capture": "chipforge.compiler.frontend._torch_export",
+               "capture_fx": "chipforge.compiler.frontend._aot_autograd",
+               "arrange_outputs": "chipforge.compiler.frontend._aot_autograd",
+               "supported_ops": "chipforge.compiler.frontend._handlers"}
+
+
+def __getattr__(name: str):
+    if name in _NEED_TORCH:
+        return getattr(import_module(_NEED_TORCH[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EXAMPLES", "KERNEL_OPS", "Agreement", "ChipRunner", "CompileError", "KernelGraph",
+           "KernelNode", "TensorInfo", "agreement", "arrange_outputs", "capture", "capture_fx",
+           "compile_graph", "example_graph", "feed", "kernel_graph_from_ops", "make_chip_adamw",
+           "quantize_graph", "reference", "supported_ops", "torch_backend"]

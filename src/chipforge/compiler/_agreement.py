@@ -14,9 +14,10 @@ from math import ceil
 import numpy as np
 
 from chipforge.arch import ChipSpec, load_chip
-from chipforge.compiler._graph import KGraph, KNode
-from chipforge.compiler._k_rows import POW_SEQUENCES, classify
-from chipforge.compiler._lower import FLOAT_DTYPES, compile_graph
+from chipforge.compiler.lower._compile import compile_graph
+from chipforge.compiler.lower._kernel_graph import KernelGraph, KernelNode
+from chipforge.compiler.lower._lowering import FLOAT_DTYPES
+from chipforge.compiler.lower._row_kernels import POW_SEQUENCES, classify
 from chipforge.perf import DEFAULT, search_matmul
 from chipforge.perf._accel import (
     Arrays,
@@ -48,13 +49,13 @@ class Agreement:
         return (self.modelled - self.simulated) / self.simulated
 
 
-def _info(graph: KGraph, name: str, act: str) -> tuple[tuple[int, ...], str, int]:
+def _info(graph: KernelGraph, name: str, act: str) -> tuple[tuple[int, ...], str, int]:
     t = graph.tensors[name]
     dtype = act if t.dtype in FLOAT_DTYPES else t.dtype
     return t.shape, dtype, ITEMSIZE[dtype]
 
 
-def model_kernel(graph: KGraph, node: KNode, chip: ChipSpec, act: str = "bf16"
+def model_kernel(graph: KernelGraph, node: KernelNode, chip: ChipSpec, act: str = "bf16"
                  ) -> KernelTime | None:
     """The engine's cycles for the kernel the compiler emits for ``node`` (None: no kernel,
     e.g. a reshape, or a kernel the engine does not model)."""
@@ -139,13 +140,13 @@ def _expand_model(a: Arrays, in_shape, shape, size: int) -> KernelTime:
     return k
 
 
-def _embedding_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+def _embedding_model(graph: KernelGraph, node: KernelNode, a: Arrays, act: str) -> KernelTime:
     (_, d), _, size = _info(graph, node.inputs[0], act)
     count = int(np.prod(graph.tensors[node.inputs[1]].shape, dtype=np.int64))
     return gather_kernel(a, count, d, size)
 
 
-def _pool_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+def _pool_model(graph: KernelGraph, node: KernelNode, a: Arrays, act: str) -> KernelTime:
     (n, c, h, w), _, isz = _info(graph, node.inputs[0], act)
     out_shape, _, osz = _info(graph, node.output, act)
     kh, kw = _pair(node.attr("kernel"))
@@ -156,7 +157,8 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
-def _conv_model(graph: KGraph, node: KNode, a: Arrays, chip: ChipSpec, act: str) -> KernelTime:
+def _conv_model(graph: KernelGraph, node: KernelNode, a: Arrays, chip: ChipSpec, act: str
+                ) -> KernelTime:
     (n, c, h, w), x_dt, isz = _info(graph, node.inputs[0], act)
     o, _, kh, kw = graph.tensors[node.inputs[1]].shape
     out_shape, _, osz = _info(graph, node.output, act)
@@ -164,7 +166,7 @@ def _conv_model(graph: KGraph, node: KNode, a: Arrays, chip: ChipSpec, act: str)
                        osz)
 
 
-def _passes(node: KNode, n_inputs: int) -> tuple[tuple[int, int], int]:
+def _passes(node: KernelNode, n_inputs: int) -> tuple[tuple[int, int], int]:
     op = node.op
     if op in SPECIAL:
         return (0, 1), 0
@@ -187,7 +189,7 @@ def _passes(node: KNode, n_inputs: int) -> tuple[tuple[int, int], int]:
     return (1, 0), 0
 
 
-def _copy_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
+def _copy_model(graph: KernelGraph, node: KernelNode, a: Arrays, act: str) -> KernelTime:
     shape, _, size = _info(graph, node.output, act)
     if node.op == "permute":
         return _blocks_copy(a, shape, size)
@@ -208,7 +210,7 @@ def _copy_model(graph: KGraph, node: KNode, a: Arrays, act: str) -> KernelTime:
     return copy_kernel(a, outer, shape[dim] * inner * size)
 
 
-def agreement(graph: KGraph, chip: str | ChipSpec, inputs: dict[str, np.ndarray],
+def agreement(graph: KernelGraph, chip: str | ChipSpec, inputs: dict[str, np.ndarray],
               act: str = "bf16") -> list[Agreement]:
     """Simulated and modelled cycles for every kernel of ``graph`` on ``chip``."""
     from chipforge.sim import simulate

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chipforge.compiler import compile_graph
-from chipforge.compiler._examples import example_graph
+from chipforge.compiler import compile_graph, example_graph
 from chipforge.sim import simulate
 
 OUR_CHIPS = ("forge-t1", "forge-i1")

@@ -13,11 +13,11 @@ from math import ceil
 
 import numpy as np
 
-from chipforge.compiler._emit import CoreEmitter
-from chipforge.compiler._graph import CompileError, KNode
-from chipforge.compiler._k_layout import permute_kernel
-from chipforge.compiler._k_matmul import matmul_kernel
-from chipforge.compiler._lower import Buf, Lowering, split
+from chipforge.compiler.lower._emit import CoreEmitter
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
+from chipforge.compiler.lower._layout_kernels import permute_kernel
+from chipforge.compiler.lower._lowering import Buf, Lowering, split
+from chipforge.compiler.lower._matmul_kernel import matmul_kernel
 from chipforge.isa import BinOp, Flag, Opcode
 
 
@@ -29,7 +29,7 @@ def _to_nhwc(lw: Lowering, x: Buf, label: str) -> Buf:
     n, c, h, w = x.shape
     lw.bufs[label + ".x"] = Buf(x.addr, (n, c, h * w), x.dtype)
     lw.bufs[label + ".nhwc"] = lw.temp((n, h * w, c), x.dtype)
-    permute_kernel(lw, KNode("permute", (label + ".x",), label + ".nhwc",
+    permute_kernel(lw, KernelNode("permute", (label + ".x",), label + ".nhwc",
                              (("dims", (0, 2, 1)),)))
     lw.next_phase()
     return Buf(lw.bufs[label + ".nhwc"].addr, (n, h, w, c), x.dtype)
@@ -58,7 +58,7 @@ def _windows(em: CoreEmitter, x: Buf, block: int, n: int, oh: int, ow_n: int, k,
     return toks
 
 
-def conv2d_kernel(lw: Lowering, node: KNode) -> str:
+def conv2d_kernel(lw: Lowering, node: KernelNode) -> str:
     x, wname = lw.bufs[node.inputs[0]], node.inputs[1]
     weight = lw.graph.constants.get(wname)
     if weight is None:
@@ -95,16 +95,16 @@ def conv2d_kernel(lw: Lowering, node: KNode) -> str:
     lw.bufs[label + ".patches"] = patches
     lw.constant(label + ".w", wmat, x.dtype)
     lw.bufs[label + ".y"] = lw.temp((n, oh * ow, o), out.dtype)
-    mapping = matmul_kernel(lw, KNode("matmul", (label + ".patches", label + ".w"),
+    mapping = matmul_kernel(lw, KernelNode("matmul", (label + ".patches", label + ".w"),
                                       label + ".y"))
     lw.next_phase()
     lw.bufs[label + ".nchw"] = Buf(out.addr, (n, o, oh * ow), out.dtype)
-    permute_kernel(lw, KNode("permute", (label + ".y",), label + ".nchw",
+    permute_kernel(lw, KernelNode("permute", (label + ".y",), label + ".nchw",
                              (("dims", (0, 2, 1)),)))
     return f"implicit GEMM {n * oh * ow}x{o}x{kdim}: {mapping}"
 
 
-def max_pool2d_kernel(lw: Lowering, node: KNode) -> str:
+def max_pool2d_kernel(lw: Lowering, node: KernelNode) -> str:
     x = lw.bufs[node.inputs[0]]
     k = _pair(node.attr("kernel"))
     s = _pair(node.attr("stride", k))
@@ -142,6 +142,6 @@ def max_pool2d_kernel(lw: Lowering, node: KNode) -> str:
     lw.next_phase()
     lw.bufs[label + ".y"] = y
     lw.bufs[label + ".nchw"] = Buf(out.addr, (n, c, oh * ow), out.dtype)
-    permute_kernel(lw, KNode("permute", (label + ".y",), label + ".nchw",
+    permute_kernel(lw, KernelNode("permute", (label + ".y",), label + ".nchw",
                              (("dims", (0, 2, 1)),)))
     return f"max pool {k} stride {s} via NHWC windows"

@@ -14,7 +14,7 @@ from math import ceil
 
 import numpy as np
 
-from chipforge.compiler._graph import CompileError, KGraph
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 from chipforge.ops import (
     Conv2d,
     Elementwise,
@@ -41,7 +41,7 @@ def _rand(rng, shape) -> np.ndarray:
     return (0.1 * rng.standard_normal(shape)).astype(np.float32)
 
 
-def add_op(g: KGraph, op: Op, prefix: str, rng) -> str:
+def add_op(g: KernelGraph, op: Op, prefix: str, rng) -> str:
     """Append the kernel of ``op`` to ``g``; returns its output tensor name."""
     f = "fp32"
     if isinstance(op, Matmul):
@@ -99,10 +99,10 @@ def add_op(g: KGraph, op: Op, prefix: str, rng) -> str:
                        f"their matmul/softmax parts or on the cluster layer)")
 
 
-def kgraph_from_ops(graph: Graph | list[Op], *, seed: int = 0) -> KGraph:
+def kernel_graph_from_ops(graph: Graph | list[Op], *, seed: int = 0) -> KernelGraph:
     """One kernel per unique op of ``graph`` (repeat counts are the caller's to apply)."""
     nodes = graph.nodes if isinstance(graph, Graph) else [(op, 1) for op in graph]
-    g = KGraph(name=graph.name if isinstance(graph, Graph) else "ops")
+    g = KernelGraph(name=graph.name if isinstance(graph, Graph) else "ops")
     rng = np.random.default_rng(seed)
     seen: set[Op] = set()
     for i, (op, _) in enumerate(nodes):

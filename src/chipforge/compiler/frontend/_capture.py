@@ -1,31 +1,15 @@
-"""PyTorch front end: capture an ``nn.Module`` as a :class:`KGraph` through ``torch.export``.
+"""The state of one PyTorch capture and the FX node walk both front ends share.
 
-``torch.export.export(model, example_inputs).run_decompositions()`` gives a core-ATen FX
-graph, walked node by node. Parameters and buffers are known at capture time: any node
-whose tensor inputs are all known (weights, buffers, masks, RoPE tables, ``arange``/``full``
-results) is evaluated with torch right away ("constant folding") and becomes a KGraph
-constant (float32 numpy, "fp32"; integer tensors int32) when a computed node reads it.
-Every other node is mapped onto ``KERNEL_OPS`` by a handler in ``_torch_ops`` or
-``_torch_nn``; an op with no handler fails with a one-line :class:`CompileError` naming the
-op, the user's source line and the supported ops (:func:`supported_ops`).
-
-Mapping choices: addmm is matmul + add; batch norm (inference) is mul + add by constants
-scale = w / sqrt(var + eps), shift = b - mean * scale of shape [C, 1, 1]; where() with a
-known mask is x * mask + y * (1 - mask), exact for finite values; erf gelu is rejected
-(the kernel gelu is the tanh approximation); comparisons of computed values are refused
-except in SDPA's guard for fully masked rows, which is dropped. Clean-ups: the matmul
-decomposition's flattening (view to 2-D/3-D, mm/bmm, view back) is undone into one
-batched matmul; a reshape of a reshape, or a permute of a permute, reads the original;
-``x * sigmoid(x)`` is silu and ``x * rsqrt(mean(x**2, -1) + eps) * w`` rmsnorm. A
-constant of lower rank than a binary op's result is stored with leading 1s (a Linear
-bias [n] as [1, n]). Nodes no output needs are dropped. Each node's ``source`` is the
-user's line (``FILE:LINE `code` in module PATH (TYPE)``). Import this module only where
-torch is installed.
-
-Training: :func:`chipforge.compiler._torch_train.capture_fx` maps the forward and backward
-graphs of aot_autograd through the same node walk (:func:`walk`), with the handlers of
-``_torch_train`` added (``Capture(training=True)``): comparisons of computed values are
-then kernel ops giving 1.0 / 0.0 float masks instead of being refused.
+:func:`walk` maps the nodes of a core-ATen FX graph into a :class:`KernelGraph`: any node
+whose tensor inputs are all known at capture time (:class:`Const`: weights, buffers,
+masks, RoPE tables, ``arange``/``full`` results) is evaluated with torch right away
+("constant folding"); every other node is handed to its ATen handler, which maps it onto
+``KERNEL_OPS`` and returns a :class:`Dyn` (a tensor computed from the graph inputs). The
+handlers live in ``_aten_ops``, ``_aten_nn`` and ``_aten_training``, each module with its
+own table (made with :func:`registrar`); ``_handlers`` assembles the table a
+:class:`Capture` is given. The two front ends are ``_torch_export.capture`` (inference,
+``torch.export``) and ``_aot_autograd.capture_fx`` (training). Import this module only
+where torch is installed.
 """
 
 from __future__ import annotations
@@ -34,13 +18,14 @@ import dataclasses
 import operator
 import os
 import re
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.fx.node import map_arg
 from torch.utils._pytree import tree_flatten, tree_map
 
-from chipforge.compiler._graph import KERNEL_OPS, CompileError, KGraph, KNode
+from chipforge.compiler.lower._kernel_graph import KERNEL_OPS, CompileError, KernelGraph, KernelNode
 
 DTYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16",
           torch.int64: "int32", torch.int32: "int32", torch.int8: "int8"}
@@ -49,12 +34,12 @@ _FRAME = re.compile(r'\s*File "(.+)", line (\d+)')
 
 
 class Dyn(str):
-    """The KGraph name of a tensor computed from the graph inputs."""
+    """The KernelGraph name of a tensor computed from the graph inputs."""
 
 
 @dataclasses.dataclass
 class Const:
-    """A tensor known at capture time; ``name`` is its KGraph name once materialized (a
+    """A tensor known at capture time; ``name`` is its KernelGraph name once materialized (a
     reshaped copy keeps the name, and one of a different shape is given a fresh name)."""
 
     value: torch.Tensor
@@ -106,24 +91,31 @@ def source_of(node: torch.fx.Node) -> str:
 
 
 class Capture:
-    """The state of one capture: the KGraph being built and the FX node being mapped.
-    ``training`` adds the handlers of ``_torch_train`` (see :func:`handlers`)."""
+    """The state of one capture: the KernelGraph being built and the FX node being mapped.
+    ``handlers`` maps ATen op names (overload packets) to handlers (``_handlers``);
+    ``training`` marks a training capture (bool inputs become 1.0 / 0.0 masks)."""
 
-    def __init__(self, name: str, *, training: bool = False):
-        self.graph = KGraph(name=name)
+    def __init__(self, name: str, handlers: dict[str, Callable], *, training: bool = False):
+        self.graph = KernelGraph(name=name)
         self.training = training
-        self.handlers = handlers(training)
+        self.handlers = handlers
         self.node: torch.fx.Node | None = None
         self.source = ""
         self._counts: dict[str, int] = {}
         self._materialized: dict[tuple, str] = {}
-        self.producer: dict[str, KNode] = {}  # computed tensor -> the node computing it
+        self.producer: dict[str, KernelNode] = {}  # computed tensor -> the node computing it
         self.env: dict[torch.fx.Node, object] = {}  # FX node -> its value
 
     # ---- errors and node metadata -----------------------------------------------------
 
     def fail(self, message: str) -> CompileError:
         return CompileError(f"{self.node.target} at {self.source}: {message}")
+
+    def unsupported(self, node: torch.fx.Node) -> CompileError:
+        return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}; "
+                            f"supported aten "
+                            f"ops: {', '.join(op_names(self.handlers))} (any op whose inputs "
+                            f"are all constants is folded at capture time)")
 
     def out(self, index: int | None = None) -> tuple[tuple[int, ...], str]:
         """Shape and chip dtype of the current FX node's (``index``-th, default first)
@@ -146,7 +138,7 @@ class Capture:
         return t.shape, t.dtype
 
     def name(self, v: Dyn | Const, dtype: str | None = None, rank: int = 0) -> str:
-        """The KGraph name of ``v``; a constant is added (as ``dtype``, its shape padded
+        """The KernelGraph name of ``v``; a constant is added (as ``dtype``, its shape padded
         with leading 1s to ``rank``) the first time it is read."""
         if not isinstance(v, Const):
             return v if dtype is None or self.info(v)[1] == dtype else self.cast(v, dtype)
@@ -173,9 +165,9 @@ class Capture:
         names = tuple(self.name(v) for v in inputs)
         if op not in KERNEL_OPS:
             raise self.fail(f"internal: {op!r} is not a kernel op")
-        # KGraph.add_node's own ``shape`` parameter would swallow the reshape/expand attr
+        # KernelGraph.add_node's own ``shape`` parameter would swallow the reshape/expand attr
         output = self.graph.add_tensor(self.fresh(), out_shape, out_dtype)
-        self.graph.nodes.append(KNode(op, names, output, tuple(sorted(attrs.items())),
+        self.graph.nodes.append(KernelNode(op, names, output, tuple(sorted(attrs.items())),
                                       self.source))
         self.producer[output] = self.graph.nodes[-1]
         return Dyn(output)
@@ -236,29 +228,21 @@ def _fold(node: torch.fx.Node, args, kwargs):
     return result
 
 
-def handlers(training: bool = False) -> dict:
-    """ATen op name (overload packet) -> handler; importing the handler modules fills it.
-    ``training`` adds (or overrides with) the handlers of ``_torch_train``."""
-    from chipforge.compiler import _torch_nn, _torch_ops  # noqa: F401 (both register)
-
-    if not training:
-        return _torch_ops.HANDLERS
-    from chipforge.compiler import _torch_train
-
-    return {**_torch_ops.HANDLERS, **_torch_train.TRAIN_HANDLERS}
-
-
-def supported_ops(training: bool = False) -> list[str]:
-    """The sorted ATen op names capture() (``training``: capture_fx()) maps, besides folding
-    ops on constants."""
-    return sorted(name for name in handlers(training) if not name.startswith("_assert"))
+def registrar(table: dict[str, Callable]) -> Callable:
+    """The decorator ``@handles("op", ...)`` that enters a handler into ``table`` under each
+    ATen op name (overload packet) given."""
+    def handles(*names: str):
+        def register(fn):
+            for name in names:
+                table[name] = fn
+            return fn
+        return register
+    return handles
 
 
-def unsupported(node: torch.fx.Node, training: bool = False) -> CompileError:
-    return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}; "
-                        f"supported aten "
-                        f"ops: {', '.join(supported_ops(training))} (any op whose inputs are "
-                        f"all constants is folded at capture time)")
+def op_names(handlers: dict[str, Callable]) -> list[str]:
+    """The sorted ATen op names ``handlers`` maps (the internal assertions left out)."""
+    return sorted(name for name in handlers if not name.startswith("_assert"))
 
 
 def _call(cap: Capture, node: torch.fx.Node, env: dict):
@@ -279,7 +263,7 @@ def _call(cap: Capture, node: torch.fx.Node, env: dict):
         return Deferred(deferred[0] if deferred else node)
     guard = packet == "where" and deferred == [getattr(args[0], "node", None)]
     if packet not in cap.handlers or (deferred and not guard):  # a test only as where's mask
-        raise unsupported(deferred[0] if deferred else node, cap.training)
+        raise cap.unsupported(deferred[0] if deferred else node)
     before = len(cap.graph.nodes)
     result = cap.handlers[packet](cap, *args, **kwargs)
     last = cap.graph.nodes[-1] if len(cap.graph.nodes) > before else None
@@ -288,10 +272,10 @@ def _call(cap: Capture, node: torch.fx.Node, env: dict):
     return result
 
 
-def _prune(graph: KGraph) -> None:
+def _prune(graph: KernelGraph) -> None:
     """Drop nodes and constants that no graph output depends on."""
     live = set(graph.outputs)
-    kept: list[KNode] = []
+    kept: list[KernelNode] = []
     for node in reversed(graph.nodes):
         if node.output in live:
             kept.append(node)
@@ -338,43 +322,15 @@ def walk(cap: Capture, fx_graph: torch.fx.Graph, placeholder, *, get_attr=None,
             values = tree_flatten(map_arg(node.args[0], env.__getitem__))[0]
             for value in values:
                 if isinstance(value, Deferred):
-                    raise unsupported(value.node, cap.training)
+                    raise cap.unsupported(value.node)
             return values
         else:
             raise CompileError(f"{what}: unexpected FX node {node.op} {node.target}")
     raise CompileError(f"{what}: the FX graph has no output node")
 
 
-def finish(cap: Capture) -> KGraph:
+def finish(cap: Capture) -> KernelGraph:
     """The captured graph, its dead nodes dropped, validated."""
     _prune(cap.graph)
     cap.graph.validate()
     return cap.graph
-
-
-def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model") -> KGraph:
-    """The :class:`KGraph` of ``model(*example_inputs)`` (call ``model.eval()`` first).
-
-    Inputs keep their shapes (float32 -> "fp32", int64/int32 -> "int32"); outputs are in
-    the order the model returns them (nested tuples flattened).
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise CompileError(f"capture: model is a {type(model).__name__}; expected an nn.Module")
-    if not isinstance(example_inputs, tuple):
-        raise CompileError("capture: example_inputs must be a tuple of tensors")
-    ep = torch.export.export(model, example_inputs).run_decompositions()
-    known = {**ep.state_dict, **ep.constants}
-    cap = Capture(name)
-    specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
-
-    def placeholder(node: torch.fx.Node):
-        spec = specs[node.name]
-        if spec.kind.name == "USER_INPUT":
-            return add_input(cap, node, node.meta["val"], "capture")
-        return Const(known[spec.target], node.name, node.name)
-
-    for value in walk(cap, ep.graph, placeholder):
-        if not isinstance(value, Dyn | Const):
-            raise CompileError(f"capture: model output {value!r} is not a tensor")
-        cap.graph.outputs.append(cap.name(value))
-    return finish(cap)

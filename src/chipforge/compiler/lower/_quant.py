@@ -1,4 +1,4 @@
-"""Post-training quantization of a KGraph: int8 or fp8 (e4m3) matmuls and convolutions.
+"""Post-training quantization of a KernelGraph: int8 or fp8 (e4m3) matmuls and convolutions.
 
 Weights are quantized per output channel, activations per tensor with a scale from the
 largest magnitude seen on calibration inputs (symmetric: zero point 0). Each matmul (or
@@ -18,15 +18,14 @@ from dataclasses import replace
 import ml_dtypes
 import numpy as np
 
-from chipforge.compiler._graph import CompileError, KGraph, KNode
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph, KernelNode
+from chipforge.compiler.lower._reference import reference
 
 QMAX = {"int8": 127.0, "fp8_e4m3": 448.0}
 
 
-def _calibrate(graph: KGraph, names: list[str], inputs: list[dict[str, np.ndarray]]
+def _calibrate(graph: KernelGraph, names: list[str], inputs: list[dict[str, np.ndarray]]
                ) -> dict[str, float]:
-    from chipforge.compiler._reference import reference
-
     names = list(dict.fromkeys(names))  # several matmuls may read one activation
     probe = replace(graph, outputs=names, nodes=list(graph.nodes))
     amax = dict.fromkeys(names, 0.0)
@@ -50,8 +49,8 @@ def _quantize_weights(w: np.ndarray, axis: int, dtype: str) -> tuple[np.ndarray,
     return q, scale.reshape(-1)
 
 
-def quantize_graph(graph: KGraph, calibration: list[dict[str, np.ndarray]],
-                   dtype: str = "int8") -> KGraph:
+def quantize_graph(graph: KernelGraph, calibration: list[dict[str, np.ndarray]],
+                   dtype: str = "int8") -> KernelGraph:
     """A copy of ``graph`` with its weight matmuls and convolutions quantized to ``dtype``."""
     if dtype not in QMAX:
         raise CompileError(f"quantization dtype {dtype!r}; expected one of {', '.join(QMAX)}")
@@ -60,7 +59,7 @@ def quantize_graph(graph: KGraph, calibration: list[dict[str, np.ndarray]],
     targets = [n for n in graph.nodes if n.op in ("matmul", "conv2d")
                and n.inputs[1] in graph.constants]
     amax = _calibrate(graph, [n.inputs[0] for n in targets], calibration)
-    out = KGraph(dict(graph.tensors), [], list(graph.inputs), list(graph.outputs),
+    out = KernelGraph(dict(graph.tensors), [], list(graph.inputs), list(graph.outputs),
                  dict(graph.constants), graph.name)
     acc_dtype = "int32" if dtype == "int8" else "fp32"
     for node in graph.nodes:
@@ -82,6 +81,6 @@ def quantize_graph(graph: KGraph, calibration: list[dict[str, np.ndarray]],
         if node.op == "conv2d":
             scale = scale.reshape(-1, 1, 1)
         s = out.add_constant(f"{base}.scale", scale, "fp32")
-        out.nodes.append(KNode("mul", (acc, s), base, (), node.source))
+        out.nodes.append(KernelNode("mul", (acc, s), base, (), node.source))
     out.validate()
     return out

@@ -1,12 +1,5 @@
-"""Training front end: the forward and backward graphs of aot_autograd as :class:`KGraph` s.
-
-``torch.compile`` with ``aot_autograd(fw_compiler=..., bw_compiler=...,
-decompositions=core_aten_decompositions())`` hands each compiler an ATen-level FX
-``GraphModule`` and its example inputs; :func:`capture_fx` maps one such graph through the
-node walk of :func:`chipforge.compiler._torch.capture` with the handlers below added.
-Parameters, buffers, user inputs, the activations the forward saves and the backward's
-tangents are all graph inputs, so nothing is folded except ops on values made inside the
-graph (``full``, ``scalar_tensor``).
+"""Core-ATen op handlers that the training front end (``_aot_autograd.capture_fx``) adds
+to capture()'s or overrides, for the forward and backward graphs of aot_autograd.
 
 Mapping additions (on top of capture()'s):
 
@@ -25,92 +18,26 @@ Mapping additions (on top of capture()'s):
   and after the slice with src.
 
 ``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
-kernel op ``pow`` in both front ends (see ``_torch_ops``).
+kernel op ``pow`` in both front ends (see ``_aten_ops``).
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
-from chipforge.compiler._graph import CompileError, KGraph
-from chipforge.compiler._torch import Capture, Const, Dyn, add_input, finish, walk
-from chipforge.compiler._torch_nn import _on_last
-from chipforge.compiler._torch_ops import _to_copy as _plain_to_copy
-from chipforge.compiler._torch_ops import _where as _known_where
-from chipforge.compiler._torch_ops import binary, is_number, prod, slice_
+from chipforge.compiler.frontend._aten_nn import _on_last
+from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
+from chipforge.compiler.frontend._aten_ops import _where as _known_where
+from chipforge.compiler.frontend._aten_ops import binary, is_number, prod, slice_
+from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
 
-TRAIN_HANDLERS: dict[str, Callable] = {}
+HANDLERS: dict[str, Callable] = {}
+handles = registrar(HANDLERS)
 MASK = "fp32"  # the dtype of a 1.0 / 0.0 mask
 _INTS = ("int8", "int32")
 _FLIPPED = {"eq": "eq", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
-
-
-def train_handles(*names: str):
-    def register(fn):
-        for name in names:
-            TRAIN_HANDLERS[name] = fn
-        return fn
-    return register
-
-
-# ---- capture ------------------------------------------------------------------------------
-
-
-def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str = "graph",
-               ) -> tuple[KGraph, tuple[int | None, ...]]:
-    """The :class:`KGraph` of an ATen-level FX graph (an aot_autograd forward or backward
-    graph) and its output slots.
-
-    Every placeholder is a graph input, in order, named as in the FX graph, its shape and
-    dtype from ``node.meta["val"]`` or else the matching example input (float32 -> "fp32",
-    int64/int32 -> "int32", bool -> a "fp32" 1.0 / 0.0 mask). The FX graph's outputs
-    (a tuple or list, nested ones flattened) are, in order, either tensors or None (no
-    gradient for that input). ``slots`` has one entry per FX output: None for a None
-    output, else the index of its tensor in ``graph.outputs``. ``graph.outputs`` holds
-    exactly the tensor outputs in order, so the indices are 0, 1, 2, ... and a runtime can
-    fill the non-None slots with the graph's results one after another
-    (:func:`arrange_outputs`). An output may be a graph input (aot's forward returns inputs
-    it saves for the backward) and the same tensor may be output twice.
-    """
-    if not isinstance(gm, torch.fx.GraphModule):
-        raise CompileError(f"capture_fx: gm is a {type(gm).__name__}; expected a "
-                           f"torch.fx.GraphModule")
-    examples = list(example_inputs)
-    position = {n: i for i, n in enumerate(n for n in gm.graph.nodes if n.op == "placeholder")}
-    cap = Capture(name, training=True)
-
-    def placeholder(node: torch.fx.Node):
-        val = node.meta.get("val")
-        if val is None and position[node] < len(examples):
-            val = examples[position[node]]
-        return add_input(cap, node, val, "capture_fx")
-
-    def get_attr(node: torch.fx.Node):
-        value = operator.attrgetter(node.target)(gm)
-        if not isinstance(value, torch.Tensor):
-            raise CompileError(f"capture_fx: attribute {node.target} is {value!r}; only tensor "
-                               f"attributes are supported")
-        return Const(value.detach(), node.name, node.name)
-
-    slots: list[int | None] = []
-    for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx"):
-        if value is None:
-            slots.append(None)
-            continue
-        if not isinstance(value, Dyn | Const):
-            raise CompileError(f"capture_fx: output {value!r} is not a tensor")
-        slots.append(len(cap.graph.outputs))
-        cap.graph.outputs.append(cap.name(value))
-    return finish(cap), tuple(slots)
-
-
-def arrange_outputs(slots: Sequence[int | None], values: Sequence) -> list:
-    """The FX graph's outputs from the KGraph's ``values`` (in ``graph.outputs`` order):
-    ``values[slot]``, or None where the slot is None."""
-    return [None if slot is None else values[slot] for slot in slots]
 
 
 # ---- masks: comparisons, logic, where ---------------------------------------------------
@@ -154,36 +81,36 @@ def _mask_operands(cap: Capture) -> None:
                            f"{val.dtype}")
 
 
-@train_handles("eq", "gt", "ge", "lt", "le")
+@handles("eq", "gt", "ge", "lt", "le")
 def _compare(cap: Capture, a, b):
     return compare(cap, cap.node.target.overloadpacket.__name__, a, b)
 
 
-@train_handles("ne")
+@handles("ne")
 def _ne(cap: Capture, a, b):
     return logical_not(cap, compare(cap, "eq", a, b))
 
 
-@train_handles("logical_not", "bitwise_not")
+@handles("logical_not", "bitwise_not")
 def _not(cap: Capture, x):
     if cap.node.target.overloadpacket.__name__ == "bitwise_not":
         _mask_operands(cap)
     return logical_not(cap, x)  # logical_not(x) is x == 0 for any dtype
 
 
-@train_handles("logical_and", "bitwise_and")
+@handles("logical_and", "bitwise_and")
 def _and(cap: Capture, a, b):
     _mask_operands(cap)
     return binary(cap, "mul", a, b)
 
 
-@train_handles("logical_or", "bitwise_or")
+@handles("logical_or", "bitwise_or")
 def _or(cap: Capture, a, b):
     _mask_operands(cap)
     return binary(cap, "maximum", a, b)
 
 
-@train_handles("where")
+@handles("where")
 def _where(cap: Capture, cond, x, y):
     """where(c, x, y) = c * x + eq(c, 0) * y for a computed mask c (a known one: capture()'s
     mapping); a zero branch is left out."""
@@ -203,7 +130,7 @@ def _where(cap: Capture, cond, x, y):
     return result
 
 
-@train_handles("_to_copy")
+@handles("_to_copy")
 def _to_copy(cap: Capture, x, **kwargs):
     """A conversion; to bool, ``x != 0`` (a mask stays as it is)."""
     arg = cap.node.args[0]
@@ -217,7 +144,7 @@ def _to_copy(cap: Capture, x, **kwargs):
 # ---- log_softmax ---------------------------------------------------------------------------
 
 
-@train_handles("_log_softmax")
+@handles("_log_softmax")
 def _log_softmax(cap: Capture, x, dim: int, half_to_float: bool = False):
     dtype = cap.out()[1]
 
@@ -260,7 +187,7 @@ def scatter_rows(cap: Capture, base, idx, values):
     return out if _is_zero(base) else binary(cap, "add", out, base)
 
 
-@train_handles("index_put")
+@handles("index_put")
 def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
     if not accumulate:
         raise cap.fail("index_put is supported only with accumulate=True (as autograd makes "
@@ -270,7 +197,7 @@ def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
     return scatter_rows(cap, base, indices[0], values)
 
 
-@train_handles("embedding_dense_backward")
+@handles("embedding_dense_backward")
 def _embedding_backward(cap: Capture, grad, indices, num_weights: int, padding_idx: int,
                         scale_grad_by_freq: bool):
     if scale_grad_by_freq:
@@ -281,7 +208,7 @@ def _embedding_backward(cap: Capture, grad, indices, num_weights: int, padding_i
     return scatter_rows(cap, 0, indices, grad)
 
 
-@train_handles("slice_scatter")
+@handles("slice_scatter")
 def _slice_scatter(cap: Capture, base, src, dim: int = 0, start=None, end=None, step: int = 1):
     shape, dtype = cap.out()
     dim %= len(shape)

@@ -1,7 +1,7 @@
-"""Float64 numpy evaluation of a :class:`KGraph`: the oracle that front ends are checked
+"""Float64 numpy evaluation of a :class:`KernelGraph`: the oracle that front ends are checked
 against (not the chip's semantics, which are the simulator's).
 
-Every op follows the ``_graph`` module docstring. Float tensors are evaluated in float64;
+Every op follows the ``_kernel_graph`` module docstring. Float tensors are evaluated in float64;
 tensors of an integer dtype ("int8", "int32") are held as int64 arrays. Values are rounded
 to a tensor's dtype only where an op converts: ``cast`` (round-to-nearest-even onto the
 target format; overflow gives inf, or NaN for fp8_e4m3, which has no inf; to an integer
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from chipforge.compiler._graph import CompileError, KGraph, KNode
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph, KernelNode
 
 # float formats: (mantissa bits, minimum normal exponent, largest finite value, has inf)
 FLOAT_FORMATS = {
@@ -144,7 +144,7 @@ _COMPARE: dict[str, Callable] = {"gt": np.greater, "ge": np.greater_equal, "lt":
                                  "le": np.less_equal, "eq": np.equal}
 
 
-def _eval(node: KNode, args: list[np.ndarray], out_dtype: str) -> np.ndarray:
+def _eval(node: KernelNode, args: list[np.ndarray], out_dtype: str) -> np.ndarray:
     op, a = node.op, node.attr
     if op in _BINARY or op in _COMPARE:
         if len(args) == 1:
@@ -192,7 +192,7 @@ def _eval(node: KNode, args: list[np.ndarray], out_dtype: str) -> np.ndarray:
     return simple[op]()
 
 
-def reference(graph: KGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def reference(graph: KernelGraph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate ``graph`` in float64 on ``inputs`` (one array per graph input); returns the
     graph outputs by name, float64 arrays or, for integer dtypes, int64 arrays."""
     graph.validate()

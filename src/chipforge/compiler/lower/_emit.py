@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chipforge.compiler._graph import CompileError
+from chipforge.compiler.lower._kernel_graph import CompileError
 from chipforge.isa import Dtype, Flag, Instr, Opcode, Unit
 
 SEM = {Unit.DMA: 0, Unit.MXU: 1, Unit.VEC: 2}

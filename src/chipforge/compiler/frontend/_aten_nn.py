@@ -1,13 +1,18 @@
 """Core-ATen op handlers of the PyTorch front end: matmul, reductions, normalization,
-convolution, pooling, embedding and indexing (see ``_torch_ops`` for the conventions)."""
+convolution, pooling, embedding and indexing (see ``_aten_ops`` for the conventions)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from chipforge.compiler._torch import Capture, Const
-from chipforge.compiler._torch_ops import binary, handles, is_number, prod, scaled
+from chipforge.compiler.frontend._aten_ops import binary, is_number, prod, scaled
+from chipforge.compiler.frontend._capture import Capture, Const, registrar
+
+HANDLERS: dict[str, Callable] = {}
+handles = registrar(HANDLERS)
 
 # ---- matmul, reductions, normalization ---------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Core-ATen op handlers of the PyTorch front end (layout and elementwise ops; the
-network ops are in ``_torch_nn``): each maps one op onto ``KERNEL_OPS``.
+network ops are in ``_aten_nn``): each maps one op onto ``KERNEL_OPS``.
 
 A handler gets the :class:`Capture` and the op's arguments, tensors already resolved to
 :class:`Dyn` (computed) or :class:`Const` (known) values, and returns the result's value
@@ -15,17 +15,10 @@ from functools import reduce
 import numpy as np
 import torch
 
-from chipforge.compiler._torch import Capture, Const, Deferred, Dyn, unsupported
+from chipforge.compiler.frontend._capture import Capture, Const, Deferred, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
-
-
-def handles(*names: str):
-    def register(fn):
-        for name in names:
-            HANDLERS[name] = fn
-        return fn
-    return register
+handles = registrar(HANDLERS)
 
 
 def prod(values) -> int:
@@ -287,7 +280,7 @@ def _where(cap: Capture, cond, x, y):
     if isinstance(cond, Deferred):
         if isinstance(x, Const) and not x.value.any() and _masked_row_guard(cap.node):
             return y
-        raise unsupported(cond.node, cap.training)
+        raise cap.unsupported(cond.node)
     if not isinstance(cond, Const):
         raise cap.fail("where() needs a condition known at capture time (a constant mask)")
     shape, dtype = cap.out()

@@ -1,18 +1,18 @@
-"""Small models built directly as KGraphs (no PyTorch needed): the report's compiled
+"""Small models built directly as KernelGraphs (no PyTorch needed): the report's compiled
 examples and quick smoke checks. Weights are deterministic (seeded)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from chipforge.compiler._graph import CompileError, KGraph
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
 
 def mlp_graph(batch: int = 64, sizes: tuple[int, ...] = (256, 512, 512, 10),
-              seed: int = 0) -> KGraph:
+              seed: int = 0) -> KernelGraph:
     """Linear-ReLU stack: [batch, sizes[0]] -> [batch, sizes[-1]]."""
     rng = np.random.default_rng(seed)
-    g = KGraph(name="mlp")
+    g = KernelGraph(name="mlp")
     g.inputs = [g.add_tensor("x", (batch, sizes[0]), "fp32")]
     h = "x"
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -28,10 +28,10 @@ def mlp_graph(batch: int = 64, sizes: tuple[int, ...] = (256, 512, 512, 10),
     return g
 
 
-def attention_graph(seq: int = 128, dim: int = 128, seed: int = 0) -> KGraph:
+def attention_graph(seq: int = 128, dim: int = 128, seed: int = 0) -> KernelGraph:
     """One causal self-attention head with RMSNorm: x [seq, dim] -> [seq, dim]."""
     rng = np.random.default_rng(seed)
-    g = KGraph(name="attention")
+    g = KernelGraph(name="attention")
     g.inputs = [g.add_tensor("x", (seq, dim), "fp32")]
     norm_w = g.add_constant("norm.w", np.ones(dim, np.float32), "fp32")
     h = g.add_node("rmsnorm", ("x", norm_w), "norm", (seq, dim), "fp32", eps=1e-6)
@@ -58,7 +58,7 @@ def attention_graph(seq: int = 128, dim: int = 128, seed: int = 0) -> KGraph:
 EXAMPLES = {"mlp": mlp_graph, "attention": attention_graph}
 
 
-def example_graph(name: str) -> KGraph:
+def example_graph(name: str) -> KernelGraph:
     if name not in EXAMPLES:
         raise CompileError(f"unknown example {name!r}; expected one of {', '.join(EXAMPLES)}")
     return EXAMPLES[name]()

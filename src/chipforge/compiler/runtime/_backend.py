@@ -2,70 +2,21 @@
 on the simulated chip.
 
 Inference: dynamo hands over the model's FX graph with its parameters; it is exported to
-core ATen, captured as a KGraph (parameters become constants), optionally quantized with
-calibration inputs, compiled and run on the simulator for every call. Training (tensors
+core ATen, captured as a KernelGraph (parameters become constants), optionally quantized
+with calibration inputs, compiled and run on the simulator for every call. Training (tensors
 that require grad): aot_autograd splits the forward and backward graphs, each is compiled
-with its parameters as inputs; see :mod:`chipforge.compiler._train`.
+with its parameters as inputs; see :mod:`chipforge.compiler.runtime._train`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from chipforge.arch import load_chip
-from chipforge.compiler._graph import CompileError, KGraph
-from chipforge.compiler._lower import compile_graph
-from chipforge.compiler._quant import QMAX, quantize_graph
-
-
-def to_numpy(t) -> np.ndarray:
-    """A torch tensor as numpy: floats as float32, integer indices as int32."""
-    import torch
-
-    t = t.detach().cpu()
-    if t.dtype.is_floating_point or t.dtype == torch.bool:  # bools travel as 0/1 masks
-        return t.to(torch.float32).numpy()
-    return t.to(torch.int32).numpy()
-
-
-def feed(graph: KGraph, args: Sequence) -> dict[str, np.ndarray]:
-    if len(args) != len(graph.inputs):
-        raise CompileError(f"{graph.name}: called with {len(args)} inputs; the compiled graph "
-                           f"takes {len(graph.inputs)}")
-    return {name: to_numpy(a) for name, a in zip(graph.inputs, args)}
-
-
-@dataclass
-class ChipRunner:
-    """A compiled graph bound to a chip; calling it runs the simulator."""
-
-    graph: KGraph
-    chip: str
-    dtype: str
-    program: object = None
-    results: list = field(default_factory=list)  # the SimResult of each call
-
-    def __post_init__(self) -> None:
-        self.program = compile_graph(self.graph, self.chip, dtype=self.dtype)
-
-    def __call__(self, *args):
-        import torch
-
-        from chipforge.sim import simulate
-
-        result = simulate(self.program, self.chip, feed(self.graph, args))
-        self.results.append(result)
-        outs = []
-        for name in self.graph.outputs:
-            value = result.outputs[name]
-            # integer outputs stay integers; every float dtype comes back as float32
-            value = value if value.dtype.kind in "iu" else np.asarray(value, np.float32)
-            shape = self.graph.tensors[name].shape  # 0-d tensors (a loss) keep their shape
-            outs.append(torch.from_numpy(np.ascontiguousarray(value).reshape(shape)))
-        return tuple(outs)
+from chipforge.compiler.lower._kernel_graph import CompileError
+from chipforge.compiler.lower._quant import QMAX, quantize_graph
+from chipforge.compiler.runtime._runner import ChipRunner, feed
+from chipforge.compiler.runtime._train import training_backend
 
 
 def _is_state(node) -> bool:
@@ -132,10 +83,9 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         # dynamo passes parameters as graph inputs: training if any input needs a gradient
         if torch.is_grad_enabled() and any(getattr(x, "requires_grad", False)
                                            for x in example_inputs):
-            from chipforge.compiler._train import training_backend
-
             return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
-        from chipforge.compiler._torch import capture
+
+        from chipforge.compiler.frontend._torch_export import capture
 
         bound, user = _bind_state(gm, example_inputs)
         graph = capture(bound, tuple(example_inputs[i] for i in user), name="model")

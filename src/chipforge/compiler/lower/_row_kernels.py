@@ -12,9 +12,10 @@ from math import ceil
 
 import numpy as np
 
-from chipforge.compiler._emit import CoreEmitter, Token
-from chipforge.compiler._graph import CompileError, KNode
-from chipforge.compiler._lower import Buf, Lowering, split
+from chipforge.compiler.lower._emit import CoreEmitter, Token
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
+from chipforge.compiler.lower._layout_kernels import materialize_broadcast
+from chipforge.compiler.lower._lowering import Buf, Lowering, split
 from chipforge.isa import BinOp, Dtype, Flag, Opcode, RedOp, UnOp
 from chipforge.perf._hw import ROW_CHUNK as MAX_CHUNK_ROWS
 
@@ -22,7 +23,7 @@ F32 = Dtype.FP32
 
 
 @dataclass(frozen=True)
-class Operand:
+class RowOperand:
     """How an input feeds a rows x cols output: a full tensor, one row repeated, one
     element per row, or an immediate scalar."""
 
@@ -56,7 +57,7 @@ class Chunk:
     ready: Token | None  # the DMA token after which the chunk's inputs are in SRAM
 
 
-def row_pipeline(lw: Lowering, out: Buf, operands: list[Operand], temp_f32_per_row: int,
+def row_pipeline(lw: Lowering, out: Buf, operands: list[RowOperand], temp_f32_per_row: int,
                  body, out_cols: int | None = None) -> None:
     """Stream ``out``'s rows through SRAM; ``body(em, chunk, temps)`` emits the vector
     instructions of one chunk (the first waits on ``chunk.ready``) and returns the last
@@ -164,7 +165,7 @@ def out_flags(out: Buf) -> Flag:
     return Flag.SATURATE if out.dtype in ("int8", "fp8_e4m3", "fp8_e5m2") else Flag.NONE
 
 
-def unary_kernel(lw: Lowering, node: KNode) -> str:
+def unary_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     op = UNARY[node.op]
     flags = out_flags(out)
@@ -175,11 +176,11 @@ def unary_kernel(lw: Lowering, node: KNode) -> str:
         return vun(em, op, ch.out, ch.ins[0], ch.rows, out.cols, out.isa_dtype, x.isa_dtype,
                    after=(ch.ready,), flags=flags)
 
-    row_pipeline(lw, out, [Operand("full", x)], 0, body)
+    row_pipeline(lw, out, [RowOperand("full", x)], 0, body)
     return f"vector {node.op}"
 
 
-def pow_kernel(lw: Lowering, node: KNode) -> str:
+def pow_kernel(lw: Lowering, node: KernelNode) -> str:
     """x ** c: a unary sequence for the common exponents, x * x**(c-1) for c = 3, and
     exp(c * log x) (x > 0) otherwise."""
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
@@ -207,32 +208,30 @@ def pow_kernel(lw: Lowering, node: KNode) -> str:
                  flags=Flag.B_IMM, imm=c, after=(t,))
         return vun(em, UnOp.EXP, ch.out, tmp, n, cols, out.isa_dtype, F32, after=(t,))
 
-    row_pipeline(lw, out, [Operand("full", x)], 4 * cols, body)
+    row_pipeline(lw, out, [RowOperand("full", x)], 4 * cols, body)
     return f"vector pow {c:g}"
 
 
-def _operand(lw: Lowering, name: str, out_shape: tuple[int, ...]) -> Operand:
+def _operand(lw: Lowering, name: str, out_shape: tuple[int, ...]) -> RowOperand:
     buf = lw.bufs[name]
     kind = classify(buf.shape, out_shape)
     if kind is None:
-        from chipforge.compiler._k_layout import materialize_broadcast
-
-        return Operand("full", materialize_broadcast(lw, buf, out_shape))
+        return RowOperand("full", materialize_broadcast(lw, buf, out_shape))
     if kind == "scalar":
-        return Operand("col", buf)  # one element, re-read for every row (stride 0)
-    return Operand(kind, buf)
+        return RowOperand("col", buf)  # one element, re-read for every row (stride 0)
+    return RowOperand(kind, buf)
 
 
-def binary_kernel(lw: Lowering, node: KNode) -> str:
+def binary_kernel(lw: Lowering, node: KernelNode) -> str:
     out = lw.place(node.output)
     a = _operand(lw, node.inputs[0], out.shape)
     scalar = node.attr("scalar")
-    b = Operand("imm", imm=float(scalar)) if scalar is not None else _operand(
+    b = RowOperand("imm", imm=float(scalar)) if scalar is not None else _operand(
         lw, node.inputs[1], out.shape)
     op = BINARY[node.op]
     cols = out.cols
 
-    def stride_flag(o: Operand, col_flag: Flag) -> tuple[int, Flag]:
+    def stride_flag(o: RowOperand, col_flag: Flag) -> tuple[int, Flag]:
         if o.kind == "full":
             return cols, Flag.NONE
         if o.kind == "row":
@@ -257,7 +256,7 @@ def binary_kernel(lw: Lowering, node: KNode) -> str:
     return f"vector {node.op} ({a.kind} x {b.kind})"
 
 
-def reduce_kernel(lw: Lowering, node: KNode) -> str:
+def reduce_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     cols = x.cols
     red = RedOp.MAX if node.op == "max" else RedOp.SUM
@@ -270,11 +269,11 @@ def reduce_kernel(lw: Lowering, node: KNode) -> str:
         t = vred(em, red, tmp, ch.ins[0], ch.rows, cols, x.isa_dtype, after=(ch.ready,))
         return vun(em, UnOp.COPY, ch.out, tmp, ch.rows, 1, out.isa_dtype, F32, after=(t,))
 
-    row_pipeline(lw, out, [Operand("full", x)], 4, body, out_cols=1)
+    row_pipeline(lw, out, [RowOperand("full", x)], 4, body, out_cols=1)
     return f"vector reduce {node.op}"
 
 
-def softmax_kernel(lw: Lowering, node: KNode) -> str:
+def softmax_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     cols = x.cols
 
@@ -289,14 +288,14 @@ def softmax_kernel(lw: Lowering, node: KNode) -> str:
         return vbin(em, BinOp.MUL, ch.out, e, stat, n, cols, out.isa_dtype, F32, F32,
                     a_stride=cols, b_stride=1, flags=Flag.B_COL, after=(t,))
 
-    row_pipeline(lw, out, [Operand("full", x)], 4 * (cols + 1), body)
+    row_pipeline(lw, out, [RowOperand("full", x)], 4 * (cols + 1), body)
     return "vector softmax (max, exp, sum, scale)"
 
 
-def norm_kernel(lw: Lowering, node: KNode) -> str:
+def norm_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     cols, eps = x.cols, float(node.attr("eps", 1e-5))
-    operands = [Operand("full", x)] + [Operand("row", lw.bufs[n]) for n in node.inputs[1:]]
+    operands = [RowOperand("full", x)] + [RowOperand("row", lw.bufs[n]) for n in node.inputs[1:]]
     layer = node.op == "layernorm"
 
     def body(em, ch, tmp):
@@ -336,7 +335,7 @@ def norm_kernel(lw: Lowering, node: KNode) -> str:
     return f"vector {node.op}"
 
 
-def quantize_kernel(lw: Lowering, node: KNode) -> str:
+def quantize_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     scale, zero = float(node.attr("scale")), float(node.attr("zero_point", 0))
     cols = x.cols
@@ -348,11 +347,11 @@ def quantize_kernel(lw: Lowering, node: KNode) -> str:
                     a_stride=cols, b_stride=0, flags=Flag.B_IMM | Flag.SATURATE, imm=zero,
                     after=(t,))
 
-    row_pipeline(lw, out, [Operand("full", x)], 4 * cols, body)
+    row_pipeline(lw, out, [RowOperand("full", x)], 4 * cols, body)
     return f"quantize to {out.dtype} (scale {scale:.4g})"
 
 
-def global_avg_pool_kernel(lw: Lowering, node: KNode) -> str:
+def global_avg_pool_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     n, c, h, w = x.shape
     view = Buf(x.addr, (n * c, h * w), x.dtype)
@@ -363,7 +362,7 @@ def global_avg_pool_kernel(lw: Lowering, node: KNode) -> str:
         return vbin(em, BinOp.MUL, ch.out, tmp, 0, ch.rows, 1, out.isa_dtype, F32, F32,
                     a_stride=1, b_stride=0, flags=Flag.B_IMM, imm=1.0 / (h * w), after=(t,))
 
-    row_pipeline(lw, out_view, [Operand("full", view)], 4, body)
+    row_pipeline(lw, out_view, [RowOperand("full", view)], 4, body)
     return "vector global average pool"
 
 

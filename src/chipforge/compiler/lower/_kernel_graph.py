@@ -1,7 +1,7 @@
-"""The compiler's input: a kernel graph (``KGraph``) of tensor ops on named tensors.
+"""The compiler's input: a kernel graph (``KernelGraph``) of tensor ops on named tensors.
 
 Front ends (the op-graph builder, ``torch.export`` and aot_autograd captures) produce a
-KGraph; the lowering turns each node into per-core instructions. ``KERNEL_OPS`` is the
+KernelGraph; the lowering turns each node into per-core instructions. ``KERNEL_OPS`` is the
 supported set; :func:`reference` evaluates a graph in float64 numpy and is used to check
 front ends, not the chip (the chip's semantics are the simulator's).
 
@@ -71,7 +71,7 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
-class KNode:
+class KernelNode:
     op: str
     inputs: tuple[str, ...]
     output: str
@@ -83,9 +83,9 @@ class KNode:
 
 
 @dataclass
-class KGraph:
+class KernelGraph:
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
-    nodes: list[KNode] = field(default_factory=list)
+    nodes: list[KernelNode] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     constants: dict[str, np.ndarray] = field(default_factory=dict)
@@ -105,7 +105,7 @@ class KGraph:
         if op not in KERNEL_OPS:
             raise CompileError(f"unsupported op {op!r}; supported: {', '.join(KERNEL_OPS)}")
         self.add_tensor(output, shape, dtype)
-        self.nodes.append(KNode(op, tuple(inputs), output, tuple(sorted(attrs.items())),
+        self.nodes.append(KernelNode(op, tuple(inputs), output, tuple(sorted(attrs.items())),
                                 source))
         return output
 

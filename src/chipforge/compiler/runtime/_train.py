@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipforge.compiler._backend import ChipRunner
-from chipforge.compiler._graph import KGraph
+from chipforge.compiler.lower._kernel_graph import KernelGraph
+from chipforge.compiler.runtime._runner import ChipRunner
 
 
 def training_backend(chip: str, dtype: str, runners: list):
@@ -21,7 +21,7 @@ def training_backend(chip: str, dtype: str, runners: list):
     from torch._decomp import core_aten_decompositions
     from torch._dynamo.backends.common import aot_autograd
 
-    from chipforge.compiler._torch_train import capture_fx
+    from chipforge.compiler.frontend._aot_autograd import capture_fx
 
     def make_compiler(kind: str):
         def compiler(gm, example_inputs):
@@ -64,13 +64,13 @@ def _output_dtypes(gm) -> list:
 
 
 def adamw_graph(numel: int, lr: float, beta1: float, beta2: float, eps: float,
-                weight_decay: float, cols: int = 1024) -> KGraph:
+                weight_decay: float, cols: int = 1024) -> KernelGraph:
     """One AdamW step (torch.optim.AdamW's update) over ``numel`` fp32 values laid out as
     rows x cols. Inputs p, g, m, v and the step's bias corrections c1 = lr / (1 - beta1^t),
     c2 = 1 / (1 - beta2^t) as one-element tensors; outputs p', m', v'."""
     rows = -(-numel // cols)
     shape = (rows, cols)
-    g = KGraph(name="adamw")
+    g = KernelGraph(name="adamw")
     for name in ("p", "g", "m", "v"):
         g.add_tensor(name, shape, "fp32")
     g.add_tensor("c1", (1,), "fp32")

@@ -1,9 +1,11 @@
-"""Lowering: a KGraph becomes a Program, one kernel per node.
+"""The lowering context every kernel works in: DRAM buffers (:class:`Buf`), the split of
+work across cores (:func:`split`) and :class:`Lowering` (placement, constants, barriers).
 
-Each kernel reads its inputs from DRAM and writes its output to DRAM, split across the
-cores, and ends with a barrier so the next kernel may read any core's results (like
-kernel boundaries on a GPU). Within a kernel, DMA, matrix and vector instructions overlap
-through double buffering and semaphore tokens (see ``_emit``).
+A KernelGraph becomes a Program one kernel per node (``_compile``). Each kernel reads its
+inputs from DRAM and writes its output to DRAM, split across the cores, and ends with a
+barrier so the next kernel may read any core's results (like kernel boundaries on a GPU).
+Within a kernel, DMA, matrix and vector instructions overlap through double buffering and
+semaphore tokens (see ``_emit``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from chipforge.arch import ChipSpec, load_chip
-from chipforge.compiler._emit import DTYPE, CoreEmitter, DramAllocator
-from chipforge.compiler._graph import CompileError, KGraph, KNode
-from chipforge.isa import CoreTiming, Dtype, Program, TensorPlacement
+from chipforge.arch import ChipSpec
+from chipforge.compiler.lower._emit import DTYPE, CoreEmitter, DramAllocator
+from chipforge.compiler.lower._kernel_graph import KernelGraph, KernelNode
+from chipforge.isa import CoreTiming, Dtype
 
 FLOAT_DTYPES = ("fp32", "bf16", "fp16")
 _NP = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16,
@@ -66,7 +68,10 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
 
 
 class Lowering:
-    def __init__(self, graph: KGraph, chip: ChipSpec, act_dtype: str = "bf16") -> None:
+    """The state of compiling one graph: its DRAM buffers and initial image, one
+    :class:`CoreEmitter` per core, the barrier count and each kernel's mapping."""
+
+    def __init__(self, graph: KernelGraph, chip: ChipSpec, act_dtype: str = "bf16") -> None:
         graph.validate()
         self.graph, self.chip, self.act_dtype = graph, chip, act_dtype
         self.timing = CoreTiming.of(chip)
@@ -109,7 +114,7 @@ class Lowering:
             self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
 
     # ---- kernels ----------------------------------------------------------------------------
-    def begin(self, node: KNode) -> None:
+    def begin(self, node: KernelNode) -> None:
         for em in self.ems:
             em.label = node.output
             em.reset_sram()
@@ -134,42 +139,3 @@ class Lowering:
         self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
         self.bufs[name] = buf
         return buf
-
-    def run(self) -> Program:
-        from chipforge.compiler._kernels import KERNELS
-
-        self.place_constants()
-        for name in self.graph.inputs:
-            self.place(name)
-        for node in self.graph.nodes:
-            kernel = KERNELS.get(node.op)
-            if kernel is None:
-                where = f" (from {node.source})" if node.source else ""
-                raise CompileError(f"no kernel for op {node.op!r}{where}; kernels exist for "
-                                   f"{', '.join(sorted(KERNELS))}")
-            self.begin(node)
-            before = sum(len(em.instrs) for em in self.ems)
-            mapping = kernel(self, node)
-            self.kernels.append({"label": node.output, "op": node.op,
-                                 "mapping": mapping or ""})
-            if sum(len(em.instrs) for em in self.ems) > before:  # aliases need no barrier
-                self.end()
-        tensors = {n: TensorPlacement(n, b.addr, b.shape, b.dtype)
-                   for n, b in self.bufs.items()
-                   if n in self.graph.inputs or n in self.graph.outputs}
-        return Program(self.chip.name, [em.instrs for em in self.ems],
-                       max(self.dram.top, 64), tensors, list(self.graph.inputs),
-                       list(self.graph.outputs), self.init,
-                       {"kernels": self.kernels, "act_dtype": self.act_dtype,
-                        "graph": self.graph.name})
-
-
-def compile_graph(graph: KGraph, chip: ChipSpec | str, *, dtype: str = "bf16") -> Program:
-    """Compile ``graph`` for ``chip`` with floating-point activations stored in ``dtype``."""
-    spec = load_chip(chip) if isinstance(chip, str) else chip
-    if not any(mu.kind == "systolic" for mu in spec.cores.matrix_units):
-        raise CompileError(f"chip {spec.name!r} has no systolic matrix unit; the chipforge "
-                           f"ISA targets forge-t1, forge-i1 and other systolic designs")
-    if dtype not in FLOAT_DTYPES:
-        raise CompileError(f"activation dtype {dtype!r}; expected one of {FLOAT_DTYPES}")
-    return Lowering(graph, spec, dtype).run()

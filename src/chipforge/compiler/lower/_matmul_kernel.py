@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from math import ceil
 
-from chipforge.compiler._emit import Token
-from chipforge.compiler._graph import CompileError, KNode
-from chipforge.compiler._lower import Buf, Lowering, split
+from chipforge.compiler.lower._emit import Token
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
+from chipforge.compiler.lower._lowering import Buf, Lowering, split
 from chipforge.isa import Dtype, Flag, Opcode
 from chipforge.perf import search_matmul
 from chipforge.perf._hw import ACCUMULATOR_WORDS as ACC_WORDS  # noqa: E402
@@ -29,7 +29,7 @@ def _chunks(total: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(size, total - s)) for s in range(0, total, size)]
 
 
-def matmul_kernel(lw: Lowering, node: KNode) -> str:
+def matmul_kernel(lw: Lowering, node: KernelNode) -> str:
     a, b = lw.bufs[node.inputs[0]], lw.bufs[node.inputs[1]]
     out = lw.place(node.output)
     k, n = b.shape[-2], b.shape[-1]

@@ -10,9 +10,9 @@ from itertools import product
 
 import numpy as np
 
-from chipforge.compiler._emit import CoreEmitter
-from chipforge.compiler._graph import CompileError, KNode
-from chipforge.compiler._lower import Buf, Lowering, split
+from chipforge.compiler.lower._emit import CoreEmitter
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
+from chipforge.compiler.lower._lowering import Buf, Lowering, split
 from chipforge.isa import BinOp, Flag, Opcode, UnOp
 
 
@@ -62,13 +62,13 @@ def _copiers(lw: Lowering, itemsize: int) -> list[Copier]:
     return [Copier(em, itemsize) for em in lw.ems]
 
 
-def reshape_kernel(lw: Lowering, node: KNode) -> str:
+def reshape_kernel(lw: Lowering, node: KernelNode) -> str:
     x = lw.bufs[node.inputs[0]]
     lw.alias(node.output, x, lw.graph.tensors[node.output].shape)
     return "alias (no data moved)"
 
 
-def permute_kernel(lw: Lowering, node: KNode) -> str:
+def permute_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     perm = tuple(int(p) % len(x.shape) for p in node.attr("dims"))
     nd = len(perm)
@@ -106,7 +106,7 @@ def _permute_blocks(x: Buf, out: Buf, perm, transposed: bool = False) -> list[tu
     return blocks
 
 
-def slice_kernel(lw: Lowering, node: KNode) -> str:
+def slice_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     dim = int(node.attr("dim")) % len(x.shape)
     start, step = int(node.attr("start", 0)), int(node.attr("step", 1))
@@ -131,7 +131,7 @@ def slice_kernel(lw: Lowering, node: KNode) -> str:
     return f"slice dim {dim} [{start}::{step}]"
 
 
-def cat_kernel(lw: Lowering, node: KNode) -> str:
+def cat_kernel(lw: Lowering, node: KernelNode) -> str:
     out = lw.place(node.output)
     dim = int(node.attr("dim")) % len(out.shape)
     inner = int(np.prod(out.shape[dim + 1:], dtype=np.int64))
@@ -158,7 +158,7 @@ def materialize_broadcast(lw: Lowering, x: Buf, shape: tuple[int, ...]) -> Buf:
     return out
 
 
-def expand_kernel(lw: Lowering, node: KNode) -> str:
+def expand_kernel(lw: Lowering, node: KernelNode) -> str:
     x, out = lw.bufs[node.inputs[0]], lw.place(node.output)
     _expand_into(lw, x, out)
     return "expand (broadcast copy)"
@@ -197,7 +197,7 @@ def _expand_into(lw: Lowering, x: Buf, out: Buf) -> None:
                                    after=(tok,), note="expand out"))
 
 
-def embedding_kernel(lw: Lowering, node: KNode) -> str:
+def embedding_kernel(lw: Lowering, node: KernelNode) -> str:
     table, idx = lw.bufs[node.inputs[0]], lw.bufs[node.inputs[1]]
     out = lw.place(node.output)
     if idx.dtype != "int32":
@@ -219,7 +219,7 @@ def embedding_kernel(lw: Lowering, node: KNode) -> str:
     return f"embedding gather of {idx.numel} rows"
 
 
-def scatter_add_kernel(lw: Lowering, node: KNode) -> str:
+def scatter_add_kernel(lw: Lowering, node: KernelNode) -> str:
     """out[V, D] = 0; out[idx[i]] += rows[i] for i in order (duplicates accumulate). The
     read-modify-write of each row is serialized on core 0 so duplicates are exact; the
     other cores zero the output first."""
