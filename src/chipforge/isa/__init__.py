@@ -26,7 +26,6 @@ from chipforge.isa._instr import (
     UnOp,
 )
 from chipforge.isa._program import Program, TensorPlacement
-from chipforge.machine import CoreTiming  # noqa: F401  (temporary, until the compiler imports it from machine)
 
 __all__ = [
     "ALU_ENUM", "FIELDS", "INSTR_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS", "AsmError", "BinOp",

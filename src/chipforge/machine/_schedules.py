@@ -50,8 +50,9 @@ def vector_passes(kernel: str, *, affine: int = 0, exponent: float | None = None
     """The passes of the compiled row kernel ``kernel``:
 
     * "softmax": max, subtract, exp, sum, then a reciprocal per row and a scale;
-    * "layernorm" / "rmsnorm" with ``affine`` weight and bias operands: (mean, centre),
-      square, sum, then per row scale, add eps, rsqrt; normalize; one pass per operand;
+    * "layernorm" / "rmsnorm" with ``affine`` weight and bias operands: (sum, then per row
+      the mean; centre), square, sum, then per row scale, add eps, rsqrt; normalize; one
+      pass per operand;
     * "reduce" (sum, max, mean): one pass, then one per row (mean's scale or a copy out);
     * "quantize": divide by the scale, add the zero point;
     * "pow" with ``exponent``: :data:`POW_SEQUENCES`, x * x**2, or log, scale, exp;
@@ -61,7 +62,7 @@ def vector_passes(kernel: str, *, affine: int = 0, exponent: float | None = None
     if kernel == "softmax":
         return VectorPasses(4, 1, 1)
     if kernel == "layernorm":
-        return VectorPasses(5 + affine, 0, 3)
+        return VectorPasses(5 + affine, 0, 4)
     if kernel == "rmsnorm":
         return VectorPasses(3 + affine, 0, 3)
     if kernel == "reduce":

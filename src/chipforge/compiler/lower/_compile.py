@@ -18,6 +18,7 @@ from chipforge.compiler.lower import (
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 from chipforge.compiler.lower._lowering import FLOAT_DTYPES, Lowering
 from chipforge.isa import Program, TensorPlacement
+from chipforge.machine import compiles_for
 
 KERNELS = {
     "matmul": _matmul_kernel.matmul_kernel,
@@ -70,7 +71,7 @@ def lower(lw: Lowering) -> Program:
 def compile_graph(graph: KernelGraph, chip: ChipSpec | str, *, dtype: str = "bf16") -> Program:
     """Compile ``graph`` for ``chip`` with floating-point activations stored in ``dtype``."""
     spec = load_chip(chip) if isinstance(chip, str) else chip
-    if not any(mu.kind == "systolic" for mu in spec.cores.matrix_units):
+    if not compiles_for(spec):
         raise CompileError(f"chip {spec.name!r} has no systolic matrix unit; the chipforge "
                            f"ISA targets forge-t1, forge-i1 and other systolic designs")
     if dtype not in FLOAT_DTYPES:

@@ -17,9 +17,7 @@ from chipforge.isa import Dtype, Flag, Instr, Opcode, Unit
 SEM = {Unit.DMA: 0, Unit.MXU: 1, Unit.VEC: 2}
 ALIGN = 64  # bytes: DRAM and SRAM buffers start on 64-byte boundaries
 
-DTYPE = {"fp32": Dtype.FP32, "bf16": Dtype.BF16, "fp16": Dtype.FP16,
-         "fp8_e4m3": Dtype.FP8_E4M3, "fp8_e5m2": Dtype.FP8_E5M2, "int8": Dtype.INT8,
-         "int32": Dtype.INT32}
+DTYPE = {d.name_str: d for d in Dtype}  # the ISA's dtypes by chipforge name
 
 
 def align(n: int) -> int:

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 from chipforge.arch import ChipSpec
 from chipforge.compiler.lower._emit import DTYPE, CoreEmitter, DramAllocator
 from chipforge.compiler.lower._kernel_graph import KernelGraph, KernelNode
-from chipforge.isa import CoreTiming, Dtype
+from chipforge.isa import Dtype
+from chipforge.machine import CoreTiming
+from chipforge.numerics import NP_DTYPE
 
 FLOAT_DTYPES = ("fp32", "bf16", "fp16")
-_NP = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16,
-       "fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
-       "int8": np.int8, "int32": np.int32}
 
 
 @dataclass(frozen=True)
@@ -108,9 +106,9 @@ class Lowering:
             buf = self.place(name)
             data = np.asarray(value)
             if buf.dtype in FLOAT_DTYPES or data.dtype.kind == "f":
-                data = np.asarray(data, np.float32).astype(_NP[buf.dtype])
+                data = np.asarray(data, np.float32).astype(NP_DTYPE[buf.dtype])
             else:
-                data = data.astype(_NP[buf.dtype])
+                data = data.astype(NP_DTYPE[buf.dtype])
             self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
 
     # ---- kernels ----------------------------------------------------------------------------
@@ -133,8 +131,8 @@ class Lowering:
 
     def constant(self, name: str, value: np.ndarray, dtype: str) -> Buf:
         """A constant the compiler derives (e.g. a reshaped conv weight) placed in DRAM."""
-        data = np.asarray(value, np.float32).astype(_NP[dtype]) if dtype in FLOAT_DTYPES \
-            else np.asarray(value).astype(_NP[dtype])
+        data = np.asarray(value, np.float32).astype(NP_DTYPE[dtype]) if dtype in FLOAT_DTYPES \
+            else np.asarray(value).astype(NP_DTYPE[dtype])
         buf = Buf(self.dram.alloc(data.nbytes), tuple(data.shape), dtype)
         self.init[buf.addr] = np.ascontiguousarray(data).tobytes()
         self.bufs[name] = buf

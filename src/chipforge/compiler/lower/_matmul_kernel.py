@@ -21,8 +21,8 @@ from chipforge.compiler.lower._emit import Token
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
 from chipforge.compiler.lower._lowering import Buf, Lowering, split
 from chipforge.isa import Dtype, Flag, Opcode
+from chipforge.machine import ACCUMULATOR_WORDS, DEFAULT
 from chipforge.perf import search_matmul
-from chipforge.perf._hw import ACCUMULATOR_WORDS as ACC_WORDS  # noqa: E402
 
 
 def _chunks(total: int, size: int) -> list[tuple[int, int]]:
@@ -45,7 +45,7 @@ def matmul_kernel(lw: Lowering, node: KernelNode) -> str:
         batch, m = b_batch, a.shape[-2]
         if a.numel // (m * k) != batch:
             raise CompileError(f"{node.output}: batch dims of {a.shape} and {b.shape} differ")
-    cost = search_matmul(lw.chip, m, n, k, batch, a.dtype, a.itemsize, _eff(),
+    cost = search_matmul(lw.chip, m, n, k, batch, a.dtype, a.itemsize, DEFAULT,
                          orders=("k",))
     pb, pm, pn = cost.partition
     tm, tn, tk = cost.tile
@@ -60,20 +60,14 @@ def matmul_kernel(lw: Lowering, node: KernelNode) -> str:
     return cost.mapping
 
 
-def _eff():
-    from chipforge.perf import DEFAULT
-
-    return DEFAULT
-
-
 def _core_matmul(lw: Lowering, core: int, a: Buf, b: Buf, out: Buf, brange, mrange, nrange,
                  k: int, tile, dataflow: str, acc_dtype: Dtype, batched: bool) -> None:
     em = lw.ems[core]
     t = lw.timing
-    rows, cols = t.rows, t.array_cols(a.isa_dtype)
+    rows, cols = t.rows, t.array_cols(a.isa_dtype.name_str)
     (b0, nb), (m0, mm), (n0, nn) = brange, mrange, nrange
     tm, tn, tk = min(tile[0], mm), min(tile[1], nn), min(tile[2], k)
-    if 2 * tm * tn > ACC_WORDS:
+    if 2 * tm * tn > ACCUMULATOR_WORDS:
         raise CompileError(f"{em.label}: output tile {tm}x{tn} exceeds the accumulators")
     isz, osz = a.itemsize, out.itemsize
     a_slots = [em.sram(tm * tk * isz) for _ in range(2)]

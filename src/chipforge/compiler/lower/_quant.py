@@ -20,8 +20,10 @@ import numpy as np
 
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph, KernelNode
 from chipforge.compiler.lower._reference import reference
+from chipforge.numerics import FORMATS, INT_RANGE
 
-QMAX = {"int8": 127.0, "fp8_e4m3": 448.0}
+# the largest magnitude of each quantized format
+QMAX = {"int8": float(INT_RANGE["int8"][1]), "fp8_e4m3": FORMATS["fp8_e4m3"].max}
 
 
 def _calibrate(graph: KernelGraph, names: list[str], inputs: list[dict[str, np.ndarray]]

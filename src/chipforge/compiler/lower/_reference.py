@@ -16,17 +16,15 @@ from collections.abc import Callable
 import numpy as np
 
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph, KernelNode
+from chipforge.numerics import FORMATS, INT_RANGE
 
-# float formats: (mantissa bits, minimum normal exponent, largest finite value, has inf)
-FLOAT_FORMATS = {
-    "fp32": (23, -126, float(np.finfo(np.float32).max), True),
-    "tf32": (10, -126, (2 - 2.0**-10) * 2.0**127, True),
-    "bf16": (7, -126, (2 - 2.0**-7) * 2.0**127, True),
-    "fp16": (10, -14, 65504.0, True),
-    "fp8_e4m3": (3, -6, 448.0, False),
-    "fp8_e5m2": (2, -14, 57344.0, True),
-}
-INT_RANGES = {"int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
+# float formats: (mantissa bits, minimum normal exponent, largest finite value, has inf),
+# from the formats' bit layouts (numerics.FORMATS); the rounding below is this module's own,
+# in float64, independent of ml_dtypes
+FLOAT_FORMATS = {name: (f.mantissa_bits, 1 - f.bias, f.max, f.has_inf)
+                 for name, f in FORMATS.items()}
+FLOAT_FORMATS["tf32"] = (10, -126, (2 - 2.0**-10) * 2.0**127, True)  # fp32's range, 10 bits
+INT_RANGES = INT_RANGE
 
 
 def round_to_format(x: np.ndarray, dtype: str, *, saturate: bool = False) -> np.ndarray:

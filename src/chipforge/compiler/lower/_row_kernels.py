@@ -17,7 +17,8 @@ from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
 from chipforge.compiler.lower._layout_kernels import materialize_broadcast
 from chipforge.compiler.lower._lowering import Buf, Lowering, split
 from chipforge.isa import BinOp, Dtype, Flag, Opcode, RedOp, UnOp
-from chipforge.perf._hw import ROW_CHUNK as MAX_CHUNK_ROWS
+from chipforge.machine import POW_SEQUENCES as POW_FUNCTIONS
+from chipforge.machine import ROW_CHUNK_ROWS
 
 F32 = Dtype.FP32
 
@@ -81,7 +82,7 @@ def _stream_rows(lw, em, out, operands, temp_f32_per_row, body, cols, r0, nrows)
     if em.sram_free < per_row:
         raise CompileError(f"{em.label}: a row of {cols} elements does not fit the "
                            f"{lw.timing.local_sram_bytes}-byte local SRAM")
-    chunk = max(1, min(MAX_CHUNK_ROWS, nrows, em.sram_free // per_row))
+    chunk = max(1, min(ROW_CHUNK_ROWS, nrows, em.sram_free // per_row))
     slots = [{i: em.sram(chunk * in_cols[i] * operands[i].buf.itemsize) for i in streamed}
              for _ in range(2)]
     outs = [em.sram(chunk * cols * out.itemsize) for _ in range(2)]
@@ -155,9 +156,8 @@ BINARY = {"add": BinOp.ADD, "sub": BinOp.SUB, "mul": BinOp.MUL, "div": BinOp.DIV
           "maximum": BinOp.MAX, "minimum": BinOp.MIN, "gt": BinOp.GT, "ge": BinOp.GE,
           "lt": BinOp.LT, "le": BinOp.LE, "eq": BinOp.EQ}
 
-# x ** c as a short sequence of unary ops where one exists (exact powers stay exact)
-POW_SEQUENCES = {1.0: (UnOp.COPY,), 2.0: (UnOp.SQUARE,), 0.5: (UnOp.SQRT,),
-                 -0.5: (UnOp.RSQRT,), -1.0: (UnOp.RECIP,), -2.0: (UnOp.SQUARE, UnOp.RECIP)}
+# x ** c as a short sequence of unary ops where one exists: the machine's schedule, by name
+POW_SEQUENCES = {c: tuple(UnOp[f.upper()] for f in seq) for c, seq in POW_FUNCTIONS.items()}
 
 
 def out_flags(out: Buf) -> Flag:
