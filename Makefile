@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench validation clean
+.PHONY: demo test lint bench validation docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(VENV)/.dev
 
 validation: $(VENV)/.dev
 	$(BIN)/python scripts/gen_validation.py
+
+docs: $(VENV)/.dev
+	$(BIN)/python scripts/gen_architecture.py
 
 clean:
 	rm -rf $(VENV) out build .pytest_cache

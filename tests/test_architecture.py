@@ -3,6 +3,7 @@ another package's private modules, and no import runs in a circle (chipforge._la
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from chipforge._layers import FLOORS, cycles, violations
@@ -65,3 +66,13 @@ def test_type_checking_imports_make_no_circle(tmp_path: Path) -> None:
 def test_cycles_finds_each_strongly_connected_group() -> None:
     graph = {"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"a"}}
     assert sorted(cycles(graph)) == [["a", "b"], ["c", "d"]]
+
+
+def test_architecture_page_is_current() -> None:
+    """docs/architecture.md is what scripts/gen_architecture.py writes from today's code."""
+    script = SRC.parent / "scripts" / "gen_architecture.py"
+    spec = importlib.util.spec_from_file_location("gen_architecture", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OUT.read_text() == module.render(), \
+        "run scripts/gen_architecture.py (make docs) and commit docs/architecture.md"
