@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 from chipforge.arch import load_chip
 from chipforge.isa import BinOp, Dtype, Flag, Instr, Opcode, Program  # noqa: E402
 from chipforge.isa import TensorPlacement as TP  # noqa: E402
-from chipforge.machine import CoreTiming  # noqa: E402
+from chipforge.machine import ACCUMULATOR_WORDS, CoreTiming  # noqa: E402
 from chipforge.numerics import cast  # noqa: E402
 from chipforge.perf import DEFAULT, search_matmul  # noqa: E402
-from chipforge.sim import ACC_WORDS, simulate  # noqa: E402
+from chipforge.sim import simulate  # noqa: E402
 
 GEMM_TARGET, IPM_TARGET = 0.25, 1_000_000
 BF16 = Dtype.BF16
@@ -68,7 +68,7 @@ def ws_program(size: int, dt: Dtype = BF16, chip: str = "forge-t1") -> Program:
     stored, 4 = panels read out of the accumulators."""
     t = CoreTiming.of(load_chip(chip))
     kt, nt = t.rows, t.array_cols(dt.name_str)  # weight tile: k x n
-    per = max(1, min(size // nt, ACC_WORDS // (2 * size * nt)))  # panels per block
+    per = max(1, min(size // nt, ACCUMULATOR_WORDS // (2 * size * nt)))  # panels per block
     bw = per * nt  # block width
     e, a_dram, b_dram, c_dram, acc_dt = _gemm_layout(size, dt)
     a_sram = 0

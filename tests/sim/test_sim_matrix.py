@@ -8,8 +8,9 @@ import pytest
 from simkit import A_SRAM, B_SRAM, T, acc, ins, run_on_sram
 
 from chipforge.isa import Dtype, Flag, Opcode
+from chipforge.machine import ACCUMULATOR_WORDS
 from chipforge.numerics import cast, matmul_acc
-from chipforge.sim import ACC_WORDS, SimError
+from chipforge.sim import SimError
 
 RNG = np.random.default_rng(5)
 BF, ACCF = Dtype.BF16, Flag.ACCUMULATE
@@ -91,9 +92,9 @@ def test_v_acc_reads_int32_accumulators_and_saturates_to_int8():
     ([ins(Opcode.MM_OS, 0, 0, 0, 8, 257, 8, 8, 257, 257, dtype=Dtype.INT8)],
      r"MM_OS: n=257, expected <= 256 \(array columns for int8\)"),
     ([ins(Opcode.MM_LW, 0, 8, 8, 8, dtype=BF),
-      ins(Opcode.MM_MUL, ACC_WORDS - 8, 0, 2, 8, 8, 8, dtype=BF)],
+      ins(Opcode.MM_MUL, ACCUMULATOR_WORDS - 8, 0, 2, 8, 8, 8, dtype=BF)],
      r"core 0 pc 2 MM_MUL: acc=524280: 2x8 words with stride 8 end at word 524296, "
-     r"expected <= ACC_WORDS = 524288"),
+     r"expected <= ACCUMULATOR_WORDS = 524288"),
     ([ins(Opcode.MM_LW, 0, 8, 8, 8, dtype=Dtype.INT32)],
      r"MM_LW: dtype=int32, expected a matrix dtype of this chip: fp32, bf16"),
     ([ins(Opcode.MM_LW, 0, 8, 8, 8, dtype=BF),

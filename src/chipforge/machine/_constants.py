@@ -9,7 +9,7 @@ them here; nothing else restates them.
 # Microbenchmarking", 2018)
 DRAM_LATENCY_S = 400e-9
 # assumption: each systolic array has 2 MiB of fp32/int32 accumulators (TPU v1 had 4 MiB
-# for its 256x256 array), enough for two 512x512 output tiles in flight
+# for its 256x256 array), enough for two 512x512 or four 128x1024 fp32 tiles in flight
 ACCUMULATOR_WORDS = 1 << 19
 ACCUMULATOR_WORD_BYTES = 4  # fp32 or int32
 VECTOR_PIPELINE_CYCLES = 8  # assumption: fetch, upcast, ALU, round, write-back stages

@@ -8,8 +8,8 @@ semantics) and timed (event-driven, with ``isa.cycles`` as the cost of each inst
 from chipforge.sim._result import SimResult
 from chipforge.sim._run import simulate
 from chipforge.sim._semantics import SEMANTICS, Machine
-from chipforge.sim._state import ACC_WORDS, CoreState, SimError
+from chipforge.sim._state import CoreState, SimError
 from chipforge.sim._timing import UNIT_NAMES, Scheduler
 
-__all__ = ["ACC_WORDS", "SEMANTICS", "UNIT_NAMES", "CoreState", "Machine", "Scheduler",
+__all__ = ["SEMANTICS", "UNIT_NAMES", "CoreState", "Machine", "Scheduler",
            "SimError", "SimResult", "simulate"]

@@ -7,11 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from chipforge.errors import ChipforgeError
-from chipforge.machine import ACCUMULATOR_WORDS
+from chipforge.machine import ACCUMULATOR_WORD_BYTES, ACCUMULATOR_WORDS
 from chipforge.numerics import Operand
 from chipforge.sim._batch import MmBatch, run_batch, src_bytes
-
-ACC_WORDS = ACCUMULATOR_WORDS  # the core's accumulator memory, in 32-bit words
 
 U8 = np.dtype(np.uint8)
 F32 = np.dtype(np.float32)
@@ -42,7 +40,7 @@ class CoreState:
         self.index = index
         self.sram = np.zeros(sram_bytes, U8)
         # one buffer, viewed as float32 or int32 by the matmul dtype (int8 -> int32)
-        self._acc = np.zeros(ACC_WORDS * 4, U8)
+        self._acc = np.zeros(ACCUMULATOR_WORDS * ACCUMULATOR_WORD_BYTES, U8)
         # accumulator tiles held transposed, see acc_t: (word, rows, cols, stride, dtype)
         # -> ([cols, rows] tile, its memory view, end word)
         self._held: dict[tuple, tuple[np.ndarray, np.ndarray, int]] = {}
@@ -65,7 +63,7 @@ class CoreState:
         through :meth:`acc_view` (acc_region), which settles only what they touch."""
         self.flush()
         if self._held:
-            self._write_back(0, ACC_WORDS)
+            self._write_back(0, ACCUMULATOR_WORDS)
         return self._acc
 
     def acc_t(self, word: int, rows: int, cols: int, stride: int, dtype: np.dtype,
@@ -247,9 +245,10 @@ def region(buf: np.ndarray, addr: int, rows: int, cols: int, stride: int, dtype:
 def check_acc(word: int, rows: int, cols: int, stride: int, what: str = "acc") -> None:
     """Raise Fault unless accumulator words [rows x cols] at ``word`` (row starts ``stride``
     apart) lie within the accumulator memory."""
-    if rows and cols and word + (rows - 1) * stride + cols > ACC_WORDS:
+    if rows and cols and word + (rows - 1) * stride + cols > ACCUMULATOR_WORDS:
+        end = word + (rows - 1) * stride + cols
         raise Fault(f"{what}={word}: {rows}x{cols} words with stride {stride} end at word "
-                    f"{word + (rows - 1) * stride + cols}, expected <= ACC_WORDS = {ACC_WORDS}")
+                    f"{end}, expected <= ACCUMULATOR_WORDS = {ACCUMULATOR_WORDS}")
 
 
 def acc_region(core: CoreState, word: int, rows: int, cols: int, stride: int,
