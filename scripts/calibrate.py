@@ -59,9 +59,10 @@ def fit(samples, chip, eff: Efficiency, names: tuple[str, ...], rounds: int = 6)
 
 
 def main() -> None:
-    folder = v.validation_dir()
-    if folder is None:
-        sys.exit("no measured data: set CHIPFORGE_VALIDATION_DIR or check out ../shared")
+    try:
+        folder = v.validation_dir()  # data/validation/, or $CHIPFORGE_VALIDATION_DIR
+    except v.ValidationDataError as exc:
+        sys.exit(f"error: {exc}")
     chip = load_chip("a100-sxm")
     a100 = folder / "a100"
     train = v.gemm_bf16(a100)[::2]

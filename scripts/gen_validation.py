@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/gen_validation.py        (or: make validation)
 
-Reads ../shared/validation (or CHIPFORGE_VALIDATION_DIR). Nothing is fitted here: the
-shared efficiency parameters come from src/chipforge/machine/_efficiency.py, fitted by
-scripts/calibrate.py on the even GEMM and NCCL rows.
+Reads the measured data vendored in data/validation/ (or CHIPFORGE_VALIDATION_DIR).
+Nothing is fitted here: the shared efficiency parameters come from
+src/chipforge/machine/_efficiency.py, fitted by scripts/calibrate.py on the even GEMM and
+NCCL rows.
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ By op:
 
 
 def main() -> int:
-    folder = v.validation_dir()
-    if folder is None:
-        print("no measured data found (../shared/validation or CHIPFORGE_VALIDATION_DIR)")
-        return 1
+    try:
+        folder = v.validation_dir()
+    except v.ValidationDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     chip = load_chip("a100-sxm")
     a100 = folder / "a100"
     score_rows, large_rows = [], []

@@ -1,13 +1,16 @@
 """Measured-GPU validation tables: each row becomes an op, a measured time and a prediction.
 
-The data lives outside the repository, in ``../shared/validation/`` (or the folder named by
-``CHIPFORGE_VALIDATION_DIR``); see its README for provenance. Nothing here is fitted: the
-tables are read, predicted with the shared efficiency parameters and scored.
+The data ships with the repository, compressed, in ``data/validation/`` (its README gives
+provenance, licences and attribution); ``CHIPFORGE_VALIDATION_DIR`` names another folder of
+the same layout instead. Nothing here is fitted: the tables are read, predicted with the
+shared efficiency parameters and scored.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import lzma
 import os
 import statistics
 from collections.abc import Callable, Iterator
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chipforge.arch import ChipSpec, load_chip
+from chipforge.errors import ChipforgeError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import (
     Graph,
@@ -32,15 +36,55 @@ from chipforge.ops import (
 )
 from chipforge.perf._engine import estimate
 
+ENV_VAR = "CHIPFORGE_VALIDATION_DIR"
+# A table ``name.csv`` may be stored plain or compressed; the vendored copy uses xz.
+_OPENERS = {"": open, ".xz": lzma.open, ".gz": gzip.open}
 
-def validation_dir() -> Path | None:
-    """The measured-data folder, or None where it is absent."""
-    env = os.environ.get("CHIPFORGE_VALIDATION_DIR")
-    candidates = [Path(env)] if env else []
+
+class ValidationDataError(ChipforgeError):
+    """The measured-data folder or one of its tables cannot be found."""
+
+
+def vendored_dir() -> Path | None:
+    """``data/validation`` of the checkout this module runs from (an editable install), or
+    None where the package was installed without the repository."""
     here = Path(__file__).resolve()
-    candidates += [p / "shared" / "validation" for p in here.parents]
-    candidates += [Path.cwd().parent / "shared" / "validation"]
-    return next((p for p in candidates if (p / "a100").is_dir()), None)
+    return next((p / "data" / "validation" for p in here.parents
+                 if (p / "data" / "validation" / "a100").is_dir()), None)
+
+
+def validation_dir() -> Path:
+    """The measured-data folder: ``$CHIPFORGE_VALIDATION_DIR`` if set, else the vendored copy.
+    A folder that is named but unusable is an error, never a silent fall-back to the other."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not (Path(env) / "a100").is_dir():
+            raise ValidationDataError(
+                f"{ENV_VAR}={env}: no a100/ folder there; expected a folder laid out like "
+                "data/validation (a100/, h100/, cluster/ of .csv, .csv.xz or .csv.gz tables)")
+        return Path(env)
+    folder = vendored_dir()
+    if folder is None:
+        raise ValidationDataError(
+            "measured data not found: data/validation/ ships with the repository, not with an "
+            f"installed wheel; run from a clone (pip install -e .) or set {ENV_VAR}")
+    return folder
+
+
+def table_path(path: Path) -> Path:
+    """The file holding table ``path`` (a ``.csv`` name): itself, or its .xz / .gz copy."""
+    for suffix in _OPENERS:
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    raise ValidationDataError(f"{path}: table not found (nor {path.name}.xz or "
+                              f"{path.name}.gz); expected one of them in {path.parent}")
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """Every row of table ``path`` (e.g. ``validation_dir() / "h100" / "gemm.csv"``), plain
+    or compressed, as a dict keyed by the header."""
+    return list(_rows(path))
 
 
 @dataclass(frozen=True)
@@ -51,7 +95,9 @@ class Sample:
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(newline="") as fh:
+    found = table_path(path)
+    opener = _OPENERS.get(found.suffix, open)
+    with opener(found, "rt", encoding="utf-8", newline="") as fh:
         yield from csv.DictReader(fh)
 
 
