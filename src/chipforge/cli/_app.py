@@ -1,24 +1,42 @@
-"""Typer app: ``chipforge chips | chip show | estimate | compare | report``.
+"""Typer app: ``chipforge chips | chip show | cost | estimate | compare | report`` and the
+subcommand groups of the other ``cli`` modules.
 
 Every user error is a :class:`ChipforgeError`; it is printed as one ``error:`` line on
-stderr with exit status 2, never as a traceback.
+stderr with exit status 2, never as a traceback. Output conventions (``--json``, tables that
+never truncate when piped, progress on stderr) live in ``cli._output``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from chipforge.arch import ChipSpec, catalog_names, load_chip
+from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table
 from chipforge.errors import ChipforgeError
 from chipforge.ops import parse_op
 from chipforge.perf import Estimate, estimate
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"chipforge {_version()}")
+        raise typer.Exit()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("chipforge")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return sys.modules["chipforge"].__version__
+
 
 # pretty exceptions off: a ChipforgeError must reach main() and become one line
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -27,60 +45,115 @@ chip_app = typer.Typer(no_args_is_help=True, help="Inspect one chip spec.")
 app.add_typer(chip_app, name="chip")
 console = Console()
 
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback,
+                                          is_eager=True, help="print the version and exit")]
+    = False,
+) -> None:
+    """Design, estimate and compare AI chips against Nvidia GPUs."""
+
+
 DEFAULT_CHIPS = "forge-t1,forge-i1,h100-sxm,h20,b200"
+_fmt = fmt_si
+_fmt_s = fmt_s
+# the dtypes of the catalog table's peak columns: (JSON key, table header, dtype, unit)
+PEAK_COLUMNS = (("bf16_dense_flops", "bf16 dense", "bf16", "FLOP/s"),
+                ("fp8_dense_flops", "fp8 dense", "fp8_e4m3", "FLOP/s"),
+                ("int8_dense_ops", "int8 dense", "int8", "OP/s"))
 
 
-def _fmt(value: float, unit: str) -> str:
-    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
-
-
-def _fmt_s(seconds: float) -> str:
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+def _chip_row(name: str) -> dict[str, Any]:
+    """One catalog row in SI units (what both the table and ``--json`` show)."""
+    c = load_chip(name)
+    area, predicted = _die_area(c)
+    row: dict[str, Any] = {"chip": name, "vendor": c.vendor, "node": c.process_node,
+                           "clock_hz": c.clock_hz}
+    for key, _, dtype, _ in PEAK_COLUMNS:
+        row[key] = c.peak_flops(dtype) or None  # None: no matrix rate in this dtype
+    row.update(memory_bytes=c.memory.capacity_bytes, memory_kind=c.memory.kind,
+               memory_bandwidth_bytes_per_s=c.memory.bandwidth_bytes_per_s, tdp_w=c.tdp_w,
+               die_area_mm2=area, die_area_predicted=predicted)
+    return row
 
 
 @app.command("chips")
-def chips() -> None:
+def chips(as_json: JsonOption = False) -> None:
     """Table of the chips in the catalog."""
+    rows = [_chip_row(name) for name in catalog_names()]
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="chipforge catalog", caption="die: ~ = predicted by chipforge.cost "
                   "(the spec states none)")
-    for col in ("chip", "vendor", "node", "clock", "bf16 dense", "fp8 dense", "int8 dense",
+    for col in ("chip", "vendor", "node", "clock", *(h for _, h, _, _ in PEAK_COLUMNS),
                 "memory", "bandwidth", "TDP", "die"):
         table.add_column(col, justify="left" if col in ("chip", "vendor") else "right",
                          no_wrap=col == "chip", min_width=9 if col == "chip" else None)
-    for name in catalog_names():
-        c = load_chip(name)
-        peak = {d: c.peak_flops(d) for d in ("bf16", "fp8_e4m3", "int8")}
-        table.add_row(name, c.vendor, c.process_node, _fmt(c.clock_hz, "Hz"),
-                      _fmt(peak["bf16"], "FLOP/s") if peak["bf16"] else "-",
-                      _fmt(peak["fp8_e4m3"], "FLOP/s") if peak["fp8_e4m3"] else "-",
-                      _fmt(peak["int8"], "OP/s") if peak["int8"] else "-",
-                      f"{c.memory.capacity_bytes / 1e9:.0f} GB {c.memory.kind}",
-                      _fmt(c.memory.bandwidth_bytes_per_s, "B/s"), f"{c.tdp_w:.0f} W",
-                      _die(c))
-    console.print(table)
+    for r in rows:
+        die = "-" if r["die_area_mm2"] is None else \
+            f"{'~' if r['die_area_predicted'] else ''}{r['die_area_mm2']:.0f} mm2"
+        table.add_row(r["chip"], r["vendor"], r["node"], fmt_si(r["clock_hz"], "Hz"),
+                      *(fmt_si(r[key], unit) for key, _, _, unit in PEAK_COLUMNS),
+                      f"{r['memory_bytes'] / 1e9:.0f} GB {r['memory_kind']}",
+                      fmt_si(r["memory_bandwidth_bytes_per_s"], "B/s"), f"{r['tdp_w']:.0f} W",
+                      die)
+    print_table(table)
 
 
-def _die(chip: ChipSpec) -> str:
+def _die_area(chip: ChipSpec) -> tuple[float | None, bool]:
+    """(die area mm2, predicted?): the spec's, else chipforge.cost's, else (None, False)."""
     if chip.die_area_mm2:
-        return f"{chip.die_area_mm2:.0f} mm2"
+        return chip.die_area_mm2, False
     from chipforge.cost import CostError, die_area
 
     try:
-        return f"~{die_area(chip).total_mm2:.0f} mm2"
+        return die_area(chip).total_mm2, True
     except CostError:  # a node without silicon tables
-        return "-"
+        return None, False
+
+
+def _chip_doc(c: ChipSpec) -> dict[str, Any]:
+    """Every field ``chip show`` prints, in SI units, with its source."""
+    doc: dict[str, Any] = {
+        "name": c.name, "vendor": c.vendor, "description": c.description,
+        "process_node": c.process_node, "clock_hz": c.clock_hz, "tdp_w": c.tdp_w,
+        "die_area_mm2": c.die_area_mm2 or None, "cores": c.cores.count,
+        "memory_capacity_bytes": c.memory.capacity_bytes,
+        "memory_bandwidth_bytes_per_s": c.memory.bandwidth_bytes_per_s,
+        "shared_buffer_bytes": c.shared_buffer.size_bytes,
+        "links": {"count": c.links.count, "bandwidth_bytes_per_s":
+                  c.links.bandwidth_bytes_per_s},
+        "peak_flops": {d: c.peak_flops(d) for d in c.supported_dtypes},
+        "silicon": _silicon(c), "sources": dict(c.sources)}
+    return doc
+
+
+def _silicon(c: ChipSpec) -> dict[str, Any]:
+    """ECCN 3A090 metrics, predicted area and unit cost (chipforge.cost; docs/silicon.md)."""
+    from chipforge.cost import die_area, export_class, unit_cost
+
+    try:
+        ex, area, cost = export_class(c), die_area(c), unit_cost(c)
+    except ChipforgeError as exc:  # no area/cost tables for this node
+        return {"error": str(exc)}
+    return {"tpp": ex.tpp, "pd": ex.pd, "tier": ex.tier, "tpp_dtype": ex.dtype,
+            "pd_die_area_mm2": ex.die_area_mm2, "pd_die_area_source": ex.die_area_source,
+            "predicted_die_area_mm2": area.total_mm2, "area_node": area.node,
+            "physical_cores": c.cores.physical, "unit_cost_usd": cost.total_usd,
+            "cost_parts_usd": dict(cost.parts), "package": cost.package,
+            "die_yield": cost.die_yield}
 
 
 @chip_app.command("show")
-def chip_show(name: str) -> None:
+def chip_show(name: str, as_json: JsonOption = False) -> None:
     """Every field of one chip, with the source of each number."""
     c = load_chip(name)
+    doc = _chip_doc(c)
+    if as_json:
+        print_json(doc)
+        return
     table = Table(title=f"{c.name}: {c.description}", show_lines=False)
     table.add_column("field")
     table.add_column("value", justify="right")
@@ -95,32 +168,38 @@ def chip_show(name: str) -> None:
             ("links", f"{c.links.count} x {_fmt(c.links.bandwidth_bytes_per_s, 'B/s')}")]
     for key, value in rows:
         table.add_row(key, value, c.sources.get(key, ""))
-    for dtype in c.supported_dtypes:
-        table.add_row(f"peak {dtype}", _fmt(c.peak_flops(dtype), "FLOP/s"),
+    for dtype, peak in doc["peak_flops"].items():
+        table.add_row(f"peak {dtype}", _fmt(peak, "FLOP/s"),
                       "derived: 2 x cores x MACs/cycle x clock")
-    for key, value, how in _silicon_rows(c):
+    for key, value, how in _silicon_rows(c, doc["silicon"]):
         table.add_row(key, value, how)
-    console.print(table)
+    print_table(table)
 
 
-def _silicon_rows(c: ChipSpec) -> list[tuple[str, str, str]]:
-    """ECCN 3A090 metrics, predicted area and unit cost (chipforge.cost; docs/silicon.md)."""
-    from chipforge.cost import die_area, export_class, unit_cost
-
-    try:
-        ex, area, cost = export_class(c), die_area(c), unit_cost(c)
-    except ChipforgeError as exc:  # no area/cost tables for this node
-        return [("silicon model", "-", str(exc))]
+def _silicon_rows(c: ChipSpec, s: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if "error" in s:
+        return [("silicon model", "-", s["error"])]
+    parts = s["cost_parts_usd"]
     return [
-        ("TPP", f"{ex.tpp:,.0f}", f"derived: 2 x dense MacTOPS x {ex.dtype} bit length"),
-        ("PD", f"{ex.pd:.2f}",
-         f"derived: TPP / {ex.die_area_mm2:.0f} mm2 ({ex.die_area_source} logic die area)"),
-        ("3A090 tier", ex.tier, "ECCN 3A090, Oct 2023 rule (kept Dec 2024)"),
-        ("predicted die area", f"{area.total_mm2:.0f} mm2",
-         f"model: {c.cores.physical} cores, {area.node} tables (docs/silicon.md)"),
-        ("unit cost", f"${cost.total_usd:,.0f}",
-         f"model: die ${cost.parts['die']:,.0f}, memory ${cost.parts['memory']:,.0f}, "
-         f"{cost.package} ${cost.parts['packaging']:,.0f}, yield {cost.die_yield:.0%}")]
+        ("TPP", f"{s['tpp']:,.0f}", f"derived: 2 x dense MacTOPS x {s['tpp_dtype']} bit length"),
+        ("PD", f"{s['pd']:.2f}", f"derived: TPP / {s['pd_die_area_mm2']:.0f} mm2 "
+                                 f"({s['pd_die_area_source']} logic die area)"),
+        ("3A090 tier", s["tier"], "ECCN 3A090, Oct 2023 rule (kept Dec 2024)"),
+        ("predicted die area", f"{s['predicted_die_area_mm2']:.0f} mm2",
+         f"model: {s['physical_cores']} cores, {s['area_node']} tables (docs/silicon.md)"),
+        ("unit cost", f"${s['unit_cost_usd']:,.0f}",
+         f"model: die ${parts['die']:,.0f}, memory ${parts['memory']:,.0f}, "
+         f"{s['package']} ${parts['packaging']:,.0f}, yield {s['die_yield']:.0%}")]
+
+
+@app.command("cost")
+def cost_cmd(as_json: JsonOption = False) -> None:
+    """Predicted die area, unit cost and ECCN 3A090 tier of every catalog chip
+    (the figures docs/silicon.md records; same as ``python -m chipforge.cost``)."""
+    from chipforge.cost.__main__ import catalog_rows, render, to_json
+
+    rows = catalog_rows()
+    sys.stdout.write(to_json(rows) if as_json else render(rows))
 
 
 def _estimate_dict(est: Estimate) -> dict:
