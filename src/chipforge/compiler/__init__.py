@@ -10,8 +10,11 @@ The pipeline, one subpackage per stage:
   float64 :func:`reference`), post-training quantization (:func:`quantize_graph`) and the
   lowering to a :class:`chipforge.isa.Program`, one kernel per node (:func:`compile_graph`).
 - ``runtime``: compiled graphs run on the simulator behind ``torch.compile``
-  (:func:`torch_backend`, :class:`ChipRunner`, :func:`feed`) and an AdamW optimizer whose
-  update runs on the chip (:func:`make_chip_adamw`).
+  (:func:`torch_backend`, whose ``summary()`` says what ran where, and which warns with
+  :class:`ChipFallbackWarning` at every graph break, or fails with ``strict=True``;
+  :class:`ChipRunner`, :func:`feed`) and an AdamW optimizer whose
+  update runs on the chip (:func:`make_chip_adamw`); a program's reference outputs
+  (:func:`record_reference`) and ``chipforge run --check`` (:func:`check_outputs`).
 
 :func:`agreement` checks the emitted kernels against the performance engine's model.
 
@@ -35,7 +38,13 @@ from chipforge.compiler.lower._kernel_graph import (
 )
 from chipforge.compiler.lower._quant import quantize_graph
 from chipforge.compiler.lower._reference import reference
-from chipforge.compiler.runtime._backend import torch_backend
+from chipforge.compiler.runtime._backend import (
+    BackendSummary,
+    ChipFallbackWarning,
+    GraphBreak,
+    torch_backend,
+)
+from chipforge.compiler.runtime._check import OutputCheck, check_outputs, record_reference
 from chipforge.compiler.runtime._runner import ChipRunner, feed
 from chipforge.compiler.runtime._train import make_chip_adamw
 
@@ -51,7 +60,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["EXAMPLES", "KERNEL_OPS", "Agreement", "ChipRunner", "CompileError", "KernelGraph",
+__all__ = ["EXAMPLES", "KERNEL_OPS", "Agreement", "BackendSummary", "ChipFallbackWarning",
+           "ChipRunner", "CompileError", "GraphBreak", "KernelGraph", "OutputCheck",
+           "check_outputs", "record_reference",
            "KernelNode", "TensorInfo", "agreement", "arrange_outputs", "capture", "capture_fx",
            "compile_graph", "example_graph", "feed", "kernel_graph_from_ops", "make_chip_adamw",
            "quantize_graph", "reference", "supported_ops", "torch_backend"]

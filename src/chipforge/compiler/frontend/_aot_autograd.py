@@ -16,6 +16,7 @@ import operator
 from collections.abc import Sequence
 
 import torch
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, add_input, finish, walk
 from chipforge.compiler.frontend._handlers import handlers
@@ -59,7 +60,11 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str 
         return Const(value.detach(), node.name, node.name)
 
     slots: list[int | None] = []
-    for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx"):
+    # aot_autograd calls its compilers under a FakeTensorMode: ops folded at capture time
+    # must run on real tensors (a fake one has no values to read)
+    with unset_fake_temporarily():
+        values = walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx")
+    for value in values:
         if value is None:
             slots.append(None)
             continue

@@ -16,6 +16,14 @@ Mapping additions (on top of capture()'s):
   it is known to be zeros; padding_idx >= 0 zeroes the rows of that index first.
 - ``slice_scatter(base, src, dim, start, end)`` (step 1): ``cat`` of base's parts before
   and after the slice with src.
+- ``gather(x, dim, idx)`` with computed integer indices (cross-entropy's pick of the target
+  class): with ``dim`` moved last, the one-hot mask ``eq(idx[..., K, 1], arange(C))`` times
+  ``x[..., 1, C]``, summed over C; exact for finite x (one term is non-zero).
+- ``scatter(base, dim, idx, value)`` with a number ``value`` (its backward, a one-hot of
+  the targets): ``base * (1 - hit) + value * hit``, hit the one-hot mask summed over K
+  (clipped to 1 where an index repeats).
+- ``_local_scalar_dense`` (``.item()``, ``int(t)``, ``float(t)`` on a computed tensor) is
+  refused with a clear error: a static program has no data-dependent host values.
 
 ``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
 kernel op ``pow`` in both front ends (see ``_aten_ops``).
@@ -227,3 +235,79 @@ def _slice_scatter(cap: Capture, base, src, dim: int = 0, start=None, end=None, 
         return cap.name(src, dtype) if isinstance(src, Dyn) else src
     return cap.emit("cat", [cap.name(p, dtype, len(shape)) for p in pieces], shape, dtype,
                     dim=dim)
+
+
+# ---- gather / scatter by computed indices (cross-entropy with integer targets) -----------
+
+
+def one_hot(cap: Capture, x_shape, dim: int, idx) -> tuple[Dyn, list[int]]:
+    """The 1.0 / 0.0 mask [..., K, C] of ``idx`` (shape x_shape but K on ``dim``) against
+    the C classes of x's ``dim``, with ``dim`` moved last; and the permutation used."""
+    if cap.info(idx)[1] not in _INTS:
+        raise cap.fail("indices must be an integer tensor")
+    rank = len(x_shape)
+    dim %= rank
+    idx_shape = cap.info(idx)[0]
+    if len(idx_shape) != rank or any(a != b for i, (a, b) in enumerate(zip(idx_shape, x_shape))
+                                     if i != dim):
+        raise cap.fail(f"index shape {tuple(idx_shape)} must equal the input's "
+                       f"{tuple(x_shape)} except on dim {dim}")
+    dims = list(range(rank))
+    dims[dim], dims[-1] = dims[-1], dims[dim]
+    last = cap.permute(cap.name(idx), dims)
+    shape = cap.info(last)[0]
+    classes = x_shape[dim]
+    iota = Const(torch.arange(classes, dtype=torch.int32).reshape((1,) * rank + (classes,)),
+                 cap.fresh())
+    return compare(cap, "eq", cap.reshape(last, shape + (1,)), iota), dims
+
+
+@handles("gather")
+def _gather(cap: Capture, x, dim: int, idx, sparse_grad: bool = False):
+    shape, dtype = cap.out()
+    if dtype in _INTS:
+        raise cap.fail("gather is supported on float tensors only")
+    x_shape = cap.info(x)[0]
+    hot, dims = one_hot(cap, x_shape, dim, idx)  # [..., K, C]
+    xl = cap.permute(cap.name(x, dtype), dims) if isinstance(x, Dyn) else \
+        Const(x.value.permute(dims), cap.fresh())
+    xl = cap.reshape(xl, cap.info(xl)[0][:-1] + (1, x_shape[dim]))
+    picked = binary(cap, "mul", hot, xl)
+    kept = cap.info(picked)[0][:-1] + (1,)
+    total = cap.reshape(cap.emit("sum", [picked], kept, dtype), kept[:-1])
+    return cap.reshape(cap.permute(total, dims), shape)
+
+
+@handles("scatter")
+def _scatter(cap: Capture, base, dim: int, idx, value, reduce=None):
+    shape, dtype = cap.out()
+    if reduce is not None or not is_number(value):
+        raise cap.fail("scatter is supported with a number value and no reduce (the "
+                       "one-hot of cross-entropy's backward)")
+    if not isinstance(idx, Dyn):
+        raise cap.fail("scatter needs computed indices here")
+    hot, dims = one_hot(cap, shape, dim, idx)  # [..., K, C]
+    k = cap.info(hot)[0]
+    if k[-2] > 1:  # an index repeated along K still marks its class once
+        hot = cap.emit("max", [cap.permute(hot, _swap_last2(len(k)))], k[:-2] + (k[-1], 1),
+                       MASK)
+    hit = cap.permute(cap.reshape(hot, k[:-2] + (k[-1],)), dims)  # back in x's layout
+    terms = [binary(cap, "mul", hit, float(value))] if value != 0 else []
+    if not _is_zero(base):
+        terms.append(binary(cap, "mul", base, logical_not(cap, hit)))
+    if not terms:
+        terms.append(binary(cap, "mul", hit, 0.0))
+    return terms[0] if len(terms) == 1 else binary(cap, "add", *terms)
+
+
+def _swap_last2(rank: int) -> list[int]:
+    dims = list(range(rank))
+    dims[-1], dims[-2] = dims[-2], dims[-1]
+    return dims
+
+
+@handles("_local_scalar_dense")
+def _item(cap: Capture, x):
+    raise cap.fail("a host scalar read from a computed tensor (.item(), int(t), float(t), "
+                   "bool(t)) is data-dependent and cannot run in a static chip program; keep "
+                   "it a tensor, or read it after the compiled call")

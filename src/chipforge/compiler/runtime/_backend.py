@@ -6,17 +6,122 @@ core ATen, captured as a KernelGraph (parameters become constants), optionally q
 with calibration inputs, compiled and run on the simulator for every call. Training (tensors
 that require grad): aot_autograd splits the forward and backward graphs, each is compiled
 with its parameters as inputs; see :mod:`chipforge.compiler.runtime._train`.
+
+No silent fallback: dynamo runs the code around a graph break eagerly on the host. Every
+break the backend sees (the graph before it, or the graph resumed after it) is recorded in
+``backend.breaks`` and reported with a :class:`ChipFallbackWarning`; ``strict=True`` makes
+it a :class:`CompileError`. A backend failure is always raised, never handed to dynamo as
+one of the fake-tensor exceptions it would quietly run eagerly (and if
+``torch._dynamo.config.suppress_errors`` swallows it, the warning and
+``backend.failures`` still say so). ``backend.summary()`` says what ran where.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from chipforge.arch import load_chip
 from chipforge.compiler.lower._kernel_graph import CompileError
 from chipforge.compiler.lower._quant import QMAX, quantize_graph
 from chipforge.compiler.runtime._runner import ChipRunner, feed
 from chipforge.compiler.runtime._train import training_backend
+
+
+class ChipFallbackWarning(RuntimeWarning):
+    """Code of a compiled model that does not run on the chip (it runs eagerly on the host)."""
+
+
+@dataclass(frozen=True)
+class GraphBreak:
+    """A place where dynamo split the model: the code there ran eagerly on the host."""
+
+    function: str
+    filename: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line} in {self.function}: {self.reason}"
+
+
+@dataclass
+class BackendSummary:
+    """What ran where: the graphs compiled for the chip (with their call counts) and the
+    graph breaks and failures whose code ran on the host."""
+
+    chip: str
+    graphs: list[tuple[str, int, int]] = field(default_factory=list)  # (name, nodes, calls)
+    breaks: list[GraphBreak] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def all_on_chip(self) -> bool:
+        return bool(self.graphs) and not self.breaks and not self.failures
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.graphs)} graph(s) on {self.chip}:"]
+        lines += [f"  {name}: {nodes} kernel nodes, {calls} call(s)"
+                  for name, nodes, calls in self.graphs]
+        if self.breaks:
+            lines.append(f"{len(self.breaks)} graph break(s); the code there ran eagerly on "
+                         f"the host CPU:")
+            lines += [f"  {b}" for b in self.breaks]
+        if self.failures:
+            lines.append("backend failures (their graphs did not run on the chip):")
+            lines += [f"  {f}" for f in self.failures]
+        if not self.graphs:
+            lines.append("nothing has run on the chip yet")
+        return "\n".join(lines)
+
+
+_RESUME = re.compile(r"torch_dynamo_resume_in_(?:torch_dynamo_resume_in_)*(.+)_at_(\d+)$")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "?")
+
+
+def _breaks_here(gm) -> list[GraphBreak]:
+    """The graph breaks around the graph dynamo is compiling now: the one that ended it (its
+    compile reason) and the one it resumes after (a ``torch_dynamo_resume_in_F_at_N``
+    frame). Empty when dynamo's tracer is not reachable (a direct call)."""
+    try:
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+
+        tx = InstructionTranslator.current_tx()
+        reason = tx.output.compile_subgraph_reason
+        code = tx.f_code
+    except Exception:  # noqa: BLE001 - private API: no tracer, no breaks to report
+        return []
+    found = []
+    if resumed := _RESUME.match(code.co_name):
+        found.append(GraphBreak(resumed[1], code.co_filename, int(resumed[2]),
+                                "graph resumed after a break"))
+    if reason is not None and reason.graph_break:
+        frame = reason.user_stack[-1] if reason.user_stack else None
+        found.append(GraphBreak(frame.name if frame else code.co_name,
+                                frame.filename if frame else code.co_filename,
+                                frame.lineno if frame else 0, _first_line(reason.reason)))
+    return found
+
+
+def _record_breaks(backend, found: list[GraphBreak], strict: bool) -> None:
+    for brk in found:
+        known = {(b.function, b.filename, b.line): i for i, b in enumerate(backend.breaks)}
+        key = (brk.function, brk.filename, brk.line)
+        if key in known:  # the resumed graph's entry is replaced by the reason, if known
+            if brk.reason != "graph resumed after a break":
+                backend.breaks[known[key]] = brk
+            continue
+        message = (f"graph break at {brk}; that code runs eagerly on the host CPU, not on "
+                   f"{backend.chip}")
+        if strict:
+            raise CompileError(f"torch_backend(strict=True): {message}")
+        backend.breaks.append(brk)
+        warnings.warn(f"chipforge: {message}", ChipFallbackWarning, stacklevel=2)
 
 
 def _is_state(node) -> bool:
@@ -56,13 +161,16 @@ def _bind_state(gm, example_inputs):
 
 def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
                   calibration: Sequence[tuple] | None = None, dtype: str = "bf16",
-                  ) -> Callable:
+                  strict: bool = False) -> Callable:
     """A ``torch.compile`` backend that runs graphs on ``chip``'s simulator.
 
     ``dtype`` is the floating-point storage and compute dtype ("bf16" by default).
     ``quant="int8"`` or ``"fp8"`` quantizes weight matmuls and convolutions after
     calibrating activation scales on ``calibration`` (a list of input tuples).
-    The returned backend keeps every compiled graph in ``backend.runners``.
+    The returned backend keeps every compiled graph in ``backend.runners``, the graph
+    breaks it saw in ``backend.breaks`` (each also a :class:`ChipFallbackWarning`), and
+    ``backend.summary()`` says what ran where. ``strict=True`` turns any graph break into
+    a :class:`CompileError`. A graph the chip cannot run always raises.
     """
     spec = load_chip(chip)
     qdtype = {"int8": "int8", "fp8": "fp8_e4m3", None: None}.get(quant, "?")
@@ -74,6 +182,21 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         raise CompileError(f"quant={quant!r} needs calibration inputs (a list of input tuples)")
 
     def backend(gm, example_inputs):
+        from torch._dynamo.exc import exceptions_allowed_to_be_fallback
+
+        _record_breaks(backend, _breaks_here(gm), strict)
+        try:
+            return compile_for_chip(gm, example_inputs)
+        except exceptions_allowed_to_be_fallback as e:  # dynamo would run these eagerly
+            error = CompileError(f"{spec.name}: the graph needs a data-dependent value "
+                                 f"({type(e).__name__}: {e}); it cannot run on the chip")
+            _failed(backend, error)
+            raise error from e
+        except CompileError as e:
+            _failed(backend, e)
+            raise
+
+    def compile_for_chip(gm, example_inputs):
         import torch
 
         if any(not isinstance(x, torch.Tensor) for x in example_inputs):
@@ -95,5 +218,23 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         backend.runners.append(runner)
         return lambda *args: runner(*(args[i] for i in user))
 
+    backend.chip = spec.name
     backend.runners = []
+    backend.breaks = []
+    backend.failures = []
+    backend.summary = lambda: BackendSummary(
+        spec.name, [(r.graph.name, len(r.graph.nodes), len(r.results)) for r in backend.runners],
+        list(backend.breaks), list(backend.failures))
     return backend
+
+
+def _failed(backend, error: Exception) -> None:
+    """Record a failed graph; if dynamo's ``suppress_errors`` will swallow the error (and
+    run the graph eagerly), say so with a warning."""
+    import torch
+
+    backend.failures.append(str(error))
+    if torch._dynamo.config.suppress_errors:
+        warnings.warn(f"chipforge: a graph failed to compile for {backend.chip} and runs "
+                      f"eagerly on the host (torch._dynamo.config.suppress_errors): {error}",
+                      ChipFallbackWarning, stacklevel=2)

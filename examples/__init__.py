@@ -1,0 +1,1 @@
+"""The model files the README's examples use (``examples/model.py``)."""

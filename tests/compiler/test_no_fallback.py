@@ -1,0 +1,131 @@
+"""No silent fallback (issue 11, point 2): integer-target cross-entropy trains on the chip,
+and every graph break or data-dependent scalar is reported (a warning and the backend's
+summary) or, with ``strict=True``, an error. The oracle is PyTorch on the CPU."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import chipforge  # noqa: E402
+from chipforge.compiler import ChipFallbackWarning, CompileError  # noqa: E402
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self, features: int = 16, classes: int = 5):
+        super().__init__()
+        self.hidden = torch.nn.Linear(features, 32)
+        self.out = torch.nn.Linear(32, classes)
+
+    def forward(self, x, targets):
+        return F.cross_entropy(self.out(self.hidden(x).relu()), targets)
+
+
+class Printing(torch.nn.Module):
+    """A model dynamo must split: the print runs on the host."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+        self.b = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.a(x).relu()
+        print("on the host")
+        return self.b(y)
+
+
+class ItemScale(torch.nn.Module):
+    """Reads a host scalar from a computed tensor (``.item()``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.a(x)
+        return y / y.abs().max().item()
+
+
+def _fallbacks(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, ChipFallbackWarning)]
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_integer_target_cross_entropy_trains_on_chip(ignore):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Classifier()
+    x = torch.randn(12, 16)
+    targets = torch.randint(0, 5, (12,))
+    if ignore:
+        targets[[2, 7]] = -100  # F.cross_entropy's default ignore_index
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loss = torch.compile(model, backend=backend, dynamic=False)(x, targets)
+        loss.backward()
+    chip_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    ref = model(x, targets)
+    ref.backward()
+    assert not _fallbacks(caught)
+    assert abs(loss.item() - ref.item()) <= 0.02 * ref.item()
+    for got, want in zip(chip_grads, (p.grad for p in model.parameters())):
+        # bf16 compute: errors of a few bf16 ulps of the largest gradient
+        assert torch.allclose(got, want, atol=0.03 * want.abs().max().item(), rtol=0.03)
+    summary = backend.summary()
+    assert summary.all_on_chip and not summary.breaks
+    assert sorted(name for name, _, calls in summary.graphs if calls == 1) == \
+        ["backward", "forward"]
+
+
+def test_graph_break_warns_and_is_in_the_summary():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Printing().eval()
+    x = torch.randn(2, 8)
+    backend = chipforge.torch_backend(chip="forge-i1")
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = torch.compile(model, backend=backend, dynamic=False)(x)
+        want = model(x)
+    messages = _fallbacks(caught)
+    assert len(messages) == 1 and "runs eagerly on the host CPU" in messages[0]
+    summary = backend.summary()
+    assert not summary.all_on_chip
+    assert [(b.function, b.line) for b in summary.breaks] == [
+        ("forward", Printing.forward.__code__.co_firstlineno + 2)]
+    assert len(summary.graphs) == 2  # both halves still ran on the chip
+    assert "graph break" in str(summary)
+    assert torch.allclose(y, want, atol=0.05)
+
+
+@pytest.mark.parametrize("model", [Printing, ItemScale])
+def test_strict_turns_a_graph_break_into_an_error(model):
+    torch._dynamo.reset()
+    backend = chipforge.torch_backend(chip="forge-i1", strict=True)
+    with torch.no_grad(), pytest.raises(Exception) as info:
+        torch.compile(model().eval(), backend=backend, dynamic=False)(torch.randn(2, 8))
+    error = info.value
+    while not isinstance(error, CompileError) and error.__cause__ is not None:
+        error = error.__cause__
+    assert isinstance(info.value, CompileError) or "strict=True" in str(info.value)
+    assert "graph break" in str(error) and "strict=True" in str(error)
+
+
+def test_item_with_scalar_capture_is_a_clear_error(monkeypatch):
+    """With dynamo's capture_scalar_outputs, ``.item()`` reaches the backend as
+    ``aten._local_scalar_dense``: refused by name, never run eagerly."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "capture_scalar_outputs", True)
+    torch.manual_seed(0)
+    model = ItemScale()
+    backend = chipforge.torch_backend(chip="forge-t1")
+    with pytest.raises(Exception, match=r"\.item\(\)"):
+        torch.compile(model, backend=backend, dynamic=False)(torch.randn(2, 8))
+    assert backend.failures and not backend.runners
