@@ -12,10 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from chipforge.arch._spec import DTYPES, ChipSpec
+from chipforge.arch._safe_yaml import parse_yaml, read_text
+from chipforge.arch._spec import DTYPES, ChipSpec, DerivedMismatch
 from chipforge.errors import SpecError
 
 _PROVENANCE_KEYS = ("source", "assumption")
@@ -51,22 +51,15 @@ def _load_catalog(name: str) -> ChipSpec:
 
 def load_spec_file(path: Path) -> ChipSpec:
     where = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(f"{where}: cannot read spec file: {exc.strerror}") from None
-    raw = read_yaml(text, where)
+    if Path(path).is_dir():
+        raise SpecError(f"{where}: is a directory; expected a chip spec YAML file")
+    raw = read_yaml(read_text(path, where, "spec", SpecError), where)
     return spec_from_dict(raw, where)
 
 
 def read_yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(f"{where}: YAML syntax error{at}: {problem}") from None
+    """Parse untrusted YAML: no aliases, bounded nesting, one-line errors."""
+    return parse_yaml(text, where, SpecError)
 
 
 def spec_from_dict(raw: Any, where: str = "<spec>") -> ChipSpec:
@@ -89,16 +82,54 @@ def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = N
     ``changes`` uses the YAML keys (``clock``, ``cores: {count: ...}``) with values either
     in YAML form (``"1.2 GHz"``) or as SI numbers (``1.2e9``). Use this, never
     ``model_copy``: specs key the estimate cache by a fingerprint computed at validation.
+    A stated ``die_area`` is dropped (predicted by chipforge.cost instead) when the changes
+    alter the silicon without stating a new one, and a description the changes make
+    wrong is regenerated. A systolic array's ``macs_per_cycle`` must still equal
+    rows x cols x packing: change them together.
     """
     raw = _merge(chip.model_dump(by_alias=True), changes)
     if name is not None:
         raw["name"] = name
+    merged_sources = {**chip.sources, **(sources or {})}
     where = f"derived from {chip.name!r}"
+    derived = _validate_derived(raw, merged_sources, where)
+    # a stated die area is the stated silicon's: when the silicon changes it no longer
+    # holds, and chipforge.cost's prediction takes over (unless the change states one)
+    if ("die_area" not in changes and derived.die_area_mm2 is not None
+            and _silicon(derived) != _silicon(chip)):
+        raw["die_area"] = None
+        merged_sources.pop("die_area", None)
+        derived = _validate_derived(raw, merged_sources, where)
+    return derived
+
+
+def _validate_derived(raw: dict[str, Any], sources: dict[str, str], where: str) -> ChipSpec:
     try:
-        return ChipSpec.model_validate({**raw, "sources": {**chip.sources, **(sources or {})}},
+        return ChipSpec.model_validate({**raw, "sources": sources},
                                        context={"si_numbers": True})
     except ValidationError as exc:
+        first = exc.errors()[0]
+        stale = (first["loc"] == () and first["type"] == "value_error"
+                 and getattr(first["ctx"]["error"], "sub", "") == "description")
+        if stale and raw.get("description"):
+            # the base's description no longer fits the derived chip: generate one
+            return _validate_derived({**raw, "description": ""}, sources, where)
         raise SpecError(f"{where}: {describe_error(exc)}") from None
+
+
+# fields that do not describe the silicon, so the die area does not depend on them
+_NOT_SILICON = ("name", "vendor", "description", "clock_hz", "tdp_w", "die_area_mm2",
+                "launch_price_usd")
+
+
+def _silicon(chip: ChipSpec) -> dict[str, Any]:
+    dump = chip.model_dump(by_alias=True, exclude=set(_NOT_SILICON))
+    dump["cores"]["count"] = chip.cores.physical  # disabled cores are on the die too
+    dump["cores"].pop("physical_count")
+    for key in ("capacity", "bandwidth"):  # the PHYs, not the memory parts, are on the die
+        dump["memory"].pop(key)
+    dump["shared_buffer"].pop("bandwidth")
+    return dump
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +184,8 @@ _EXPECTED = {
     "lanes": "a positive integer",
     "rows": "a positive integer",
     "cols": "a positive integer",
-    "macs_per_cycle": f"a mapping of dtype to MACs per cycle, dtypes: {', '.join(DTYPES)}",
+    "macs_per_cycle": f"a mapping of dtype to MACs per cycle, dtypes: {', '.join(DTYPES)}"
+                      " (a systolic array may give `packing` instead)",
 }
 
 
@@ -181,11 +213,17 @@ def describe_error(exc: ValidationError) -> str:
         msg = f"{field}: unknown dtype {value!r}; expected one of {', '.join(DTYPES)}"
     elif kind == "literal_error":
         msg = f"{field}: got {value!r}; expected one of {err['ctx']['expected']}"
+    elif kind == "value_error" and isinstance(err["ctx"]["error"], DerivedMismatch):
+        cause = err["ctx"]["error"]
+        field = _format_loc((*loc[:-1], *cause.sub.split(".")))
+        msg = f"{field}: {cause}"
     elif kind == "value_error":
         msg = f"{field}: {str(err['ctx']['error'])} (got {value!r})"
     elif kind in ("greater_than", "greater_than_equal"):
         what = "integer" if isinstance(value, int) else "number"
         msg = f"{field}: got {value!r}; expected a positive {what}"
+    elif kind in ("less_than_equal", "less_than"):
+        msg = f"{field}: got {value!r}; expected at most {err['ctx']['le']!r}"
     else:
         msg = f"{field}: got {value!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
     # errors inside the first one's field are its follow-ons (a rejected union member, an

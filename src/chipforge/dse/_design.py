@@ -127,6 +127,8 @@ def _changes(space: Space, base: ChipSpec, p: dict[str, Any]) -> tuple[dict, dic
     unit = mu0.model_dump(by_alias=True)
     unit.update(rows=rows, cols=cols, count=p.get("matrix_units_per_core", mu0.count),
                 macs_per_cycle=_macs(space, mu0, rows, cols, p.get("dtypes")))
+    if "dtypes" in p and mu0.kind == "systolic":  # per-PE rates are the array's packing
+        unit["packing"] = dict(space.dtype_sets[p["dtypes"]])
     # assumption: the local SRAM port feeds one array edge, so its width scales with the
     # longer edge; the global SRAM keeps its bytes per cycle, so its bandwidth scales with clock
     edge = max(rows, cols) / max(mu0.rows, mu0.cols)

@@ -7,25 +7,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from chipforge.arch import parse_yaml, read_text
 from chipforge.dse._errors import DseError
 
 
 def read_mapping(path: Path, what: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file, or a DseError naming the file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise DseError(f"{path}: cannot read {what} file: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DseError(f"{path}: YAML syntax error{at}: {problem}") from None
+    if Path(path).is_dir():
+        raise DseError(f"{path}: is a directory; expected a {what} YAML file")
+    # untrusted text: no aliases (billion laughs), bounded size and nesting, UTF-8 only
+    raw = parse_yaml(read_text(path, str(path), what, DseError), str(path), DseError)
     if raw is None:
         raise DseError(f"{path}: the file is empty; expected a mapping of {what} fields")
     if not isinstance(raw, dict):
