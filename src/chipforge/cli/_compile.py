@@ -156,6 +156,23 @@ def _load(path: Path):
     return Program.load(path)
 
 
+def _program_chip(program, path: Path, chip: str | None):
+    """The spec a program runs on. A .cfp names its chip; a name outside the catalog is
+    a file path that the program (not the user) chose, so it is only loaded when the user
+    passes it with --chip."""
+    from chipforge.arch import catalog_names, load_chip
+
+    if chip is None and program.chip not in catalog_names():
+        raise ChipforgeError(f"{path}: the program names chip {program.chip!r}, which is not "
+                             f"in the catalog; a spec file is only loaded when you pass it: "
+                             f"--chip PATH")
+    spec = load_chip(chip or program.chip)
+    if spec.kind != "accelerator":
+        raise ChipforgeError(f"{path}: chip {spec.name!r} is a {spec.kind}; expected a "
+                             f"chipforge accelerator (the simulator runs its ISA)")
+    return spec
+
+
 def compile_cmd(
     target: Annotated[str, typer.Argument(help="PATH.py:FACTORY returning (module, inputs"
                                                "[, calibration list])")],
@@ -218,16 +235,21 @@ def run_cmd(
     trace: Annotated[Path | None, typer.Option(help="write a Perfetto trace here")] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz of inputs (default: the "
                                                      "example inputs saved at compile)")] = None,
+    chip: Annotated[str | None, typer.Option(help="run on this chip (catalog name or spec "
+                                             "file) instead of the one the program "
+                                             "names")] = None,
 ) -> None:
     """Run a program on the simulator: cycles, time, utilization per unit, top ops."""
     from chipforge.sim import simulate
 
     program = _load(program_path)
+    spec = _program_chip(program, program_path, chip)
     if trace is not None and not trace.parent.is_dir():
         raise ChipforgeError(f"{trace}: cannot write the trace: no folder {trace.parent}")
     feed = program.example_inputs if inputs is None else _read_inputs(inputs)
-    result = simulate(program, program.chip, feed, trace=trace is not None)
-    console.print(f"[bold]{program_path}[/] on {program.chip}: {result.cycles:,} cycles, "
+    result = simulate(program, spec, feed, trace=trace is not None)
+    console.print(f"[bold]{program_path}[/] on {chip or program.chip}: "
+                  f"{result.cycles:,} cycles, "
                   f"{result.seconds * 1e6:,.2f} us, {result.instructions:,} instructions")
     title = "utilization per unit (mean over cores)"
     table = Table(title=title, min_width=len(title) + 4)

@@ -25,11 +25,12 @@ from chipforge.isa._instr import (
     Unit,
     UnOp,
 )
-from chipforge.isa._program import Program, TensorPlacement
+from chipforge.isa._program import MAX_DRAM_BYTES, Program, ProgramError, TensorPlacement
 
 __all__ = [
-    "ALU_ENUM", "FIELDS", "INSTR_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS", "AsmError", "BinOp",
-    "Dtype", "Flag", "Instr", "Opcode", "Program", "RedOp", "TensorPlacement",
+    "ALU_ENUM", "FIELDS", "INSTR_BYTES", "MAX_DRAM_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS",
+    "AsmError", "BinOp",
+    "Dtype", "Flag", "Instr", "Opcode", "Program", "ProgramError", "RedOp", "TensorPlacement",
     "UnOp", "Unit", "assemble", "cycles", "decode", "decode_program", "disassemble", "encode",
     "encode_program", "latency",
 ]
