@@ -25,8 +25,9 @@ DTYPES = "fp32, tf32, bf16, fp16, fp8_e4m3, fp8_e5m2, int8"
     ("matmul m=1 n=2 k=3 batch=4 dtype=int8", Matmul(m=1, n=2, k=3, batch=4, dtype="int8")),
     # defaults: every dimension 1, dtype bf16
     ("matmul", Matmul(m=1, n=1, k=1, batch=1, dtype="bf16")),
-    # kind is case-insensitive, extra whitespace is ignored, '_' groups digits
-    ("  MATMUL   m=4_096\tn=8 ", Matmul(m=4096, n=8)),
+    # kind is case-insensitive, extra whitespace is ignored, '_' groups digits (k is given:
+    # a partial m, n, k is refused, issue 11 point 9)
+    ("  MATMUL   m=4_096\tn=8 k=1 ", Matmul(m=4096, n=8)),
     ("conv2d batch=1 in_ch=3 out_ch=64 h=224 w=224 kh=7 kw=7 stride=2 padding=3",
      Conv2d(batch=1, in_ch=3, out_ch=64, h=224, w=224, kh=7, kw=7, stride=2, padding=3)),
     ("attention batch=1 q_len=1 kv_len=4096 heads=32 kv_heads=8 head_dim=128 causal=false",
@@ -76,6 +77,22 @@ def test_parsed_values_have_their_types():
     ("matmul dtype=BF16", f"op 'matmul': unknown dtype 'BF16'; expected one of {DTYPES}"),
     ("attention causal=maybe", "op 'attention': causal='maybe' is not true or false"),
     ("attention heads=32 kv_heads=5", "attention: heads=32 must be a multiple of kv_heads=5"),
+    # issue 11, point 9: no silent k=1, no kernel larger than its input, no ragged groups,
+    # ASCII digits only, sizes whose FLOPs stay exact floats
+    ("matmul m=4096 n=4096", "op 'matmul': k missing in 'matmul m=4096 n=4096'; expected "
+                             "m, n, k together (none of them: the unit op), not a default of 1"),
+    ("softmax rows=8", "op 'softmax': cols missing in 'softmax rows=8'; expected rows, cols "
+                       "together (none of them: the unit op), not a default of 1"),
+    ("conv2d in_ch=3 out_ch=64 h=3 w=3 kh=7 kw=7",
+     "conv2d: kh=7 exceeds the padded input h=3 + 2 x padding=0; expected kh <= 3"),
+    ("conv2d in_ch=3 out_ch=64 h=3 w=3 kh=8 kw=3 padding=2",
+     "conv2d: kh=8 exceeds the padded input h=3 + 2 x padding=2; expected kh <= 7"),
+    ("conv2d in_ch=6 out_ch=64 h=8 w=8 kh=3 kw=3 groups=4",
+     "conv2d: groups=4 does not divide in_ch=6; expected a divisor of both in_ch and out_ch"),
+    ("matmul m=\u0664\u0660\u0669\u0666 n=1 k=1",
+     "op 'matmul': m='\u0664\u0660\u0669\u0666' is not an integer"),
+    ("matmul m=1 n=1 k=100000000000000000000",
+     "matmul: k must be at most 2**48 (281,474,976,710,656), got 100000000000000000000"),
 ])
 def test_parse_error_message(text, message):
     with pytest.raises(OpSyntaxError) as info:

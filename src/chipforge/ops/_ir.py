@@ -52,6 +52,11 @@ ELEMENTWISE_FLOPS: dict[str, int] = {
 }
 
 
+# assumption: no tensor dimension or count exceeds 2^48 (~2.8e14); beyond that FLOP and byte
+# counts stop being exact floats, and products of several such sizes overflow
+MAX_DIM = 2**48
+
+
 def dtype_bytes(dtype: str) -> float:
     return BITS[dtype] / 8
 
@@ -81,6 +86,9 @@ class Op:
                 what = "a non-negative" if low == 0 else "a positive"
                 raise OpSyntaxError(f"{self.kind.value}: {f.name} must be {what} integer, "
                                     f"got {value!r}")
+            if value > MAX_DIM:
+                raise OpSyntaxError(f"{self.kind.value}: {f.name} must be at most 2**48 "
+                                    f"({MAX_DIM:,}), got {value!r}")
 
     @property
     def flops(self) -> float:
@@ -139,6 +147,20 @@ class Conv2d(Op):
     stride: int = 1
     padding: int = 0
     groups: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for side, kernel in (("h", "kh"), ("w", "kw")):
+            size, k = getattr(self, side), getattr(self, kernel)
+            if k > size + 2 * self.padding:
+                raise OpSyntaxError(
+                    f"conv2d: {kernel}={k} exceeds the padded input {side}={size} + 2 x "
+                    f"padding={self.padding}; expected {kernel} <= {size + 2 * self.padding}")
+        for ch in ("in_ch", "out_ch"):
+            if getattr(self, ch) % self.groups:
+                raise OpSyntaxError(f"conv2d: groups={self.groups} does not divide "
+                                    f"{ch}={getattr(self, ch)}; expected a divisor of both "
+                                    f"in_ch and out_ch")
 
     @property
     def out_h(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 
 from chipforge.arch import DTYPES
@@ -9,14 +10,25 @@ from chipforge.errors import OpSyntaxError
 from chipforge.ops._ir import OP_CLASSES, Op
 
 OP_FORM = "'KIND key=value ...', e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'"
+_INT = re.compile(r"[+-]?[0-9][0-9_]*")  # ASCII digits only: int() also reads '٤٠٩٦'
+
+# dimensions that only mean something together: give all of a group or none of it (none
+# is the unit op, every size 1); a partial group would silently size the rest 1
+_TOGETHER: dict[str, tuple[str, ...]] = {
+    "matmul": ("m", "n", "k"),
+    "conv2d": ("in_ch", "out_ch", "h", "w", "kh", "kw"),
+    "attention": ("q_len", "kv_len"),
+    "reduce": ("rows", "cols"), "softmax": ("rows", "cols"), "layernorm": ("rows", "cols"),
+    "rmsnorm": ("rows", "cols"),
+    "embedding_bag": ("num_embeddings", "dim"),
+}
 
 
 def _convert(kind: str, key: str, text: str, annotation: str) -> object:
     if annotation == "int":
-        try:
-            return int(text.replace("_", ""))
-        except ValueError:
-            raise OpSyntaxError(f"op {kind!r}: {key}={text!r} is not an integer") from None
+        if not _INT.fullmatch(text):
+            raise OpSyntaxError(f"op {kind!r}: {key}={text!r} is not an integer")
+        return int(text.replace("_", ""))
     if annotation == "bool":
         if text.lower() in ("true", "1", "yes"):
             return True
@@ -51,4 +63,12 @@ def parse_op(text: str) -> Op:
             raise OpSyntaxError(f"op {kind!r}: unknown dtype {value!r}; expected one of "
                                 f"{', '.join(DTYPES)}")
         values[key] = _convert(kind, key, value, str(known[key]))
-    return cls(**values)
+    op = cls(**values)  # each value's own check first
+    group = _TOGETHER.get(kind, ())
+    given = [k for k in group if k in values]
+    if given and len(given) < len(group):
+        missing = [k for k in group if k not in values]
+        raise OpSyntaxError(f"op {kind!r}: {', '.join(missing)} missing in {text!r}; expected "
+                            f"{', '.join(group)} together (none of them: the unit op), not "
+                            f"a default of 1")
+    return op
