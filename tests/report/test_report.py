@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
+import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
-from chipforge.report import write_report
+import pytest
+
+from chipforge.report import compare_suite, write_report
 from chipforge.workloads import workload_names
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"  # PNG spec, section 5.2: the 8-byte signature
@@ -21,14 +28,23 @@ class _Images(HTMLParser):
             self.images.append(dict(attrs))
 
 
-def test_write_report(tmp_path):
-    chips = ["h100-sxm", "forge-i1"]
-    designs = tmp_path / "designs"  # a reference DSE run's checked-in Pareto plot
+CHIPS = ["h100-sxm", "forge-i1"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """One report for the module's tests (writing it takes seconds)."""
+    root = tmp_path_factory.mktemp("report")
+    designs = root / "designs"  # a reference DSE run's checked-in Pareto plot
     (designs / "forge-i1").mkdir(parents=True)
     (designs / "forge-i1" / "pareto.png").write_bytes(_tiny_png())
-    out = tmp_path / "report"
-    path = write_report(out, chips, designs)
-    tmp_path = out
+    return write_report(root / "report", CHIPS, designs)
+
+
+def test_write_report(report):
+    chips = CHIPS
+    path = report
+    tmp_path = report.parent
     assert path == tmp_path / "index.html"
     html = path.read_text()
     for name in workload_names():
@@ -90,3 +106,99 @@ def _tiny_png() -> bytes:
     buf = io.BytesIO()
     plt.imsave(buf, [[0.0]], format="png")
     return buf.getvalue()
+
+
+def _suite_rows(html: str) -> dict[tuple[str, str], str]:
+    """The comparison table's row of each (workload, chip)."""
+    rows = re.findall(r'<tr data-workload="([^"]+)" data-chip="([^"]+)"[^>]*>(.*?)</tr>',
+                      html, re.S)
+    return {(w, c): body for w, c, body in rows}
+
+
+def test_the_page_answers_first_and_states_what_does_not_fit(report):
+    html = report.read_text()
+    assert re.findall(r'<h2 id="([a-z]+)"', html)[0] == "answer"
+    assert "ECCN 3A090" in html and "TPP must stay &lt; 2400" in html  # forge-i1's limit
+    assert "× H100" in html and "Not in this run, so no ratio: H20" in html
+    assert not re.search(r"\de[+-]\d", html)  # engineering notation, never 4.68e+05
+    rows = _suite_rows(html)
+    data = compare_suite(CHIPS)  # the comparison the page was drawn from
+    assert len(rows) == len(data["rows"]) * len(CHIPS)
+    for row in data["rows"]:
+        for cell in row["cells"]:
+            body = rows[(row["workload"], cell["chip"])]
+            if cell.get("fits", True) is False:
+                assert "does not fit" in body and "/s<" not in body, body
+            elif "error" not in cell:
+                assert f"{cell['unit']}/s" in body and "does not fit" not in body, body
+
+
+# the probe runs first in the page: it records script errors, console.error calls and
+# resources that fail to load, then on load what the images and the layout came to
+_PROBE = """<script>
+window.__errors = [];
+addEventListener("error", e => __errors.push(e.message || (e.target && e.target.src)), true);
+const __ce = console.error;
+console.error = (...a) => { __errors.push("console.error: " + a.join(" ")); __ce(...a); };
+addEventListener("load", () => {
+  const imgs = [...document.images];
+  const tops = new Set([...document.querySelectorAll("#rooflines + p + .grid img")]
+                       .map(i => i.offsetTop));
+  const pre = document.createElement("pre");
+  pre.id = "__probe";
+  pre.textContent = JSON.stringify({errors: __errors, images: imgs.length,
+    broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
+    roofline_rows: tops.size, overflow: document.documentElement.scrollWidth > innerWidth});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("chromium is not installed; the Makefile's dev set-up installs Debian's "
+                    "chromium package (apt-get install chromium)")
+    return path
+
+
+def _render(report: Path, tmp: Path, width: int) -> dict:
+    """Load a copy of the page (with the probe, and a <base> so its images resolve to the
+    report folder) in headless Chromium; the probe's findings from the dumped DOM."""
+    html = report.read_text().replace(
+        '<meta charset="utf-8">',
+        f'<meta charset="utf-8"><base href="{report.parent.as_uri()}/">{_PROBE}', 1)
+    page = tmp / f"probe-{width}.html"
+    page.write_text(html)
+    done = subprocess.run(
+        [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+         f"--user-data-dir={tmp / f'profile-{width}'}", f"--window-size={width},1000",
+         "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    found = re.search(r'<pre id="__probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"no probe in the dumped DOM; chromium said: {done.stderr[-2000:]}"
+    probe = json.loads(html_lib.unescape(found.group(1)))
+    # console messages reach stderr too; an uncaught error there is one the probe missed
+    probe["stderr_errors"] = [line for line in done.stderr.splitlines()
+                              if "CONSOLE" in line and "Uncaught" in line]
+    return probe
+
+
+def test_the_page_renders_in_chromium_without_errors(report, tmp_path):
+    wide = _render(report, tmp_path, 1600)
+    assert wide["errors"] == [] and wide["stderr_errors"] == []
+    assert wide["broken"] == []
+    assert wide["images"] == len(_image_sources(report.read_text()))
+    # a grid, not one column: on a wide screen the rooflines share a row
+    assert wide["roofline_rows"] < len(CHIPS)
+    # and on a narrow one nothing runs off the page (wide tables scroll in their box)
+    narrow = _render(report, tmp_path, 420)
+    assert narrow["errors"] == [] and narrow["broken"] == []
+    assert not narrow["overflow"]
+    assert narrow["roofline_rows"] == len(CHIPS)
+
+
+def _image_sources(html: str) -> list[str]:
+    parser = _Images()
+    parser.feed(html)
+    return [img["src"] for img in parser.images]

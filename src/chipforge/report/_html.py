@@ -1,4 +1,6 @@
-"""``chipforge report``: an HTML page with the comparison table and PNG plots."""
+"""``chipforge report``: an HTML page that answers the decision first (which chip wins
+which workload, per $ and per W, under which assumptions, and why), then the evidence:
+the comparison table with ratio columns, rooflines, bars, compiled models, RTL, silicon."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from rich.progress import Progress
 
-from chipforge.arch import load_chip
+from chipforge.arch import ChipSpec, load_chip
 from chipforge.report._compare import compare_suite
 from chipforge.report._compiled import compiled_section
+from chipforge.report._decision import OWN_VENDOR, decision
+from chipforge.report._format import eng, ratio
 from chipforge.report._plots import roofline, workload_bars
 from chipforge.report._silicon import silicon_section
+from chipforge.workloads import workload_suite
 
 
 def _slug(text: str) -> str:
@@ -27,24 +32,21 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
     with Progress(transient=True) as progress:
         task = progress.add_task("estimating the workload suite", total=5 + len(chips))
         data = compare_suite(chips)
+        specs = {name: load_chip(name) for name in data["chips"]}
+        workloads = {wl.name: wl for wl in workload_suite()}
+        answer = decision(data, workloads, specs)
         progress.advance(task)
-        rooflines = []
-        for name in data["chips"]:
-            points = []
-            for row in data["rows"]:
-                cell = next(c for c in row["cells"] if c["chip"] == name)
-                if "error" not in cell and cell["hbm_bytes"] > 0:
-                    points.append((row["workload"], cell["flops"] / cell["hbm_bytes"],
-                                   cell["flops"] / cell["seconds"]))
-            png = roofline(load_chip(name), points, out / f"roofline-{_slug(name)}.png")
-            rooflines.append({"chip": name, "png": png.name})
-            progress.advance(task)
+        rooflines = [_roofline(name, specs[name], answer, out) for name in data["chips"]]
+        progress.advance(task, len(chips))
+        own = frozenset(n for n, s in specs.items() if s.vendor == OWN_VENDOR)
         bars = []
-        for row in data["rows"]:
-            values = {c["chip"]: c["throughput"] for c in row["cells"] if "error" not in c}
-            unit = next((c["unit"] for c in row["cells"] if "error" not in c), "items")
+        for row in answer["rows"]:
+            values = {c["chip"]: c["throughput"] if c["ok"] else
+                      ("does not fit" if c["note"].startswith("does not fit") else "no estimate")
+                      for c in row["cells"]}
+            unit = next((c["unit"] for c in row["cells"] if c["ok"]), "items")
             png = workload_bars(row["workload"], unit, values,
-                                out / f"bars-{_slug(row['workload'])}.png")
+                                out / f"bars-{_slug(row['workload'])}.png", own)
             bars.append({"workload": row["workload"], "png": png.name})
         progress.advance(task)
         progress.update(task, description="compiling and simulating example models")
@@ -59,9 +61,27 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
         progress.advance(task)
     env = Environment(loader=PackageLoader("chipforge.report", "templates"),
                       autoescape=select_autoescape())
+    env.filters["eng"] = eng
+    env.filters["ratio"] = ratio
     html = env.get_template("index.html").render(
-        data=data, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl, silicon=silicon,
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        data=data, answer=answer, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
+        silicon=silicon, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)
     return path
+
+
+def _roofline(name: str, spec: ChipSpec, answer: dict, out: Path) -> dict:
+    """One chip's roofline with the workloads that fit, each labelled with its limiter."""
+    points, left_out = [], []
+    for row in answer["rows"]:
+        cell = next(c for c in row["cells"] if c["chip"] == name)
+        if not cell["ok"]:
+            left_out.append(row["workload"])
+            continue
+        if cell["hbm_bytes"] > 0:
+            points.append((row["workload"], cell["flops"] / cell["hbm_bytes"],
+                           cell["flops"] / cell["seconds"], cell["limiter"]))
+    png = roofline(spec, points, out / f"roofline-{_slug(name)}.png")
+    return {"chip": name, "png": png.name, "left_out": left_out}
+

@@ -9,43 +9,84 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report runs on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from chipforge.arch import ChipSpec  # noqa: E402
 
+# roofs drawn, in this order; dtypes with the same peak share one line (and one label)
+ROOF_DTYPES = ("fp32", "bf16", "fp16", "fp8_e4m3", "int8")
+_ROOF_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
+OUR_COLOR, GPU_COLOR = "tab:orange", "tab:green"
 
-def roofline(chip: ChipSpec, points: list[tuple[str, float, float]], path: Path) -> Path:
-    """``points`` are (label, FLOPs per DRAM byte, achieved FLOP/s) of each workload."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+
+def roofline(chip: ChipSpec, points: list[tuple[str, float, float, str]], path: Path) -> Path:
+    """``points`` are (workload, FLOPs per DRAM byte, achieved FLOP/s, limiter).
+
+    One roof per distinct peak (dtypes with equal peaks share it and its label), the DRAM
+    slope, and each workload a marker of its own named in the legend: no labels on the
+    plot to overlap."""
+    from chipforge.report._format import eng
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.6), dpi=110)
     bw = chip.memory.bandwidth_bytes_per_s
-    intensity = np.logspace(-1, 4, 200)
-    for dtype, style in (("bf16", "-"), ("fp8_e4m3", "--"), ("int8", ":")):
-        peak = chip.peak_flops(dtype)
+    lowest_ai = min([p[1] for p in points] + [10.0])
+    intensity = np.logspace(np.log10(lowest_ai / 4), 4, 200)
+    peaks: dict[float, list[str]] = {}
+    for dtype in ROOF_DTYPES:
+        peak = chip.peak_flops(dtype) if dtype in chip.supported_dtypes else 0.0
         if peak:
-            ax.plot(intensity, np.minimum(peak, bw * intensity), style, lw=1.6,
-                    label=f"{dtype} roof ({peak / 1e12:.0f} TFLOP/s)")
-    for label, ai, achieved in points:
-        ax.scatter([ai], [achieved], s=22, zorder=3)
-        ax.annotate(label, (ai, achieved), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+            peaks.setdefault(peak, []).append(dtype)
+    for i, (peak, dtypes) in enumerate(sorted(peaks.items(), reverse=True)):
+        # each roof starts at its own ridge (peak / bandwidth), so the roofs never coincide
+        flat = intensity[intensity >= peak / bw]
+        ax.plot(np.r_[peak / bw, flat], np.full(len(flat) + 1, peak),
+                linestyle=_ROOF_STYLES[i % 5], color=f"C{i}", lw=1.6,
+                label=f"{' = '.join(dtypes)} roof: {eng(peak, 'FLOP/s')}, "
+                      f"ridge {peak / bw:.0f} FLOP/B")
+    slope = intensity[bw * intensity <= max(peaks, default=bw * intensity[-1])]
+    ax.plot(slope, bw * slope, color="0.35", lw=1.2, label=f"DRAM slope: {eng(bw, 'B/s')}")
+    markers = "os^vDP*Xhp<>"
+    for i, (label, ai, achieved, bound) in enumerate(points):
+        ax.scatter([ai], [achieved], s=34, zorder=3, marker=markers[i % len(markers)],
+                   color=f"C{(i + 5) % 10}", edgecolors="black", linewidths=0.4,
+                   label=f"{label} ({bound})")
+    top = max([*peaks, *(p[2] for p in points), 1.0])
+    ax.set_ylim(min([bw * intensity[0], *(p[2] for p in points)]) / 2, top * 2.5)
+    ax.yaxis.set_major_formatter(EngFormatter(unit="FLOP/s"))
     ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP / DRAM byte)",
-           ylabel="FLOP/s", title=f"{chip.name} roofline ({bw / 1e12:.2f} TB/s)")
+           ylabel="FLOP/s", title=f"{chip.name} roofline")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="lower right")
+    # outside the axes: inside, the legend covers points and roofs
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+              title="roof / workload (limiter)", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def workload_bars(workload: str, unit: str, values: dict[str, float], path: Path) -> Path:
-    """Throughput of one workload on each chip; our chips in one colour, GPUs in another."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.0), dpi=110)
+def workload_bars(workload: str, unit: str, values: dict[str, float | str], path: Path,
+                  own: frozenset[str] = frozenset()) -> Path:
+    """Throughput of one workload on each chip: our designs (``own``) in one colour, GPUs
+    in another. A chip whose value is a string (say "does not fit") gets no bar but that
+    string where the bar would be: never a number for a configuration that cannot run."""
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.0), dpi=110)
     names = list(values)
-    colors = ["tab:orange" if n.startswith("forge") else "tab:green" for n in names]
-    ax.barh(names, [values[n] for n in names], color=colors)
+    widths = [v if isinstance(v, float) else 0.0 for v in values.values()]
+    colors = [OUR_COLOR if n in own else GPU_COLOR for n in names]
+    ax.barh(names, widths, color=colors)
+    for i, n in enumerate(names):
+        if isinstance(values[n], str):
+            ax.text(0, i, f"  {values[n]}", va="center", fontsize=7, color="#8a1c1c")
     ax.set(xlabel=f"{unit}/s", title=workload)
+    ax.xaxis.set_major_formatter(EngFormatter())
     ax.invert_yaxis()
     ax.grid(True, axis="x", alpha=0.25)
+    ax.legend(handles=[Patch(color=OUR_COLOR, label="our designs"),
+                       Patch(color=GPU_COLOR, label="GPUs (bought)")],
+              fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,0 +1,201 @@
+"""The report's answer: which chip wins each workload, by how much per $ and per W, under
+which assumptions, and why (what limits it, and the export rule that limits each design).
+
+Everything here is derived from ``compare_suite``'s cells, the engine's per-op records
+(``_bounds``), ``cost.chip_capex_usd`` and ``cost.export_class``; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+from chipforge.arch import ChipSpec
+from chipforge.cost import chip_capex_usd, export_class
+from chipforge.errors import ChipforgeError
+from chipforge.perf import estimate
+from chipforge.report._bounds import bound_split, limiter
+from chipforge.workloads import Workload
+
+# the bought chips every result is compared with: the H20 is the best GPU that ships
+# without a licence, the H100 the usual licensed one (docs/designs.md)
+BASELINES = (("h20", "H20"), ("h100-sxm", "H100"))
+# what the winners are chosen by: throughput per chip (a split's group is not "faster"
+# for using more chips), per $1k of capital cost, per W
+METRICS = ("per_chip", "per_kusd", "per_w")
+# chips whose vendor is this are our designs (cost.chip_capex_usd prices them the same way)
+OWN_VENDOR = "chipforge"
+# ECCN 3A090 thresholds (15 CFR 774 Supp. 1; the same as cost._export's classify)
+TPP_A, TPP_B, TPP_FLOOR = 4800.0, 2400.0, 1600.0
+PD_A, PD_B, PD_B_LOW = 5.92, 3.2, 1.6
+# designs.md: both uncontrolled searches keep PD x 1.1 under 3.2 (area-model error)
+PD_MARGIN = 0.1
+
+
+def decision(data: dict, workloads: dict[str, Workload], specs: dict[str, ChipSpec]) -> dict:
+    """The summary, the per-cell table with ratio columns, and the export reasoning."""
+    capex = {name: _capex(spec) for name, spec in specs.items()}
+    rows = []
+    for row in data["rows"]:
+        wl = workloads[row["workload"]]
+        cells = [_cell(c, wl, specs[c["chip"]], capex[c["chip"]]) for c in row["cells"]]
+        _add_ratios(cells)
+        rows.append({"workload": row["workload"], "description": row["description"],
+                     "phase": row["phase"], "dtype": wl.dtype, "cells": cells,
+                     "winners": _winners(cells)})
+    return {"rows": rows, "baselines": [label for name, label in BASELINES if name in specs],
+            "missing_baselines": [label for name, label in BASELINES if name not in specs],
+            "assumptions": _assumptions(data, workloads, capex),
+            "export": [export_row(spec) for spec in specs.values()]}
+
+
+def _capex(spec: ChipSpec) -> float | None:
+    try:
+        return chip_capex_usd(spec)
+    except ChipforgeError:
+        return None  # no price: per-$ cells say "-" and the assumptions say why
+
+
+def _chips_in(cell: dict) -> int:
+    """Chips one estimate occupies (a tensor/pipeline split counts every chip)."""
+    chips = cell.get("chips")
+    return chips if isinstance(chips, int) and chips > 0 else 1
+
+
+def _setting(cell: dict, wl: Workload) -> str:
+    """The cell's dtype, split and batch in words."""
+    words = [cell.get("dtype") or wl.dtype, cell.get("parallelism") or "1 chip"]
+    if cell.get("batch") is not None:
+        words.append(f"batch {cell['batch']}")
+    return ", ".join(words)
+
+
+def _cell(cell: dict, wl: Workload, spec: ChipSpec, capex: float | None) -> dict:
+    out = {"chip": spec.name, "ok": False, "note": "", "setting": _setting(cell, wl)}
+    if "error" in cell:
+        out["note"] = cell["error"]
+        return out
+    if cell.get("fits", True) is False:
+        # never a number for a configuration that cannot run: the engine's note says why
+        note = cell.get("note") or "the chip's memory"
+        out["note"] = note if note.startswith("does not fit") else "does not fit: " + note
+        return out
+    chips = _chips_in(cell)
+    est = estimate(wl.graph, spec)
+    # energy_j and seconds are one chip's step; the group's power is chips times that
+    power_w = cell["energy_j"] / cell["seconds"] if cell["seconds"] else 0.0
+    split = bound_split(wl.graph, spec, est)
+    total = sum(split.values()) or 1.0
+    out.update({
+        "ok": True, "chips": chips, "seconds": cell["seconds"],
+        "throughput": cell["throughput"], "per_chip": cell["throughput"] / chips,
+        "unit": cell["unit"],
+        "utilization": cell["utilization"], "energy_j": cell["energy_j"], "power_w": power_w,
+        "engine_bound": cell["bound"], "limiter": limiter(wl.graph, spec, cell["bound"], est),
+        "split": ", ".join(f"{k} {v / total:.0%}" for k, v in
+                           sorted(split.items(), key=lambda kv: -kv[1]) if v / total >= 0.01),
+        "memory_bytes": cell.get("memory_bytes"), "flops": cell["flops"],
+        "hbm_bytes": cell["hbm_bytes"],
+        # items/s per $1,000 of the group's chip capital cost, and items per joule
+        # (= items/s per W of the group's average power)
+        "per_kusd": cell["throughput"] / (chips * capex) * 1e3 if capex else None,
+        "per_w": cell["throughput"] / (chips * power_w) if power_w else None,
+    })
+    return out
+
+
+def _add_ratios(cells: list[dict]) -> None:
+    """``vs[label][metric]``: this cell's throughput per chip, per $ and per W over the
+    baseline's."""
+    by_chip = {c["chip"]: c for c in cells}
+    for cell in cells:
+        cell["vs"] = {}
+        if not cell["ok"]:
+            continue
+        for name, label in BASELINES:
+            base = by_chip.get(name)
+            cell["vs"][label] = {m: (cell[m] / base[m] if base and base["ok"] and base.get(m)
+                                     and cell.get(m) is not None else None)
+                                 for m in METRICS}
+
+
+def _winners(cells: list[dict]) -> dict:
+    """Per metric: the best chip that fits, its margin over the runner-up, its limiter and
+    its ratios to the baselines; and our best design per $ against the baselines."""
+    ok = [c for c in cells if c["ok"]]
+    out = {}
+    for metric in METRICS:
+        ranked = sorted((c for c in ok if c.get(metric)), key=lambda c: -c[metric])
+        if not ranked:
+            out[metric] = None
+            continue
+        best = ranked[0]
+        margin = best[metric] / ranked[1][metric] if len(ranked) > 1 else None
+        out[metric] = {"chip": best["chip"], "value": best[metric], "margin": margin,
+                       "runner_up": ranked[1]["chip"] if len(ranked) > 1 else None,
+                       "limiter": best["limiter"], "vs": best["vs"]}
+    ours = [c for c in ok if c["chip"].startswith("forge") and c.get("per_kusd")]
+    out["ours"] = max(ours, key=lambda c: c["per_kusd"]) if ours else None
+    return out
+
+
+def _assumptions(data: dict, workloads: dict[str, Workload], capex: dict) -> list[str]:
+    """One set for every suite table on the page: the comparison's own words where it
+    states them, then what the report adds (per $, per W)."""
+    stated = data.get("assumptions") or {}
+    lines = [f"{key}: {text}." for key, text in stated.items()]
+    if not stated:
+        dtypes = sorted({workloads[r["workload"]].dtype for r in data["rows"]})
+        lines = [f"dtype: {', '.join(dtypes)} for every workload.",
+                 "parallelism: none, one chip per estimate.",
+                 "memory: not checked by this comparison: read a row whose model exceeds a "
+                 "chip's memory as throughput per chip-equivalent, not as a deployment.",
+                 "batch: as each workload states."]
+    priced = ", ".join(f"{n} ${v:,.0f}" for n, v in capex.items() if v)
+    lines.append(f"per $: throughput per $1,000 of the chips' capital cost ({priced}; GPUs "
+                 "at purchase price, our designs at unit cost + NRE / volume + board, "
+                 "cost.TcoAssumptions); a split over n chips costs n chips.")
+    lines.append("per W: throughput over the average power of the chips that run it, i.e. "
+                 "items per joule (the engine's energy model; no host, no cooling).")
+    missing = [n for n, v in capex.items() if not v]
+    if missing:
+        lines.append(f"no price for {', '.join(missing)}: their per-$ cells are '-'.")
+    return lines
+
+
+def export_row(spec: ChipSpec) -> dict:
+    """TPP, PD, tier and the sentence that says which clause of 3A090 decides it."""
+    exp = export_class(spec)
+    own = spec.vendor == OWN_VENDOR
+    return {"chip": spec.name, "tpp": exp.tpp, "pd": exp.pd, "tier": exp.tier,
+            "dtype": exp.dtype, "area_mm2": exp.die_area_mm2, "area_source": exp.die_area_source,
+            "own": own, "clause": export_clause(exp.tpp, exp.pd),
+            "limit": _design_limit(exp.tpp, exp.pd, exp.tier) if own else
+            f"bought: {exp.tier}" + ("" if exp.tier == "not controlled" else
+                                     ", its export needs a licence")}
+
+
+def export_clause(tpp: float, pd: float) -> str:
+    """Which clause of ECCN 3A090 puts (TPP, PD) in its tier."""
+    t, p = f"TPP {tpp:,.0f}", f"PD {pd:.2f}"
+    if tpp >= TPP_A:
+        return f"3A090.a: {t} ≥ 4800"
+    if tpp >= TPP_FLOOR and pd >= PD_A:
+        return f"3A090.a: {t} ≥ 1600 and {p} ≥ 5.92"
+    if TPP_B <= tpp < TPP_A and PD_B_LOW <= pd < PD_A:
+        return f"3A090.b: 2400 ≤ {t} < 4800 and 1.6 ≤ {p} < 5.92"
+    if tpp >= TPP_FLOOR and PD_B <= pd < PD_A:
+        return f"3A090.b: {t} ≥ 1600 and 3.2 ≤ {p} < 5.92"
+    if tpp < TPP_FLOOR:
+        return f"not controlled: {t} < 1600"
+    if tpp < TPP_B:
+        return f"not controlled: 1600 ≤ {t} < 2400 and {p} < 3.2"
+    return f"not controlled: {t} ≥ 2400 but {p} < 1.6"
+
+
+def _design_limit(tpp: float, pd: float, tier: str) -> str:
+    """What the rule leaves an uncontrolled design of ours, or what its tier costs."""
+    if tier != "not controlled":
+        return f"our design in {tier}: it needs an export licence this platform will not get"
+    pd_limit = PD_B / (1 + PD_MARGIN)
+    return (f"TPP must stay < 2400 ({2400 - tpp:,.0f} left, {1 - tpp / 2400:.1%}) and PD "
+            f"< 3.2; the design searches keep PD ≤ {pd_limit:.2f} (a {PD_MARGIN:.0%} margin "
+            f"for die-area model error), this design has {pd:.2f}. So compute is capped near "
+            f"the H20's and the die is padded with SRAM to lower PD (docs/designs.md).")

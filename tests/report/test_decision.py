@@ -1,0 +1,101 @@
+"""The report's answer: winners, ratios to the H20 and the H100, cells that do not fit, and
+the export clause, on hand-made comparison data with hand-derived expectations."""
+
+import pytest
+
+from chipforge.arch import load_chip
+from chipforge.cost import export_class
+from chipforge.report._decision import decision, export_clause, export_row
+from chipforge.workloads import get_workload
+
+WL = "llama3.1-8b-decode"
+H20_USD, H100_USD = 13_500.0, 30_000.0  # cost.TcoAssumptions purchase prices (silicon.md)
+
+
+def _ok(chip, throughput, seconds, energy_j, chips=1):
+    return {"chip": chip, "fits": True, "chips": chips, "dtype": "bf16", "batch": 32,
+            "parallelism": "1 chip" if chips == 1 else f"tp={chips}", "seconds": seconds,
+            "throughput": throughput, "unit": "tokens", "utilization": 0.1, "bound": "memory",
+            "energy_j": energy_j, "flops": 5e11, "hbm_bytes": 2.4e10}
+
+
+def _data():
+    cells = [
+        _ok("h20", 1000.0, 0.032, 1.0),        # 31.25 W -> 32 tokens/J
+        _ok("h100-sxm", 6000.0, 0.01, 2.0, chips=2),  # 200 W a chip -> 15 tokens/J
+        {"chip": "forge-i1", "fits": False, "chips": 1, "dtype": "bf16", "batch": 32,
+         "parallelism": "1 chip", "note": "does not fit: needs >= 2 chips (tp=2)"},
+        {"chip": "forge-t1", "error": "dtype bf16 not supported"},
+    ]
+    return {"chips": [c["chip"] for c in cells],
+            "rows": [{"workload": WL, "phase": "decode", "description": "d", "cells": cells}]}
+
+
+@pytest.fixture(scope="module")
+def answer():
+    specs = {n: load_chip(n) for n in ("h20", "h100-sxm", "forge-i1", "forge-t1")}
+    return decision(_data(), {WL: get_workload(WL)}, specs)
+
+
+def test_ratios_to_the_h20_and_the_h100(answer):
+    h20, h100 = answer["rows"][0]["cells"][:2]
+    assert h100["per_chip"] == 3000.0  # a split's group is not "faster" for its chips
+    assert h100["vs"]["H20"]["per_chip"] == pytest.approx(3.0)
+    # per $: (6000 / (2 x $30k)) / (1000 / $13.5k) = 1.35
+    assert h100["vs"]["H20"]["per_kusd"] == pytest.approx(6000 / (2 * H100_USD)
+                                                           / (1000 / H20_USD))
+    assert h100["per_kusd"] == pytest.approx(100.0)
+    # per W: 6000 / (2 x 200 W) = 15 tokens/J against 1000 / 31.25 W = 32 tokens/J
+    assert h100["per_w"] == pytest.approx(15.0)
+    assert h20["per_w"] == pytest.approx(32.0)
+    assert h100["vs"]["H20"]["per_w"] == pytest.approx(15 / 32)
+    assert h20["vs"]["H20"]["per_w"] == pytest.approx(1.0)
+    assert h20["vs"]["H100"]["per_kusd"] == pytest.approx(1 / 1.35)
+
+
+def test_winners_and_margins(answer):
+    w = answer["rows"][0]["winners"]
+    assert w["per_chip"]["chip"] == "h100-sxm" and w["per_chip"]["margin"] == pytest.approx(3)
+    assert w["per_kusd"]["chip"] == "h100-sxm"
+    assert w["per_kusd"]["margin"] == pytest.approx(1.35)
+    assert w["per_w"]["chip"] == "h20" and w["per_w"]["margin"] == pytest.approx(32 / 15)
+    assert w["ours"] is None  # forge-i1 does not fit and forge-t1 has no estimate
+
+
+def test_a_cell_that_does_not_fit_has_no_number(answer):
+    cell = answer["rows"][0]["cells"][2]
+    assert not cell["ok"]
+    assert cell["note"].startswith("does not fit: needs >= 2 chips")
+    assert not {"throughput", "per_chip", "per_kusd", "per_w", "seconds"} & set(cell)
+    assert answer["rows"][0]["cells"][3]["note"] == "dtype bf16 not supported"
+
+
+def test_assumptions_state_dtype_parallelism_batch_price_and_power(answer):
+    text = " ".join(answer["assumptions"])
+    for word in ("dtype", "parallelism", "batch", "per $", "per W", "$13,500", "$30,000"):
+        assert word in text, word
+
+
+@pytest.mark.parametrize(("tpp", "pd", "tier"), [
+    (2307, 2.73, "not controlled: 1600 ≤ TPP 2,307 < 2400 and PD 2.73 < 3.2"),  # forge-i1
+    (1500, 9.0, "not controlled: TPP 1,500 < 1600"),
+    (3000, 1.0, "not controlled: TPP 3,000 ≥ 2400 but PD 1.00 < 1.6"),
+    (15831, 19.45, "3A090.a: TPP 15,831 ≥ 4800"),                                 # H100
+    (2000, 6.0, "3A090.a: TPP 2,000 ≥ 1600 and PD 6.00 ≥ 5.92"),
+    (4194, 5.34, "3A090.b: 2400 ≤ TPP 4,194 < 4800 and 1.6 ≤ PD 5.34 < 5.92"),
+    (2000, 4.0, "3A090.b: TPP 2,000 ≥ 1600 and 3.2 ≤ PD 4.00 < 5.92"),
+])
+def test_export_clause(tpp, pd, tier):
+    assert export_clause(tpp, pd) == tier
+
+
+@pytest.mark.parametrize("chip", ["forge-t1", "forge-i1", "h100-sxm", "h20", "b200"])
+def test_export_clause_agrees_with_the_cost_package(chip):
+    row = export_row(load_chip(chip))
+    assert row["clause"].startswith(export_class(load_chip(chip)).tier)
+
+
+def test_our_uncontrolled_designs_say_what_limits_them():
+    row = export_row(load_chip("forge-t1"))
+    assert row["own"] and row["tier"] == "not controlled"
+    assert "TPP must stay < 2400" in row["limit"] and "PD" in row["limit"]
