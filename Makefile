@@ -19,6 +19,8 @@ $(VENV)/.dev: $(VENV)/.core
 	$(BIN)/pip install -q -e '.[dev,rtl,ray]' $(TORCH)
 	# Icarus Verilog for the cocotb test of the exported RTL (Debian's package; root in CI)
 	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
+	# headless Chromium for the report's browser test (tests/report: console errors, images)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $@
 
 # what the README's commands need besides the core: torch (compile, run, the torch.compile
