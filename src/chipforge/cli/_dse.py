@@ -6,7 +6,6 @@ A run killed at any point resumes when the same command is run again on the same
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
+from chipforge.cli._output import JsonOption, err, print_json, print_table, say
 from chipforge.errors import ChipforgeError
 
 dse_app = typer.Typer(no_args_is_help=True, help="Design-space exploration: search chip "
@@ -41,6 +42,7 @@ def run_cmd(
     ray: Annotated[bool, typer.Option("--ray", help="evaluate on Ray (RAY_ADDRESS, else "
                                       "a local Ray)")] = False,
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Search the space; results go to OUT/results.sqlite as they come in."""
     from chipforge.dse import load_problem, run_dse
@@ -51,8 +53,9 @@ def run_cmd(
     columns = (TextColumn("[bold]dse[/]"), BarColumn(), MofNCompleteColumn(),
                TextColumn("points"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=bool(os.environ.get("CHIPFORGE_NO_BAR"))
-                  ) as bar:
+    # the bar is on stderr, and only on a terminal: stdout holds the summary alone
+    with Progress(*columns, console=err, disable=bool(os.environ.get("CHIPFORGE_NO_BAR"))
+                  or not err.is_terminal) as bar:
         task = bar.add_task("dse", total=None)
 
         def report(done: int, total: int) -> None:
@@ -60,28 +63,61 @@ def run_cmd(
 
         summary = run_dse(problem, out, trials=trials, sampler=sampler, workers=workers,
                           use_ray=ray, seed=seed, progress=report)
-    console.print(f"{summary.evaluated} of {summary.budget} points stored ({summary.new} new), "
-                  f"{summary.feasible} feasible, {summary.pareto} on the Pareto front")
+    if as_json:
+        print_json({"out": str(summary.out), "evaluated": summary.evaluated,
+                    "budget": summary.budget, "new": summary.new,
+                    "feasible": summary.feasible, "pareto": summary.pareto,
+                    "failed": summary.failed, "first_error": summary.first_error or None,
+                    "pareto_csv": str(summary.out / "pareto.csv"),
+                    "pareto_png": str(summary.out / "pareto.png")})
+        return
+    say(f"{summary.evaluated} of {summary.budget} points stored ({summary.new} new), "
+        f"{summary.feasible} feasible, {summary.pareto} on the Pareto front")
     if summary.failed:
-        console.print(f"[yellow]{summary.failed} points failed to evaluate[/] (stored with the "
-                      f"error; first: {summary.first_error})")
-    console.print(f"results: {summary.out / 'pareto.csv'}, {summary.out / 'pareto.png'}")
+        say(f"[yellow]{summary.failed} points failed to evaluate[/] (stored with the "
+            f"error; first: {summary.first_error})")
+    say(f"results: {summary.out / 'pareto.csv'}, {summary.out / 'pareto.png'}")
 
 
 @dse_app.command("pareto")
 def pareto_cmd(
     out: Annotated[Path, typer.Argument(help="a run folder")],
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Print the Pareto front of a run folder (feasible, non-dominated points)."""
-    from chipforge.dse import front_of
+    """The Pareto front of a run folder (feasible, non-dominated points): a table of the
+    objectives and of the design parameters that vary along the front, best first."""
+    from chipforge.dse import OBJECTIVES, front_of
 
     objectives, front = front_of(out)
-    if as_json:
-        print(json.dumps([{"hash": r.hash, "params": r.params,
-                           **dict(zip(objectives, r.objective_values))} for r in front],
-                         indent=2))
+    first = OBJECTIVES[objectives[0]].direction if objectives[0] in OBJECTIVES else "maximize"
+    front = sorted(front, key=lambda r: r.objective_values[0], reverse=first == "maximize")
+    if as_json:  # the full stored data of each point on the front
+        print_json([{"hash": r.hash, "trial": r.trial, "params": r.params,
+                     **dict(zip(objectives, r.objective_values)), "metrics": r.metrics}
+                    for r in front])
         return
+    print_table(_pareto_table(out, objectives, front))
+
+
+def _pareto_table(out: Path, objectives: list[str], front: list) -> Table:
+    """Objectives (with their direction) and the parameters that differ along the front;
+    the parameters every point shares go in the caption."""
+    from chipforge.dse import OBJECTIVES
+
+    names = sorted({k for r in front for k in r.params})
+    varying = [k for k in names if len({repr(r.params.get(k)) for r in front}) > 1]
+    fixed = [f"{k}={front[0].params.get(k)}" for k in names if k not in varying]
+    caption = f"same on every point: {', '.join(fixed)}" if fixed and front else None
+    table = Table(title=f"{out}: Pareto front, {len(front)} points (best {objectives[0]} "
+                  "first)", caption=caption)
+    table.add_column("hash")
+    for o in objectives:
+        arrow = {"maximize": " (max)", "minimize": " (min)"}.get(
+            OBJECTIVES[o].direction if o in OBJECTIVES else "", "")
+        table.add_column(o + arrow, justify="right")
+    for k in varying:
+        table.add_column(k, justify="right")
     for r in front:
-        values = ", ".join(f"{o}={v:.4g}" for o, v in zip(objectives, r.objective_values))
-        console.print(f"{r.hash[:10]}  {values}  {r.params}")
+        table.add_row(r.hash[:10], *(f"{v:.4g}" for v in r.objective_values),
+                      *(str(r.params.get(k, "-")) for k in varying))
+    return table

@@ -85,10 +85,12 @@ def fmt_s(seconds: float) -> str:
 @contextlib.contextmanager
 def status(text: str) -> Iterator[None]:
     """A spinner with ``text`` on stderr while the block runs (only on a terminal)."""
-    if not err.is_terminal:
+    # bound to the stream of now: a block may redirect sys.stderr (the compile capture)
+    console = Console(file=sys.stderr)
+    if not console.is_terminal:
         yield
         return
-    with err.status(text):
+    with console.status(text):
         yield
 
 
