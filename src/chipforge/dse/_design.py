@@ -38,6 +38,15 @@ class Dimension:
         except ValueError as exc:
             raise DseError(str(exc)) from None
 
+    def size(self, where: str) -> int:
+        """len(grid_values(where)) without enumerating them."""
+        if self.param is None:
+            return len(self.labels)
+        try:
+            return self.param.count(where)
+        except ValueError as exc:
+            raise DseError(str(exc)) from None
+
     def distribution(self) -> Any:
         """The Optuna distribution that samples this dimension."""
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -86,8 +95,18 @@ def dimensions(space: Space, where: str = "<space>") -> list[Dimension]:
     return dims
 
 
+# assumption: a grid the sampler lists in memory; 10^6 points are ~1 GB of dicts and
+# months of evaluation at ~1 s a point: a larger space wants nsga2 or tpe
+MAX_GRID_POINTS = 1_000_000
+
+
 def grid_points(dims: list[Dimension], where: str) -> list[dict[str, Any]]:
     """Every point of a fully discrete space, last dimension varying fastest."""
+    size = math.prod(d.size(f"{where}: params.{d.name}") for d in dims)
+    if size > MAX_GRID_POINTS:
+        raise DseError(f"{where}: the grid has {size:,} points; expected at most "
+                       f"{MAX_GRID_POINTS:,} for --sampler grid (narrow the ranges, or use "
+                       f"nsga2 or tpe with --trials)")
     values = [d.grid_values(f"{where}: params.{d.name}") for d in dims]
     return [dict(zip((d.name for d in dims), combo)) for combo in itertools.product(*values)]
 
@@ -95,7 +114,7 @@ def grid_points(dims: list[Dimension], where: str) -> list[dict[str, Any]]:
 def space_size(dims: list[Dimension]) -> int | None:
     """The number of distinct points, or None when a dimension is continuous."""
     try:
-        return math.prod(len(d.grid_values("")) for d in dims)
+        return math.prod(d.size("") for d in dims)
     except DseError:
         return None
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -19,9 +22,32 @@ from chipforge.dse._evaluate import EvalContext, Evaluation, evaluate_point
 _WORKER_CTX: EvalContext | None = None
 
 
-def _init_worker(ctx: EvalContext) -> None:
+def _init_worker(ctx: EvalContext, parent_pid: int) -> None:
     global _WORKER_CTX
     _WORKER_CTX = ctx
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the run's process dies, even by SIGKILL (which runs no
+    cleanup): on Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a
+    thread polls the parent's pid."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="chipforge-parent-watch").start()
 
 
 def _evaluate_in_worker(point: dict[str, Any]) -> Evaluation:
@@ -50,7 +76,7 @@ class LocalProcesses:
         # fork on Linux: workers start at once and inherit the imported modules
         method = "fork" if sys.platform.startswith("linux") else None
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                         initializer=_init_worker, initargs=(ctx,))
+                                         initializer=_init_worker, initargs=(ctx, os.getpid()))
 
     def run(self, points: list[dict[str, Any]]) -> Iterator[tuple[int, Evaluation]]:
         futures = {self._pool.submit(_evaluate_in_worker, p): i for i, p in enumerate(points)}

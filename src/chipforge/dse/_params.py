@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 StrictInt = Annotated[int, Field(strict=True)]
-StrictFloat = Annotated[float, Field(strict=True)]  # strict float still accepts an int
+# strict float still accepts an int; .nan/.inf would fail every point they reach
+StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 def _scalar_as_choice(value: Any) -> Any:
@@ -57,6 +58,16 @@ class _Param(BaseModel):
     def _range_values(self, where: str) -> list[Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def count(self, where: str) -> int:
+        """len(grid_values(where)), computed without enumerating the values (a range of
+        10^12 would not fit in memory); ValueError where a grid cannot enumerate it."""
+        if self.is_choice:
+            return len(dict.fromkeys(self.choices))  # type: ignore[attr-defined]
+        return self._range_count(where)
+
+    def _range_count(self, where: str) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
 
 class IntParam(_Param):
     choices: list[StrictInt] | None = None
@@ -78,6 +89,11 @@ class IntParam(_Param):
             raise ValueError(f"{where}: a log range cannot be enumerated by a grid; "
                              "expected choices or a linear range")
         return list(range(self.min, self.max + 1, self.step))  # type: ignore[arg-type]
+
+    def _range_count(self, where: str) -> int:
+        if self.log:
+            self._range_values(where)  # raises the grid's error
+        return len(range(self.min, self.max + 1, self.step))  # type: ignore[arg-type]
 
 
 class FloatParam(_Param):
@@ -101,6 +117,11 @@ class FloatParam(_Param):
                              "grid; expected a step or choices")
         n = math.floor((self.max - self.min) / self.step + 1e-9)  # type: ignore[operator]
         return [round(self.min + i * self.step, 12) for i in range(n + 1)]  # type: ignore
+
+    def _range_count(self, where: str) -> int:
+        if self.step is None or self.log:
+            self._range_values(where)  # raises the grid's error
+        return math.floor((self.max - self.min) / self.step + 1e-9) + 1  # type: ignore
 
 
 class StrParam(_Param):

@@ -85,7 +85,8 @@ def plot(path: Path, rows: list[Row], front: list[Row], objectives: list[str],
                             textcoords="offset points")
     ax.set_xlabel(objectives[0] if len(objectives) > 1 else "trial")
     ax.set_ylabel(objectives[y_i])
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no labelled points: no (warning) legend
+        ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

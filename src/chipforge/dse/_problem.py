@@ -56,7 +56,16 @@ class MemoryOption(_Model):
 
     @model_validator(mode="after")
     def _known_capacity(self) -> MemoryOption:
+        # the options are listed as labels: keep their count bounded (a chip spec allows
+        # at most 1024 stacks)
+        most = self.stacks.max if not self.stacks.is_choice else max(self.stacks.choices)
+        if most > 1024:
+            raise ValueError(f"stacks: got {most!r}; expected at most 1024 stacks")
         known = [c / 1e9 for c in MEMORY_TECHS[self.kind].capacities_per_stack_bytes]
+        caps = self.capacity_per_stack_gb
+        if caps is not None and caps.count("capacity_per_stack_gb") > len(known):
+            raise ValueError(f"capacity_per_stack_gb: got {caps.model_dump(exclude_none=True)!r}"
+                             f"; expected some of {', '.join(f'{k:g}' for k in known)}")
         if self.capacity_per_stack_gb is not None:
             for cap in self.capacity_per_stack_gb.grid_values("capacity_per_stack_gb"):
                 if not any(abs(cap - k) < 1e-9 for k in known):

@@ -61,6 +61,8 @@ def run_dse(problem: Problem, out: Path, *, trials: int | None = None, sampler: 
     """
     if sampler not in SAMPLERS:
         raise DseError(f"--sampler: got {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    if not 0 <= seed < 2**32:  # numpy's seed range, which the samplers use
+        raise DseError(f"--seed: got {seed!r}; expected an integer from 0 to {2**32 - 1}")
     dims = dimensions(problem.space, problem.space_file)
     size = space_size(dims)
     search = make_search(sampler, dims, objective_directions(problem), seed, batch,
@@ -69,7 +71,7 @@ def run_dse(problem: Problem, out: Path, *, trials: int | None = None, sampler: 
     if use_ray:
         require_ray()
     out = Path(out)
-    store = Store(out / DB_NAME)
+    store = Store(out / DB_NAME, exclusive=True)
     try:
         store.check_problem(problem_fingerprint(problem, sampler, seed, batch), json.dumps(
             {"objectives": problem.settings.objectives,
@@ -83,6 +85,9 @@ def run_dse(problem: Problem, out: Path, *, trials: int | None = None, sampler: 
         store.close()
     front = write_outputs(out, rows, problem)
     errors = [r.metrics["error"] for r in rows if r.objective_values is None]
+    if rows and len(errors) == len(rows):  # nothing to compare: a broken space, not a result
+        raise DseError(f"{out}: all {len(rows)} points failed to evaluate, so there is no "
+                       f"result (each is stored with its error); first: {errors[0]}")
     return RunSummary(out, len(rows), new, sum(r.feasible for r in rows), len(front), budget,
                       len(errors), errors[0] if errors else "")
 

@@ -18,6 +18,26 @@ from chipforge.dse._errors import DseError
 
 DB_NAME = "results.sqlite"  # in the run folder
 
+
+def _take_lock(path: Path) -> Any:
+    """An exclusive advisory lock on ``path`` (held while the returned file is open)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (documented in docs/dse.md)
+        return None
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - held open for the run's lifetime
+    except OSError as exc:
+        raise DseError(f"{path}: cannot create the run lock: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DseError(f"{path.parent}: another chipforge dse run is using this folder; "
+                       f"expected one run per --out (wait for it to finish, or use another "
+                       f"folder)") from None
+    return handle
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS points (
@@ -54,16 +74,39 @@ class Row:
 class Store:
     """The results database of one run folder."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, exclusive: bool = False) -> None:
+        """Open (or create) the database; ``exclusive`` holds the folder's lock until
+        close, so two runs on one folder cannot both add points (the budget would
+        overshoot, with duplicated trial numbers)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit per row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process
-        self._db.executescript(_SCHEMA)
+        self._lock: Any = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DseError(f"{self.path.parent}: cannot use it as the run folder: "
+                           f"{exc.strerror or exc}; expected a folder or a new path") from None
+        if exclusive:
+            self._lock = _take_lock(self.path.with_name(self.path.name + ".lock"))
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit per row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise DseError(f"{self.path}: cannot open the results database: {exc}; expected "
+                           f"a chipforge dse results file (or none, to start a run)") from None
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor drops the flock
+            self._lock = None
 
     def check_problem(self, fingerprint: str, description: str) -> None:
         """Bind the folder to one problem; refuse to resume a different one."""
