@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chipforge.cli._output import JsonOption, print_json, print_table, say, status
 from chipforge.errors import ChipforgeError
 
 console = Console()
@@ -181,6 +182,7 @@ def compile_cmd(
     dtype: Annotated[str, typer.Option(help="floating-point dtype: fp32, bf16 or fp16")]
     = "bf16",
     out: Annotated[Path, typer.Option("-o", "--out", help="program file")] = Path("prog.cfp"),
+    as_json: JsonOption = False,
 ) -> None:
     """Compile a PyTorch model to a chip program (.cfp)."""
     from chipforge.arch import load_chip
@@ -199,8 +201,9 @@ def compile_cmd(
 
     from chipforge.compiler import capture, compile_graph, feed, quantize_graph
 
-    model, inputs, calibration = _load_factory(target)
-    with _quiet_capture():
+    with status(f"importing {target}"):
+        model, inputs, calibration = _load_factory(target)
+    with status("capturing the model (torch.export)"), _quiet_capture():
         try:
             graph = capture(model.eval(), inputs, name=target.rpartition(":")[2])
         except ChipforgeError:
@@ -210,12 +213,19 @@ def compile_cmd(
             raise ChipforgeError(f"{target}: torch.export could not capture the model: "
                                  f"{type(exc).__name__}: {first}") from None
     if QUANT[quant]:
-        graph = quantize_graph(graph, [feed(graph, c) for c in calibration], QUANT[quant])
-    program = compile_graph(graph, spec, dtype=dtype)
-    program.example_inputs = feed(graph, inputs)
-    _save(program, out)
-    console.print(f"{out}: {len(graph.nodes)} kernels, {program.instruction_count} "
-                  f"instructions on {len(program.cores)} cores of {program.chip}")
+        with status(f"quantizing to {quant} on {len(calibration)} calibration input(s)"):
+            graph = quantize_graph(graph, [feed(graph, c) for c in calibration], QUANT[quant])
+    with status(f"compiling {len(graph.nodes)} kernels for {spec.name}"):
+        program = compile_graph(graph, spec, dtype=dtype)
+        program.example_inputs = feed(graph, inputs)
+        _save(program, out)
+    if as_json:
+        print_json({"program": str(out), "chip": program.chip, "kernels": len(graph.nodes),
+                    "instructions": program.instruction_count, "cores": len(program.cores),
+                    "dtype": dtype, "quant": quant})
+        return
+    say(f"{out}: {len(graph.nodes)} kernels, {program.instruction_count} "
+        f"instructions on {len(program.cores)} cores of {program.chip}")
 
 
 def _read_inputs(path: Path) -> dict[str, np.ndarray]:
@@ -235,6 +245,7 @@ def run_cmd(
     trace: Annotated[Path | None, typer.Option(help="write a Perfetto trace here")] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz of inputs (default: the "
                                                      "example inputs saved at compile)")] = None,
+    as_json: JsonOption = False,
     chip: Annotated[str | None, typer.Option(help="run on this chip (catalog name or spec "
                                              "file) instead of the one the program "
                                              "names")] = None,
@@ -247,41 +258,64 @@ def run_cmd(
     if trace is not None and not trace.parent.is_dir():
         raise ChipforgeError(f"{trace}: cannot write the trace: no folder {trace.parent}")
     feed = program.example_inputs if inputs is None else _read_inputs(inputs)
-    result = simulate(program, spec, feed, trace=trace is not None)
-    console.print(f"[bold]{program_path}[/] on {chip or program.chip}: "
-                  f"{result.cycles:,} cycles, "
-                  f"{result.seconds * 1e6:,.2f} us, {result.instructions:,} instructions")
-    title = "utilization per unit (mean over cores)"
-    table = Table(title=title, min_width=len(title) + 4)
-    for col in ("unit", "busy cycles", "utilization"):
-        table.add_column(col, justify="right" if col != "unit" else "left")
-    for unit in ("DMA", "MXU", "VEC"):
-        busy = [v for (_, u), v in result.busy.items() if u == unit]
-        if busy:
-            table.add_row(unit, f"{sum(busy):,}",
-                          f"{sum(busy) / len(busy) / max(result.cycles, 1):.1%}")
-    console.print(table)
-    ops = Table(title="top ops by unit-cycles")
-    ops.add_column("op")
-    ops.add_column("unit-cycles", justify="right")
-    for label, cycles in result.top_ops(10):
-        ops.add_row(label, f"{cycles:,}")
-    console.print(ops)
+    with status(f"simulating {program_path} on {spec.name}"):
+        result = simulate(program, spec, feed, trace=trace is not None)
     if trace is not None:
         try:
             result.write_trace(trace)
         except OSError as exc:
             raise ChipforgeError(f"{trace}: cannot write the trace: {exc.strerror or exc}") \
                 from None
-        console.print(f"trace written to {trace} (open in ui.perfetto.dev)")
+    doc = _run_doc(program_path, chip or program.chip, result, trace)
+    if as_json:
+        print_json(doc)
+        return
+    say(f"[bold]{program_path}[/] on {chip or program.chip}: {result.cycles:,} cycles, "
+        f"{result.seconds * 1e6:,.2f} us, {result.instructions:,} instructions")
+    title = "utilization per unit (mean over cores)"
+    table = Table(title=title, min_width=len(title) + 4)
+    for col in ("unit", "busy cycles", "utilization"):
+        table.add_column(col, justify="right" if col != "unit" else "left")
+    for u in doc["units"]:
+        table.add_row(u["unit"], f"{u['busy_cycles']:,}", f"{u['utilization']:.1%}")
+    print_table(table)
+    ops = Table(title="top ops by unit-cycles")
+    ops.add_column("op")
+    ops.add_column("unit-cycles", justify="right")
+    for op in doc["top_ops"]:
+        ops.add_row(op["op"], f"{op['unit_cycles']:,}")
+    print_table(ops)
+    if trace is not None:
+        say(f"trace written to {trace} (open in ui.perfetto.dev)")
 
 
-def disasm_cmd(program_path: Annotated[Path, typer.Argument(help="a .cfp program")]) -> None:
+def _run_doc(path: Path, chip: str, result, trace: Path | None) -> dict:
+    """What ``run`` prints, in SI units: totals, per-unit busy cycles (summed over cores,
+    utilization the mean over cores) and the ten ops with the most unit-cycles."""
+    units = []
+    for unit in ("DMA", "MXU", "VEC"):
+        busy = [v for (_, u), v in result.busy.items() if u == unit]
+        if busy:
+            units.append({"unit": unit, "busy_cycles": sum(busy),
+                          "utilization": sum(busy) / len(busy) / max(result.cycles, 1)})
+    return {"program": str(path), "chip": chip, "cycles": result.cycles,
+            "seconds": result.seconds, "instructions": result.instructions, "units": units,
+            "top_ops": [{"op": label, "unit_cycles": cycles}
+                        for label, cycles in result.top_ops(10)],
+            "trace": None if trace is None else str(trace)}
+
+
+def disasm_cmd(program_path: Annotated[Path, typer.Argument(help="a .cfp program")],
+               as_json: JsonOption = False) -> None:
     """Print a program's instructions, core by core (each line reads back with
     ``chipforge.isa.assemble`` after the pc column)."""
     from chipforge.isa import disassemble
 
     program = _load(program_path)
+    if as_json:  # {"chip", "cores": [[instruction text, ...] per core]}; index = pc
+        print_json({"program": str(program_path), "chip": program.chip,
+                    "cores": [[disassemble(i) for i in instrs] for instrs in program.cores]})
+        return
     for core, instrs in enumerate(program.cores):
         print(f"; core {core}: {len(instrs)} instructions")
         for pc, instr in enumerate(instrs):
