@@ -65,10 +65,12 @@ def export(
 ) -> None:
     """Write synthesizable Verilog of the matrix core (queue, controller, SRAMs, array)."""
     _need_rtl()
-    from chipforge.rtl import CoreConfig, banks_for, export_verilog
+    from chipforge.rtl import CoreConfig, banks_for, check_dims, export_verilog
 
     r0, c0, _, macs = _chip_array(chip)
-    rows, cols = rows or r0, cols or c0
+    # an explicit 0 is an error, not "the chip's" (``rows or r0`` took it silently)
+    rows, cols = r0 if rows is None else rows, c0 if cols is None else cols
+    check_dims(rows, cols)
     cfg = CoreConfig(rows, cols, dtype, sram_words or 64 * banks_for(max(rows, cols)),
                      acc_words or 64 * banks_for(cols))
     _rate_note(chip, dtype, r0, c0, macs)  # per PE of the chip's own array
@@ -100,6 +102,9 @@ def verify(
     if count < 1:
         raise ChipforgeError(f"--count must be >= 1, got {count}")
     cfg = CoreConfig(rows, cols, dtype)
+    if vcd and vcd.is_dir():
+        raise ChipforgeError(f"--vcd {vcd}: is a folder; expected a file path for the "
+                             f"waveforms, like {vcd / 'verify.vcd'}")
     if vcd:
         try:
             vcd.parent.mkdir(parents=True, exist_ok=True)
