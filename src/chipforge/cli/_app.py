@@ -194,8 +194,9 @@ def _silicon_rows(c: ChipSpec, s: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 @app.command("cost")
 def cost_cmd(as_json: JsonOption = False) -> None:
-    """Predicted die area, unit cost and ECCN 3A090 tier of every catalog chip
-    (the figures docs/silicon.md records; same as ``python -m chipforge.cost``)."""
+    """Die area, unit cost and ECCN 3A090 tier of every catalog chip (docs/silicon.md).
+
+    The same output as ``python -m chipforge.cost`` (one implementation)."""
     from chipforge.cost.__main__ import catalog_rows, render, to_json
 
     rows = catalog_rows()
