@@ -51,3 +51,23 @@ def test_a_sliding_window_caps_the_kv_cache_the_group_holds():
     assert serving_bytes_per_chip(windowed, 256, 32768, "bf16", 4) == (
         8_030_261_248 * 2 / 4 + 256 * 4096 * 131_072 / 4)
     assert tensor_parallel_size("h100-sxm", windowed, 256, 32768) == 4
+
+
+def test_the_serving_bytes_are_the_workload_memory_model():
+    """cost sizes a serving group with chipforge.workloads' memory model, the one
+    ``perf.estimate`` checks: the same weights and KV cache at every tensor-parallel size."""
+    from chipforge.workloads import llm_decode, memory_footprint
+
+    cfg = load_llm_config("llama-3.1-70b")
+    graph = llm_decode(cfg, 64, 4096)
+    for tp in (1, 2, 4, 8, 16):
+        part = memory_footprint(graph, tp=tp)
+        assert serving_bytes_per_chip(cfg, 64, 4096, "bf16", tp) == (
+            part.weights_bytes + part.kv_cache_bytes)
+    # the group counts the transient activations too: at usable_fraction 1.0 and a chip of
+    # exactly the tp=4 weights + KV cache, the few MB of activations push it to tp=8
+    from chipforge.arch import derive_chip
+
+    tight = derive_chip(load_chip("h100-sxm"), {"memory": {
+        "capacity": serving_bytes_per_chip(cfg, 64, 4096, "bf16", 4)}})
+    assert tensor_parallel_size(tight, cfg, 64, 4096, usable_fraction=1.0) == 8

@@ -8,7 +8,6 @@ never truncate when piped, progress on stderr) live in ``cli._output``.
 
 from __future__ import annotations
 
-import json
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -204,30 +203,116 @@ def cost_cmd(as_json: JsonOption = False) -> None:
 
 
 def _estimate_dict(est: Estimate) -> dict:
-    return {"seconds": est.seconds, "flops": est.flops, "hbm_bytes": est.hbm_bytes,
-            "energy_j": est.energy_j, "utilization": est.utilization, "bound": est.bound,
-            "mapping": est.mapping}
+    doc = {"seconds": est.seconds, "flops": est.flops, "hbm_bytes": est.hbm_bytes,
+           "energy_j": est.energy_j, "utilization": est.utilization, "bound": est.bound,
+           "mapping": est.mapping, "memory_bytes": est.memory_bytes, "fits": est.fits,
+           "needs_chips": est.needs_chips, "note": est.note}
+    if est.items:
+        doc.update({"parallelism": est.parallelism, "tp": est.tp, "pp": est.pp,
+                    "chips": est.chips, "items": est.items, "item_unit": est.item_unit,
+                    "items_per_s": est.items_per_s,
+                    "items_per_s_per_chip": est.items_per_s_per_chip})
+    if est.memory is not None:
+        doc["memory"] = est.memory.parts()
+    return doc
+
+
+PHASES = ("decode", "prefill", "train")
+
+
+def _parallel_option(value: str) -> str | int | None:
+    text = value.strip().lower()
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        return int(text)
+    raise ChipforgeError(f"--parallel {value!r}; expected 'auto', 'none' or a positive "
+                         "tensor-parallel size")
+
+
+def _model_graph(model: str, phase: str, batch: int, context: int, dtype: str) -> Any:
+    """The graph of ``--model``: an LLM config name or config.json path, one phase."""
+    from chipforge.workloads import llm_decode, llm_prefill, llm_train_step, load_llm_config
+
+    if phase not in PHASES:
+        raise ChipforgeError(f"--phase {phase!r}; expected one of {', '.join(PHASES)}")
+    cfg = load_llm_config(model)
+    if phase == "decode":
+        return llm_decode(cfg, batch, context, dtype)
+    if phase == "prefill":
+        return llm_prefill(cfg, batch, context, dtype)
+    return llm_train_step(cfg, batch, context, dtype, micro_batch=1)
 
 
 @app.command("estimate")
 def estimate_cmd(
-    op: Annotated[str, typer.Option(help="e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'")],
+    op: Annotated[str | None, typer.Option(
+        help="one op, e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="an LLM config name (e.g. llama-3.1-8b) or config.json path")] = None,
+    workload: Annotated[str | None, typer.Option(
+        help="a suite workload (see `compare`), e.g. llama3.1-70b-decode")] = None,
+    phase: Annotated[str, typer.Option(help="with --model: decode, prefill or train "
+                                            "(train: micro-batch 1)")] = "decode",
+    batch: Annotated[int, typer.Option(help="with --model: sequences (train: global "
+                                            "batch)")] = 1,
+    context: Annotated[int, typer.Option(help="with --model: context length (decode) or "
+                                              "sequence length")] = 2048,
+    dtype: Annotated[str, typer.Option(help="with --model or --workload")] = "bf16",
+    parallel: Annotated[str, typer.Option(
+        help="auto: the smallest split that fits memory; none: one chip; N: tensor-parallel "
+             "size")] = "auto",
     chip: Annotated[str, typer.Option(help="catalog name or spec path")] = "h100-sxm",
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Estimate one op on one chip."""
+    """Estimate one op, one LLM (--model) or one suite workload on one chip; workloads are
+    checked against the chip's memory (see --parallel)."""
+    given = sum(x is not None for x in (op, model, workload))
+    if given != 1:  # a usage error (click's exit 2), worded as click words a missing option
+        raise typer.BadParameter(
+            ("Missing option '--op'." if given == 0 else "Too many of --op, --model and "
+             "--workload.") + " Give exactly one of --op, --model or --workload.")
     spec = load_chip(chip)
-    parsed = parse_op(op)
-    est = estimate(parsed, spec)
+    split = _parallel_option(parallel)
+    if op is not None:
+        parsed = parse_op(op)
+        est = estimate(parsed, spec)
+        what = parsed.describe()
+    else:
+        if workload is not None:
+            from chipforge.workloads import get_workload
+
+            graph = get_workload(workload, dtype).graph
+        else:
+            graph = _model_graph(model, phase, batch, context, dtype)
+        est = estimate(graph, spec, parallel=split)
+        what = graph.name
     if as_json:
-        print(json.dumps({"chip": spec.name, "op": parsed.describe(), **_estimate_dict(est)},
-                         indent=2))
+        key = "op" if op is not None else "workload"
+        print_json({"chip": spec.name, key: what, **_estimate_dict(est)})
         return
-    console.print(f"[bold]{parsed.describe()}[/] on [bold]{spec.name}[/]")
-    console.print(f"  time {_fmt_s(est.seconds)}, {_fmt(est.achieved_flops, 'FLOP/s')}, "
-                  f"utilization {est.utilization:.1%}, {est.bound}-bound")
+    _print_estimate(what, spec.name, est)
+
+
+def _print_estimate(what: str, chip: str, est: Estimate) -> None:
+    console.print(f"[bold]{what}[/] on [bold]{chip}[/]"
+                  + (f" ({est.parallelism})" if est.items else ""))
+    if not est.fits:
+        console.print(f"  [bold red]{est.note}[/]", soft_wrap=True)
+    label = "" if est.fits else " (memory unbounded)"
+    console.print(f"  time{label} {_fmt_s(est.seconds)}, {_fmt(est.achieved_flops, 'FLOP/s')},"
+                  f" utilization {est.utilization:.1%}, {est.bound}-bound")
+    if est.items:
+        console.print(f"  throughput{label} {_fmt(est.items_per_s, est.item_unit + '/s')}"
+                      f" ({_fmt(est.items_per_s_per_chip, est.item_unit + '/s')} per chip)")
     console.print(f"  DRAM {_fmt(est.hbm_bytes, 'B')}, energy {_fmt(est.energy_j, 'J')}")
-    console.print(f"  mapping: {est.mapping}")
+    if est.mapping:
+        console.print(f"  mapping: {est.mapping}")
+    if not est.items:  # one op: its operands must be resident
+        console.print(f"  operands {_fmt(est.memory_bytes, 'B')}"
+                      + ("" if est.fits else " (do not fit)"))
+    elif est.fits:
+        console.print(f"  memory: {est.note}", soft_wrap=True)
 
 
 def _chip_list(chips: str) -> list[str]:
@@ -237,30 +322,42 @@ def _chip_list(chips: str) -> list[str]:
 @app.command("compare")
 def compare_cmd(
     chips: Annotated[str, typer.Option(help="comma-separated chips")] = DEFAULT_CHIPS,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    dtype: Annotated[str | None, typer.Option(help="dtype of every workload (default "
+                                                   "bf16)")] = None,
+    parallel: Annotated[str, typer.Option(
+        help="auto: the smallest split that fits memory; none: one chip")] = "auto",
+    as_json: JsonOption = False,
 ) -> None:
-    """The workload suite on each chip: time, throughput, utilization, bound, energy."""
+    """The workload suite on each chip: time, throughput, utilization, bound, energy, with
+    each cell's dtype, batch and parallelism; one set of assumptions for the table."""
     from chipforge.report import compare_suite
 
-    result = compare_suite(_chip_list(chips))
+    result = compare_suite(_chip_list(chips), dtype, _parallel_option(parallel))
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
-    table = Table(title="workload suite: time | throughput | utilization | bound | energy")
+    caption = "; ".join(f"{k}: {v}" for k, v in result["assumptions"].items())
+    table = Table(title="workload suite: time | throughput | utilization bound | energy | "
+                  "dtype, batch, split", caption=caption)
     table.add_column("workload")
     for chip in result["chips"]:
         table.add_column(chip, justify="right")
     for row in result["rows"]:
-        cells = []
-        for cell in row["cells"]:
-            if "error" in cell:
-                cells.append(f"[dim]{cell['error']}[/]")
-                continue
-            cells.append(f"{_fmt_s(cell['seconds'])}\n{_fmt(cell['throughput'], '')}"
-                         f"{cell['unit']}/s\n{cell['utilization']:.0%} {cell['bound']}\n"
-                         f"{_fmt(cell['energy_j'], 'J')}")
-        table.add_row(row["workload"], *cells)
-    console.print(table)
+        table.add_row(row["workload"], *(_compare_cell(c) for c in row["cells"]))
+    print_table(table)
+
+
+def _compare_cell(cell: dict) -> str:
+    if "error" in cell:
+        return f"[dim]{cell['error']}[/]"
+    setup = f"{cell['dtype']}, b{cell['batch']}, {cell['parallelism']}"
+    if not cell["fits"]:
+        need = (f">= {cell['needs_chips']} chips" if cell["needs_chips"]
+                else "more chips than modelled")
+        return f"does not fit\nneeds {need}\n{setup}"
+    return (f"{_fmt_s(cell['seconds'])}\n{_fmt(cell['throughput'], '')}{cell['unit']}/s\n"
+            f"{cell['utilization']:.0%} {cell['bound']}\n{_fmt(cell['energy_j'], 'J')}\n"
+            f"{setup}")
 
 
 @app.command("report")

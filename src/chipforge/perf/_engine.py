@@ -6,6 +6,7 @@ import functools
 from math import ceil
 
 from chipforge.arch import ChipSpec, load_chip
+from chipforge.errors import WorkloadError
 from chipforge.machine import DEFAULT, Efficiency, compiles_for
 from chipforge.ops import (
     Attention,
@@ -22,19 +23,142 @@ from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._kernel_model import compiled_kernel_time
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
 from chipforge.perf._matmul import search_matmul
+from chipforge.workloads import (
+    MAX_CHIPS,
+    USABLE_MEMORY_FRACTION,
+    MemoryFootprint,
+    MemoryModel,
+    fit_split,
+    memory_model,
+)
+
+Parallel = str | int | None
 
 
-def estimate(op_or_graph: Op | Graph, chip: ChipSpec | str,
-             eff: Efficiency = DEFAULT) -> Estimate:
-    """Time, FLOPs, DRAM bytes, energy, utilization and bound of an op or a graph.
+def estimate(op_or_graph: Op | Graph, chip: ChipSpec | str, eff: Efficiency = DEFAULT,
+             parallel: Parallel = "auto") -> Estimate:
+    """Time, FLOPs, DRAM bytes, energy, utilization, bound, memory fit and throughput of an
+    op or a graph.
 
     A graph's estimate is the sum of its ops' (each repeated by its count) and keeps the
-    per-op records in ``.breakdown``.
+    per-op records in ``.breakdown``. A graph from a ``chipforge.workloads`` builder carries
+    a memory model (weights, KV cache, activations, gradients, optimizer state); its
+    estimate checks one chip's share against ``USABLE_MEMORY_FRACTION`` of the chip's
+    memory and ``parallel`` says what to do:
+
+    - ``"auto"`` (default): estimate the graph as built if it fits; otherwise the smallest
+      split that fits (fewest chips, :func:`chipforge.workloads.fit_split`). LLM prefill and
+      decode are rebuilt tensor-parallel (``tp``, collectives included) and estimated per
+      chip, with ``fits=True``. Other splits (training's tp x pp, DLRM tables, vision batch)
+      are not modelled: the graph is estimated on one chip as if memory were unbounded,
+      with ``fits=False`` and ``needs_chips`` set.
+    - ``None``: estimate the graph as built; ``fits`` and ``needs_chips`` say whether it fits.
+    - an int ``n``: an LLM prefill or decode rebuilt at ``tp=n`` (WorkloadError otherwise).
+
+    Either way ``note`` states the memory per chip, the usable memory and the split. A
+    single op is estimated unchanged; its ``memory_bytes`` is its operands' bytes.
     """
     spec = load_chip(chip) if isinstance(chip, str) else chip
+    if not (parallel is None or parallel == "auto"
+            or (isinstance(parallel, int) and not isinstance(parallel, bool) and parallel > 0)):
+        raise WorkloadError(f"estimate: parallel={parallel!r}; expected 'auto', None or a "
+                            "positive tensor-parallel size")
     if isinstance(op_or_graph, Graph):
-        return estimate_graph(op_or_graph, spec, eff)
-    return _estimate_op(op_or_graph, spec, eff)
+        return _estimate_workload(op_or_graph, spec, eff, parallel)
+    return _with_op_memory(_estimate_op(op_or_graph, spec, eff), op_or_graph, spec)
+
+
+def _usable(chip: ChipSpec) -> float:
+    return chip.memory.capacity_bytes * USABLE_MEMORY_FRACTION
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+def _capacity_text(chip: ChipSpec) -> str:
+    return (f"{_gb(_usable(chip))} usable ({USABLE_MEMORY_FRACTION:.0%} of "
+            f"{chip.memory.capacity_bytes / 1e9:g} GB on {chip.name})")
+
+
+def _with_op_memory(est: Estimate, op: Op, chip: ChipSpec) -> Estimate:
+    """One op: its operands must be resident at once."""
+    fits = op.bytes <= _usable(chip)
+    note = "" if fits else (f"does not fit: the operands take {_gb(op.bytes)} > "
+                            f"{_capacity_text(chip)}")
+    return est.with_memory(memory_bytes=op.bytes, fits=fits,
+                           needs_chips=1 if fits else ceil(op.bytes / _usable(chip)),
+                           note=note)
+
+
+def _estimate_workload(graph: Graph, chip: ChipSpec, eff: Efficiency,
+                       parallel: Parallel) -> Estimate:
+    model = memory_model(graph)
+    if model is None:
+        return _without_memory_model(graph, chip, eff, parallel)
+    own = model.footprint(*model.own_split())
+    smallest = fit_split(graph, chip.memory.capacity_bytes)
+    if isinstance(parallel, int):
+        return _forced_split(graph, model, chip, eff, parallel, smallest)
+    if parallel is None or own.fits(chip.memory.capacity_bytes):
+        return _finish(estimate_graph(graph, chip, eff), graph, own, chip, smallest)
+    rebuilt = model.reshard(smallest.tp, smallest.pp) if smallest is not None else None
+    if rebuilt is None:
+        return _finish(estimate_graph(graph, chip, eff), graph, own, chip, smallest)
+    est = _finish(estimate_graph(rebuilt, chip, eff), rebuilt, smallest, chip, smallest)
+    return est.with_memory(note=f"does not fit {own.split} ({_gb(own.total_bytes)}); split "
+                                f"to fit: {smallest.chips} chips, " + est.note)
+
+
+def _forced_split(graph: Graph, model: MemoryModel, chip: ChipSpec, eff: Efficiency,
+                  tp: int, smallest: MemoryFootprint | None) -> Estimate:
+    if tp not in dict(model.splits(tp)) or model.reshard(tp) is None:
+        raise WorkloadError(f"estimate: parallel={tp} for {graph.name!r}; expected 'auto' or "
+                            "None, or for an LLM prefill or decode a tensor-parallel size "
+                            "that divides its attention heads (and its KV heads, when fewer)")
+    rebuilt = graph if (tp, 1) == model.own_split() else model.reshard(tp)
+    return _finish(estimate_graph(rebuilt, chip, eff), rebuilt, model.footprint(tp), chip,
+                   smallest)
+
+
+def _finish(est: Estimate, graph: Graph, mem: MemoryFootprint, chip: ChipSpec,
+            smallest: MemoryFootprint | None) -> Estimate:
+    """The graph total with its memory, fit and throughput fields, and a note saying so."""
+    fits = mem.fits(chip.memory.capacity_bytes)
+    needs = smallest.chips if smallest is not None else 0
+    held = f"{_gb(mem.total_bytes)} per chip on {mem.split} ({mem.basis})"
+    if fits:
+        note = f"{held} within {_capacity_text(chip)}"
+    elif smallest is not None:
+        note = (f"does not fit: needs >= {needs} chips ({smallest.split}: "
+                f"{_gb(smallest.total_bytes)} per chip); {held} > {_capacity_text(chip)}; "
+                f"the time is {mem.split}'s as if its memory were unbounded")
+    else:
+        note = (f"does not fit: needs more than {MAX_CHIPS} chips; {held} > "
+                f"{_capacity_text(chip)}; the time is {mem.split}'s as if its memory were "
+                "unbounded")
+    return est.with_memory(memory_bytes=mem.total_bytes, fits=fits, tp=mem.tp, pp=mem.pp,
+                           needs_chips=needs, items=graph.items, item_unit=graph.item_unit,
+                           note=note, memory=mem)
+
+
+def _without_memory_model(graph: Graph, chip: ChipSpec, eff: Efficiency,
+                          parallel: Parallel) -> Estimate:
+    """A graph built by hand or captured from PyTorch: only a lower bound is known, the
+    largest op's operands."""
+    if isinstance(parallel, int) and parallel != 1:
+        raise WorkloadError(f"estimate: parallel={parallel} for {graph.name!r}, which "
+                            "carries no memory model; expected 'auto' or None")
+    est = estimate_graph(graph, chip, eff)
+    need = max((op.bytes for op, _ in graph.nodes), default=0.0)
+    fits = need <= _usable(chip)
+    what = (f"at least {_gb(need)} (the largest op's operands; the graph carries no "
+            "memory model)")
+    note = (f"{what} within {_capacity_text(chip)}" if fits
+            else f"does not fit: {what} > {_capacity_text(chip)}")
+    return est.with_memory(memory_bytes=need, fits=fits,
+                           needs_chips=1 if fits else ceil(need / _usable(chip)),
+                           items=graph.items, item_unit=graph.item_unit, note=note)
 
 
 def estimate_graph(graph: Graph, chip: ChipSpec, eff: Efficiency = DEFAULT) -> Estimate:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 BOUNDS = ("compute", "memory", "overhead", "network")
 
@@ -44,6 +44,14 @@ class Estimate:
     different dtypes. ``bound_s`` attributes each op's whole time to its bound.
     ``energy`` keeps its parts apart so a power model (``chipforge.cost``) can rescale
     each part instead of taking ``energy_j`` apart again.
+
+    Memory (set by :func:`chipforge.perf.estimate` on the total; per-op parts keep the
+    defaults): ``memory_bytes`` is what one chip holds (``memory``: the parts, for a
+    workload graph), ``fits`` whether that is within the chip's usable memory, ``tp`` x
+    ``pp`` the split that was estimated (``chips`` in all; ``seconds`` is one step of one
+    chip of that group), ``needs_chips`` the fewest chips of a split that fits (0: none up
+    to ``chipforge.workloads.MAX_CHIPS``), and ``note`` says in words what was assumed and
+    decided. ``items`` / ``item_unit`` are the graph's tokens or samples per step.
     """
 
     seconds: float
@@ -56,6 +64,45 @@ class Estimate:
     count: int = 1
     mapping: str = ""  # the chosen mapping, for one op
     breakdown: tuple[Estimate, ...] = field(default=(), repr=False)
+    memory_bytes: float = 0.0
+    fits: bool = True
+    tp: int = 1
+    pp: int = 1
+    needs_chips: int = 1
+    items: float = 0.0
+    item_unit: str = ""
+    note: str = ""
+    memory: object = field(default=None, repr=False)  # a workloads.MemoryFootprint
+
+    @property
+    def chips(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def parallelism(self) -> str:
+        return "1 chip" if self.chips == 1 else (
+            f"tp={self.tp}" if self.pp == 1 else f"tp={self.tp} x pp={self.pp}")
+
+    @property
+    def items_per_s(self) -> float:
+        """The group's throughput: ``items`` per step over the step's ``seconds``."""
+        return self.items / self.seconds if self.seconds else 0.0
+
+    @property
+    def items_per_s_per_chip(self) -> float:
+        return self.items_per_s / self.chips
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.items_per_s if self.item_unit == "tokens" else None
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.items_per_s if self.item_unit == "samples" else None
+
+    def with_memory(self, **fields: object) -> Estimate:
+        """This estimate with its memory and throughput fields set."""
+        return replace(self, **fields)
 
     @property
     def energy_j(self) -> float:

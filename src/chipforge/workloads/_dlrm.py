@@ -14,6 +14,13 @@ from chipforge import ops
 from chipforge.errors import WorkloadError
 from chipforge.ops import Graph, GraphBuilder, Op
 from chipforge.workloads._common import check_dtype, pos_int
+from chipforge.workloads._memory import (
+    FP32_BYTES,
+    MemoryFootprint,
+    TableMemory,
+    forward_activations,
+    training_state_bytes,
+)
 from chipforge.workloads._training import add_training, optimizer_ops
 
 # rows per sparse feature, Criteo Terabyte hashed to at most 40M (MLPerf DLRM v1)
@@ -98,10 +105,30 @@ def dlrm(batch: int = 2048, dense_features: int = 13,
     if not train:
         for op, n in fwd:
             b.add(op, n)
+        meta["memory"] = _memory(fwd, dense_params, emb, dtype, False, optimizer)
         return b.build(items=batch, item_unit="samples", **meta)
     fwd.append((ops.elementwise(batch, "mul", 2, 1, "fp32", name="bce_loss"), 1))
+    meta["memory"] = _memory(fwd, dense_params, emb, dtype, True, optimizer)
     add_training(b, fwd, 1, dense_params, dtype, optimizer)
     # sparse update of the rows this batch touched (duplicates counted: an upper bound)
     for op in optimizer_ops(tables * batch * pooling * d, optimizer, name="embedding_update"):
         b.add(op)
     return b.build(items=batch, item_unit="samples", optimizer=optimizer, **meta)
+
+
+def _memory(fwd: Nodes, dense_params: int, emb: ops.EmbeddingBag, dtype: str, train: bool,
+            optimizer: str) -> TableMemory:
+    """Dense layers replicated, tables sharded table-wise (the DLRM paper's model-parallel
+    embeddings). Training: dense gradients and state as :func:`training_state_bytes`; the
+    tables are updated in place by the sparse update (their gradients are the gathered rows,
+    counted in the activations), with an fp32 state per element under adagrad."""
+    dense = dense_params * ops.dtype_bytes(dtype)
+    grads, optim = training_state_bytes(dense_params, dtype, optimizer) if train else (0, 0)
+    table_bytes = emb.table_bytes
+    adagrad = train and optimizer == "adagrad"
+    table_state = table_bytes / emb.itemsize * FP32_BYTES if adagrad else 0.0
+    whole = MemoryFootprint(dense + table_bytes, 0.0, forward_activations(fwd, train), grads,
+                            optim + table_state,
+                            basis=f"{dtype} dense layers and embedding tables"
+                            + (f", {optimizer} training state" if train else ""))
+    return TableMemory(whole, (), "tables", table_bytes, table_state)

@@ -8,6 +8,7 @@ from chipforge.ops import Graph, GraphBuilder
 from chipforge.workloads._common import check_dtype, pos_int
 from chipforge.workloads._hf_config import LLMConfig
 from chipforge.workloads._llm_layers import Nodes, Shard, decoder_layers, embed, lm_head
+from chipforge.workloads._memory import LLMMemory
 
 
 def _check_len(where: str, name: str, value: int, cfg: LLMConfig) -> int:
@@ -30,6 +31,19 @@ def _meta(cfg: LLMConfig, phase: str, dtype: str, tp: int, ep: int, **extra: obj
     return {"model": cfg.name, "phase": phase, "dtype": dtype, "tp": tp, "ep": ep,
             "params": cfg.param_count(), "active_params": cfg.active_param_count(),
             "weight_bytes": cfg.param_count() * itemsize, **extra}
+
+
+class LLMGraphMemory(LLMMemory):
+    """:class:`LLMMemory` that rebuilds an inference graph for another tensor-parallel size
+    (the split training step, with its collectives and pipeline bubble, is not modelled)."""
+
+    def reshard(self, tp: int, pp: int = 1) -> Graph | None:
+        if self.phase == "train" or pp != 1:
+            return None
+        if self.phase == "decode":
+            return llm_decode(self.cfg, self.batch, self.length, self.dtype, tp, self.ep)
+        return llm_prefill(self.cfg, self.batch, self.length, self.dtype, tp, self.ep,
+                           self.logits)
 
 
 def _build(name: str, nodes: Nodes) -> GraphBuilder:
@@ -66,9 +80,10 @@ def llm_prefill(cfg: LLMConfig, batch: int, seq_len: int, dtype: str = "bf16", t
              + lm_head(cfg, sh, tokens, out, dtype)
              + [(ops.softmax(batch, cfg.vocab_size, dtype, name="sample_softmax"), 1)])
     b = _build(f"{cfg.name or 'llm'} prefill b{batch} s{seq_len}", nodes)
+    memory = LLMGraphMemory(cfg, "prefill", batch, seq_len, dtype, tp, ep, logits)
     return b.build(items=tokens, item_unit="tokens",
                    **_meta(cfg, "prefill", dtype, tp, ep, batch=batch, seq_len=seq_len,
-                           logits=logits))
+                           logits=logits, memory=memory))
 
 
 def llm_decode(cfg: LLMConfig, batch: int, context_len: int, dtype: str = "bf16", tp: int = 1,
@@ -97,4 +112,5 @@ def llm_decode(cfg: LLMConfig, batch: int, context_len: int, dtype: str = "bf16"
     kv_bytes = batch * kv_len * cfg.kv_cache_bytes_per_token(ops.dtype_bytes(dtype))
     return b.build(items=batch, item_unit="tokens",
                    **_meta(cfg, "decode", dtype, tp, ep, batch=batch, context_len=context_len,
-                           kv_cache_bytes=kv_bytes))
+                           kv_cache_bytes=kv_bytes,
+                           memory=LLMGraphMemory(cfg, "decode", batch, context_len, dtype, tp, ep)))

@@ -13,6 +13,7 @@ from chipforge.workloads._common import check_dtype, pos_int
 from chipforge.workloads._hf_config import LLMConfig
 from chipforge.workloads._llm import _check_cfg, _check_len, _meta
 from chipforge.workloads._llm_layers import Nodes, Shard, decoder_layers, embed, lm_head
+from chipforge.workloads._memory import LLMMemory
 from chipforge.workloads._training import add_training
 
 
@@ -47,4 +48,5 @@ def llm_train_step(cfg: LLMConfig, global_batch: int, seq_len: int, dtype: str =
     add_training(b, fwd, steps, cfg.param_count(), dtype, "adamw")
     return b.build(items=global_batch * seq_len, item_unit="tokens",
                    **_meta(cfg, "train", dtype, 1, 1, global_batch=global_batch,
-                           seq_len=seq_len, micro_batch=micro))
+                           seq_len=seq_len, micro_batch=micro,
+                           memory=LLMMemory(cfg, "train", micro, seq_len, dtype)))

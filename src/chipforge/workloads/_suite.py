@@ -1,7 +1,7 @@
 """The default workload suite behind ``chipforge compare`` and the report.
 
-Each row is one step of a representative job, estimated on one chip (a 70B model does not
-fit one device's memory; the row is still a useful throughput estimate).
+Each row is one step of a representative job; ``chipforge.perf.estimate`` checks its
+memory against each chip and splits LLM inference tensor-parallel when it does not fit.
 """
 
 from __future__ import annotations

@@ -12,6 +12,12 @@ from chipforge import ops
 from chipforge.errors import WorkloadError
 from chipforge.ops import Graph, GraphBuilder, Op
 from chipforge.workloads._common import check_dtype, pos_int
+from chipforge.workloads._memory import (
+    MemoryFootprint,
+    SplitMemory,
+    forward_activations,
+    training_state_bytes,
+)
 from chipforge.workloads._training import add_training
 
 Nodes = list[tuple[Op, int]]
@@ -97,10 +103,24 @@ def _finish(net: _Net, name: str, classes: int, optimizer: str, **meta: object) 
     b = GraphBuilder(name)
     meta = {"model": name.split()[0], "phase": "train" if net.train else "inference",
             "dtype": net.dtype, "params": net.params, "batch": net.batch, **meta}
+    fwd = list(net.nodes)
     if net.train:
-        loss = (ops.softmax(net.batch, classes, "fp32", name="cross_entropy"), 1)
-        add_training(b, [*net.nodes, loss], 1, net.params, net.dtype, optimizer)
+        fwd.append((ops.softmax(net.batch, classes, "fp32", name="cross_entropy"), 1))
+        add_training(b, fwd, 1, net.params, net.dtype, optimizer)
     else:
         for op, n in net.nodes:
             b.add(op, n)
+    meta["memory"] = _memory(net, fwd, optimizer)
     return b.build(items=net.batch, item_unit="samples", **meta)
+
+
+def _memory(net: _Net, fwd: Nodes, optimizer: str) -> SplitMemory:
+    """Weights (and training state) replicated; activations split over the batch (data
+    parallelism). Activations: :func:`forward_activations`."""
+    grads, optim = (training_state_bytes(net.params, net.dtype, optimizer) if net.train
+                    else (0.0, 0.0))
+    whole = MemoryFootprint(net.params * ops.dtype_bytes(net.dtype), 0.0,
+                            forward_activations(fwd, net.train), grads, optim,
+                            basis=f"{net.dtype} weights, activations of batch {net.batch}"
+                            + (f", {optimizer} training state" if net.train else ""))
+    return SplitMemory(whole, ("activations_bytes",), "batch")
