@@ -199,7 +199,7 @@ def compile_cmd(
         raise ChipforgeError("chipforge compile needs PyTorch: pip install "
                              "'chipforge[torch]'") from None
 
-    from chipforge.compiler import capture, compile_graph, feed, quantize_graph
+    from chipforge.compiler import capture, compile_graph, feed, quantize_graph, record_reference
 
     with status(f"importing {target}"):
         model, inputs, calibration = _load_factory(target)
@@ -218,6 +218,9 @@ def compile_cmd(
     with status(f"compiling {len(graph.nodes)} kernels for {spec.name}"):
         program = compile_graph(graph, spec, dtype=dtype)
         program.example_inputs = feed(graph, inputs)
+        # what `run --check` compares with: PyTorch's outputs and the float64 graph's
+        record_reference(program, graph, program.example_inputs,
+                         _torch_outputs(model, inputs), QUANT[quant] or dtype)
         _save(program, out)
     if as_json:
         print_json({"program": str(out), "chip": program.chip, "kernels": len(graph.nodes),
@@ -226,6 +229,39 @@ def compile_cmd(
         return
     say(f"{out}: {len(graph.nodes)} kernels, {program.instruction_count} "
         f"instructions on {len(program.cores)} cores of {program.chip}")
+
+
+def _torch_outputs(model, inputs) -> list[np.ndarray]:
+    """The model's outputs in PyTorch (fp32, on the CPU), flattened as the capture does."""
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    with torch.no_grad():
+        outs = tree_flatten(model(*inputs))[0]
+    return [t.detach().float().numpy() for t in outs if isinstance(t, torch.Tensor)]
+
+
+def _check_doc(program, result, tolerance: float | None) -> list[dict]:
+    """Each output's error against the program's recorded reference (``run --check``)."""
+    from chipforge.compiler import check_outputs
+
+    return [{"output": c.name, "reference": c.source, "max_abs_error": c.max_abs_error,
+             "rel_error": c.rel_error, "tolerance": c.tolerance, "ok": c.ok}
+            for c in check_outputs(program, result.outputs, tolerance)]
+
+
+def _print_check(checks: list[dict]) -> None:
+    source = checks[0]["reference"] if checks else "reference"
+    table = Table(title=f"--check: outputs vs {source} (relative error = ||y - ref|| / ||ref||)")
+    for col in ("output", "max abs error", "relative error", "tolerance", "result"):
+        table.add_column(col, justify="left" if col in ("output", "result") else "right")
+    for c in checks:
+        table.add_row(c["output"], f"{c['max_abs_error']:.3g}", f"{c['rel_error']:.3g}",
+                      f"{c['tolerance']:.3g}", "ok" if c["ok"] else "FAIL")
+    print_table(table)
+    if not all(c["ok"] for c in checks):
+        say("check failed: the chip's outputs differ from the reference by more than the "
+            "tolerance")
 
 
 def _read_inputs(path: Path) -> dict[str, np.ndarray]:
@@ -246,6 +282,11 @@ def run_cmd(
     inputs: Annotated[Path | None, typer.Option(help=".npz of inputs (default: the "
                                                      "example inputs saved at compile)")] = None,
     as_json: JsonOption = False,
+    check: Annotated[bool, typer.Option("--check", help="compare the outputs with PyTorch's "
+                                        "(recorded at compile for the example inputs); "
+                                        "exit 1 past the tolerance")] = False,
+    tolerance: Annotated[float | None, typer.Option(help="--check: accepted relative error "
+                                                    "(default by dtype)")] = None,
     chip: Annotated[str | None, typer.Option(help="run on this chip (catalog name or spec "
                                              "file) instead of the one the program "
                                              "names")] = None,
@@ -257,6 +298,9 @@ def run_cmd(
     spec = _program_chip(program, program_path, chip)
     if trace is not None and not trace.parent.is_dir():
         raise ChipforgeError(f"{trace}: cannot write the trace: no folder {trace.parent}")
+    if check and inputs is not None:
+        raise ChipforgeError("--check compares with the outputs recorded for the example "
+                             "inputs; it cannot be used with --inputs")
     feed = program.example_inputs if inputs is None else _read_inputs(inputs)
     with status(f"simulating {program_path} on {spec.name}"):
         result = simulate(program, spec, feed, trace=trace is not None)
@@ -267,8 +311,13 @@ def run_cmd(
             raise ChipforgeError(f"{trace}: cannot write the trace: {exc.strerror or exc}") \
                 from None
     doc = _run_doc(program_path, chip or program.chip, result, trace)
+    if check:
+        doc["check"] = _check_doc(program, result, tolerance)
+    failed = check and not all(c["ok"] for c in doc["check"])
     if as_json:
         print_json(doc)
+        if failed:
+            raise typer.Exit(1)
         return
     say(f"[bold]{program_path}[/] on {chip or program.chip}: {result.cycles:,} cycles, "
         f"{result.seconds * 1e6:,.2f} us, {result.instructions:,} instructions")
@@ -287,6 +336,10 @@ def run_cmd(
     print_table(ops)
     if trace is not None:
         say(f"trace written to {trace} (open in ui.perfetto.dev)")
+    if check:
+        _print_check(doc["check"])
+    if failed:
+        raise typer.Exit(1)
 
 
 def _run_doc(path: Path, chip: str, result, trace: Path | None) -> dict:
