@@ -343,3 +343,15 @@ def test_rtl_synth_json_is_the_saved_table(tmp_path):
         direct = synthesize("int8", size, size, "N5", pe_only=size == 0)
         assert (r["cells"], r["flip_flops"], r["placed_um2"]) == \
             (direct.cells, direct.flip_flops, direct.placed_um2)
+
+
+def test_rtl_verify_lines_are_whole_when_piped():
+    pytest.importorskip("amaranth")
+    proc = _run("rtl", "verify", "--rows", "2", "--cols", "2", "--count", "5", columns=40)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    results = [ln for ln in lines if re.match(r"\s+\d+  rtl ", ln)]
+    # one line per instruction: index, both cycle counts, the verdict and the instruction
+    assert len(results) == 5 and len(lines) == 6, proc.stdout
+    assert all(re.search(r"model +\d+  ok  MM_\w+ ", ln) for ln in results), proc.stdout
+    assert lines[-1].startswith("2x2 int8: 5 instructions, 0 mismatched words")

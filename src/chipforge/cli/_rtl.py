@@ -49,8 +49,8 @@ def _chip_array(chip: str) -> tuple[int, int, str, dict[str, int]]:
 def _rate_note(name: str, dtype: str, rows: int, cols: int, macs: dict[str, int]) -> None:
     rate = macs.get(dtype, 0)
     if rate and rate != rows * cols:
-        console.print(f"note: {name} does {rate / (rows * cols):g} {dtype} MACs per PE per "
-                      "cycle; this RTL array does 1 (docs/rtl.md)")
+        say(f"note: {name} does {rate / (rows * cols):g} {dtype} MACs per PE per "
+            "cycle; this RTL array does 1 (docs/rtl.md)")
 
 
 @rtl_app.command("export")
@@ -81,8 +81,8 @@ def export(
             path = export_verilog(cfg, out)
     except OSError as exc:
         raise ChipforgeError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {rows}x{cols} {dtype}, "
-                  f"{time.time() - t0:.0f} s)")
+    say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {rows}x{cols} {dtype}, "
+        f"{time.time() - t0:.0f} s)")
 
 
 @rtl_app.command("verify")
@@ -116,11 +116,11 @@ def verify(
         bad = r.mismatches or not r.cycles_ok
         if bad or not quiet:
             flag = "ok" if not bad else f"MISMATCH words={r.mismatches} cycles_ok={r.cycles_ok}"
-            console.print(f"{r.index:5d}  rtl {r.rtl_cycles:5d}  model {r.model_cycles:5d}  "
-                          f"{flag}  {r.text}", highlight=False)
-    console.print(f"{rows}x{cols} {dtype}: {count} instructions, {rep.mismatches} mismatched "
-                  f"words, {rep.cycle_errors} cycle differences, {rep.total_rtl_cycles} RTL "
-                  f"cycles ({time.time() - t0:.1f} s)" + (f", VCD {vcd}" if vcd else ""))
+            say(f"{r.index:5d}  rtl {r.rtl_cycles:5d}  model {r.model_cycles:5d}  "
+                f"{flag}  {r.text}", highlight=False)
+    say(f"{rows}x{cols} {dtype}: {count} instructions, {rep.mismatches} mismatched "
+        f"words, {rep.cycle_errors} cycle differences, {rep.total_rtl_cycles} RTL "
+        f"cycles ({time.time() - t0:.1f} s)" + (f", VCD {vcd}" if vcd else ""))
     if not rep.ok:
         raise typer.Exit(1)
 
@@ -139,7 +139,7 @@ def synth(
 ) -> None:
     """Synthesize the PE and arrays with Yosys; cells, flip-flops and area at the node.
 
-    The defaults (int8 PE, 4x4 and 8x8) take ~15 s; the full table of docs/rtl.md,
+    The defaults (int8 PE, 4x4 and 8x8) take ~15 s of CPU; the full set of dtypes,
     ``--dtype int8,fp8_e4m3,fp8_e5m2,bf16 --sizes 4,8,16``, takes well over 5 minutes
     (int8 16x16 alone ~70 s, bf16 arrays minutes each)."""
     _need_rtl()
