@@ -29,6 +29,8 @@ class _Images(HTMLParser):
 
 
 CHIPS = ["h100-sxm", "forge-i1"]
+# the tests share one written report: keep them on one xdist worker so it is written once
+pytestmark = pytest.mark.xdist_group("report")
 
 
 @pytest.fixture(scope="module")

@@ -83,14 +83,16 @@ def _cell(cell: dict, wl: Workload, spec: ChipSpec, capex: float | None) -> dict
     power_w = cell["energy_j"] / cell["seconds"] if cell["seconds"] else 0.0
     split = bound_split(wl.graph, spec, est)
     total = sum(split.values()) or 1.0
+    lim = limiter(wl.graph, spec, cell["bound"], est)
     out.update({
         "ok": True, "chips": chips, "seconds": cell["seconds"],
         "throughput": cell["throughput"], "per_chip": cell["throughput"] / chips,
         "unit": cell["unit"],
         "utilization": cell["utilization"], "energy_j": cell["energy_j"], "power_w": power_w,
-        "engine_bound": cell["bound"], "limiter": limiter(wl.graph, spec, cell["bound"], est),
+        "engine_bound": cell["bound"], "limiter": lim,
         "split": ", ".join(f"{k} {v / total:.0%}" for k, v in
                            sorted(split.items(), key=lambda kv: -kv[1]) if v / total >= 0.01),
+        "split_top": f"{split.get(lim, 0.0) / total:.0%}",
         "memory_bytes": cell.get("memory_bytes"), "flops": cell["flops"],
         "hbm_bytes": cell["hbm_bytes"],
         # items/s per $1,000 of the group's chip capital cost, and items per joule
