@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chipforge.arch import ChipSpec, catalog_names, load_chip
-from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table
+from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table, say
 from chipforge.errors import ChipforgeError
 from chipforge.ops import parse_op
 from chipforge.perf import Estimate, estimate
@@ -369,7 +369,7 @@ def report_cmd(
     from chipforge.report import write_report
 
     path = write_report(out, _chip_list(chips))
-    console.print(f"report written to {path}")
+    say(f"report written to {path}")
 
 
 from chipforge.cli._compile import compile_cmd, disasm_cmd, run_cmd  # noqa: E402
