@@ -19,6 +19,16 @@ _ROOF_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
 OUR_COLOR, GPU_COLOR = "tab:orange", "tab:green"
 
 
+def roof_groups(chip: ChipSpec) -> dict[float, list[str]]:
+    """Each distinct dense peak (FLOP/s, highest first) and the dtypes that share it."""
+    peaks: dict[float, list[str]] = {}
+    for dtype in ROOF_DTYPES:
+        peak = chip.peak_flops(dtype) if dtype in chip.supported_dtypes else 0.0
+        if peak:
+            peaks.setdefault(peak, []).append(dtype)
+    return dict(sorted(peaks.items(), reverse=True))
+
+
 def roofline(chip: ChipSpec, points: list[tuple[str, float, float, str]], path: Path) -> Path:
     """``points`` are (workload, FLOPs per DRAM byte, achieved FLOP/s, limiter).
 
@@ -31,12 +41,8 @@ def roofline(chip: ChipSpec, points: list[tuple[str, float, float, str]], path: 
     bw = chip.memory.bandwidth_bytes_per_s
     lowest_ai = min([p[1] for p in points] + [10.0])
     intensity = np.logspace(np.log10(lowest_ai / 4), 4, 200)
-    peaks: dict[float, list[str]] = {}
-    for dtype in ROOF_DTYPES:
-        peak = chip.peak_flops(dtype) if dtype in chip.supported_dtypes else 0.0
-        if peak:
-            peaks.setdefault(peak, []).append(dtype)
-    for i, (peak, dtypes) in enumerate(sorted(peaks.items(), reverse=True)):
+    peaks = roof_groups(chip)
+    for i, (peak, dtypes) in enumerate(peaks.items()):
         # each roof starts at its own ridge (peak / bandwidth), so the roofs never coincide
         flat = intensity[intensity >= peak / bw]
         ax.plot(np.r_[peak / bw, flat], np.full(len(flat) + 1, peak),
