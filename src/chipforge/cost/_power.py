@@ -146,7 +146,8 @@ class _Workload:
         if clock_hz != spec.clock_hz:
             spec = derive_chip(spec, {"clock": clock_hz}, sources={
                 "clock": f"chipforge.cost TDP throttle of {self.spec.name!r}"})
-        est = estimate(self.work, spec, self.eff)
+        # parallel=None: price exactly the graph given; the caller chose its group
+        est = estimate(self.work, spec, self.eff, parallel=None)
         volts = voltage_fraction(clock_hz / self.spec.clock_hz)
         # perf's core energy is at the nominal voltage at any clock; its static part is
         # left out here, replaced by leakage

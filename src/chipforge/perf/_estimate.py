@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chipforge.workloads import MemoryFootprint
 
 BOUNDS = ("compute", "memory", "overhead", "network")
 
@@ -72,7 +76,7 @@ class Estimate:
     items: float = 0.0
     item_unit: str = ""
     note: str = ""
-    memory: object = field(default=None, repr=False)  # a workloads.MemoryFootprint
+    memory: MemoryFootprint | None = field(default=None, repr=False)
 
     @property
     def chips(self) -> int:
