@@ -99,3 +99,9 @@ def test_our_uncontrolled_designs_say_what_limits_them():
     row = export_row(load_chip("forge-t1"))
     assert row["own"] and row["tier"] == "not controlled"
     assert "TPP must stay < 2400" in row["limit"] and "PD" in row["limit"]
+
+
+def test_headline_counts_the_winners(answer):
+    assert answer["headline"] == ["Fastest per chip: h100-sxm on 1 of 1.",
+                                  "Best per $: h100-sxm on 1 of 1.",
+                                  "Best per W: h20 on 1 of 1."]  # no design of ours runs

@@ -40,7 +40,8 @@ def decision(data: dict, workloads: dict[str, Workload], specs: dict[str, ChipSp
         rows.append({"workload": row["workload"], "description": row["description"],
                      "phase": row["phase"], "dtype": wl.dtype, "cells": cells,
                      "winners": _winners(cells)})
-    return {"rows": rows, "baselines": [label for name, label in BASELINES if name in specs],
+    return {"rows": rows, "headline": _headline(rows),
+            "baselines": [label for name, label in BASELINES if name in specs],
             "missing_baselines": [label for name, label in BASELINES if name not in specs],
             "assumptions": _assumptions(data, workloads, capex),
             "export": [export_row(spec) for spec in specs.values()]}
@@ -136,6 +137,32 @@ def _winners(cells: list[dict]) -> dict:
     ours = [c for c in ok if c["chip"].startswith("forge") and c.get("per_kusd")]
     out["ours"] = max(ours, key=lambda c: c["per_kusd"]) if ours else None
     return out
+
+
+def _headline(rows: list[dict]) -> list[str]:
+    """The table in sentences: who wins how many workloads, and where our designs stand
+    per $ against each baseline (only workloads where both have a number)."""
+    lines = []
+    for metric, words in (("per_chip", "Fastest per chip"), ("per_kusd", "Best per $"),
+                          ("per_w", "Best per W")):
+        wins: dict[str, int] = {}
+        for row in rows:
+            if row["winners"][metric]:
+                chip = row["winners"][metric]["chip"]
+                wins[chip] = wins.get(chip, 0) + 1
+        ranked = sorted(wins.items(), key=lambda kv: -kv[1])
+        lines.append(f"{words}: " + ", ".join(f"{c} on {n} of {len(rows)}" for c, n in ranked)
+                     + "." if ranked else f"{words}: no chip fits any workload.")
+    for _name, label in BASELINES:
+        ratios = [row["winners"]["ours"]["vs"][label]["per_kusd"] for row in rows
+                  if row["winners"]["ours"] and row["winners"]["ours"]["vs"].get(label)
+                  and row["winners"]["ours"]["vs"][label]["per_kusd"] is not None]
+        if ratios:
+            ahead = sum(r > 1 for r in ratios)
+            lines.append(f"Our best design per $ beats the {label} on {ahead} of {len(ratios)} "
+                         f"workloads where both run ({min(ratios):.2g}× to "
+                         f"{max(ratios):.2g}× its items/s per $).")
+    return lines
 
 
 def _assumptions(data: dict, workloads: dict[str, Workload], capex: dict) -> list[str]:
