@@ -44,3 +44,16 @@ def test_undecodable_or_deep_files_give_one_line(tmp_path, data, message):
 def test_a_directory_is_not_a_spec(tmp_path):
     with pytest.raises(SpecError, match=r"is a directory; expected a chip spec YAML file"):
         load_chip(tmp_path)
+
+
+def test_a_deep_dict_from_python_is_one_error():
+    from chipforge.arch import spec_from_dict
+
+    deep: dict = {}
+    node = deep
+    for _ in range(100_000):
+        node["name"] = {}
+        node = node["name"]
+    with pytest.raises(SpecError, match=r"^<spec>: nested too deeply; expected a chip spec "
+                                        r"mapping$"):
+        spec_from_dict(deep)

@@ -68,11 +68,13 @@ def spec_from_dict(raw: Any, where: str = "<spec>") -> ChipSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: expected a mapping of spec fields at the top level, "
                         f"got {type(raw).__name__}")
-    clean, sources, _ = unwrap_provenance(raw)
     try:
+        clean, sources, _ = unwrap_provenance(raw)
         return ChipSpec.model_validate({**clean, "sources": sources})
     except ValidationError as exc:
         raise SpecError(f"{where}: {describe_error(exc)}") from None
+    except RecursionError:  # a dict built in Python, not through the depth-checked reader
+        raise SpecError(f"{where}: nested too deeply; expected a chip spec mapping") from None
 
 
 def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = None,
@@ -222,7 +224,7 @@ def describe_error(exc: ValidationError) -> str:
     elif kind in ("greater_than", "greater_than_equal"):
         what = "integer" if isinstance(value, int) else "number"
         msg = f"{field}: got {value!r}; expected a positive {what}"
-    elif kind in ("less_than_equal", "less_than"):
+    elif kind == "less_than_equal":
         msg = f"{field}: got {value!r}; expected at most {err['ctx']['le']!r}"
     else:
         msg = f"{field}: got {value!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
