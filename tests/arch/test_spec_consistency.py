@@ -156,3 +156,26 @@ def test_catalog_die_areas_agree_with_the_silicon(name):
     predicted = die_area(chip).total_mm2
     assert abs(chip.die_area_mm2 - predicted) <= AREA_TOLERANCE * predicted, (
         f"{name}: stated die_area {chip.die_area_mm2:.0f} mm2, predicted {predicted:.0f}")
+
+
+def test_a_stated_die_area_smaller_than_its_sram_is_refused(tmp_path):
+    text = catalog_path("forge-t1").read_text()
+    path = tmp_path / "t1.yaml"
+    path.write_text(text.replace("kind: accelerator\n",
+                                 "kind: accelerator\ndie_area: 100 mm2\n"))
+    with pytest.raises(SpecError) as err:
+        load_chip(path)
+    # hand-derived: (1024 MiB shared + 10 x 16 MiB local) x 8 bits x 0.0175 um2 = 173.8 mm2
+    assert str(err.value) == (
+        f"{path}: die_area: got 100 mm2; expected at least 174 mm2, the bitcells alone of its "
+        f"1,184 MiB of SRAM (shared buffer + local SRAM of 10 cores) at the densest node (N2, "
+        f"0.0175 um2 per bit)")
+    path.write_text(text.replace("kind: accelerator\n", "kind: accelerator\ndie_area: 800 mm2\n"))
+    assert load_chip(path).die_area_mm2 == 800
+
+
+def test_derive_drops_a_stated_area_the_new_silicon_cannot_fit():
+    # 100 GB of L2 is ~1,400 mm2 of bitcells: H100's stated 814 mm2 cannot hold it
+    big = derive_chip(load_chip("h100-sxm"), {"shared_buffer": {"size": "100 GB",
+                                                                "physical_size": None}})
+    assert big.die_area_mm2 is None

@@ -94,28 +94,35 @@ def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = N
         raw["name"] = name
     merged_sources = {**chip.sources, **(sources or {})}
     where = f"derived from {chip.name!r}"
-    derived = _validate_derived(raw, merged_sources, where)
+    keep_area = "die_area" in changes or chip.die_area_mm2 is None
+    derived = _validate_derived(raw, merged_sources, where, keep_area)
     # a stated die area is the stated silicon's: when the silicon changes it no longer
     # holds, and chipforge.cost's prediction takes over (unless the change states one)
-    if ("die_area" not in changes and derived.die_area_mm2 is not None
-            and _silicon(derived) != _silicon(chip)):
-        raw["die_area"] = None
-        merged_sources.pop("die_area", None)
-        derived = _validate_derived(raw, merged_sources, where)
+    if not keep_area and derived.die_area_mm2 is not None and \
+            _silicon(derived) != _silicon(chip):
+        derived = _validate_derived(*_without_area(raw, merged_sources), where, True)
     return derived
 
 
-def _validate_derived(raw: dict[str, Any], sources: dict[str, str], where: str) -> ChipSpec:
+def _without_area(raw: dict[str, Any], sources: dict[str, str]) -> tuple[dict, dict]:
+    return {**raw, "die_area": None}, {k: v for k, v in sources.items() if k != "die_area"}
+
+
+def _validate_derived(raw: dict[str, Any], sources: dict[str, str], where: str,
+                      keep_area: bool) -> ChipSpec:
     try:
         return ChipSpec.model_validate({**raw, "sources": sources},
                                        context={"si_numbers": True})
     except ValidationError as exc:
         first = exc.errors()[0]
-        stale = (first["loc"] == () and first["type"] == "value_error"
-                 and getattr(first["ctx"]["error"], "sub", "") == "description")
-        if stale and raw.get("description"):
+        sub = getattr(first.get("ctx", {}).get("error"), "sub", "") if first["loc"] == () \
+            else ""
+        if sub == "description" and raw.get("description"):
             # the base's description no longer fits the derived chip: generate one
-            return _validate_derived({**raw, "description": ""}, sources, where)
+            return _validate_derived({**raw, "description": ""}, sources, where, keep_area)
+        if sub == "die_area" and not keep_area:
+            # the base's stated area cannot hold the derived silicon: predict it instead
+            return _validate_derived(*_without_area(raw, sources), where, True)
         raise SpecError(f"{where}: {describe_error(exc)}") from None
 
 

@@ -57,6 +57,11 @@ MAX_BYTES_PER_CYCLE = 2**31
 # a systolic cell performs up to 16 narrow products per cycle, or one wide product in up to
 # 16 passes (bf16x3 emulation of fp32 takes 3); outside that the rate is not an array's
 MAX_PACKING = 16
+# The densest SRAM bitcell of any node a spec may name: TSMC N2's high-density 6T cell,
+# 0.0175 um2 (TSMC, IEDM 2024, as reported by WikiChip and Tom's Hardware; N3E and N5 are
+# 0.021 um2, chipforge.cost's node tables). The bitcells alone, with no periphery, are
+# a hard floor for the area a spec's SRAM takes on its dies.
+DENSEST_SRAM_BITCELL_UM2 = 0.0175
 
 
 class DerivedMismatch(ValueError):
@@ -283,6 +288,24 @@ class ChipSpec(_Spec):
     # field path -> "source: ..." or "assumption: ..." for every number given with one
     sources: dict[str, str] = Field(default_factory=dict, exclude=True)
     _fingerprint: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _die_holds_its_sram(self) -> ChipSpec:
+        """A stated die area cannot be smaller than its SRAM's bitcells alone (chipforge.cost
+        predicts the full area; the spec layer checks the floor that needs no model)."""
+        if self.die_area_mm2 is None:
+            return self
+        cores = self.cores
+        sram_bytes = ((self.shared_buffer.physical_size_bytes or self.shared_buffer.size_bytes)
+                      + cores.physical * cores.local_sram.size_bytes)
+        floor_mm2 = sram_bytes * 8 * DENSEST_SRAM_BITCELL_UM2 / 1e6
+        if self.die_area_mm2 < floor_mm2:
+            raise DerivedMismatch(
+                "die_area", f"got {self.die_area_mm2:g} mm2; expected at least "
+                f"{floor_mm2:.0f} mm2, the bitcells alone of its {sram_bytes / 2**20:,.0f} MiB "
+                f"of SRAM (shared buffer + local SRAM of {cores.physical} cores) at the "
+                f"densest node (N2, {DENSEST_SRAM_BITCELL_UM2} um2 per bit)")
+        return self
 
     @model_validator(mode="after")
     def _description_agrees(self) -> ChipSpec:
