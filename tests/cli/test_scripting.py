@@ -345,6 +345,44 @@ def test_rtl_synth_json_is_the_saved_table(tmp_path):
             (direct.cells, direct.flip_flops, direct.placed_um2)
 
 
+def _stderr_on_a_terminal(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """(exit status, stdout from a pipe, stderr from a pseudo-terminal)."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([chipforge_exe(), *args], stdout=subprocess.PIPE, stderr=slave,
+                            cwd=cwd, env={**os.environ, "TERM": "xterm"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    return proc.wait(timeout=300), out, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_goes_to_a_terminal_stderr_never_to_stdout(compiled, tmp_path):
+    pytest.importorskip("amaranth")
+    rc, out, err = _stderr_on_a_terminal("rtl", "export", "--rows", "2", "--cols", "2",
+                                         "--out", str(tmp_path))
+    assert rc == 0, err
+    assert "elaborating the 2x2 int8 core" in err
+    assert out.startswith(f"wrote {tmp_path / 'chipforge_mxu_2x2_int8.v'} (")
+    assert len(out.splitlines()) == 1  # the result line alone
+    folder, doc = compiled
+    rc, out, err = _stderr_on_a_terminal("compile", "m.py:make", "--chip", "forge-i1", "-o",
+                                         "q.cfp", "--json", cwd=folder)
+    assert rc == 0, err
+    assert "capturing the model" in err and "compiling" in err
+    assert json.loads(out) == {**doc, "program": "q.cfp"}  # stdout: the document alone
+
+
 def test_rtl_verify_lines_are_whole_when_piped():
     pytest.importorskip("amaranth")
     proc = _run("rtl", "verify", "--rows", "2", "--cols", "2", "--count", "5", columns=40)
