@@ -136,3 +136,13 @@ def test_run_refuses_a_spec_path_the_program_chose_and_a_gpu(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"error: {gpu}: chip 'h100-sxm' is a gpu; expected a chipforge "
                            f"accelerator (the simulator runs its ISA)\n")
+
+
+def test_run_inputs_with_pickled_arrays_are_one_error(tmp_path):
+    path = _write(tmp_path / "p.cfp")
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, x=np.array([{"a": 1}], dtype=object))
+    proc = _cli("run", path, "--inputs", str(inputs), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == (f"error: {inputs}: cannot read inputs (expected an .npz of named "
+                           f"arrays): Object arrays cannot be loaded when allow_pickle=False\n")

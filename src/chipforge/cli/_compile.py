@@ -15,6 +15,7 @@ import sys
 import traceback
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Annotated
 
@@ -267,13 +268,14 @@ def _print_check(checks: list[dict]) -> None:
 def _read_inputs(path: Path) -> dict[str, np.ndarray]:
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if not hasattr(data, "files"):
+            raise ChipforgeError(f"{path}: a single array; expected an .npz of named inputs "
+                                 f"(numpy.savez(path, name=array, ...))")
+        # the arrays are read here, lazily: a pickled or corrupt member fails now
+        return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ChipforgeError(f"{path}: cannot read inputs (expected an .npz of named "
                              f"arrays): {exc}") from None
-    if not hasattr(data, "files"):
-        raise ChipforgeError(f"{path}: a single array; expected an .npz of named inputs "
-                             f"(numpy.savez(path, name=array, ...))")
-    return {k: data[k] for k in data.files}
 
 
 def run_cmd(
