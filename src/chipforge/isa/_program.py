@@ -31,7 +31,9 @@ class ProgramError(ChipforgeError):
 # example model is ~1 GB of weights); larger ones must be asked for (max_dram_bytes)
 MAX_DRAM_BYTES = 4 * 2**30
 MAX_CORES = 1 << 16
-MAX_JSON_BYTES = 16 * 2**20
+# program.json's meta may carry run --check's references: two sets of up to 4 Mi float32
+# values, zlib + base64 (~43 MB if incompressible, compiler.runtime._check)
+MAX_JSON_BYTES = 64 * 2**20
 MAX_INSTRUCTIONS_PER_CORE = 1 << 24
 NPZ_OVERHEAD_BYTES = 2**20  # zip directory and .npy headers around the arrays
 COMMENT_BYTES_PER_INSTR = 1024  # op labels kept per instruction, generous
