@@ -12,6 +12,7 @@ from chipforge.cost import chip_capex_usd, export_class
 from chipforge.errors import ChipforgeError
 from chipforge.perf import estimate
 from chipforge.report._bounds import bound_split, limiter
+from chipforge.report._format import eng
 from chipforge.workloads import Workload
 
 # the bought chips every result is compared with: the H20 is the best GPU that ships
@@ -65,6 +66,8 @@ def _setting(cell: dict, wl: Workload) -> str:
     words = [cell.get("dtype") or wl.dtype, cell.get("parallelism") or "1 chip"]
     if cell.get("batch") is not None:
         words.append(f"batch {cell['batch']}")
+    if cell.get("memory_bytes") and cell.get("fits", True) is not False:
+        words.append(f"{eng(cell['memory_bytes'], 'B')} a chip")
     return ", ".join(words)
 
 
