@@ -252,6 +252,35 @@ def test_pareto_table_has_the_objectives_and_the_varying_parameters(dse_run):
     assert "{'" not in proc.stdout  # no dict reprs
 
 
+def test_dse_show_counts_the_stored_points_and_names_the_best(dse_run):
+    from chipforge.dse import Store
+
+    out, summary = dse_run
+    store = Store(out / "results.sqlite")
+    rows = store.rows()
+    store.close()
+    doc = _json("dse", "show", str(out))
+    assert doc["objectives"] == [{"name": "serving_tokens_per_s_per_usd",
+                                  "direction": "maximize"},
+                                 {"name": "power_w", "direction": "minimize"}]
+    assert (doc["points"], doc["feasible"], doc["failed"], doc["pareto"]) == \
+        (len(rows), summary["feasible"], 0, summary["pareto"])
+    assert doc["infeasible"] == sum(not r.feasible for r in rows)
+    ok = [r for r in rows if r.feasible]
+    top = max(ok, key=lambda r: r.objective_values[0])
+    low = min(ok, key=lambda r: r.objective_values[1])
+    assert doc["best"]["serving_tokens_per_s_per_usd"]["hash"] == top.hash
+    assert doc["best"]["power_w"] == {"value": low.objective_values[1], "hash": low.hash,
+                                      "trial": low.trial, "params": low.params}
+    text = _run("dse", "show", str(out)).stdout
+    cells = {r[0]: r[1:] for r in _table_rows(text)}
+    assert cells["points"][0] == str(len(rows))
+    assert cells["best power_w (min)"] == [f"{low.objective_values[1]:.4g}",
+                                           f"{low.hash[:10]} clock_ghz={low.params['clock_ghz']}, "
+                                           f"cores={low.params['cores']}, "
+                                           f"memory={low.params['memory']}"]
+
+
 # ---- compile / run / disasm -----------------------------------------------------------------
 
 FACTORY = '''\

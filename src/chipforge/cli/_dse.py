@@ -79,6 +79,66 @@ def run_cmd(
     say(f"results: {summary.out / 'pareto.csv'}, {summary.out / 'pareto.png'}")
 
 
+@dse_app.command("show")
+def show_cmd(
+    out: Annotated[Path, typer.Argument(help="a run folder")],
+    as_json: JsonOption = False,
+) -> None:
+    """Summary of a run folder: points stored, feasible, failed, the front's size and the
+    best point for each objective."""
+    doc = _show_doc(out)
+    if as_json:
+        print_json(doc)
+        return
+    table = Table(title=f"{out}: dse run")
+    for col in ("", "value", "point"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for key in ("points", "feasible", "infeasible", "failed", "pareto"):
+        table.add_row(key, str(doc[key]), "")
+    for o in doc["objectives"]:
+        best = doc["best"].get(o["name"])
+        table.add_row(f"best {o['name']} ({o['direction'][:3]})",
+                      "-" if best is None else f"{best['value']:.4g}",
+                      "" if best is None else f"{best['hash'][:10]} {_params_text(best)}")
+    print_table(table)
+    if doc["first_error"]:
+        say(f"first error: {doc['first_error']}")
+
+
+def _params_text(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(point["params"].items()))
+
+
+def _show_doc(out: Path) -> dict:
+    """What ``dse show`` prints: counts over every stored point, and per objective the
+    best feasible point (the stored values; ties go to the earliest trial)."""
+    from chipforge.dse import OBJECTIVES, Store, front_of
+
+    objectives, front = front_of(out)  # checks the folder and reads the run's objectives
+    store = Store(Path(out) / "results.sqlite")
+    try:
+        rows = store.rows()
+    finally:
+        store.close()
+    failed = [r for r in rows if r.objective_values is None]
+    feasible = [r for r in rows if r.feasible and r.objective_values is not None]
+    directions = [OBJECTIVES[o].direction if o in OBJECTIVES else "maximize"
+                  for o in objectives]
+    best = {}
+    for i, (name, direction) in enumerate(zip(objectives, directions)):
+        if feasible:
+            sign = -1 if direction == "maximize" else 1
+            r = min(feasible, key=lambda r: (sign * r.objective_values[i], r.trial))
+            best[name] = {"value": r.objective_values[i], "hash": r.hash, "trial": r.trial,
+                          "params": r.params}
+    return {"out": str(out),
+            "objectives": [{"name": o, "direction": d} for o, d in zip(objectives, directions)],
+            "points": len(rows), "feasible": len(feasible),
+            "infeasible": len(rows) - len(feasible) - len(failed), "failed": len(failed),
+            "first_error": failed[0].metrics.get("error") if failed else None,
+            "pareto": len(front), "best": best}
+
+
 @dse_app.command("pareto")
 def pareto_cmd(
     out: Annotated[Path, typer.Argument(help="a run folder")],
