@@ -146,3 +146,14 @@ def test_run_inputs_with_pickled_arrays_are_one_error(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr == (f"error: {inputs}: cannot read inputs (expected an .npz of named "
                            f"arrays): Object arrays cannot be loaded when allow_pickle=False\n")
+
+
+def test_many_core_streams_are_capped_in_all(tmp_path, monkeypatch):
+    from chipforge.isa import _program
+
+    monkeypatch.setattr(_program, "MAX_INSTRUCTIONS", 10)  # 10 x 96 bytes in all
+    header = {**HEADER, "cores": 2}
+    stream = bytes(96 * 6)  # 6 instructions' bytes per core, 12 in all
+    path = _write(tmp_path / "p.cfp", header, **{"core0.bin": stream, "core1.bin": stream})
+    assert _error(path) == ("the core streams inflate to 1,152 bytes; expected at most 10 "
+                            "instructions in all (960 bytes)")

@@ -35,6 +35,9 @@ MAX_CORES = 1 << 16
 # values, zlib + base64 (~43 MB if incompressible, compiler.runtime._check)
 MAX_JSON_BYTES = 64 * 2**20
 MAX_INSTRUCTIONS_PER_CORE = 1 << 24
+# assumption: a compiled model runs at most ~16M instructions (the examples run 10^3-10^5);
+# decoded, each is a Python object of a few hundred bytes
+MAX_INSTRUCTIONS = 1 << 24
 NPZ_OVERHEAD_BYTES = 2**20  # zip directory and .npy headers around the arrays
 COMMENT_BYTES_PER_INSTR = 1024  # op labels kept per instruction, generous
 
@@ -209,6 +212,11 @@ def _read(zf: zipfile.ZipFile, where: str, max_dram_bytes: int) -> Program:
     header = _header(_json(zf, "program.json", MAX_JSON_BYTES, where), where, max_dram_bytes)
     dram_bytes, count = header["dram_bytes"], header["cores"]
     per_core = MAX_INSTRUCTIONS_PER_CORE * INSTR_BYTES
+    total = sum(zf.getinfo(f"core{i}.bin").file_size for i in range(count))
+    if total > MAX_INSTRUCTIONS * INSTR_BYTES:
+        raise ProgramError(f"{where}: the core streams inflate to {total:,} bytes; expected "
+                           f"at most {MAX_INSTRUCTIONS:,} instructions in all "
+                           f"({MAX_INSTRUCTIONS * INSTR_BYTES:,} bytes)")
     cores = [decode_program(_member(zf, f"core{i}.bin", per_core, where))
              for i in range(count)]
     # the DRAM image and the example inputs both live in the declared DRAM
