@@ -115,3 +115,29 @@ def test_tiny_hostile_files_under_a_memory_limit(tmp_path, kind):
                           timeout=60, preexec_fn=_limit_memory)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: {path}: ") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_estimate_on_a_mutated_spec(tmp_path, seed):
+    path = tmp_path / "chip.yaml"
+    path.write_text(mutate_text(catalog_path("forge-t1").read_text(), random.Random(7 * seed),
+                                edits=1), errors="surrogatepass")
+    code, out, err = run_cli(["estimate", "--op", "matmul m=512 n=512 k=512",
+                              "--chip", str(path)])
+    assert_clean_cli(code, err)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_run_with_damaged_inputs(tmp_path, cfp_bytes, seed):
+    import io
+
+    import numpy as np
+
+    program = tmp_path / "p.cfp"
+    program.write_bytes(cfp_bytes)
+    buf = io.BytesIO()
+    np.savez(buf, x=np.ones((4, 8), np.float32))
+    inputs = tmp_path / "in.npz"
+    inputs.write_bytes(mutate_bytes(buf.getvalue(), random.Random(seed)))
+    code, out, err = run_cli(["run", str(program), "--inputs", str(inputs)])
+    assert_clean_cli(code, err)
