@@ -9,6 +9,7 @@ import random
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fuzzkit import assert_clean_cli, mutate_bytes, mutate_text, run_cli
@@ -18,7 +19,7 @@ from chipforge.arch._loader import catalog_path
 from chipforge.isa import Program, TensorPlacement, assemble
 from clitools import chipforge_exe
 
-sys.path.insert(0, str(catalog_path("forge-t1").parents[4] / "tests" / "dse"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "dse"))
 from dse_fixtures import TINY_SPACE  # noqa: E402
 
 
