@@ -84,6 +84,45 @@ def test_integer_target_cross_entropy_trains_on_chip(ignore):
         ["backward", "forward"]
 
 
+VARIANTS = {
+    "sum": (lambda z, t: F.cross_entropy(z, t, reduction="sum"), (6, 5), (6,)),
+    "label_smoothing": (lambda z, t: F.cross_entropy(z, t, label_smoothing=0.1), (6, 5), (6,)),
+    "class_weights": (lambda z, t: F.cross_entropy(z, t, weight=torch.arange(1.0, 6.0)),
+                      (6, 5), (6,)),
+    "sequence": (lambda z, t: F.cross_entropy(z, t), (3, 5, 4), (3, 4)),  # [N, C, L]
+    "nll_loss": (lambda z, t: F.nll_loss(F.log_softmax(z, -1), t), (6, 5), (6,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_cross_entropy_variants_on_chip(name):
+    """The loss and the logits' gradient of each variant against PyTorch."""
+    loss_fn, z_shape, t_shape = VARIANTS[name]
+    torch._dynamo.reset()
+    torch.manual_seed(1)
+
+    class Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.z = torch.nn.Parameter(torch.randn(*z_shape))
+
+        def forward(self, targets):
+            return loss_fn(self.z * 1.0, targets)
+
+    model, targets = Loss(), torch.randint(0, 5, t_shape)
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
+    loss = torch.compile(model, backend=backend, dynamic=False)(targets)
+    loss.backward()
+    got = model.z.grad.clone()
+    model.z.grad = None
+    ref = model(targets)
+    ref.backward()
+    assert abs(loss.item() - ref.item()) <= 0.01 * abs(ref.item())
+    want = model.z.grad
+    assert torch.allclose(got, want, atol=0.02 * want.abs().max().item(), rtol=0.02)
+    assert backend.summary().all_on_chip
+
+
 def test_graph_break_warns_and_is_in_the_summary():
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -118,14 +157,14 @@ def test_strict_turns_a_graph_break_into_an_error(model):
     assert "graph break" in str(error) and "strict=True" in str(error)
 
 
-def test_item_with_scalar_capture_is_a_clear_error(monkeypatch):
+def test_item_with_scalar_capture_is_a_clear_error():
     """With dynamo's capture_scalar_outputs, ``.item()`` reaches the backend as
     ``aten._local_scalar_dense``: refused by name, never run eagerly."""
     torch._dynamo.reset()
-    monkeypatch.setattr(torch._dynamo.config, "capture_scalar_outputs", True)
     torch.manual_seed(0)
     model = ItemScale()
     backend = chipforge.torch_backend(chip="forge-t1")
-    with pytest.raises(Exception, match=r"\.item\(\)"):
+    with torch._dynamo.config.patch(capture_scalar_outputs=True), \
+            pytest.raises(Exception, match=r"\.item\(\)"):
         torch.compile(model, backend=backend, dynamic=False)(torch.randn(2, 8))
     assert backend.failures and not backend.runners

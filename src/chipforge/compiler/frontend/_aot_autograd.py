@@ -59,20 +59,19 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str 
                                f"attributes are supported")
         return Const(value.detach(), node.name, node.name)
 
-    slots: list[int | None] = []
-    # aot_autograd calls its compilers under a FakeTensorMode: ops folded at capture time
-    # must run on real tensors (a fake one has no values to read)
+    # aot_autograd calls its compilers under a FakeTensorMode: ops folded at capture time and
+    # constants materialized must run on real tensors (a fake one has no values to read)
     with unset_fake_temporarily():
-        values = walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx")
-    for value in values:
-        if value is None:
-            slots.append(None)
-            continue
-        if not isinstance(value, Dyn | Const):
-            raise CompileError(f"capture_fx: output {value!r} is not a tensor")
-        slots.append(len(cap.graph.outputs))
-        cap.graph.outputs.append(cap.name(value))
-    return finish(cap), tuple(slots)
+        slots: list[int | None] = []
+        for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_fx"):
+            if value is None:
+                slots.append(None)
+                continue
+            if not isinstance(value, Dyn | Const):
+                raise CompileError(f"capture_fx: output {value!r} is not a tensor")
+            slots.append(len(cap.graph.outputs))
+            cap.graph.outputs.append(cap.name(value))
+        return finish(cap), tuple(slots)
 
 
 def arrange_outputs(slots: Sequence[int | None], values: Sequence) -> list:

@@ -17,8 +17,9 @@ Mapping additions (on top of capture()'s):
 - ``slice_scatter(base, src, dim, start, end)`` (step 1): ``cat`` of base's parts before
   and after the slice with src.
 - ``gather(x, dim, idx)`` with computed integer indices (cross-entropy's pick of the target
-  class): with ``dim`` moved last, the one-hot mask ``eq(idx[..., K, 1], arange(C))`` times
-  ``x[..., 1, C]``, summed over C; exact for finite x (one term is non-zero).
+  class): x viewed as [P, C, Q] (the dims before and after ``dim`` flattened) and C moved
+  last, the one-hot mask ``eq(idx[P, Q, K, 1], arange(C))`` times ``x[P, Q, 1, C]``, summed
+  over C; exact for finite x (one term is non-zero).
 - ``scatter(base, dim, idx, value)`` with a number ``value`` (its backward, a one-hot of
   the targets): ``base * (1 - hit) + value * hit``, hit the one-hot mask summed over K
   (clipped to 1 where an index repeats).
@@ -240,9 +241,23 @@ def _slice_scatter(cap: Capture, base, src, dim: int = 0, start=None, end=None, 
 # ---- gather / scatter by computed indices (cross-entropy with integer targets) -----------
 
 
-def one_hot(cap: Capture, x_shape, dim: int, idx) -> tuple[Dyn, list[int]]:
-    """The 1.0 / 0.0 mask [..., K, C] of ``idx`` (shape x_shape but K on ``dim``) against
-    the C classes of x's ``dim``, with ``dim`` moved last; and the permutation used."""
+def _swap(cap: Capture, v, shape3) -> Dyn:
+    """``v`` viewed as [P, A, B] (``shape3``), returned as [P, B, A]: a reshape when A or B is
+    1 (the same element order), else a permute of the last two dims."""
+    p, a, b = shape3
+    if a == 1 or b == 1:
+        return cap.reshape(v, (p, b, a))
+    return cap.permute(cap.reshape(v, shape3), (0, 2, 1))
+
+
+def _split(shape, dim: int) -> tuple[int, int, int]:
+    """(P, size, Q): the dims before ``dim``, ``dim``'s size and the dims after, as products."""
+    return prod(shape[:dim]), shape[dim], prod(shape[dim + 1:])
+
+
+def one_hot(cap: Capture, x_shape, dim: int, idx) -> Dyn:
+    """The 1.0 / 0.0 mask [P, Q, K, C] of ``idx`` (shape x_shape but K on ``dim``) against the
+    C classes of x's ``dim``, P and Q the products of the dims before and after ``dim``."""
     if cap.info(idx)[1] not in _INTS:
         raise cap.fail("indices must be an integer tensor")
     rank = len(x_shape)
@@ -252,30 +267,29 @@ def one_hot(cap: Capture, x_shape, dim: int, idx) -> tuple[Dyn, list[int]]:
                                      if i != dim):
         raise cap.fail(f"index shape {tuple(idx_shape)} must equal the input's "
                        f"{tuple(x_shape)} except on dim {dim}")
-    dims = list(range(rank))
-    dims[dim], dims[-1] = dims[-1], dims[dim]
-    last = cap.permute(cap.name(idx), dims)
-    shape = cap.info(last)[0]
+    p, k, q = _split(idx_shape, dim)
+    last = _swap(cap, cap.name(idx), (p, k, q))  # [P, Q, K]
     classes = x_shape[dim]
-    iota = Const(torch.arange(classes, dtype=torch.int32).reshape((1,) * rank + (classes,)),
+    iota = Const(torch.arange(classes, dtype=torch.int32).reshape(1, 1, 1, classes),
                  cap.fresh())
-    return compare(cap, "eq", cap.reshape(last, shape + (1,)), iota), dims
+    return compare(cap, "eq", cap.reshape(last, (p, q, k, 1)), iota)
 
 
 @handles("gather")
 def _gather(cap: Capture, x, dim: int, idx, sparse_grad: bool = False):
     shape, dtype = cap.out()
-    if dtype in _INTS:
+    if dtype in _INTS or not isinstance(x, Dyn | Const):
         raise cap.fail("gather is supported on float tensors only")
+    x = Dyn(cap.name(x, dtype))  # a constant (cross-entropy's class weights) is materialized
     x_shape = cap.info(x)[0]
-    hot, dims = one_hot(cap, x_shape, dim, idx)  # [..., K, C]
-    xl = cap.permute(cap.name(x, dtype), dims) if isinstance(x, Dyn) else \
-        Const(x.value.permute(dims), cap.fresh())
-    xl = cap.reshape(xl, cap.info(xl)[0][:-1] + (1, x_shape[dim]))
-    picked = binary(cap, "mul", hot, xl)
-    kept = cap.info(picked)[0][:-1] + (1,)
-    total = cap.reshape(cap.emit("sum", [picked], kept, dtype), kept[:-1])
-    return cap.reshape(cap.permute(total, dims), shape)
+    dim %= len(x_shape)
+    p, c, q = _split(x_shape, dim)
+    k = shape[dim]
+    hot = one_hot(cap, x_shape, dim, idx)  # [P, Q, K, C]
+    xl = cap.reshape(_swap(cap, cap.name(x, dtype), (p, c, q)), (p, q, 1, c))
+    picked = binary(cap, "mul", hot, xl)  # one non-zero term per row: exact
+    total = cap.emit("sum", [picked], (p, q, k, 1), dtype)
+    return cap.reshape(_swap(cap, total, (p, q, k)), shape)
 
 
 @handles("scatter")
@@ -286,24 +300,19 @@ def _scatter(cap: Capture, base, dim: int, idx, value, reduce=None):
                        "one-hot of cross-entropy's backward)")
     if not isinstance(idx, Dyn):
         raise cap.fail("scatter needs computed indices here")
-    hot, dims = one_hot(cap, shape, dim, idx)  # [..., K, C]
-    k = cap.info(hot)[0]
-    if k[-2] > 1:  # an index repeated along K still marks its class once
-        hot = cap.emit("max", [cap.permute(hot, _swap_last2(len(k)))], k[:-2] + (k[-1], 1),
-                       MASK)
-    hit = cap.permute(cap.reshape(hot, k[:-2] + (k[-1],)), dims)  # back in x's layout
+    dim %= len(shape)
+    p, c, q = _split(shape, dim)
+    k = cap.info(idx)[0][dim]
+    hot = one_hot(cap, shape, dim, idx)  # [P, Q, K, C]
+    if k > 1:  # an index repeated along K still marks its class once
+        hot = cap.emit("max", [cap.permute(hot, (0, 1, 3, 2))], (p, q, c, 1), MASK)
+    hit = cap.reshape(_swap(cap, hot, (p, q, c)), shape)  # back in x's layout
     terms = [binary(cap, "mul", hit, float(value))] if value != 0 else []
     if not _is_zero(base):
         terms.append(binary(cap, "mul", base, logical_not(cap, hit)))
     if not terms:
         terms.append(binary(cap, "mul", hit, 0.0))
     return terms[0] if len(terms) == 1 else binary(cap, "add", *terms)
-
-
-def _swap_last2(rank: int) -> list[int]:
-    dims = list(range(rank))
-    dims[-1], dims[-2] = dims[-2], dims[-1]
-    return dims
 
 
 @handles("_local_scalar_dense")
