@@ -82,6 +82,8 @@ def test_rtl_hostile_options(tmp_path):
     pytest.importorskip("amaranth")
     code, _, err = run_cli(["rtl", "export", "--rows", "0", "--out", str(tmp_path)])
     assert (code, err) == (2, "error: --rows must be an integer in 2..256, got 0\n")
+    code, _, err = run_cli(["rtl", "verify", "--seed", "-1", "--count", "1"])
+    assert (code, err) == (2, "error: --seed must be >= 0, got -1\n")
     code, _, err = run_cli(["rtl", "verify", "--vcd", str(tmp_path), "--count", "1"])
     assert (code, err) == (2, f"error: --vcd {tmp_path}: is a folder; expected a file path "
                               f"for the waveforms, like {tmp_path / 'verify.vcd'}\n")

@@ -101,6 +101,8 @@ def verify(
 
     if count < 1:
         raise ChipforgeError(f"--count must be >= 1, got {count}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise ChipforgeError(f"--seed must be >= 0, got {seed}")
     cfg = CoreConfig(rows, cols, dtype)
     if vcd and vcd.is_dir():
         raise ChipforgeError(f"--vcd {vcd}: is a folder; expected a file path for the "
