@@ -37,7 +37,10 @@ demo: $(VENV)/.demo
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/pytest -q
+	# every core (pytest-xdist); loadfile keeps each module on one worker, so module-scoped
+	# fixtures (compiled programs, trained zoo models) are built once and the cocotb/Icarus
+	# runs of one module never overlap
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts
