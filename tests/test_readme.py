@@ -83,3 +83,15 @@ def test_readme_block_runs(workdir, line, language, code, skip):
     assert done.returncode == 0, f"{where} exited {done.returncode}:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr, f"{where}:\n{done.stderr[-3000:]}"
     assert done.stdout.strip(), f"{where} printed nothing"
+
+
+@pytest.mark.xdist_group("readme")
+def test_the_readme_report_has_the_compiled_model_and_rtl_sections(workdir):
+    """After the blocks ran (this test comes after them), the report they wrote shows the
+    compiled models and the RTL check, not an "install X" placeholder."""
+    page = workdir / "out" / "report" / "index.html"
+    if not page.exists():
+        pytest.fail("the README's blocks wrote no out/report/index.html")
+    html = page.read_text(encoding="utf-8")
+    assert 'id="compiled"' in html and 'id="rtl"' in html
+    assert "Not available:" not in html and "not installed" not in html
