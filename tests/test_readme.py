@@ -54,27 +54,22 @@ def test_the_readme_has_runnable_blocks_and_few_skips():
     assert all(len(b[3]) > 20 for b in skipped)  # a reason, not a placeholder
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+@pytest.fixture
+def workdir(tmp_path) -> Path:
     """A copy of the repository root: every entry linked, except what the blocks create."""
-    work = tmp_path_factory.mktemp("readme")
+    work = tmp_path / "repo"
+    work.mkdir()
     for entry in ROOT.iterdir():
         if entry.name not in CREATED and not entry.name.endswith(".cfp"):
             (work / entry.name).symlink_to(entry)
     return work
 
 
-@pytest.mark.xdist_group("readme")  # the blocks build on each other: one worker, in order
-@pytest.mark.parametrize("line, language, code, skip", RUNNABLE,
-                         ids=[f"README.md:{b[0]}-{b[1]}" for b in RUNNABLE])
-def test_readme_block_runs(workdir, line, language, code, skip):
-    if skip:
-        pytest.skip(f"README.md:{line}: {skip}")
+def _run_block(workdir: Path, line: int, language: str, code: str) -> None:
     venv_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PYTHONPATH": str(workdir), "COLUMNS": "120"}
     if language == "sh":
-        script = code.replace(".venv/bin/", venv_bin + "/")
-        cmd = ["bash", "-euo", "pipefail", "-c", script]
+        cmd = ["bash", "-euo", "pipefail", "-c", code.replace(".venv/bin/", venv_bin + "/")]
     else:
         cmd = [sys.executable, "-c", code]
     done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
@@ -85,13 +80,18 @@ def test_readme_block_runs(workdir, line, language, code, skip):
     assert done.stdout.strip(), f"{where} printed nothing"
 
 
-@pytest.mark.xdist_group("readme")
-def test_the_readme_report_has_the_compiled_model_and_rtl_sections(workdir):
-    """After the blocks ran (this test comes after them), the report they wrote shows the
-    compiled models and the RTL check, not an "install X" placeholder."""
+def test_readme_blocks_run_in_order(workdir):
+    """Each block as written, in the README's order (later blocks may use what earlier ones
+    wrote); then the report they wrote shows the compiled models and the RTL check, not an
+    "install X" placeholder."""
+    ran = []
+    for line, language, code, skip in RUNNABLE:
+        if not skip:
+            _run_block(workdir, line, language, code)
+            ran.append(line)
+    assert len(ran) == len(RUNNABLE) - sum(1 for b in RUNNABLE if b[3])
     page = workdir / "out" / "report" / "index.html"
-    if not page.exists():
-        pytest.fail("the README's blocks wrote no out/report/index.html")
+    assert page.exists(), "the README's blocks wrote no out/report/index.html"
     html = page.read_text(encoding="utf-8")
     assert 'id="compiled"' in html and 'id="rtl"' in html
     assert "Not available:" not in html and "not installed" not in html
