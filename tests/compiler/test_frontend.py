@@ -195,8 +195,9 @@ def test_sdpa_maps_to_matmul_softmax():
 
 SUPPORTED = (
     "_adaptive_avg_pool2d, _native_batch_norm_legit_no_training, _softmax, _to_copy, "
-    "_unsafe_view, add, addmm, alias, amax, avg_pool2d, bmm, cat, clamp, clone, convolution, "
-    "detach, div, embedding, exp, expand, full_like, gelu, index, lift_fresh_copy, log, "
+    "_unsafe_view, add, addmm, alias, amax, avg_pool2d, bmm, cat, clamp, clone, "
+    "convert_element_type, convolution, detach, div, embedding, exp, expand, full_like, "
+    "gelu, index, lift_fresh_copy, log, "
     "max_pool2d_with_indices, maximum, mean, minimum, mm, mul, native_layer_norm, neg, "
     "ones_like, permute, pow, reciprocal, relu, rsqrt, select, sigmoid, silu, slice, "
     "split_with_sizes, sqrt, squeeze, sub, sum, t, tanh, transpose, unsqueeze, view, where, "

@@ -48,7 +48,7 @@ class ItemScale(torch.nn.Module):
 
     def forward(self, x):
         y = self.a(x)
-        return y / y.abs().max().item()
+        return y / (y * y).sum().item()
 
 
 def _fallbacks(caught) -> list[str]:
@@ -157,14 +157,33 @@ def test_strict_turns_a_graph_break_into_an_error(model):
     assert "graph break" in str(error) and "strict=True" in str(error)
 
 
-def test_item_with_scalar_capture_is_a_clear_error():
-    """With dynamo's capture_scalar_outputs, ``.item()`` reaches the backend as
-    ``aten._local_scalar_dense``: refused by name, never run eagerly."""
+def test_item_with_scalar_capture_runs_on_the_chip():
+    """With dynamo's capture_scalar_outputs, ``t / s.item()`` stays on tensors (through a
+    float64 round trip the capture drops): forward and backward run on the chip and match
+    PyTorch, whose ``.item()`` likewise carries no gradient."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = ItemScale()
-    backend = chipforge.torch_backend(chip="forge-t1")
+    model, x = ItemScale(), torch.randn(4, 8)
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
     with torch._dynamo.config.patch(capture_scalar_outputs=True), \
-            pytest.raises(Exception, match=r"\.item\(\)"):
-        torch.compile(model, backend=backend, dynamic=False)(torch.randn(2, 8))
-    assert backend.failures and not backend.runners
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = torch.compile(model, backend=backend, dynamic=False)(x)
+        (y * y).sum().backward()
+    got = model.a.weight.grad.clone()
+    model.zero_grad()
+    want_y = model(x)
+    (want_y * want_y).sum().backward()
+    want = model.a.weight.grad
+    assert not _fallbacks(caught) and backend.summary().all_on_chip
+    assert torch.allclose(y, want_y, atol=0.02 * want_y.abs().max().item())
+    assert torch.allclose(got, want, atol=0.03 * want.abs().max().item(), rtol=0.03)
+
+
+def test_item_in_an_exported_model_is_a_clear_error():
+    """The inference front end (torch.export) refuses ``.item()`` by name too."""
+    from chipforge.compiler import capture, supported_ops
+
+    with pytest.raises(CompileError, match=r"_local_scalar_dense.*\.item\(\).*data-dependent"):
+        capture(ItemScale().eval(), (torch.randn(2, 8),))
+    assert "_local_scalar_dense" not in supported_ops() + supported_ops(training=True)

@@ -37,6 +37,15 @@ def _identity(cap: Capture, x, *args, **kwargs):
     return x
 
 
+@handles("_local_scalar_dense")
+def _item(cap: Capture, x):
+    """``.item()``, ``int(t)``, ``float(t)`` of a computed tensor: refused by name (a static
+    program has no data-dependent host values), in both front ends."""
+    raise cap.fail("a host scalar read from a computed tensor (.item(), int(t), float(t), "
+                   "bool(t)) is data-dependent and cannot run in a static chip program; keep "
+                   "it a tensor, or read it after the compiled call")
+
+
 @handles("_assert_tensor_metadata", "_assert_scalar", "_assert_async")
 def _check(cap: Capture, *args, **kwargs):
     return None
@@ -248,6 +257,22 @@ def _to_copy(cap: Capture, x, **kwargs):
         raise cap.fail("conversion of a computed tensor to bool is not supported")
     dtype = cap.out()[1]
     return cap.name(x, dtype) if isinstance(x, Dyn) else x
+
+
+@handles("convert_element_type")
+def _convert_element_type(cap: Capture, x, dtype):
+    """prims.convert_element_type: a ``_to_copy``. dynamo with ``capture_scalar_outputs``
+    keeps ``t / s.item()`` on tensors as ``div(t, f32(f64(s)))``; the float64 round trip of
+    a float32 value is exact, so it is dropped (float64 itself is not a chip dtype)."""
+    if dtype != torch.float64:
+        return _to_copy(cap, x)
+    users = list(cap.node.users)
+    back = (torch.float32, torch.bfloat16, torch.float16)
+    if users and all(u.target is torch.ops.prims.convert_element_type.default
+                     and u.args[1] in back for u in users):
+        return x
+    raise cap.fail("float64 values are not supported on the chip (only a float32 -> float64 "
+                   "-> float32 round trip, as .item() leaves, is)")
 
 
 @handles("full_like", "zeros_like", "ones_like")

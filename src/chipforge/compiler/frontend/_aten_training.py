@@ -23,8 +23,6 @@ Mapping additions (on top of capture()'s):
 - ``scatter(base, dim, idx, value)`` with a number ``value`` (its backward, a one-hot of
   the targets): ``base * (1 - hit) + value * hit``, hit the one-hot mask summed over K
   (clipped to 1 where an index repeats).
-- ``_local_scalar_dense`` (``.item()``, ``int(t)``, ``float(t)`` on a computed tensor) is
-  refused with a clear error: a static program has no data-dependent host values.
 
 ``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
 kernel op ``pow`` in both front ends (see ``_aten_ops``).
@@ -313,10 +311,3 @@ def _scatter(cap: Capture, base, dim: int, idx, value, reduce=None):
     if not terms:
         terms.append(binary(cap, "mul", hit, 0.0))
     return terms[0] if len(terms) == 1 else binary(cap, "add", *terms)
-
-
-@handles("_local_scalar_dense")
-def _item(cap: Capture, x):
-    raise cap.fail("a host scalar read from a computed tensor (.item(), int(t), float(t), "
-                   "bool(t)) is data-dependent and cannot run in a static chip program; keep "
-                   "it a tensor, or read it after the compiled call")

@@ -240,9 +240,14 @@ def registrar(table: dict[str, Callable]) -> Callable:
     return handles
 
 
+# ops with a handler only to refuse them by name (not "supported")
+REFUSED = frozenset({"_local_scalar_dense"})
+
+
 def op_names(handlers: dict[str, Callable]) -> list[str]:
     """The sorted ATen op names ``handlers`` maps (the internal assertions left out)."""
-    return sorted(name for name in handlers if not name.startswith("_assert"))
+    return sorted(name for name in handlers
+                  if not name.startswith("_assert") and name not in REFUSED)
 
 
 def _call(cap: Capture, node: torch.fx.Node, env: dict):
@@ -304,11 +309,26 @@ def add_input(cap: Capture, node: torch.fx.Node, val, what: str) -> Dyn:
     return Dyn(node.name)
 
 
+def _refuse_host_scalars(cap: Capture, fx_graph: torch.fx.Graph) -> None:
+    """Fail at the first host-scalar read (``.item()``: one of ``REFUSED``) of a value computed
+    from the graph inputs, before any op on its way (a float64 cast, say) fails less
+    clearly. Reads of constants are folded as usual."""
+    computed: set[torch.fx.Node] = set()
+    for node in fx_graph.nodes:
+        if node.op == "placeholder" or any(a in computed for a in node.all_input_nodes):
+            computed.add(node)
+            packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
+            if packet in REFUSED and packet in cap.handlers and node.op == "call_function":
+                cap.node, cap.source = node, source_of(node)
+                cap.handlers[packet](cap, None)  # raises the op's own error
+
+
 def walk(cap: Capture, fx_graph: torch.fx.Graph, placeholder, *, get_attr=None,
          what: str = "capture") -> list:
     """Map the nodes of ``fx_graph`` into ``cap.graph``: each placeholder's value is
     ``placeholder(node)``, each get_attr's ``get_attr(node)``, each call's its handler's
     result. Returns the values the graph outputs, nested tuples flattened (None kept)."""
+    _refuse_host_scalars(cap, fx_graph)
     env = cap.env
     for node in fx_graph.nodes:
         cap.node, cap.source = node, source_of(node)
