@@ -187,3 +187,35 @@ def test_item_in_an_exported_model_is_a_clear_error():
     with pytest.raises(CompileError, match=r"_local_scalar_dense.*\.item\(\).*data-dependent"):
         capture(ItemScale().eval(), (torch.randn(2, 8),))
     assert "_local_scalar_dense" not in supported_ops() + supported_ops(training=True)
+
+
+class Cumulative(torch.nn.Module):
+    """cumsum has no kernel: the backend cannot compile this graph."""
+
+    def forward(self, x):
+        return torch.cumsum(x, dim=-1) * 2.0
+
+
+def test_a_failed_graph_raises():
+    torch._dynamo.reset()
+    backend = chipforge.torch_backend(chip="forge-i1")
+    with torch.no_grad(), pytest.raises(Exception, match="cumsum"):
+        torch.compile(Cumulative(), backend=backend, dynamic=False)(torch.randn(2, 8))
+    assert len(backend.failures) == 1 and not backend.runners
+
+
+def test_suppressed_errors_still_warn_and_are_in_the_summary():
+    """dynamo's suppress_errors runs a failed graph eagerly: the backend says so."""
+    torch._dynamo.reset()
+    backend = chipforge.torch_backend(chip="forge-i1")
+    x = torch.randn(2, 8)
+    with torch._dynamo.config.patch(suppress_errors=True), torch.no_grad(), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = torch.compile(Cumulative(), backend=backend, dynamic=False)(x)
+    messages = _fallbacks(caught)
+    assert messages and "runs eagerly on the host" in messages[0] and "cumsum" in messages[0]
+    summary = backend.summary()
+    assert not summary.all_on_chip and len(summary.failures) == 1
+    assert "backend failures" in str(summary)
+    assert torch.equal(y, torch.cumsum(x, dim=-1) * 2.0)  # PyTorch ran it, eagerly
