@@ -1,2 +1,16 @@
 """Shared test set-up: this folder is on sys.path (pytest's rootdir conftest), so test
-modules can import the small helpers that live beside it (``clitools``)."""
+modules can import the small helpers that live beside it (``clitools``).
+
+Under pytest-xdist (``make test`` runs ``pytest -n auto``) every core already runs one
+worker process; numpy's OpenBLAS and torch's OpenMP/MKL would each start one thread per
+core in every worker as well, N workers x N threads on N cores. One thread per worker
+avoids that oversubscription. It must be set before numpy or torch is imported, which is
+why it lives here (xdist sets PYTEST_XDIST_WORKER before the conftest is loaded). A
+variable the user set is kept.
+"""
+
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
