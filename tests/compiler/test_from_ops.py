@@ -58,3 +58,15 @@ def test_llm_decode_graph_compiles_and_runs():
 def test_attention_from_the_op_ir_is_a_clear_error():
     with pytest.raises(CompileError, match=r"no kernel for 'attention' from the op IR"):
         kernel_graph_from_ops([ops.attention(1, 16, 16, 4, 4, 32)])
+
+
+def test_a_zero_size_tensor_is_one_clear_error() -> None:
+    from chipforge.compiler import CompileError, KernelGraph, compile_graph
+
+    g = KernelGraph(name="empty")
+    g.add_tensor("x", (0, 8), "fp32")
+    g.inputs = ["x"]
+    g.add_node("relu", ("x",), "y", (0, 8), "fp32")
+    g.outputs = ["y"]
+    with pytest.raises(CompileError, match=r"tensor 'x' has shape \(0, 8\): zero-size"):
+        compile_graph(g, "forge-i1")

@@ -76,4 +76,14 @@ def compile_graph(graph: KernelGraph, chip: ChipSpec | str, *, dtype: str = "bf1
                            f"ISA targets forge-t1, forge-i1 and other systolic designs")
     if dtype not in FLOAT_DTYPES:
         raise CompileError(f"activation dtype {dtype!r}; expected one of {FLOAT_DTYPES}")
+    _refuse_empty(graph)
     return lower(Lowering(graph, spec, dtype))
+
+
+def _refuse_empty(graph: KernelGraph) -> None:
+    """A zero-size tensor has no kernel on the chip (a DMA or a fold of nothing): one clear
+    error naming it, rather than a failed mapping search deep in the lowering."""
+    for name, info in graph.tensors.items():
+        if 0 in info.shape:
+            raise CompileError(f"tensor {name!r} has shape {tuple(info.shape)}: zero-size "
+                               f"tensors cannot be compiled; give every dimension >= 1")
