@@ -25,6 +25,9 @@ from chipforge.arch._loader import catalog_path
 from chipforge.cost import die_area, export_class, unit_cost
 from clitools import chipforge_exe
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "dse"))
+from dse_fixtures import TINY_CONSTRAINTS, TINY_SPACE  # noqa: E402
+
 PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 
 
@@ -174,22 +177,6 @@ def test_python_m_chipforge_cost_refuses_unknown_arguments():
 
 
 # ---- dse pareto / dse run -------------------------------------------------------------------
-
-TINY_SPACE = """\
-name: tiny
-base: forge-i1
-params:
-  cores: {choices: [2, 4]}
-  clock_ghz: {choices: [1.0, 1.5]}
-  memory:
-    - {kind: GDDR7, stacks: {choices: [8, 16]}, capacity_per_stack_gb: 3}
-"""
-TINY_CONSTRAINTS = """\
-objectives: [serving_tokens_per_s_per_usd, power_w]
-constraints:
-  max_export_tier: not controlled
-"""
-
 
 @pytest.fixture(scope="module")
 def dse_run(tmp_path_factory) -> tuple[Path, dict]:
