@@ -39,8 +39,8 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts
 	# every core (pytest-xdist); loadfile keeps each module on one worker, so module-scoped
 	# fixtures (compiled programs, trained zoo models) are built once and the cocotb/Icarus
-	# runs of one module never overlap
-	$(BIN)/pytest -q -n auto --dist loadfile
+	# runs of one module never overlap; the modules with slow tests go first (tests/conftest.py)
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts

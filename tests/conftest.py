@@ -14,3 +14,15 @@ import os
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, the modules that hold a test marked ``slow`` go first (in their usual
+    order, each module kept whole for ``--dist loadfile``): the long RTL and compiler runs
+    start at once and the many short modules fill the workers' ends, instead of one
+    3-test Icarus module starting last and running alone (``make test`` passes
+    ``--no-loadscope-reorder`` so that xdist keeps this order)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: modules stay whole
