@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from chipforge.rtl import RtlError, area_estimate, report_summary
@@ -47,9 +45,7 @@ def test_yosys_synthesizes_the_pe() -> None:
 def test_report_summary() -> None:
     pytest.importorskip("amaranth")
     report_summary.cache_clear()
-    t0 = time.time()
-    s = report_summary(8, 8)
-    assert time.time() - t0 < 30
+    s = report_summary(8, 8)  # its speed is a bench figure, not a test (no wall-clock bound)
     assert s["available"] and s["array"] == "8x8" and s["dtype"] == "int8"
     assert s["verified_instructions"] == 200 and s["mismatches"] == 0
     assert s["cycles_agree"] and s["rtl_cycles"] == s["model_cycles"]
