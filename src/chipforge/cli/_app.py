@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chipforge.arch import ChipSpec, catalog_names, load_chip
+from chipforge.cli._calibrate import CalibrationOption, calibrate_cmd, calibration_choice
 from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table, say
 from chipforge.errors import ChipforgeError
 from chipforge.ops import parse_op
@@ -263,6 +264,7 @@ def estimate_cmd(
         help="auto: the smallest split that fits memory; none: one chip; N: tensor-parallel "
              "size")] = "auto",
     chip: Annotated[str, typer.Option(help="catalog name or spec path")] = "h100-sxm",
+    calibration: CalibrationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Estimate one op, one LLM (--model) or one suite workload on one chip; workloads are
@@ -274,9 +276,10 @@ def estimate_cmd(
              "--workload.") + " Give exactly one of --op, --model or --workload.")
     spec = load_chip(chip)
     split = _parallel_option(parallel)
+    eff, used = calibration_choice(calibration)
     if op is not None:
         parsed = parse_op(op)
-        est = estimate(parsed, spec)
+        est = estimate(parsed, spec, eff)
         what = parsed.describe()
     else:
         if workload is not None:
@@ -285,13 +288,14 @@ def estimate_cmd(
             graph = get_workload(workload, dtype).graph
         else:
             graph = _model_graph(model, phase, batch, context, dtype)
-        est = estimate(graph, spec, parallel=split)
+        est = estimate(graph, spec, eff, parallel=split)
         what = graph.name
     if as_json:
         key = "op" if op is not None else "workload"
-        print_json({"chip": spec.name, key: what, **_estimate_dict(est)})
+        print_json({"chip": spec.name, key: what, **_estimate_dict(est), "calibration": used})
         return
     _print_estimate(what, spec.name, est)
+    console.print(f"  calibration: {used['description']}", soft_wrap=True)
 
 
 def _print_estimate(what: str, chip: str, est: Estimate) -> None:
@@ -326,13 +330,16 @@ def compare_cmd(
                                                    "bf16)")] = None,
     parallel: Annotated[str, typer.Option(
         help="auto: the smallest split that fits memory; none: one chip")] = "auto",
+    calibration: CalibrationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The workload suite on each chip: time, throughput, utilization, bound, energy, with
     each cell's dtype, batch and parallelism; one set of assumptions for the table."""
     from chipforge.report import compare_suite
 
-    result = compare_suite(_chip_list(chips), dtype, _parallel_option(parallel))
+    eff, used = calibration_choice(calibration)
+    result = compare_suite(_chip_list(chips), dtype, _parallel_option(parallel), eff,
+                           used["description"])
     if as_json:
         print_json(result)
         return
@@ -364,17 +371,20 @@ def _compare_cell(cell: dict) -> str:
 def report_cmd(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/report"),
     chips: Annotated[str, typer.Option(help="comma-separated chips")] = DEFAULT_CHIPS,
+    calibration: CalibrationOption = None,
 ) -> None:
     """Write the HTML report with roofline and comparison plots."""
     from chipforge.report import write_report
 
-    path = write_report(out, _chip_list(chips))
+    eff, used = calibration_choice(calibration)
+    path = write_report(out, _chip_list(chips), eff=eff, calibration=used["description"])
     say(f"report written to {path}")
 
 
 from chipforge.cli._compile import compile_cmd, disasm_cmd, run_cmd  # noqa: E402
 
 app.command("compile")(compile_cmd)
+app.command("calibrate")(calibrate_cmd)
 app.command("run")(run_cmd)
 app.command("disasm")(disasm_cmd)
 

@@ -1,6 +1,15 @@
 """The performance engine: mapping search, timing and energy per op and per graph."""
 
 from chipforge.machine import DEFAULT, Efficiency
+from chipforge.perf._calibrate import (
+    CalibrationError,
+    CalibrationProfile,
+    CalibrationResult,
+    calibrate,
+    load_calibration,
+    read_profile,
+    write_profile,
+)
 from chipforge.perf._engine import estimate
 from chipforge.perf._estimate import BOUNDS, Energy, Estimate
 from chipforge.perf._kernel_model import (
@@ -16,7 +25,9 @@ from chipforge.perf._kernel_model import (
 from chipforge.perf._matmul import MatmulCost, search_matmul
 from chipforge.perf.systolic import systolic_compute_cycles
 
-__all__ = ["BOUNDS", "DEFAULT", "Efficiency", "Energy", "Estimate", "KernelTime", "MatmulCost",
+__all__ = ["BOUNDS", "DEFAULT", "CalibrationError", "CalibrationProfile", "CalibrationResult",
+           "Efficiency", "Energy", "Estimate", "KernelTime", "MatmulCost", "calibrate",
+           "load_calibration", "read_profile", "write_profile",
            "compiled_kernel_time", "conv_kernel_time", "copy_kernel_time", "estimate",
            "gather_kernel_time", "matmul_kernel_time", "pool_kernel_time", "row_kernel_time",
            "search_matmul", "systolic_compute_cycles"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from chipforge.arch import load_chip
 from chipforge.errors import ChipforgeError
 from chipforge.ops import Graph
-from chipforge.perf import Estimate, estimate
+from chipforge.perf import DEFAULT, Efficiency, Estimate, estimate
 from chipforge.workloads import USABLE_MEMORY_FRACTION, workload_suite
 
 
-def assumptions(dtype: str | None, parallel: str | int | None) -> dict:
+def assumptions(dtype: str | None, parallel: str | int | None,
+                calibration: str = "default (shipped)") -> dict:
     """The one set of assumptions every cell of a comparison shares, in words."""
     split = {"auto": "the smallest split that fits each chip's memory: LLM prefill and "
                      "decode tensor-parallel (tp, power of two, collectives included, time "
@@ -26,6 +27,7 @@ def assumptions(dtype: str | None, parallel: str | int | None) -> dict:
         "batch": "as each row states; per cell under 'batch'",
         "throughput": "items per second of the whole group ('throughput'), and per chip "
                       "('throughput_per_chip')",
+        "calibration": f"efficiency parameters: {calibration}",
     }
 
 
@@ -53,7 +55,8 @@ def _cell(est: Estimate, graph: Graph, spec_name: str) -> dict:
 
 
 def compare_suite(chips: list[str], dtype: str | None = None,
-                  parallel: str | int | None = "auto") -> dict:
+                  parallel: str | int | None = "auto", eff: Efficiency = DEFAULT,
+                  calibration: str = "default (shipped)") -> dict:
     """``{"chips", "assumptions", "rows": [{"workload", "phase", "cells": [...]}]}`` in SI
     units, every cell estimated with ``chipforge.perf.estimate(..., parallel=parallel)``.
 
@@ -63,7 +66,8 @@ def compare_suite(chips: list[str], dtype: str | None = None,
     ``throughput`` (the group's items/s), ``throughput_per_chip``, ``unit``,
     ``utilization``, ``bound``, ``energy_j`` (one chip), ``flops`` and ``hbm_bytes``
     (one chip); one that does not fit has none of these. A cell that cannot be estimated
-    (say, a dtype the chip lacks) carries ``error``.
+    (say, a dtype the chip lacks) carries ``error``. ``eff``: the efficiency parameters
+    (a calibration profile's), named by ``calibration`` in the assumptions.
     """
     specs = [load_chip(c) for c in chips]
     rows = []
@@ -71,12 +75,12 @@ def compare_suite(chips: list[str], dtype: str | None = None,
         cells = []
         for spec in specs:
             try:
-                est = estimate(wl.graph, spec, parallel=parallel)
+                est = estimate(wl.graph, spec, eff, parallel=parallel)
             except ChipforgeError as exc:
                 cells.append({"chip": spec.name, "error": str(exc)})
                 continue
             cells.append(_cell(est, wl.graph, spec.name))
         rows.append({"workload": wl.name, "phase": wl.phase, "description": wl.description,
                      "cells": cells})
-    return {"chips": [s.name for s in specs], "assumptions": assumptions(dtype, parallel),
-            "rows": rows}
+    return {"chips": [s.name for s in specs],
+            "assumptions": assumptions(dtype, parallel, calibration), "rows": rows}

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from rich.progress import Progress
 
 from chipforge.arch import ChipSpec, load_chip
+from chipforge.perf import DEFAULT, Efficiency
 from chipforge.report._compare import compare_suite
 from chipforge.report._compiled import compiled_section
 from chipforge.report._decision import OWN_VENDOR, decision
@@ -24,14 +25,17 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
 
 
-def write_report(out: Path, chips: list[str], designs: Path | None = Path("designs")) -> Path:
+def write_report(out: Path, chips: list[str], designs: Path | None = Path("designs"),
+                 eff: Efficiency = DEFAULT, calibration: str = "default (shipped)") -> Path:
     """Write ``out/index.html`` and its PNGs; returns the HTML path. ``designs``: a folder
-    of reference DSE runs (``<name>/pareto.png``) whose Pareto plots the page shows."""
+    of reference DSE runs (``<name>/pareto.png``) whose Pareto plots the page shows.
+    ``eff``: the efficiency parameters of the comparison (a calibration profile's, named
+    by ``calibration`` in the page's assumptions)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as progress:
         task = progress.add_task("estimating the workload suite", total=5 + len(chips))
-        data = compare_suite(chips)
+        data = compare_suite(chips, eff=eff, calibration=calibration)
         specs = {name: load_chip(name) for name in data["chips"]}
         workloads = {wl.name: wl for wl in workload_suite()}
         answer = decision(data, workloads, specs)

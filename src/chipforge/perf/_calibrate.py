@@ -1,0 +1,442 @@
+"""Fit the shared efficiency parameters to measured timings, and calibration profiles.
+
+``calibrate(chip, gemm=..., attention=..., nccl=...)`` fits the fields of
+:class:`~chipforge.machine.Efficiency` by coordinate descent, the procedure that produced
+the shipped default (``scripts/calibrate.py``): the core fields (clock, DRAM, launch and
+pipeline latency) on the GEMM and attention rows, then the link fields on the NCCL rows.
+The loss is the median absolute percentage error plus a tenth of the mean absolute log
+error (ties between medians broken toward a smaller tail).
+
+Measured tables use the CSV schemas of ``data/validation/`` (its README). Every row is
+checked against the chip's datasheet: a timing faster than its peak FLOP/s or its peak
+DRAM bandwidth allows cannot be a measurement of that chip and is left out, counted.
+A profile is YAML: the fitted fields, the chip and files, row counts and residuals.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chipforge.arch import ChipSpec, load_chip, parse_yaml, read_text
+from chipforge.errors import ChipforgeError
+from chipforge.machine import DEFAULT, Efficiency
+from chipforge.ops import GraphBuilder, attention, dtype_bytes, elementwise, matmul
+from chipforge.perf._engine import estimate
+from chipforge.perf.validation import _COLLECTIVES, Sample
+
+CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
+LINK = ("link_efficiency", "link_latency_s")
+# the search's bounds (scripts/calibrate.py's): a sustained clock under half the rated one,
+# or DRAM / links under 40% / 30% of peak, would be a broken measurement, not a chip
+FIT_BOUNDS = {"clock_fraction": (0.5, 1.0), "dram_efficiency": (0.4, 1.0),
+              "link_efficiency": (0.3, 1.0)}
+# what a profile may hold. assumption: fractions of a peak lie in (0, 1]; a fixed cost or
+# latency above 1 ms is no launch or hop latency of any GPU or accelerator (they are us)
+PROFILE_BOUNDS = {"clock_fraction": (0.0, 1.0), "dram_efficiency": (0.0, 1.0),
+                  "link_efficiency": (0.0, 1.0), "launch_overhead_s": (0.0, 1e-3),
+                  "pipeline_latency_s": (0.0, 1e-3), "link_latency_s": (0.0, 1e-3)}
+PROFILE_VERSION = 1
+# assumption: bounded time and memory; a million rows is ~14x the largest measured table
+MAX_ROWS = 1_000_000
+_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "half": "fp16",
+           "float16": "fp16", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "int8": "int8"}
+
+
+class CalibrationError(ChipforgeError):
+    """A measured table or a calibration profile that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured row: what ran, its time, a size for bucketing and the datasheet floor."""
+
+    sample: Sample
+    size: float  # FLOPs (GEMM, attention) or bytes (collectives)
+    floor_s: float  # the fastest the datasheet allows; a faster timing is implausible
+    line: int
+
+
+@dataclass(frozen=True)
+class Residuals:
+    rows: int
+    median_ape: float  # fractions
+    p90_ape: float
+    median_signed: float  # of (predicted - measured) / measured
+    buckets: tuple[tuple[str, int, float, float, float], ...]  # (label, rows, med, p90, sgn)
+
+
+@dataclass(frozen=True)
+class TableFit:
+    table: str  # gemm, attention, decode_attention or nccl
+    source: str  # the file, or "samples"
+    rows: int  # rows read
+    implausible: int  # rows left out: faster than the datasheet allows
+    before: Residuals
+    after: Residuals
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    chip: str
+    start: Efficiency
+    efficiency: Efficiency
+    tables: tuple[TableFit, ...] = field(default=())
+
+    def profile(self) -> dict[str, Any]:
+        """The calibration profile document (what :func:`write_profile` writes)."""
+        return {"chipforge_calibration": PROFILE_VERSION, "chip": self.chip,
+                "efficiency": asdict(self.efficiency),
+                "fitted_on": {t.table: {"file": t.source, "rows": t.rows,
+                                        "used": t.rows - t.implausible,
+                                        "implausible": t.implausible} for t in self.tables},
+                "residuals": {t.table: {"before": _residual_doc(t.before),
+                                        "after": _residual_doc(t.after)}
+                              for t in self.tables}}
+
+
+def _residual_doc(r: Residuals) -> dict[str, Any]:
+    return {"rows": r.rows, "median_ape": r.median_ape, "p90_ape": r.p90_ape,
+            "median_signed": r.median_signed,
+            "buckets": [{"size": b[0], "rows": b[1], "median_ape": b[2], "p90_ape": b[3],
+                         "median_signed": b[4]} for b in r.buckets]}
+
+
+# ---- reading measured tables -----------------------------------------------------------
+
+def _cell(path: Path, line: int, row: dict[str, str], column: str, kind: type,
+          zero: bool = False) -> Any:
+    text = row.get(column)
+    if text is None:
+        raise CalibrationError(f"{path}: line {line}: column {column!r} is empty or missing; "
+                               f"expected a {'positive integer' if kind is int else 'value'}")
+    if kind is str:
+        return text.strip()
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        want = ("non-negative" if zero else "positive") + (
+            " integer" if kind is int else " finite number")
+        raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}; "
+                               f"expected a {want}")
+    return value
+
+
+def _dtype(path: Path, line: int, text: str, column: str) -> str:
+    dtype = _DTYPES.get(text.strip().lower())
+    if dtype is None:
+        raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}; expected "
+                               f"one of {', '.join(sorted(_DTYPES))}")
+    return dtype
+
+
+Getter = Callable[..., Any]  # get(column, type, zero_allowed=False) of one row
+
+
+def _read_rows(path: Path, columns: tuple[str, ...],
+               make: Callable[[Getter, int], Row]) -> list[Row]:
+    path = Path(path)
+    try:
+        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read the table: {exc.strerror}") from None
+    rows = []
+    with fh:
+        try:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise CalibrationError(f"{path}: line 1: header lacks {', '.join(missing)}; "
+                                       f"expected the columns {', '.join(columns)}")
+            for record in reader:
+                line = reader.line_num
+                if len(rows) >= MAX_ROWS:
+                    raise CalibrationError(f"{path}: more than {MAX_ROWS:,} rows; expected "
+                                           "at most that many")
+                rows.append(make(lambda c, k, z=False, r=record, n=line:
+                                 _cell(path, n, r, c, k, z), line))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise CalibrationError(f"{path}: not a UTF-8 CSV table: {exc}") from None
+    if not rows:
+        raise CalibrationError(f"{path}: no data rows; expected at least one")
+    return rows
+
+
+def read_gemm(path: Path, chip: ChipSpec) -> list[Row]:
+    """GEMM rows (dtype, m, n, k, latency_ms). Floor: the dtype's peak FLOP/s and the
+    operands and result moved once at peak DRAM bandwidth."""
+    def make(get: Getter, line: int) -> Row:
+        dtype = _dtype(path, line, get("dtype", str), "dtype")
+        m, n, k = get("m", int), get("n", int), get("k", int)
+        flops = 2.0 * m * n * k
+        moved = (m * k + k * n + m * n) * dtype_bytes(dtype)
+        floor = max(flops / chip.peak_flops(dtype), moved / chip.hbm_bandwidth_bytes_per_s)
+        return Row(Sample(matmul(m, n, k, dtype), get("latency_ms", float) / 1e3),
+                   flops, floor, line)
+    return _read_rows(path, ("dtype", "m", "n", "k", "latency_ms"), make)
+
+
+_ATTN = ("batch_size", "seq_len", "num_heads", "num_key_value_heads", "head_dim",
+         "attn_dtype", "kv_cache_dtype", "step", "latency_ms")
+
+
+def read_attention(path: Path, chip: ChipSpec) -> list[Row]:
+    """Prefill (context) attention rows, as ``validation.context_attention`` models them:
+    the QKV pre-processing pass and the causal fused attention. Floor: the causal
+    attention's 2*b*h*s^2*d FLOPs at the bf16 peak."""
+    def make(get: Getter, line: int) -> Row:
+        b, seq = get("batch_size", int), get("seq_len", int)
+        heads, kv_heads, dim = get("num_heads", int), get("num_key_value_heads", int), \
+            get("head_dim", int)
+        graph = GraphBuilder("context attention")
+        graph.add(elementwise(b * seq * (heads + 2 * kv_heads) * dim, "rope", 1, 1))
+        graph.add(attention(b, seq, seq, heads, kv_heads, dim, causal=True))
+        flops = 2.0 * b * heads * seq * seq * dim
+        return Row(Sample(graph.build(), get("latency_ms", float) / 1e3), flops,
+                   flops / chip.peak_flops("bf16"), line)
+    return _read_rows(path, _ATTN, make)
+
+
+def read_decode_attention(path: Path, chip: ChipSpec) -> list[Row]:
+    """Decode (generation) attention rows: one query token over seq_len + step cached
+    tokens. Floor: the KV cache read once at peak DRAM bandwidth."""
+    def make(get: Getter, line: int) -> Row:
+        b, heads = get("batch_size", int), get("num_heads", int)
+        kv_heads, dim = get("num_key_value_heads", int), get("head_dim", int)
+        kv = get("seq_len", int) + get("step", int, True)  # the cache holds seq_len + step
+        cache = _dtype(path, line, get("kv_cache_dtype", str), "kv_cache_dtype")
+        op = attention(b, 1, kv, heads, kv_heads, dim, causal=True)
+        moved = 2.0 * b * kv * kv_heads * dim * dtype_bytes(cache)
+        return Row(Sample(op, get("latency_ms", float) / 1e3), 4.0 * b * heads * kv * dim,
+                   moved / chip.hbm_bandwidth_bytes_per_s, line)
+    return _read_rows(path, _ATTN, make)
+
+
+def read_nccl(path: Path, chip: ChipSpec) -> list[Row]:
+    """NCCL rows (op_name, nccl_dtype, num_gpus, elements, latency_ms). No datasheet floor
+    is applied: what a row's bytes mean per GPU differs by collective and NCCL algorithm."""
+    def make(get: Getter, line: int) -> Row:
+        name = get("op_name", str)
+        if name not in _COLLECTIVES:
+            raise CalibrationError(f"{path}: line {line}: column 'op_name' is {name!r}; "
+                                   f"expected one of {', '.join(_COLLECTIVES)}")
+        dtype = _dtype(path, line, get("nccl_dtype", str), "nccl_dtype")
+        elements, gpus = get("elements", int), get("num_gpus", int)
+        op = _COLLECTIVES[name](elements, gpus, dtype)
+        return Row(Sample(op, get("latency_ms", float) / 1e3, name),
+                   elements * dtype_bytes(dtype), 0.0, line)
+    return _read_rows(path, ("op_name", "nccl_dtype", "num_gpus", "elements", "latency_ms"),
+                      make)
+
+
+# ---- fitting -----------------------------------------------------------------------------
+
+def loss(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency) -> float:
+    """Median absolute percentage error plus a tenth of the mean absolute log error."""
+    logs = [math.log(estimate(s.op, chip, eff).seconds / s.measured_s) for s in samples]
+    ape = sorted(abs(math.expm1(x)) for x in logs)
+    return ape[len(ape) // 2] + 0.1 * sum(abs(x) for x in logs) / len(logs)
+
+
+def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Sequence[str],
+        rounds: int = 6, log: Callable[[str], None] | None = None) -> Efficiency:
+    """Coordinate descent over ``names``: multiplicative steps of 10%, halved in log each
+    round, each kept while it lowers :func:`loss`, within ``FIT_BOUNDS``."""
+    best = loss(samples, chip, eff)
+    step = 1.1
+    for _ in range(rounds):
+        for name in names:
+            improved = True
+            while improved:
+                improved = False
+                for factor in (step, 1 / step):
+                    value = getattr(eff, name) * factor
+                    low, high = FIT_BOUNDS.get(name, (0.0, math.inf))
+                    if not low <= value <= high:
+                        continue
+                    trial = replace(eff, **{name: value})
+                    current = loss(samples, chip, trial)
+                    if current < best:
+                        best, eff, improved = current, trial, True
+                        break
+        step = math.sqrt(step)
+        if log is not None:
+            log(f"loss {best:.4f}  {eff}")
+    return eff
+
+
+def _bucket(size: float, table: str) -> str:
+    if table == "nccl":
+        edges, unit, scale = (2**20, 16 * 2**20, 256 * 2**20), "MiB", 2**20
+    else:
+        edges, unit, scale = (1e9, 1e10, 1e11), "GFLOP", 1e9
+    low = 0.0
+    for edge in edges:
+        if size < edge:
+            return f"{low / scale:g}-{edge / scale:g} {unit}"
+        low = edge
+    return f">={low / scale:g} {unit}"
+
+
+def residuals(rows: Sequence[Row], chip: ChipSpec, eff: Efficiency,
+              table: str = "gemm") -> Residuals:
+    """Median, p90 and signed median of the relative error, overall and by size bucket."""
+    errs = [(estimate(r.sample.op, chip, eff).seconds - r.sample.measured_s)
+            / r.sample.measured_s for r in rows]
+
+    def stats(values: list[float]) -> tuple[float, float, float]:
+        absolute = sorted(abs(e) for e in values)
+        p90 = absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))]
+        return statistics.median(absolute), p90, statistics.median(values)
+
+    groups: dict[str, list[float]] = {}
+    for r, e in sorted(zip(rows, errs, strict=True), key=lambda pair: pair[0].size):
+        groups.setdefault(_bucket(r.size, table), []).append(e)
+    return Residuals(len(errs), *stats(errs),
+                     tuple((k, len(v), *stats(v)) for k, v in groups.items()))
+
+
+Table = Path | str | Sequence[Sample] | None
+_READERS = {"gemm": read_gemm, "attention": read_attention,
+            "decode_attention": read_decode_attention, "nccl": read_nccl}
+
+
+def _load(table: str, given: Table, chip: ChipSpec) -> tuple[str, list[Row], int]:
+    """(source, plausible rows, rows left out as implausible)."""
+    if isinstance(given, (str, Path)):
+        rows = _READERS[table](Path(given), chip)
+        source = str(given)
+    else:  # samples already built (scripts/calibrate.py): no datasheet floor known here
+        rows = [Row(s, _sample_size(s, chip), 0.0, i) for i, s in enumerate(given or ())]
+        source = "samples"
+    kept = [r for r in rows if r.sample.measured_s >= r.floor_s]
+    return source, kept, len(rows) - len(kept)
+
+
+def _sample_size(sample: Sample, chip: ChipSpec) -> float:
+    est = estimate(sample.op, chip)
+    return est.flops if est.flops else est.hbm_bytes
+
+
+def calibrate(chip: ChipSpec | str, gemm: Table = None, attention: Table = None,
+              decode_attention: Table = None, nccl: Table = None, start: Efficiency = DEFAULT,
+              rounds: int = 6, log: Callable[[str], None] | None = None) -> CalibrationResult:
+    """Fit :class:`Efficiency` to measured tables (CSV paths, or lists of
+    ``validation.Sample``) from ``start``: the core fields on the GEMM and attention rows,
+    the link fields on the NCCL rows; a field with no rows to fit it keeps its start value.
+    Rows faster than the datasheet allows are left out and counted."""
+    spec = load_chip(chip) if isinstance(chip, str) else chip
+    given = {"gemm": gemm, "attention": attention, "decode_attention": decode_attention,
+             "nccl": nccl}
+    loaded = {t: _load(t, g, spec) for t, g in given.items() if g is not None}
+    if not loaded:
+        raise CalibrationError("no measured table given; expected at least one of gemm, "
+                               "attention, decode_attention or nccl")
+    for t, (source, kept, _) in loaded.items():
+        if not kept:
+            raise CalibrationError(f"{source}: every {t} row is faster than {spec.name}'s "
+                                   "datasheet allows; expected measurements of that chip")
+    eff = start
+    core = [r.sample for t, (_, kept, _) in loaded.items() if t != "nccl" for r in kept]
+    if core:
+        eff = fit(core, spec, eff, CORE, rounds, log)
+    if "nccl" in loaded:
+        eff = fit([r.sample for r in loaded["nccl"][1]], spec, eff, LINK, rounds, log)
+    tables = tuple(TableFit(t, source, len(kept) + dropped, dropped,
+                            residuals(kept, spec, start, t), residuals(kept, spec, eff, t))
+                   for t, (source, kept, dropped) in loaded.items())
+    return CalibrationResult(spec.name, start, eff, tables)
+
+
+# ---- profiles ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalibrationProfile:
+    path: str
+    chip: str
+    efficiency: Efficiency
+    document: dict[str, Any]
+
+    def describe(self) -> str:
+        return f"{self.path} (fitted on {self.chip})"
+
+
+def write_profile(result: CalibrationResult, path: Path) -> Path:
+    path = Path(path)
+    text = ("# chipforge calibration profile (chipforge calibrate); load with "
+            "--calibration\n" + yaml.safe_dump(result.profile(), sort_keys=False))
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot write the profile: {exc.strerror}") from None
+    return path
+
+
+def efficiency_from_dict(values: Any, where: str) -> Efficiency:
+    """An :class:`Efficiency` from a mapping of all its fields, each checked."""
+    names = [f.name for f in fields(Efficiency)]
+    if not isinstance(values, dict):
+        raise CalibrationError(f"{where}: 'efficiency' is {type(values).__name__}; expected "
+                               f"a mapping of {', '.join(names)}")
+    for key in values:
+        if key not in names:
+            raise CalibrationError(f"{where}: unknown field efficiency.{key}; expected one "
+                                   f"of {', '.join(names)}")
+    checked = {}
+    for name in names:
+        low, high = PROFILE_BOUNDS[name]
+        want = f"a number in ({low:g}, {high:g}]" if low == 0 and high == 1 \
+            else f"a number of seconds in [{low:g}, {high:g}]"
+        if name not in values:
+            raise CalibrationError(f"{where}: efficiency.{name} is missing; expected {want}")
+        value = values[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+        in_range = ok and (low < value <= high if high == 1 else low <= value <= high)
+        if not in_range:
+            raise CalibrationError(f"{where}: efficiency.{name} is {value!r}; expected {want}")
+        checked[name] = float(value)
+    return Efficiency(**checked)
+
+
+_PROFILE_KEYS = ("chipforge_calibration", "chip", "efficiency", "fitted_on", "residuals")
+
+
+def read_profile(path: Path | str) -> CalibrationProfile:
+    """A calibration profile, every field checked; one :class:`CalibrationError` naming the
+    file, the field, the value and what was expected otherwise."""
+    where = str(path)
+    doc = parse_yaml(read_text(path, where, "calibration profile", CalibrationError), where,
+                     CalibrationError)
+    if not isinstance(doc, dict):
+        raise CalibrationError(f"{where}: the profile is {type(doc).__name__}; expected a "
+                               f"mapping with {', '.join(_PROFILE_KEYS)}")
+    for key in doc:
+        if key not in _PROFILE_KEYS:
+            raise CalibrationError(f"{where}: unknown field {key!r}; expected one of "
+                                   f"{', '.join(_PROFILE_KEYS)}")
+    version = doc.get("chipforge_calibration")
+    if version != PROFILE_VERSION:
+        raise CalibrationError(f"{where}: chipforge_calibration is {version!r}; expected "
+                               f"{PROFILE_VERSION} (a profile written by chipforge calibrate)")
+    chip = doc.get("chip")
+    if not isinstance(chip, str) or not chip:
+        raise CalibrationError(f"{where}: chip is {chip!r}; expected the chip name it was "
+                               "fitted on")
+    return CalibrationProfile(where, chip, efficiency_from_dict(doc.get("efficiency"), where),
+                              doc)
+
+
+def load_calibration(path: Path | str) -> Efficiency:
+    """The :class:`Efficiency` of a calibration profile, for ``estimate(..., eff=...)``."""
+    return read_profile(path).efficiency
