@@ -12,8 +12,14 @@ import typer
 from rich.table import Table
 
 from chipforge.cli._output import JsonOption, print_json, print_table, say, status
-from chipforge.machine import DEFAULT, Efficiency
-from chipforge.perf import CalibrationResult, calibrate, read_profile, write_profile
+from chipforge.perf import (
+    DEFAULT,
+    CalibrationResult,
+    Efficiency,
+    calibrate,
+    read_profile,
+    write_profile,
+)
 
 CalibrationOption = Annotated[Path | None, typer.Option(
     "--calibration", help="a calibration profile from `chipforge calibrate` (default: the "

@@ -30,7 +30,7 @@ from chipforge.errors import ChipforgeError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import GraphBuilder, attention, dtype_bytes, elementwise, matmul
 from chipforge.perf._engine import estimate
-from chipforge.perf.validation import _COLLECTIVES, Sample
+from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample
 
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
@@ -146,7 +146,8 @@ def _read_rows(path: Path, columns: tuple[str, ...],
                make: Callable[[Getter, int], Row]) -> list[Row]:
     path = Path(path)
     try:
-        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        # plain, or compressed as the vendored tables are (.xz, .gz)
+        fh = _OPENERS.get(path.suffix, open)(path, "rt", encoding="utf-8", newline="")
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read the table: {exc.strerror}") from None
     rows = []
@@ -165,7 +166,7 @@ def _read_rows(path: Path, columns: tuple[str, ...],
                                            "at most that many")
                 rows.append(make(lambda c, k, z=False, r=record, n=line:
                                  _cell(path, n, r, c, k, z), line))
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
             raise CalibrationError(f"{path}: not a UTF-8 CSV table: {exc}") from None
     if not rows:
         raise CalibrationError(f"{path}: no data rows; expected at least one")
