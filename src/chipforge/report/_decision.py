@@ -10,7 +10,7 @@ from __future__ import annotations
 from chipforge.arch import ChipSpec
 from chipforge.cost import chip_capex_usd, export_class
 from chipforge.errors import ChipforgeError
-from chipforge.perf import estimate
+from chipforge.perf import DEFAULT, Efficiency, estimate
 from chipforge.report._bounds import bound_split, limiter
 from chipforge.report._format import eng
 from chipforge.workloads import Workload
@@ -30,13 +30,15 @@ PD_A, PD_B, PD_B_LOW = 5.92, 3.2, 1.6
 PD_MARGIN = 0.1
 
 
-def decision(data: dict, workloads: dict[str, Workload], specs: dict[str, ChipSpec]) -> dict:
-    """The summary, the per-cell table with ratio columns, and the export reasoning."""
+def decision(data: dict, workloads: dict[str, Workload], specs: dict[str, ChipSpec],
+             eff: Efficiency = DEFAULT) -> dict:
+    """The summary, the per-cell table with ratio columns, and the export reasoning;
+    ``eff``: the efficiency parameters ``data`` was estimated with."""
     capex = {name: _capex(spec) for name, spec in specs.items()}
     rows = []
     for row in data["rows"]:
         wl = workloads[row["workload"]]
-        cells = [_cell(c, wl, specs[c["chip"]], capex[c["chip"]]) for c in row["cells"]]
+        cells = [_cell(c, wl, specs[c["chip"]], capex[c["chip"]], eff) for c in row["cells"]]
         _add_ratios(cells)
         rows.append({"workload": row["workload"], "description": row["description"],
                      "phase": row["phase"], "dtype": wl.dtype, "cells": cells,
@@ -71,7 +73,8 @@ def _setting(cell: dict, wl: Workload) -> str:
     return ", ".join(words)
 
 
-def _cell(cell: dict, wl: Workload, spec: ChipSpec, capex: float | None) -> dict:
+def _cell(cell: dict, wl: Workload, spec: ChipSpec, capex: float | None,
+          eff: Efficiency = DEFAULT) -> dict:
     out = {"chip": spec.name, "ok": False, "note": "", "setting": _setting(cell, wl)}
     if "error" in cell:
         out["note"] = cell["error"]
@@ -82,7 +85,7 @@ def _cell(cell: dict, wl: Workload, spec: ChipSpec, capex: float | None) -> dict
         out["note"] = note if note.startswith("does not fit") else "does not fit: " + note
         return out
     chips = _chips_in(cell)
-    est = estimate(wl.graph, spec)
+    est = estimate(wl.graph, spec, eff)
     # energy_j and seconds are one chip's step; the group's power is chips times that
     power_w = cell["energy_j"] / cell["seconds"] if cell["seconds"] else 0.0
     split = bound_split(wl.graph, spec, est)

@@ -38,7 +38,7 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
         data = compare_suite(chips, eff=eff, calibration=calibration)
         specs = {name: load_chip(name) for name in data["chips"]}
         workloads = {wl.name: wl for wl in workload_suite()}
-        answer = decision(data, workloads, specs)
+        answer = decision(data, workloads, specs, eff)
         progress.advance(task)
         rooflines = [_roofline(name, specs[name], answer, out) for name in data["chips"]]
         progress.advance(task, len(chips))
