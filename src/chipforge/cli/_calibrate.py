@@ -86,7 +86,8 @@ def calibrate_cmd(
     for t in result.tables:
         if t.implausible:
             say(f"{t.table}: {t.implausible} of {t.rows} rows left out as implausible "
-                f"(faster than {result.chip}'s datasheet peak FLOP/s or DRAM bandwidth allows)")
+                f"(faster than {result.chip}'s datasheet peak FLOP/s, or DRAM or L2 "
+                "bandwidth, allows)")
         else:
             say(f"{t.table}: {t.rows} rows, none implausible")
     fitted = ", ".join(f"{k} {v:.4g}" for k, v in asdict(result.efficiency).items())
