@@ -161,3 +161,70 @@ def test_shipped_default_is_a_valid_profile_value(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"chipforge_calibration": 1, "chip": "a100-sxm",
                                     "efficiency": asdict(DEFAULT)}))
     assert load_calibration(path) == DEFAULT
+
+
+def _slice(table: str, path: Path, every: int = 97) -> list:
+    """Every ``every``-th row of a vendored A100 table, written as a plain CSV at ``path``."""
+    from chipforge.perf import validation as v
+
+    rows = v.read_table(v.validation_dir() / "a100" / f"{table}.csv")
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[::every])
+    loader = {"context_attention": v.context_attention,
+              "generation_attention": v.generation_attention, "nccl": v.nccl}[table]
+    return loader(v.validation_dir() / "a100")[::every]
+
+
+def test_attention_and_nccl_rows_read_as_the_validation_loaders_do(tmp_path: Path) -> None:
+    """The user-file readers build the same ops as chipforge.perf.validation's loaders:
+    the residuals of a zero-round fit equal validation.score's on the same A100 rows, and
+    none of these measured rows is flagged as faster than the datasheet."""
+    from chipforge.perf import validation as v
+
+    a100 = load_chip("a100-sxm")
+    given = {"attention": "context_attention", "decode_attention": "generation_attention",
+             "nccl": "nccl"}
+    expected = {key: _slice(table, tmp_path / f"{table}.csv") for key, table in given.items()}
+    result = calibrate(a100, rounds=0, **{k: tmp_path / f"{t}.csv" for k, t in given.items()})
+    assert result.efficiency == DEFAULT
+    for fit in result.tables:
+        score = v.score(fit.table, expected[fit.table], a100)
+        assert (fit.rows, fit.implausible) == (score.rows, 0)
+        assert fit.before.median_ape == pytest.approx(score.median_ape, rel=1e-12)
+        assert fit.before.median_signed == pytest.approx(score.median_signed, rel=1e-12)
+
+
+def test_recovers_planted_link_parameters(tmp_path: Path) -> None:
+    from chipforge.ops import all_gather, all_reduce
+
+    truth = replace(DEFAULT, link_efficiency=0.45, link_latency_s=3e-6)
+    path = tmp_path / "nccl.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["op_name", "nccl_dtype", "num_gpus", "elements", "latency_ms"])
+        for name, make in (("all_reduce", all_reduce), ("all_gather", all_gather)):
+            for gpus in (2, 4, 8):
+                for elements in (2**10, 2**14, 2**18, 2**22, 2**26):
+                    seconds = estimate(make(elements, gpus, "fp16"), CHIP, truth).seconds
+                    writer.writerow([name, "half", gpus, elements, seconds * 1e3])
+    result = calibrate(CHIP, nccl=path)
+    assert result.efficiency.link_efficiency == pytest.approx(0.45, rel=0.03)
+    assert result.efficiency.link_latency_s == pytest.approx(3e-6, rel=0.05)
+    assert result.efficiency.clock_fraction == DEFAULT.clock_fraction  # no GEMM rows
+
+
+def test_malformed_nccl_and_attention_rows(tmp_path: Path) -> None:
+    nccl = tmp_path / "n.csv"
+    nccl.write_text("op_name,nccl_dtype,num_gpus,elements,latency_ms\n"
+                    "all_reduce,half,8,1024,0.02\nbroadcast,half,8,1024,0.02\n")
+    with pytest.raises(CalibrationError, match="n.csv: line 3: column 'op_name' is "
+                                              "'broadcast'; expected one of all_reduce"):
+        calibrate(CHIP, nccl=nccl)
+    attn = tmp_path / "a.csv"
+    attn.write_text("batch_size,seq_len,num_heads,num_key_value_heads,head_dim,attn_dtype,"
+                    "kv_cache_dtype,step,latency_ms\n1,1,32,8,128,bfloat16,bfloat16,-1,0.01\n")
+    with pytest.raises(CalibrationError, match="a.csv: line 2: column 'step' is '-1'; "
+                                               "expected a non-negative integer"):
+        calibrate(CHIP, decode_attention=attn)
