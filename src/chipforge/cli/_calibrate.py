@@ -29,8 +29,8 @@ CalibrationOption = Annotated[Path | None, typer.Option(
 def calibration_choice(path: Path | None) -> tuple[Efficiency, dict[str, Any]]:
     """The efficiency parameters to estimate with, and how to state them in the output."""
     if path is None:
-        return DEFAULT, {"profile": None, "description": "default (shipped, fitted on the "
-                         "measured A100 data)", "efficiency": asdict(DEFAULT)}
+        return DEFAULT, {"profile": None, "description": "default (shipped: "
+                         "chipforge.machine.DEFAULT)", "efficiency": asdict(DEFAULT)}
     profile = read_profile(path)
     return profile.efficiency, {"profile": str(path), "description": profile.describe(),
                                 "efficiency": asdict(profile.efficiency)}
