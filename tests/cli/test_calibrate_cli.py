@@ -104,3 +104,14 @@ def test_malformed_profile_is_one_error_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert f"{bad}: efficiency.clock_fraction is 2; expected a number in (0, 1]" in proc.stderr
+
+
+def test_profile_folder_missing_is_refused_before_the_fit(measured: Path,
+                                                          tmp_path: Path) -> None:
+    from chipforge.perf import CalibrationError
+
+    out = tmp_path / "absent" / "p.yaml"
+    result = runner.invoke(app, ["calibrate", "--chip", "h100-sxm", "--gemm", str(measured),
+                                 "-o", str(out)])
+    assert isinstance(result.exception, CalibrationError)
+    assert f"folder {out.parent} does not exist" in str(result.exception)

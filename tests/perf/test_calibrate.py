@@ -228,3 +228,11 @@ def test_malformed_nccl_and_attention_rows(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match="a.csv: line 2: column 'step' is '-1'; "
                                                "expected a non-negative integer"):
         calibrate(CHIP, decode_attention=attn)
+
+
+def test_dtype_the_chip_lacks_is_one_error(tmp_path: Path) -> None:
+    path = write_gemm(tmp_path / "fp8.csv", [["bf16", 64, 64, 64, 0.01],
+                                            ["fp8", 64, 64, 64, 0.01]])
+    with pytest.raises(CalibrationError, match="fp8.csv: line 3: column 'dtype' is 'fp8', "
+                                               "which a100-sxm has no matrix unit for"):
+        calibrate(load_chip("a100-sxm"), gemm=path)

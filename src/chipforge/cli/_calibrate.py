@@ -14,6 +14,7 @@ from rich.table import Table
 from chipforge.cli._output import JsonOption, print_json, print_table, say, status
 from chipforge.perf import (
     DEFAULT,
+    CalibrationError,
     CalibrationResult,
     Efficiency,
     calibrate,
@@ -75,6 +76,9 @@ def calibrate_cmd(
     from chipforge.arch import load_chip
 
     spec = load_chip(chip)
+    if not out.parent.is_dir():  # before a fit of minutes, not after
+        raise CalibrationError(f"-o {out}: folder {out.parent} does not exist; expected the "
+                               "path of the profile to write in an existing folder")
     with status("fitting the efficiency parameters"):
         result = calibrate(spec, gemm=gemm, attention=attention,
                            decode_attention=decode_attention, nccl=nccl)

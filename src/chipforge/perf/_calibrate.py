@@ -131,11 +131,17 @@ def _cell(path: Path, line: int, row: dict[str, str], column: str, kind: type,
     return value
 
 
-def _dtype(path: Path, line: int, text: str, column: str) -> str:
+def _dtype(path: Path, line: int, text: str, column: str,
+           chip: ChipSpec | None = None) -> str:
+    """The engine's dtype for ``text``; with ``chip``, one its matrix unit runs."""
     dtype = _DTYPES.get(text.strip().lower())
     if dtype is None:
         raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}; expected "
                                f"one of {', '.join(sorted(_DTYPES))}")
+    if chip is not None and chip.peak_flops(dtype) <= 0:
+        raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}, which "
+                               f"{chip.name} has no matrix unit for; expected one of "
+                               f"{', '.join(chip.supported_dtypes)}")
     return dtype
 
 
@@ -187,7 +193,7 @@ def read_gemm(path: Path, chip: ChipSpec) -> list[Row]:
     """GEMM rows (dtype, m, n, k, latency_ms). Floor: the dtype's peak FLOP/s and the
     operands and result moved once (:func:`_bytes_floor_s`)."""
     def make(get: Getter, line: int) -> Row:
-        dtype = _dtype(path, line, get("dtype", str), "dtype")
+        dtype = _dtype(path, line, get("dtype", str), "dtype", chip)
         m, n, k = get("m", int), get("n", int), get("k", int)
         flops = 2.0 * m * n * k
         moved = (m * k + k * n + m * n) * dtype_bytes(dtype)
