@@ -110,8 +110,9 @@ def test_unknown_chip_name():
     with pytest.raises(SpecError) as info:
         load_chip("h300")
     assert str(info.value) == (
-        "unknown chip 'h300'; expected a spec file path or one of: a100-sxm, b200, forge-i1, "
-        "forge-t1, h100-sxm, h20, h200-sxm, tpu-v5e")
+        "unknown chip 'h300'; expected a spec file path or one of: a100-sxm, ascend-910b, "
+        "ascend-910c, b200, b300, forge-i1, forge-t1, gb200, h100-sxm, h20, h200-sxm, h800-sxm, "
+        "l40s, rtx-pro-6000-server, tpu-v5e")
 
 
 def test_missing_file(tmp_path):

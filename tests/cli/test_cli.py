@@ -16,7 +16,9 @@ from chipforge.cli import app
 from chipforge.workloads import workload_names
 from clitools import chipforge_exe
 
-CATALOG = ["a100-sxm", "b200", "forge-i1", "forge-t1", "h100-sxm", "h20", "h200-sxm", "tpu-v5e"]
+CATALOG = ["a100-sxm", "ascend-910b", "ascend-910c", "b200", "b300", "forge-i1", "forge-t1",
+           "gb200", "h100-sxm", "h20", "h200-sxm", "h800-sxm", "l40s", "rtx-pro-6000-server",
+           "tpu-v5e"]
 BOUNDS = {"compute", "memory", "overhead", "network"}
 FORM = "'KIND key=value ...', e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'"
 
