@@ -100,10 +100,11 @@ def test_implausible_rows_left_out_and_counted(tmp_path: Path) -> None:
     (["bf16", "64", "64", "64", "-1"], "line 3: column 'latency_ms' is '-1'"),
     (["bf17", "64", "64", "64", "0.01"], "line 3: column 'dtype' is 'bf17'"),
     (["bf16", "64", "64"], "line 3: column 'k' is empty or missing"),
+    (["bf16", str(2**49), "64", "64", "0.01"], "line 3: matmul: m must be at most 2"),
 ])
 def test_malformed_row_is_one_error(tmp_path: Path, row: list[str], needle: str) -> None:
     path = write_gemm(tmp_path / "bad.csv", [["bf16", 64, 64, 64, 0.01], row])
-    with pytest.raises(CalibrationError, match=f"{path.name}: {needle}.*expected"):
+    with pytest.raises(CalibrationError, match=f"{path.name}: {needle}.*(expected|got)"):
         calibrate(CHIP, gemm=path)
 
 
@@ -236,3 +237,12 @@ def test_dtype_the_chip_lacks_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match="fp8.csv: line 3: column 'dtype' is 'fp8', "
                                                "which a100-sxm has no matrix unit for"):
         calibrate(load_chip("a100-sxm"), gemm=path)
+
+
+def test_a_fit_stays_within_what_a_profile_may_hold(tmp_path: Path) -> None:
+    """A timing of 1e300 s drives the latencies to their bound, not past it: the profile
+    written from any fit loads back."""
+    result = calibrate(CHIP, gemm=write_gemm(tmp_path / "slow.csv", [["bf16", 64, 64, 64,
+                                                                       1e300]]))
+    assert result.efficiency.launch_overhead_s <= 1e-3
+    assert load_calibration(write_profile(result, tmp_path / "p.yaml")) == result.efficiency

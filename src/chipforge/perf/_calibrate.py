@@ -16,6 +16,7 @@ A profile is YAML: the fitted fields, the chip and files, row counts and residua
 from __future__ import annotations
 
 import csv
+import lzma
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -34,15 +35,16 @@ from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample
 
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
-# the search's bounds (scripts/calibrate.py's): a sustained clock under half the rated one,
-# or DRAM / links under 40% / 30% of peak, would be a broken measurement, not a chip
-FIT_BOUNDS = {"clock_fraction": (0.5, 1.0), "dram_efficiency": (0.4, 1.0),
-              "link_efficiency": (0.3, 1.0)}
 # what a profile may hold. assumption: fractions of a peak lie in (0, 1]; a fixed cost or
 # latency above 1 ms is no launch or hop latency of any GPU or accelerator (they are us)
 PROFILE_BOUNDS = {"clock_fraction": (0.0, 1.0), "dram_efficiency": (0.0, 1.0),
                   "link_efficiency": (0.0, 1.0), "launch_overhead_s": (0.0, 1e-3),
                   "pipeline_latency_s": (0.0, 1e-3), "link_latency_s": (0.0, 1e-3)}
+# the search's bounds (scripts/calibrate.py's): a sustained clock under half the rated one,
+# or DRAM / links under 40% / 30% of peak, would be a broken measurement, not a chip; the
+# latencies stay within what a profile may hold, so every fit can be loaded back
+FIT_BOUNDS = {**PROFILE_BOUNDS, "clock_fraction": (0.5, 1.0), "dram_efficiency": (0.4, 1.0),
+              "link_efficiency": (0.3, 1.0)}
 PROFILE_VERSION = 1
 # assumption: bounded time and memory; a million rows is ~14x the largest measured table
 MAX_ROWS = 1_000_000
@@ -170,10 +172,16 @@ def _read_rows(path: Path, columns: tuple[str, ...],
                 if len(rows) >= MAX_ROWS:
                     raise CalibrationError(f"{path}: more than {MAX_ROWS:,} rows; expected "
                                            "at most that many")
-                rows.append(make(lambda c, k, z=False, r=record, n=line:
-                                 _cell(path, n, r, c, k, z), line))
-        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
-            raise CalibrationError(f"{path}: not a UTF-8 CSV table: {exc}") from None
+                try:
+                    rows.append(make(lambda c, k, z=False, r=record, n=line:
+                                     _cell(path, n, r, c, k, z), line))
+                except CalibrationError:
+                    raise
+                except ChipforgeError as exc:  # the op the row describes is refused
+                    raise CalibrationError(f"{path}: line {line}: {exc}") from None
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError, lzma.LZMAError) as exc:
+            raise CalibrationError(f"{path}: not a UTF-8 CSV table (plain, .xz or .gz): "
+                                   f"{exc}") from None
     if not rows:
         raise CalibrationError(f"{path}: no data rows; expected at least one")
     return rows
@@ -278,7 +286,7 @@ def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Seque
                 improved = False
                 for factor in (step, 1 / step):
                     value = getattr(eff, name) * factor
-                    low, high = FIT_BOUNDS.get(name, (0.0, math.inf))
+                    low, high = FIT_BOUNDS[name]
                     if not low <= value <= high:
                         continue
                     trial = replace(eff, **{name: value})
