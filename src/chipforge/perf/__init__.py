@@ -1,11 +1,10 @@
 """The performance engine: mapping search, timing and energy per op and per graph."""
 
 from chipforge.machine import DEFAULT, Efficiency
-from chipforge.perf._calibrate import (
+from chipforge.perf._calibrate import CalibrationResult, calibrate
+from chipforge.perf._calibration_profile import (
     CalibrationError,
     CalibrationProfile,
-    CalibrationResult,
-    calibrate,
     load_calibration,
     read_profile,
     write_profile,

@@ -20,40 +20,33 @@ import lzma
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from chipforge.arch import ChipSpec, load_chip, parse_yaml, read_text
+from chipforge.arch import ChipSpec, load_chip
 from chipforge.errors import ChipforgeError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import GraphBuilder, attention, dtype_bytes, elementwise, matmul
+from chipforge.perf._calibration_profile import (
+    PROFILE_BOUNDS,
+    PROFILE_VERSION,
+    CalibrationError,
+)
 from chipforge.perf._engine import estimate
 from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample
 
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
-# what a profile may hold. assumption: fractions of a peak lie in (0, 1]; a fixed cost or
-# latency above 1 ms is no launch or hop latency of any GPU or accelerator (they are us)
-PROFILE_BOUNDS = {"clock_fraction": (0.0, 1.0), "dram_efficiency": (0.0, 1.0),
-                  "link_efficiency": (0.0, 1.0), "launch_overhead_s": (0.0, 1e-3),
-                  "pipeline_latency_s": (0.0, 1e-3), "link_latency_s": (0.0, 1e-3)}
 # the search's bounds (scripts/calibrate.py's): a sustained clock under half the rated one,
 # or DRAM / links under 40% / 30% of peak, would be a broken measurement, not a chip; the
 # latencies stay within what a profile may hold, so every fit can be loaded back
 FIT_BOUNDS = {**PROFILE_BOUNDS, "clock_fraction": (0.5, 1.0), "dram_efficiency": (0.4, 1.0),
               "link_efficiency": (0.3, 1.0)}
-PROFILE_VERSION = 1
 # assumption: bounded time and memory; a million rows is ~14x the largest measured table
 MAX_ROWS = 1_000_000
 _DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "half": "fp16",
            "float16": "fp16", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "int8": "int8"}
-
-
-class CalibrationError(ChipforgeError):
-    """A measured table or a calibration profile that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -381,87 +374,3 @@ def calibrate(chip: ChipSpec | str, gemm: Table = None, attention: Table = None,
                             residuals(kept, spec, start, t), residuals(kept, spec, eff, t))
                    for t, (source, kept, dropped) in loaded.items())
     return CalibrationResult(spec.name, start, eff, tables)
-
-
-# ---- profiles ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CalibrationProfile:
-    path: str
-    chip: str
-    efficiency: Efficiency
-    document: dict[str, Any]
-
-    def describe(self) -> str:
-        return f"{self.path} (fitted on {self.chip})"
-
-
-def write_profile(result: CalibrationResult, path: Path) -> Path:
-    path = Path(path)
-    text = ("# chipforge calibration profile (chipforge calibrate); load with "
-            "--calibration\n" + yaml.safe_dump(result.profile(), sort_keys=False))
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise CalibrationError(f"{path}: cannot write the profile: {exc.strerror}") from None
-    return path
-
-
-def efficiency_from_dict(values: Any, where: str) -> Efficiency:
-    """An :class:`Efficiency` from a mapping of all its fields, each checked."""
-    names = [f.name for f in fields(Efficiency)]
-    if not isinstance(values, dict):
-        raise CalibrationError(f"{where}: 'efficiency' is {type(values).__name__}; expected "
-                               f"a mapping of {', '.join(names)}")
-    for key in values:
-        if key not in names:
-            raise CalibrationError(f"{where}: unknown field efficiency.{key}; expected one "
-                                   f"of {', '.join(names)}")
-    checked = {}
-    for name in names:
-        low, high = PROFILE_BOUNDS[name]
-        want = f"a number in ({low:g}, {high:g}]" if low == 0 and high == 1 \
-            else f"a number of seconds in [{low:g}, {high:g}]"
-        if name not in values:
-            raise CalibrationError(f"{where}: efficiency.{name} is missing; expected {want}")
-        value = values[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and math.isfinite(value)
-        in_range = ok and (low < value <= high if high == 1 else low <= value <= high)
-        if not in_range:
-            raise CalibrationError(f"{where}: efficiency.{name} is {value!r}; expected {want}")
-        checked[name] = float(value)
-    return Efficiency(**checked)
-
-
-_PROFILE_KEYS = ("chipforge_calibration", "chip", "efficiency", "fitted_on", "residuals")
-
-
-def read_profile(path: Path | str) -> CalibrationProfile:
-    """A calibration profile, every field checked; one :class:`CalibrationError` naming the
-    file, the field, the value and what was expected otherwise."""
-    where = str(path)
-    doc = parse_yaml(read_text(path, where, "calibration profile", CalibrationError), where,
-                     CalibrationError)
-    if not isinstance(doc, dict):
-        raise CalibrationError(f"{where}: the profile is {type(doc).__name__}; expected a "
-                               f"mapping with {', '.join(_PROFILE_KEYS)}")
-    for key in doc:
-        if key not in _PROFILE_KEYS:
-            raise CalibrationError(f"{where}: unknown field {key!r}; expected one of "
-                                   f"{', '.join(_PROFILE_KEYS)}")
-    version = doc.get("chipforge_calibration")
-    if version != PROFILE_VERSION:
-        raise CalibrationError(f"{where}: chipforge_calibration is {version!r}; expected "
-                               f"{PROFILE_VERSION} (a profile written by chipforge calibrate)")
-    chip = doc.get("chip")
-    if not isinstance(chip, str) or not chip:
-        raise CalibrationError(f"{where}: chip is {chip!r}; expected the chip name it was "
-                               "fitted on")
-    return CalibrationProfile(where, chip, efficiency_from_dict(doc.get("efficiency"), where),
-                              doc)
-
-
-def load_calibration(path: Path | str) -> Efficiency:
-    """The :class:`Efficiency` of a calibration profile, for ``estimate(..., eff=...)``."""
-    return read_profile(path).efficiency
