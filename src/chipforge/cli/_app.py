@@ -56,8 +56,6 @@ def _root(
 
 
 DEFAULT_CHIPS = "forge-t1,forge-i1,h100-sxm,h20,b200"
-_fmt = fmt_si
-_fmt_s = fmt_s
 # the dtypes of the catalog table's peak columns: (JSON key, table header, dtype, unit)
 PEAK_COLUMNS = (("bf16_dense_flops", "bf16 dense", "bf16", "FLOP/s"),
                 ("fp8_dense_flops", "fp8 dense", "fp8_e4m3", "FLOP/s"),
@@ -158,18 +156,18 @@ def chip_show(name: str, as_json: JsonOption = False) -> None:
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_column("source")
-    rows = [("process_node", c.process_node), ("clock", _fmt(c.clock_hz, "Hz")),
+    rows = [("process_node", c.process_node), ("clock", fmt_si(c.clock_hz, "Hz")),
             ("tdp", f"{c.tdp_w:.0f} W"),
             ("die_area", f"{c.die_area_mm2:.0f} mm2" if c.die_area_mm2 else "-"),
             ("cores.count", str(c.cores.count)),
-            ("memory.capacity", _fmt(c.memory.capacity_bytes, "B")),
-            ("memory.bandwidth", _fmt(c.memory.bandwidth_bytes_per_s, "B/s")),
-            ("shared_buffer.size", _fmt(c.shared_buffer.size_bytes, "B")),
-            ("links", f"{c.links.count} x {_fmt(c.links.bandwidth_bytes_per_s, 'B/s')}")]
+            ("memory.capacity", fmt_si(c.memory.capacity_bytes, "B")),
+            ("memory.bandwidth", fmt_si(c.memory.bandwidth_bytes_per_s, "B/s")),
+            ("shared_buffer.size", fmt_si(c.shared_buffer.size_bytes, "B")),
+            ("links", f"{c.links.count} x {fmt_si(c.links.bandwidth_bytes_per_s, 'B/s')}")]
     for key, value in rows:
         table.add_row(key, value, c.sources.get(key, ""))
     for dtype, peak in doc["peak_flops"].items():
-        table.add_row(f"peak {dtype}", _fmt(peak, "FLOP/s"),
+        table.add_row(f"peak {dtype}", fmt_si(peak, "FLOP/s"),
                       "derived: 2 x cores x MACs/cycle x clock")
     for key, value, how in _silicon_rows(c, doc["silicon"]):
         table.add_row(key, value, how)
@@ -304,16 +302,16 @@ def _print_estimate(what: str, chip: str, est: Estimate) -> None:
     if not est.fits:
         console.print(f"  [bold red]{est.note}[/]", soft_wrap=True)
     label = "" if est.fits else " (memory unbounded)"
-    console.print(f"  time{label} {_fmt_s(est.seconds)}, {_fmt(est.achieved_flops, 'FLOP/s')},"
+    console.print(f"  time{label} {fmt_s(est.seconds)}, {fmt_si(est.achieved_flops, 'FLOP/s')},"
                   f" utilization {est.utilization:.1%}, {est.bound}-bound")
     if est.items:
-        console.print(f"  throughput{label} {_fmt(est.items_per_s, est.item_unit + '/s')}"
-                      f" ({_fmt(est.items_per_s_per_chip, est.item_unit + '/s')} per chip)")
-    console.print(f"  DRAM {_fmt(est.hbm_bytes, 'B')}, energy {_fmt(est.energy_j, 'J')}")
+        console.print(f"  throughput{label} {fmt_si(est.items_per_s, est.item_unit + '/s')}"
+                      f" ({fmt_si(est.items_per_s_per_chip, est.item_unit + '/s')} per chip)")
+    console.print(f"  DRAM {fmt_si(est.hbm_bytes, 'B')}, energy {fmt_si(est.energy_j, 'J')}")
     if est.mapping:
         console.print(f"  mapping: {est.mapping}")
     if not est.items:  # one op: its operands must be resident
-        console.print(f"  operands {_fmt(est.memory_bytes, 'B')}"
+        console.print(f"  operands {fmt_si(est.memory_bytes, 'B')}"
                       + ("" if est.fits else " (do not fit)"))
     elif est.fits:
         console.print(f"  memory: {est.note}", soft_wrap=True)
@@ -362,8 +360,8 @@ def _compare_cell(cell: dict) -> str:
         need = (f">= {cell['needs_chips']} chips" if cell["needs_chips"]
                 else "more chips than modelled")
         return f"does not fit\nneeds {need}\n{setup}"
-    return (f"{_fmt_s(cell['seconds'])}\n{_fmt(cell['throughput'], '')}{cell['unit']}/s\n"
-            f"{cell['utilization']:.0%} {cell['bound']}\n{_fmt(cell['energy_j'], 'J')}\n"
+    return (f"{fmt_s(cell['seconds'])}\n{fmt_si(cell['throughput'], '')}{cell['unit']}/s\n"
+            f"{cell['utilization']:.0%} {cell['bound']}\n{fmt_si(cell['energy_j'], 'J')}\n"
             f"{setup}")
 
 
