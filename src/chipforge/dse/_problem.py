@@ -21,12 +21,13 @@ from pydantic import (
 )
 
 from chipforge.arch import PROCESS_NODES, ChipSpec, DType, load_chip
+from chipforge.cost import MAX_TENSOR_PARALLEL, SERVING_DTYPES
 from chipforge.dse._errors import DseError
 from chipforge.dse._memory import MEMORY_TECHS
 from chipforge.dse._objectives import OBJECTIVES
 from chipforge.dse._params import Float, Int, Str
 from chipforge.dse._yaml import describe, read_mapping
-from chipforge.workloads import llm_config_names
+from chipforge.workloads import USABLE_MEMORY_FRACTION, llm_config_names
 
 PosFloat = Annotated[float, Field(gt=0, strict=True)]
 PosInt = Annotated[int, Field(gt=0, strict=True)]
@@ -163,12 +164,12 @@ def _default_serving() -> list[ServingWorkload]:
 
 class Workloads(_Model):
     serving: list[ServingWorkload] = Field(default_factory=_default_serving, min_length=1)
-    # the first of these the chip's matrix units support is the serving dtype
-    serving_dtypes: list[DType] = Field(default=["fp8_e4m3", "int8", "bf16"], min_length=1)
+    # the first of these the chip's matrix units support is the serving dtype; the defaults
+    # are cost's and the workload memory model's, stated once there
+    serving_dtypes: list[DType] = Field(default=list(SERVING_DTYPES), min_length=1)
     training: TrainingWorkload = Field(default_factory=TrainingWorkload)
-    max_tp: PosInt = 64
-    # assumption: 10% of device memory goes to the runtime, activations and fragmentation
-    memory_usable_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+    max_tp: PosInt = MAX_TENSOR_PARALLEL
+    memory_usable_fraction: Annotated[float, Field(gt=0, le=1)] = USABLE_MEMORY_FRACTION
 
 
 class Settings(_Model):

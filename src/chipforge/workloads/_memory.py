@@ -23,6 +23,8 @@ from chipforge.workloads._hf_config import LLMConfig
 # source: vLLM's default gpu_memory_utilization is 0.9 (engine arguments docs): the rest
 # holds the runtime's workspace, CUDA context and fragmentation; applied to every chip alike.
 USABLE_MEMORY_FRACTION = 0.9
+# assumption: the largest group a model is split over, about one scale-up domain (an
+# NVL72 rack holds 72 GPUs); past it a split is reported as not fitting
 MAX_CHIPS = 64
 # assumption: tensor parallelism stays inside one 8-chip NVLink domain when training, as
 # Megatron-LM does (Narayanan et al. 2021, arXiv:2104.04473, Sec. 3.3); pipeline stages span
