@@ -45,9 +45,10 @@ def conv2d(batch: int, in_ch: int, out_ch: int, h: int, w: int, kernel: int = 3,
 
 def attention(batch: int, q_len: int, kv_len: int, heads: int, kv_heads: int, head_dim: int,
               dtype: str = "bf16", causal: bool = True, backward: bool = False,
-              name: str = "") -> Attention:
+              name: str = "", kv_dtype: str = "") -> Attention:
     return Attention(batch=batch, q_len=q_len, kv_len=kv_len, heads=heads, kv_heads=kv_heads,
-                     head_dim=head_dim, causal=causal, backward=backward, dtype=dtype, name=name)
+                     head_dim=head_dim, causal=causal, backward=backward, dtype=dtype,
+                     kv_dtype=kv_dtype, name=name)
 
 
 def elementwise(numel: int, fn: str = "add", inputs: int = 1, outputs: int = 1,

@@ -30,6 +30,7 @@ class OpKind(enum.Enum):
     ALL_GATHER = "all_gather"
     REDUCE_SCATTER = "reduce_scatter"
     ALL_TO_ALL = "all_to_all"
+    MOE = "moe"
 
 
 MATRIX_OPS = frozenset({OpKind.MATMUL, OpKind.CONV2D, OpKind.ATTENTION})
@@ -193,6 +194,8 @@ class Attention(Op):
 
     Prefill: q_len == kv_len. Decode: q_len new tokens against a KV cache of kv_len.
     GQA when kv_heads < heads. ``backward`` is the FlashAttention-2 backward pass.
+    ``kv_dtype`` is the KV cache's element type (e.g. ``fp8_e4m3`` for an fp8 cache under
+    bf16 attention); it defaults to ``dtype``.
     """
 
     kind: ClassVar[OpKind] = OpKind.ATTENTION
@@ -204,9 +207,13 @@ class Attention(Op):
     head_dim: int = 128
     causal: bool = True
     backward: bool = False
+    kv_dtype: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.kv_dtype:
+            object.__setattr__(self, "kv_dtype", self.dtype)
+        _check_dtype(self.kv_dtype)
         if self.heads % self.kv_heads:
             raise OpSyntaxError(f"attention: heads={self.heads} must be a multiple of "
                                 f"kv_heads={self.kv_heads}")
@@ -241,11 +248,16 @@ class Attention(Op):
 
     @property
     def bytes(self) -> float:
-        q_o = 2 * self.batch * self.q_len * self.heads * self.head_dim
-        kv = 2 * self.batch * self.kv_len * self.kv_heads * self.head_dim
+        q_o = 2 * self.batch * self.q_len * self.heads * self.head_dim * self.itemsize
         # backward reads q, k, v, o, dO and writes dq, dk, dv
         factor = 2.5 if self.backward else 1.0
-        return (q_o + kv) * self.itemsize * factor
+        return (q_o + self.kv_bytes) * factor
+
+    @property
+    def kv_bytes(self) -> float:
+        """The K and V read once, in the cache's element type."""
+        return 2.0 * self.batch * self.kv_len * self.kv_heads * self.head_dim * \
+            dtype_bytes(self.kv_dtype)
 
 
 @dataclass(frozen=True)
