@@ -22,6 +22,7 @@ from chipforge.perf._attention import attention_estimate
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._kernel_model import compiled_kernel_time
+from chipforge.perf._moe import moe_estimate
 from chipforge.perf._matmul import search_matmul
 from chipforge.workloads import (
     MAX_CHIPS,
@@ -196,6 +197,8 @@ def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
         return _embedding_bag(op, chip, eff)
     if isinstance(op, Collective):
         return _collective(op, chip, eff)
+    if op.kind is OpKind.MOE:
+        return moe_estimate(op, chip, eff)
     return _vector(op, chip, eff)
 
 
