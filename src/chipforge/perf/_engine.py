@@ -22,8 +22,8 @@ from chipforge.perf._attention import attention_estimate
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._kernel_model import compiled_kernel_time
-from chipforge.perf._moe import moe_estimate
 from chipforge.perf._matmul import search_matmul
+from chipforge.perf._moe import moe_estimate
 from chipforge.workloads import (
     MAX_CHIPS,
     USABLE_MEMORY_FRACTION,
