@@ -1,13 +1,14 @@
-"""Fused attention on GPUs (FlashAttention-2 prefill, split-KV decode) and on systolic
-chips (QK^T and PV through the mapping search)."""
+"""Fused attention on GPUs (FlashAttention-2 / fmha_v2 prefill; XQA or masked-MHA decode)
+and on systolic chips (QK^T and PV through the mapping search)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import ceil
 
 from chipforge.arch import ChipSpec
 from chipforge.machine import Efficiency
-from chipforge.ops import Attention
+from chipforge.ops import Attention, dtype_bytes
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Estimate, make_estimate
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
@@ -15,93 +16,169 @@ from chipforge.perf._matmul import search_matmul
 
 # FlashAttention-2 blocking for head_dim 128 on GPUs (Dao 2023, Sec. 3.3): Br x Bc tiles
 FA_BLOCK_Q, FA_BLOCK_KV = 128, 64
-# assumption: split-KV decode (FlashDecoding, Dao et al. 2023) splits a sequence's cache
-# into chunks of at least this many tokens so each CTA streams a useful burst
+# assumption: split-KV decode (FlashDecoding, Dao et al. 2023; TRT-LLM's multi-block mode)
+# splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
+# useful burst
 DECODE_MIN_CHUNK = 256
 # exposed dependent memory phases per attention CTA: load Q, load the first K/V block,
 # store O. A GEMM tile exposes one prologue+epilogue (pipeline_latency_s); an attention
-# CTA, one per SM, serializes three such phases. assumption: the count 3 is structural,
-# but it was chosen among 2, 3, 4 by the error on the A100 attention tables (see
-# docs/validation.md), so treat it as fitted; it is the same for every chip.
+# CTA serializes three such phases. assumption: the count 3 is structural, but it was
+# chosen among 2, 3, 4 by the error on the A100 attention tables (see docs/validation.md),
+# so treat it as fitted; it is the same for every chip and both decode kernels.
 ATTENTION_EXPOSED_PHASES = 3
+# TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
+# size (num_q_heads / num_kv_heads <= 32, both the HMMA and the SM90 QGMMA flavour; TRT-LLM
+# decoderXQAImpl constraints, read in aiconfigurator's collector notes); larger groups fall
+# back to masked multi-head attention (one query head per CTA).
+XQA_MAX_GROUP = 32
+# the paged KV cache's page, the unit a decode CTA loads per step: tokens_per_block 64 in
+# aiconfigurator's collector (collect_attn.py) and TRT-LLM's default
+DECODE_TILE_TOKENS = 64
+# assumption: a decode CTA double-buffers its K and V pages in shared memory (XQA's
+# pipelined loads); the footprint sets how many CTAs an SM holds at once
+DECODE_TILE_BUFFERS = 2
+# the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
+MMA_MIN_ROWS = 16
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """One attention kernel's schedule: CTAs, how many an SM holds, the K/V blocks each
+    walks and its per-block cycles; DRAM and L2 traffic; launches."""
+
+    compute_s: float
+    latency_s: float
+    dram_bytes: float
+    l2_bytes: float
+    kernels: int
+    note: str
 
 
 def attention_estimate(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
-    """Fused attention (FlashAttention-2 prefill, FlashDecoding decode): scores stay on chip,
-    QK^T and PV run on the matrix units, the online softmax on the vector units (FA2 does not
-    overlap the two). One kernel, plus the combine kernel when a decode's KV cache is split.
-    RoPE and the KV-cache write are separate ops of the workload graph."""
+    """Fused attention: scores stay on chip, QK^T and PV run on the matrix units, the online
+    softmax on the vector units. GPUs: fmha_v2 / FlashAttention-2 prefill, XQA or masked-MHA
+    decode (``_decode``); systolic chips: the mapping search. RoPE and the KV-cache write
+    are separate ops of the workload graph."""
     mu = _matrix_unit_for(chip, op.dtype)
-    if mu.kind == "tensor_core":
-        compute_s, rounds, kernels, note = _attention_tiles(op, chip, eff)
-    else:
-        compute_s, rounds, kernels, note = _attention_systolic(op, chip, eff)
-    kv_bytes = op.kv_bytes
+    if mu.kind != "tensor_core":
+        return _finish(op, chip, eff, _systolic(op, chip, eff))
+    if _is_decode(op):
+        return _finish(op, chip, eff, _decode(op, chip, eff))
+    return _finish(op, chip, eff, _prefill(op, chip, eff))
+
+
+def _is_decode(op: Attention) -> bool:
+    return op.q_len == 1 or op.q_len * (op.heads // op.kv_heads) <= FA_BLOCK_Q // 2
+
+
+def _finish(op: Attention, chip: ChipSpec, eff: Efficiency, k: _Kernel) -> Estimate:
+    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
+    memory_s = max(k.dram_bytes / bw, k.l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+    overhead = k.kernels * eff.launch_overhead_s + k.latency_s
+    seconds = max(k.compute_s, memory_s) + overhead
+    energy = op_energy(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
+                       vector_ops=op.softmax_flops, local_bytes=k.dram_bytes * 4,
+                       shared_bytes=k.l2_bytes, dram_bytes=k.dram_bytes, seconds=seconds)
+    return make_estimate(compute_s=k.compute_s, memory_s=memory_s, overhead_s=overhead,
+                         flops=op.flops, hbm_bytes=k.dram_bytes, energy=energy,
+                         ideal_s=op.matmul_flops / (chip.peak_flops(op.dtype)
+                                                    or chip.peak_flops("bf16")),
+                         mapping=k.note)
+
+
+def _block_cycles(op: Attention, chip: ChipSpec, rows: int, on_tensor_cores: bool) -> float:
+    """One CTA step over FA_BLOCK_KV keys for ``rows`` query rows: QK^T and PV, then the
+    online softmax (one exp per score on the special-function units; max, subtract, sum
+    and scale per score and the rescale of the output accumulator on the fp32 lanes; FA2
+    does not overlap the two)."""
+    vu = chip.cores.vector_unit
+    lanes = vu.lanes
+    scores = rows * FA_BLOCK_KV
+    if on_tensor_cores:
+        mu = _matrix_unit_for(chip, op.dtype)
+        mma_cycles = 2 * scores * op.head_dim / (mu.count * mu.macs_per_cycle[op.dtype])
+    else:  # masked MHA: dot products as fp32 FMAs on the vector lanes
+        mma_cycles = 2 * scores * op.head_dim / lanes
+    softmax_cycles = (scores / (vu.special_function_lanes or lanes)
+                      + (4 * scores + rows * op.head_dim) / lanes)
+    return (mma_cycles + softmax_cycles) * (2.5 if op.backward else 1.0)
+
+
+def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
+    """CTAs of Br query rows loop over Bc-key blocks; the causal mask skips whole blocks.
+    The slowest CTA sets the last round, the average CTA the others. K/V are re-read by
+    every q tile unless the L2 keeps them."""
+    sms = chip.cores.count
+    hz = chip.clock_hz * eff.clock_fraction
     q_tiles = ceil(op.q_len / FA_BLOCK_Q)
-    # K/V are re-read by every q tile unless the shared buffer keeps them
+    ctas = op.batch * op.heads * q_tiles
+    kv_blocks = ceil(op.kv_len / FA_BLOCK_KV)
+    keep = op.score_pairs / (op.q_len * op.kv_len)
+    avg_blocks = max(1.0, kv_blocks * keep)
+    per_sm = ceil(ctas / sms)
+    cycles = ((per_sm - 1) * avg_blocks + kv_blocks) * _block_cycles(op, chip, FA_BLOCK_Q,
+                                                                     True)
+    kv_bytes = op.kv_bytes
     rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
     dram = op.bytes + kv_bytes * (rereads - 1) * passes
-    memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
-    overhead = (kernels * eff.launch_overhead_s
-                + rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s)
-    seconds = max(compute_s, memory_s) + overhead
-    energy = op_energy(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
-                       vector_ops=op.softmax_flops, local_bytes=dram * 4, dram_bytes=dram,
-                       seconds=seconds)
-    return make_estimate(compute_s=compute_s, memory_s=memory_s, overhead_s=overhead,
-                         flops=op.flops, hbm_bytes=dram, energy=energy,
-                         ideal_s=op.matmul_flops / (chip.peak_flops(op.dtype)
-                                                    or chip.peak_flops("bf16")),
-                         mapping=note)
+    latency = per_sm * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
+    return _Kernel(cycles / hz, latency, dram, 0.0, 1,
+                   f"FlashAttention-2: {ctas} CTAs of {FA_BLOCK_Q} query rows")
 
 
-def _attention_tiles(op: Attention, chip: ChipSpec,
-                     eff: Efficiency) -> tuple[float, int, int, str]:
-    """CTAs of Br query rows (prefill) or of one KV chunk per (sequence, kv head) (decode)
-    loop over Bc-key blocks; the causal mask skips whole blocks. The slowest CTA sets the
-    last round, the average CTA the others."""
+def decode_kernel(op: Attention) -> str:
+    """TRT-LLM's decode kernel for this op: ``"xqa"`` (one CTA per (sequence, kv head)
+    serves the whole GQA group: K/V read once per kv head) when 2 <= group <= XQA_MAX_GROUP,
+    else ``"mmha"`` (masked multi-head attention: one CTA per query head, so each q head
+    of a group reads its kv head's K/V again). Group 1 (MHA) has one q head per kv head:
+    both kernels move the same bytes; its timings match MMHA's per-head cost (the fp8
+    cache brings no gain there), so it is taken as MMHA."""
+    group = op.heads // op.kv_heads
+    return "xqa" if 2 <= group <= XQA_MAX_GROUP else "mmha"
+
+
+def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
+    """Decode attention (q_len new tokens against a cache of kv_len).
+
+    A CTA streams its sequence's cache page by page; the SM holds as many CTAs as its shared
+    memory fits double-buffered K/V pages; multi-block mode splits a sequence over CTAs
+    until they fill those slots. Each round of CTAs exposes ATTENTION_EXPOSED_PHASES
+    dependent memory latencies plus its blocks' compute. XQA reads each kv head's K/V once;
+    MMHA re-reads it per q head, from L2 when the whole cache fits there, else from DRAM."""
     sms = chip.cores.count
-    mu = _matrix_unit_for(chip, op.dtype)
-    macs_per_cycle = mu.count * mu.macs_per_cycle[op.dtype]
-    lanes = chip.cores.vector_unit.lanes
     hz = chip.clock_hz * eff.clock_fraction
-    passes = 2.5 if op.backward else 1.0
-    if op.q_len == 1 or op.q_len * (op.heads // op.kv_heads) <= FA_BLOCK_Q // 2:
-        # decode: the q heads of a GQA group share one CTA; split the cache to fill the SMs
-        rows = op.q_len * (op.heads // op.kv_heads)
-        units = op.batch * op.kv_heads
-        splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(2 * sms / units)))
-        ctas = units * splits
-        blocks = ceil(ceil(op.kv_len / splits) / FA_BLOCK_KV)
-        rows_eff = max(rows, 16)  # the MMA's minimum m
-        avg_blocks = max_blocks = blocks
-        kernels = 2 if splits > 1 else 1  # the split-KV combine is a second kernel
-        note = f"split-KV decode: {ctas} CTAs ({splits} splits)"
+    group = op.heads // op.kv_heads
+    kernel = decode_kernel(op)
+    if kernel == "xqa":
+        rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
     else:
-        rows_eff = FA_BLOCK_Q
-        q_tiles = ceil(op.q_len / FA_BLOCK_Q)
-        ctas = op.batch * op.heads * q_tiles
-        kv_blocks = ceil(op.kv_len / FA_BLOCK_KV)
-        keep = op.score_pairs / (op.q_len * op.kv_len)
-        avg_blocks = max(1.0, kv_blocks * keep)
-        max_blocks = kv_blocks
-        kernels = 1
-        note = f"FlashAttention-2: {ctas} CTAs of {FA_BLOCK_Q} query rows"
-    vu = chip.cores.vector_unit
-    scores = rows_eff * FA_BLOCK_KV
-    # per block: two MMAs; one exp per score on the special-function units; max, subtract,
-    # sum and scale per score and the rescale of the output accumulator on the fp32 lanes
-    softmax_cycles = (scores / (vu.special_function_lanes or lanes)
-                      + (4 * scores + rows_eff * op.head_dim) / lanes)
-    block_cycles = (2 * scores * op.head_dim / macs_per_cycle + softmax_cycles) * passes
-    per_sm = ceil(ctas / sms)
-    cycles = ((per_sm - 1) * avg_blocks + max_blocks) * block_cycles
-    return cycles / hz, ceil(ctas / sms), kernels, note
+        rows, units, tensor = op.q_len, op.batch * op.heads, False
+    tile_bytes = 2 * DECODE_TILE_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
+    resident = max(1, int(chip.cores.local_sram.size_bytes
+                          // (tile_bytes * DECODE_TILE_BUFFERS)))
+    slots = sms * resident
+    splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
+    ctas = units * splits
+    blocks = ceil(ceil(op.kv_len / splits) / FA_BLOCK_KV)
+    rows_eff = max(rows, MMA_MIN_ROWS) if tensor else rows
+    rounds = ceil(ctas / slots)
+    # the CTAs an SM holds share its matrix and vector units
+    busy = min(ctas, slots) / sms
+    cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
+    latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
+    q_o = op.bytes - op.kv_bytes
+    if kernel == "xqa" or group == 1:
+        dram, l2 = op.bytes, 0.0
+    elif op.kv_bytes <= chip.shared_buffer.size_bytes:
+        dram, l2 = op.bytes, op.kv_bytes * group
+    else:
+        dram, l2 = q_o + op.kv_bytes * group, 0.0
+    return _Kernel(cycles / hz, latency, dram, l2, 1,
+                   f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
 
-def _attention_systolic(op: Attention, chip: ChipSpec,
-                        eff: Efficiency) -> tuple[float, int, int, str]:
+def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     """QK^T and PV as batched GEMMs through the arrays' mapping search, masked pairs skipped,
     softmax on the vector units."""
     group = op.heads // op.kv_heads
@@ -114,4 +191,9 @@ def _attention_systolic(op: Attention, chip: ChipSpec,
     vector_s = (pairs / chip.special_function_rate() + 4 * pairs / chip.vector_flops()
                 ) / eff.clock_fraction
     compute_s = (qk.compute_s + pv.compute_s) * keep * passes + vector_s
-    return compute_s, 1, 1, f"fused attention; QK^T as {qk.mapping}"
+    kv_bytes = op.kv_bytes
+    q_tiles = ceil(op.q_len / FA_BLOCK_Q)
+    rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
+    dram = op.bytes + kv_bytes * (rereads - 1) * passes
+    return _Kernel(compute_s, ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s, dram, 0.0,
+                   1, f"fused attention; QK^T as {qk.mapping}")

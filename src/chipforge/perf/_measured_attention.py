@@ -1,0 +1,79 @@
+"""What one measured TensorRT-LLM attention call runs, from a row of aiconfigurator's
+``context_attention.csv`` / ``generation_attention.csv`` (data/validation/README.md).
+
+aiconfigurator's collector (``collector/trtllm/collect_attn.py``, ai-dynamo/aiconfigurator
+@095f58a) times one ``TrtllmAttention.forward`` per CUDA-graph replay on a fused bf16 QKV
+input. That call runs:
+
+- QKV pre-processing: RoPE on q and k, the new k and v written to the paged KV cache in
+  the cache's element type (quantized when the cache is fp8), q written for the attention
+  kernel (in fp8 when the attention runs in fp8);
+- context: the fused causal FMHA (fmha_v2). On SM90 a bf16 FMHA over an fp8 cache is not
+  built, so every fp8-cache context row runs the fp8 FMHA (fp8 inputs and output);
+- generation: one new token per sequence against a cache of ``seq_len + step`` tokens
+  (the rows log ``seq_len`` 1 and ``step`` = the cached length); the decode kernel (XQA or
+  masked MHA, chosen in ``_attention``) reads the whole cache.
+"""
+
+from __future__ import annotations
+
+from chipforge.ops import Attention, Graph, GraphBuilder, Op, attention, elementwise
+from chipforge.perf._attention import decode_kernel
+
+# the tables' names for element types -> chipforge's
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8_e4m3"}
+
+
+def _dtype(name: str) -> str:
+    return _DTYPES.get(name, name)
+
+
+def _shape(row: dict[str, str]) -> tuple[int, int, int, int, int]:
+    return (int(row["batch_size"]), int(row["seq_len"]), int(row["num_heads"]),
+            int(row["num_key_value_heads"]), int(row["head_dim"]))
+
+
+def _preprocess(tokens: int, heads: int, kv_heads: int, head_dim: int) -> Op:
+    """RoPE + KV-cache write: one pass over the fused QKV rows (read bf16, write q, k, v).
+    The K/V writes are counted at bf16 width even into an fp8 cache (a slight over-count
+    of a pass that is launch-bound for all but the largest rows)."""
+    return elementwise(tokens * (heads + 2 * kv_heads) * head_dim, "rope", 1, 1, "bf16",
+                       name="qkv preprocessing")
+
+
+def context_call(row: dict[str, str]) -> Graph:
+    """One measured context (prefill) call: QKV pre-processing, then the causal FMHA over
+    ``seq_len`` tokens. An fp8 cache means the fp8 FMHA (fp8_e4m3 compute, fp8 cache)."""
+    b, seq, heads, kv_heads, dim = _shape(row)
+    kv_dtype = _dtype(row["kv_cache_dtype"])
+    dtype = "fp8_e4m3" if kv_dtype.startswith("fp8") else _dtype(row["attn_dtype"])
+    graph = GraphBuilder("context attention")
+    graph.add(_preprocess(b * seq, heads, kv_heads, dim))
+    graph.add(attention(b, seq, seq, heads, kv_heads, dim, dtype=dtype, causal=True,
+                        kv_dtype=kv_dtype, name="context fmha"))
+    return graph.build()
+
+
+def generation_call(row: dict[str, str]) -> Op | Graph:
+    """One measured generation (decode) call: QKV pre-processing of the one new token per
+    sequence, then decode attention over a cache of ``seq_len + step`` tokens.
+
+    An fp8 cache under XQA runs the SM90 QGMMA kernel, which applies RoPE and appends the
+    new K/V itself (no pre-processing kernel): the attention op alone."""
+    b, seq, heads, kv_heads, dim = _shape(row)
+    op = generation_attention_op(row)
+    if op.kv_dtype.startswith("fp8") and decode_kernel(op) == "xqa":
+        return op
+    graph = GraphBuilder("generation attention")
+    graph.add(_preprocess(b * seq, heads, kv_heads, dim))
+    graph.add(op)
+    return graph.build()
+
+
+def generation_attention_op(row: dict[str, str]) -> Attention:
+    """The decode attention op alone of a generation row."""
+    b, seq, heads, kv_heads, dim = _shape(row)
+    kv_len = seq + int(row["step"])  # the cache holds seq_len + step tokens
+    return attention(b, seq, kv_len, heads, kv_heads, dim, dtype=_dtype(row["attn_dtype"]),
+                     causal=True, kv_dtype=_dtype(row["kv_cache_dtype"]),
+                     name="decode attention")
