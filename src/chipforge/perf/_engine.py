@@ -19,6 +19,7 @@ from chipforge.ops import (
     OpKind,
 )
 from chipforge.perf._attention import attention_estimate
+from chipforge.perf._collective import collective_estimate
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._kernel_model import compiled_kernel_time
@@ -196,7 +197,7 @@ def _estimate_op(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     if isinstance(op, EmbeddingBag):
         return _embedding_bag(op, chip, eff)
     if isinstance(op, Collective):
-        return _collective(op, chip, eff)
+        return collective_estimate(op, chip, eff)
     if op.kind is OpKind.MOE:
         return moe_estimate(op, chip, eff)
     return _vector(op, chip, eff)
@@ -290,20 +291,3 @@ def _embedding_bag(op: EmbeddingBag, chip: ChipSpec, eff: Efficiency) -> Estimat
                          overhead_s=eff.launch_overhead_s, flops=op.flops, hbm_bytes=dram,
                          energy=energy, ideal_s=op.flops / chip.vector_flops(),
                          mapping="row gather from DRAM")
-
-
-def _collective(op: Collective, chip: ChipSpec, eff: Efficiency) -> Estimate:
-    """Ring collectives over the chip's links (nccl-tests PERFORMANCE.md bus-bandwidth model):
-    ``steps x hop latency + wire bytes / link bandwidth`` per direction."""
-    n = op.devices
-    steps = 2 * (n - 1) if op.kind is OpKind.ALL_REDUCE else n - 1
-    per_direction = chip.links.total_bytes_per_s / 2
-    network_s = op.wire_bytes / (per_direction * eff.link_efficiency)
-    overhead = steps * eff.link_latency_s + eff.launch_overhead_s
-    seconds = network_s + overhead
-    energy = op_energy(chip, vector_ops=op.flops, link_bytes=op.wire_bytes,
-                       dram_bytes=2 * op.wire_bytes, seconds=seconds)
-    return make_estimate(compute_s=0.0, memory_s=0.0, network_s=network_s,
-                         overhead_s=overhead, flops=op.flops, hbm_bytes=2 * op.wire_bytes,
-                         energy=energy, ideal_s=0.0,
-                         mapping=f"ring over {n} devices, {steps} steps")
