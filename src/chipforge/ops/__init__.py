@@ -30,6 +30,7 @@ from chipforge.ops._ir import (
     arithmetic_intensity,
     dtype_bytes,
 )
+from chipforge.ops._moe import MoE, moe
 from chipforge.ops._parse import parse_op
 
 
@@ -98,8 +99,9 @@ def all_to_all(elements: int, devices: int, dtype: str = "bf16", name: str = "")
 __all__ = [
     "COLLECTIVE_OPS", "MATRIX_OPS", "MEMORY_OPS", "VECTOR_OPS", "AllGather", "AllReduce",
     "AllToAll", "Attention", "Collective", "Conv2d", "Elementwise", "EmbeddingBag", "Graph",
-    "GraphBuilder", "LayerNorm", "Matmul", "Op", "OpKind", "RMSNorm", "Reduce", "ReduceScatter",
-    "Softmax", "all_gather", "all_reduce", "all_to_all", "arithmetic_intensity", "attention",
-    "conv2d", "dtype_bytes", "elementwise", "embedding_bag", "layernorm", "matmul", "parse_op",
-    "reduce", "reduce_scatter", "rmsnorm", "softmax",
+    "GraphBuilder", "LayerNorm", "Matmul", "MoE", "Op", "OpKind", "RMSNorm", "Reduce",
+    "ReduceScatter", "Softmax", "all_gather", "all_reduce", "all_to_all",
+    "arithmetic_intensity", "attention", "conv2d", "dtype_bytes", "elementwise",
+    "embedding_bag", "layernorm", "matmul", "moe", "parse_op", "reduce", "reduce_scatter",
+    "rmsnorm", "softmax",
 ]

@@ -8,8 +8,11 @@ from dataclasses import fields
 from chipforge.arch import DTYPES
 from chipforge.errors import OpSyntaxError
 from chipforge.ops._ir import OP_CLASSES, Op
+from chipforge.ops._moe import MoE
 
 OP_FORM = "'KIND key=value ...', e.g. 'matmul m=4096 n=4096 k=4096 dtype=bf16'"
+# the fused MoE layer lives in its own module (ops/_moe.py)
+_CLASSES: dict[str, type[Op]] = {**OP_CLASSES, MoE.kind.value: MoE}
 _INT = re.compile(r"[+-]?[0-9][0-9_]*")  # ASCII digits only: int() also reads '٤٠٩٦'
 
 # dimensions that only mean something together: give all of a group or none of it (none
@@ -44,10 +47,10 @@ def parse_op(text: str) -> Op:
     if not words:
         raise OpSyntaxError(f"empty op string; expected {OP_FORM}")
     kind, args = words[0].lower(), words[1:]
-    if kind not in OP_CLASSES:
+    if kind not in _CLASSES:
         raise OpSyntaxError(f"unknown op kind {kind!r} in {text!r}; expected one of "
-                            f"{', '.join(OP_CLASSES)}")
-    cls = OP_CLASSES[kind]
+                            f"{', '.join(_CLASSES)}")
+    cls = _CLASSES[kind]
     known = {f.name: f.type for f in fields(cls) if f.init}
     values: dict[str, object] = {}
     for arg in args:
