@@ -259,18 +259,46 @@ def read_nccl(path: Path, chip: ChipSpec) -> list[Row]:
 
 # ---- fitting -----------------------------------------------------------------------------
 
-def loss(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency) -> float:
+Group = tuple[ChipSpec, Sequence[Sample]]  # one measured table and the chip it measured
+HARNESS_PREFIX = "harness:"  # a fitted name "harness:<name>" is that harness's overhead
+
+
+def _table_loss(chip: ChipSpec, samples: Sequence[Sample], eff: Efficiency,
+                overheads: dict[str, float]) -> float:
     """Median absolute percentage error plus a tenth of the mean absolute log error."""
-    logs = [math.log(estimate(s.op, chip, eff).seconds / s.measured_s) for s in samples]
+    logs = [math.log(s.predicted_s(chip, eff, overheads) / s.measured_s) for s in samples]
     ape = sorted(abs(math.expm1(x)) for x in logs)
     return ape[len(ape) // 2] + 0.1 * sum(abs(x) for x in logs) / len(logs)
 
 
-def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Sequence[str],
-        rounds: int = 6, log: Callable[[str], None] | None = None) -> Efficiency:
-    """Coordinate descent over ``names``: multiplicative steps of 10%, halved in log each
-    round, each kept while it lowers :func:`loss`, within ``FIT_BOUNDS``."""
-    best = loss(samples, chip, eff)
+def loss(groups: Sequence[Group], eff: Efficiency,
+         overheads: dict[str, float] | None = None) -> float:
+    """The sum of each table's loss: every table counts alike, whatever its row count."""
+    return sum(_table_loss(chip, samples, eff, overheads or {}) for chip, samples in groups)
+
+
+def _stepped(eff: Efficiency, overheads: dict[str, float], name: str,
+             factor: float) -> tuple[Efficiency, dict[str, float]] | None:
+    """``name`` scaled by ``factor`` within ``FIT_BOUNDS``, or None outside them."""
+    if name.startswith(HARNESS_PREFIX):
+        key = name.removeprefix(HARNESS_PREFIX)
+        value = overheads[key] * factor
+        low, high = PROFILE_BOUNDS["launch_overhead_s"]  # a fixed cost per call, like it
+        return (eff, {**overheads, key: value}) if low <= value <= high else None
+    value = getattr(eff, name) * factor
+    low, high = FIT_BOUNDS[name]
+    return (replace(eff, **{name: value}), overheads) if low <= value <= high else None
+
+
+def fit_groups(groups: Sequence[Group], eff: Efficiency, names: Sequence[str],
+               overheads: dict[str, float] | None = None, rounds: int = 6,
+               log: Callable[[str], None] | None = None
+               ) -> tuple[Efficiency, dict[str, float]]:
+    """Coordinate descent over ``names`` (Efficiency fields, and ``harness:<name>`` for a
+    harness's fixed cost per call) on several chips' tables at once: multiplicative steps
+    of 10%, halved in log each round, each kept while it lowers :func:`loss`."""
+    overheads = dict(overheads or {})
+    best = loss(groups, eff, overheads)
     step = 1.1
     for _ in range(rounds):
         for name in names:
@@ -278,19 +306,23 @@ def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Seque
             while improved:
                 improved = False
                 for factor in (step, 1 / step):
-                    value = getattr(eff, name) * factor
-                    low, high = FIT_BOUNDS[name]
-                    if not low <= value <= high:
+                    trial = _stepped(eff, overheads, name, factor)
+                    if trial is None:
                         continue
-                    trial = replace(eff, **{name: value})
-                    current = loss(samples, chip, trial)
+                    current = loss(groups, *trial)
                     if current < best:
-                        best, eff, improved = current, trial, True
+                        best, (eff, overheads), improved = current, trial, True
                         break
         step = math.sqrt(step)
         if log is not None:
-            log(f"loss {best:.4f}  {eff}")
-    return eff
+            log(f"loss {best:.4f}  {eff}  {overheads}")
+    return eff, overheads
+
+
+def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Sequence[str],
+        rounds: int = 6, log: Callable[[str], None] | None = None) -> Efficiency:
+    """:func:`fit_groups` on one chip's rows."""
+    return fit_groups([(chip, samples)], eff, names, rounds=rounds, log=log)[0]
 
 
 def _bucket(size: float, table: str) -> str:
@@ -309,8 +341,8 @@ def _bucket(size: float, table: str) -> str:
 def residuals(rows: Sequence[Row], chip: ChipSpec, eff: Efficiency,
               table: str = "gemm") -> Residuals:
     """Median, p90 and signed median of the relative error, overall and by size bucket."""
-    errs = [(estimate(r.sample.op, chip, eff).seconds - r.sample.measured_s)
-            / r.sample.measured_s for r in rows]
+    errs = [(r.sample.predicted_s(chip, eff) - r.sample.measured_s) / r.sample.measured_s
+            for r in rows]
 
     def stats(values: list[float]) -> tuple[float, float, float]:
         absolute = sorted(abs(e) for e in values)

@@ -21,7 +21,6 @@ from chipforge.arch import ChipSpec, load_chip
 from chipforge.errors import ChipforgeError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import (
-    Graph,
     GraphBuilder,
     Op,
     all_gather,
@@ -34,7 +33,7 @@ from chipforge.ops import (
     reduce_scatter,
     softmax,
 )
-from chipforge.perf._engine import estimate
+from chipforge.perf._measured import Sample, gemm_sample
 
 ENV_VAR = "CHIPFORGE_VALIDATION_DIR"
 # A table ``name.csv`` may be stored plain or compressed; the vendored copy uses xz.
@@ -87,13 +86,6 @@ def read_table(path: Path) -> list[dict[str, str]]:
     return list(_rows(path))
 
 
-@dataclass(frozen=True)
-class Sample:
-    op: Op | Graph  # what was measured: one op, or the ops one measured call runs
-    measured_s: float
-    label: str = ""
-
-
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     found = table_path(path)
     opener = _OPENERS.get(found.suffix, open)
@@ -101,9 +93,45 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(fh)
 
 
+_GEMM_DTYPES = {"bf16": "bf16", "fp8": "fp8_e4m3"}
+# each folder is one chip's collection, timed by one harness (data/validation/README.md);
+# the MoE rows of h100/ come from TensorRT-LLM 1.3.0rc23, the same collector harness
+COLLECTIONS: dict[str, tuple[str, str]] = {"a100": ("a100-sxm", "trtllm-1.0.0"),
+                                           "h100": ("h100-sxm", "trtllm-1.3")}
+
+
+def collection(folder: Path) -> tuple[ChipSpec, str]:
+    """The chip a folder's tables measured and the harness that timed them."""
+    try:
+        chip, harness = COLLECTIONS[folder.name]
+    except KeyError:
+        raise ValidationDataError(f"{folder}: unknown collection {folder.name!r}; expected "
+                                  f"one of {', '.join(COLLECTIONS)}") from None
+    return load_chip(chip), harness
+
+
+def gemm(folder: Path, table: str = "gemm.csv", dtype: str | None = None) -> list[Sample]:
+    """GEMM rows of ``folder``'s table as the measured calls ran them (an fp8 row includes
+    its activation's quantization), with the harness of the collection that timed them;
+    ``dtype`` keeps one dtype's rows."""
+    rows = list(_rows(folder / table))
+    spec, harness = collection(folder)
+    return [gemm_sample(int(r["m"]), int(r["n"]), int(r["k"]), _GEMM_DTYPES[r["dtype"]],
+                        float(r["latency_ms"]) / 1e3, harness, spec)
+            for r in rows if dtype is None or _GEMM_DTYPES[r["dtype"]] == dtype]
+
+
 def gemm_bf16(folder: Path) -> list[Sample]:
-    return [Sample(matmul(int(r["m"]), int(r["n"]), int(r["k"]), "bf16"),
-                   float(r["latency_ms"]) / 1e3) for r in _rows(folder / "gemm_bf16.csv")]
+    """The A100 table (gemm_bf16.csv)."""
+    return gemm(folder, "gemm_bf16.csv")
+
+
+def gemm_h100_bf16(folder: Path) -> list[Sample]:
+    return gemm(folder, "gemm.csv", "bf16")
+
+
+def gemm_h100_fp8(folder: Path) -> list[Sample]:
+    return gemm(folder, "gemm.csv", "fp8_e4m3")
 
 
 def context_attention(folder: Path) -> list[Sample]:
@@ -209,19 +237,43 @@ def llmcompass_gpt3_decode(folder: Path) -> list[Sample]:
                        _gpt3_layer_ops(8, 1, 2048))
 
 
-# table name -> (loader, what it is)
-TABLES: dict[str, tuple[Callable[[Path], list[Sample]], str]] = {
-    "gemm_bf16": (gemm_bf16, "cuBLAS bf16 GEMM, 9,240 shapes (aiconfigurator / TRT-LLM 1.0)"),
-    "context_attention": (context_attention,
-                          "prefill attention: QKV pre-processing + fused causal attention"),
-    "generation_attention": (generation_attention, "fused decode attention over a KV cache"),
-    "nccl": (nccl, "NCCL collectives on 2-8 NVLink A100s"),
-    "llmcompass_matmul": (llmcompass_matmul, "fp16 GEMM (LLMCompass fig. 5)"),
-    "llmcompass_softmax": (llmcompass_softmax, "row softmax, fp16 (LLMCompass)"),
-    "llmcompass_layernorm": (llmcompass_layernorm, "row layernorm, fp16 (LLMCompass)"),
-    "llmcompass_gelu": (llmcompass_gelu, "elementwise gelu, fp16 (LLMCompass)"),
-    "gpt3_layer_prefill": (llmcompass_gpt3_prefill, "GPT-3 layer per op, TP4, prefill"),
-    "gpt3_layer_decode": (llmcompass_gpt3_decode, "GPT-3 layer per op, TP4, decode"),
+@dataclass(frozen=True)
+class Table:
+    folder: str  # the collection: a100 or h100
+    load: Callable[[Path], list[Sample]]
+    what: str
+
+    @property
+    def chip(self) -> str:
+        return COLLECTIONS[self.folder][0]
+
+    def samples(self, root: Path | None = None) -> list[Sample]:
+        return self.load((root or validation_dir()) / self.folder)
+
+
+# every measured table, by name: its collection, its loader and what it measured
+TABLES: dict[str, Table] = {
+    "gemm_bf16": Table("a100", gemm_bf16, "cuBLAS bf16 GEMM, 9,240 shapes (TRT-LLM 1.0)"),
+    "context_attention": Table(
+        "a100", context_attention, "prefill attention: QKV pre-processing + fused causal "
+        "attention"),
+    "generation_attention": Table("a100", generation_attention,
+                                  "fused decode attention over a KV cache"),
+    "nccl": Table("a100", nccl, "NCCL collectives on 2-8 NVLink A100s"),
+    "llmcompass_matmul": Table("a100", llmcompass_matmul, "fp16 GEMM (LLMCompass fig. 5)"),
+    "llmcompass_softmax": Table("a100", llmcompass_softmax, "row softmax, fp16 (LLMCompass)"),
+    "llmcompass_layernorm": Table("a100", llmcompass_layernorm,
+                                  "row layernorm, fp16 (LLMCompass)"),
+    "llmcompass_gelu": Table("a100", llmcompass_gelu, "elementwise gelu, fp16 (LLMCompass)"),
+    "gpt3_layer_prefill": Table("a100", llmcompass_gpt3_prefill,
+                                "GPT-3 layer per op, TP4, prefill"),
+    "gpt3_layer_decode": Table("a100", llmcompass_gpt3_decode,
+                               "GPT-3 layer per op, TP4, decode"),
+    "h100_gemm_bf16": Table("h100", gemm_h100_bf16, "bf16 Linear, 35,700 shapes "
+                            "(TRT-LLM 1.3.0rc20)"),
+    "h100_gemm_fp8": Table("h100", gemm_h100_fp8, "fp8 Linear with dynamic activation "
+                           "quantization, 35,700 shapes"),
+    "h100_nccl": Table("h100", nccl, "NCCL collectives on 2-8 NVLink H100s"),
 }
 
 
@@ -239,8 +291,9 @@ class TableScore:
 
 
 def errors(samples: list[Sample], chip: ChipSpec, eff: Efficiency = DEFAULT) -> list[float]:
-    """Signed relative error (predicted - measured) / measured per sample."""
-    return [(estimate(s.op, chip, eff).seconds - s.measured_s) / s.measured_s for s in samples]
+    """Signed relative error (predicted - measured) / measured per sample; a prediction is
+    the call's kernels plus its harness's fixed cost."""
+    return [(s.predicted_s(chip, eff) - s.measured_s) / s.measured_s for s in samples]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -256,8 +309,6 @@ def score(name: str, samples: list[Sample], chip: ChipSpec,
                       statistics.median(errs))
 
 
-def score_all(folder: Path, chip: ChipSpec | None = None,
-              eff: Efficiency = DEFAULT) -> list[TableScore]:
-    chip = chip or load_chip("a100-sxm")
-    return [score(name, loader(folder / "a100"), chip, eff)
-            for name, (loader, _) in TABLES.items()]
+def score_all(folder: Path, eff: Efficiency = DEFAULT) -> list[TableScore]:
+    return [score(name, table.load(folder / table.folder), load_chip(table.chip), eff)
+            for name, table in TABLES.items()]
