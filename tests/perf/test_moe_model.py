@@ -98,4 +98,7 @@ def test_our_systolic_chips_get_an_estimate(chip):
     assert math.isfinite(est.seconds) and est.seconds > 0
     assert est.flops == op.flops
     assert "one GEMM per expert" in est.mapping
+    # every one of the 8 local experts is hit: 2 GEMM dispatches each plus the other passes
+    assert op.active_experts == 8
+    assert est.seconds > (KERNELS - 2 + 2 * 8) * DEFAULT.launch_overhead_s
     assert est.energy.core_j > 0 and est.energy.offchip_j > 0

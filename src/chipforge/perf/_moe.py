@@ -65,7 +65,6 @@ KERNELS = ROUTING_KERNELS + MAP_KERNELS + 3 + 2
 # time left over beyond the local work grows by 0.73 ns per (token, expert) pair at every
 # ep, hidden size and dtype; 2 kernels x 400 ns / (8 x 132 SMs) = 0.76 ns
 ROW_WALK_CTAS_PER_SM = 8
-ROW_WALK_KERNELS = ("expand", "finalize")
 ACTIVATION_OPS = 6  # per output element (chipforge.ops ELEMENTWISE_FLOPS["swiglu"])
 
 
@@ -162,7 +161,7 @@ def _grouped_other(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: i
 
 def _grouped(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int, k: int,
              dtype: str, itemsize: float) -> _Phase:
-    if matrix_unit(chip, dtype).kind == "tensor_core":
+    if matrix_unit(chip, dtype).kind == "tensor_core":  # as _grouped_kernels
         return _grouped_gpu(chip, eff, loads, n, k, dtype, itemsize)
     return _grouped_other(chip, eff, loads, n, k, dtype, itemsize)
 
@@ -192,7 +191,7 @@ def moe_estimate(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     """Time, FLOPs, bytes and energy of one fused MoE call, averaged over its draws."""
     assert isinstance(op, MoE)
     draws = op.loads
-    launch_s = KERNELS * eff.launch_overhead_s
+    launch_s = _launches(chip, op) * eff.launch_overhead_s
     compute_s = memory_s = overhead_s = dram = macs = vector_ops = 0.0
     for loads in draws:
         phases = moe_phases(op, chip, eff, loads)
@@ -221,12 +220,24 @@ def moe_estimate(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
                          memory_s=busy if compute_s < memory_s else 0.0,
                          overhead_s=overhead_s, flops=op.flops, hbm_bytes=dram,
                          energy=energy, ideal_s=op.flops / peak,
-                         mapping=f"fused MoE: {KERNELS} kernels, {_gemm_kind(chip, op)} "
+                         mapping=f"fused MoE: {_launches(chip, op):g} kernels, "
+                                 f"{_gemm_kind(chip, op)} "
                                  f"over {op.local_experts} local experts, {len(draws)} "
                                  "draw(s)")
 
 
+def _grouped_kernels(chip: ChipSpec, op: MoE) -> bool:
+    return matrix_unit(chip, op.dtype).kind == "tensor_core"
+
+
+def _launches(chip: ChipSpec, op: MoE) -> float:
+    """Kernels (dispatches) per call: a GPU's two grouped GEMMs are one launch each; on our
+    accelerators each active expert's two GEMMs are dispatched on their own."""
+    if _grouped_kernels(chip, op):
+        return KERNELS
+    return KERNELS - 2 + 2 * op.active_experts
+
+
 def _gemm_kind(chip: ChipSpec, op: MoE) -> str:
-    grouped = matrix_unit(chip, op.dtype).kind == "tensor_core"
-    return "grouped GEMMs" if grouped else "one GEMM per expert"
+    return "grouped GEMMs" if _grouped_kernels(chip, op) else "one GEMM per expert"
 
