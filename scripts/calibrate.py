@@ -1,37 +1,67 @@
-"""Fit the shared efficiency parameters on the measured A100 data and print the result.
+"""Fit the shared efficiency parameters on the measured A100 and H100 data together.
 
-    .venv/bin/python scripts/calibrate.py
+    .venv/bin/python scripts/calibrate.py [--stride N]
 
-Fits clock_fraction, dram_efficiency, launch_overhead_s and pipeline_latency_s on the
-even-numbered rows of the GEMM table (the odd rows, and every attention, vector-op and
-GPT-3 layer row, are held out), and link_efficiency and link_latency_s on the even rows of
-the NCCL table, with ``chipforge.perf.calibrate`` (the procedure and loss are documented
-there; ``chipforge calibrate`` runs the same fit on a user's own CSV files).
-Paste the printed values into ``src/chipforge/machine/_efficiency.py``; ``docs/validation.md``
-then reports the held-out error.
+The core fields (clock_fraction, dram_efficiency, launch_overhead_s, pipeline_latency_s)
+and each harness's fixed cost per timed call are fitted on the even-numbered rows of the
+GEMM and attention tables of both chips (every ``stride``-th even row, default 8, to keep
+the fit to minutes; every table counts alike in the loss); link_efficiency and
+link_latency_s on the even rows of both NCCL tables. The odd rows, the MoE layers and the
+LLMCompass tables are held out. The procedure and loss are ``chipforge.perf``'s
+(``fit_groups``; ``chipforge calibrate`` runs the same fit on a user's own CSV files).
+Paste the printed values into ``src/chipforge/machine/_efficiency.py`` and
+``src/chipforge/perf/_harness.py``; ``make validation`` then reports the held-out error.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import fields
 
 from chipforge.arch import load_chip
-from chipforge.perf import DEFAULT, Efficiency, calibrate
+from chipforge.perf import DEFAULT, HARNESSES, Efficiency, fit_groups
 from chipforge.perf import validation as v
+
+CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attention",
+               "generation_attention", "h100_context_attention",
+               "h100_generation_attention")
+LINK_TABLES = ("nccl", "h100_nccl")
+FITTED_HARNESSES = ("trtllm-1.0.0", "trtllm-1.3")
+CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
+LINK = ("link_efficiency", "link_latency_s")
+HARNESS_PREFIX = "harness:"  # fit_groups' name for a harness's fixed cost
+
+
+def _groups(names: tuple[str, ...], stride: int):
+    folder = v.validation_dir()  # data/validation/, or $CHIPFORGE_VALIDATION_DIR
+    return [(load_chip(v.TABLES[n].chip), v.TABLES[n].samples(folder)[::2][::stride])
+            for n in names if n in v.TABLES]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stride", type=int, default=8,
+                        help="use every N-th even row of each table (default 8)")
+    args = parser.parse_args()
     try:
-        folder = v.validation_dir()  # data/validation/, or $CHIPFORGE_VALIDATION_DIR
+        core, link = _groups(CORE_TABLES, args.stride), _groups(LINK_TABLES, 1)
     except v.ValidationDataError as exc:
         sys.exit(f"error: {exc}")
-    a100 = folder / "a100"
-    result = calibrate(load_chip("a100-sxm"), gemm=v.gemm_bf16(a100)[::2],
-                       nccl=v.nccl(a100)[::2], start=DEFAULT,
-                       log=lambda line: print(line, file=sys.stderr))
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    overheads = {h: HARNESSES[h].call_overhead_s or 1e-6 for h in FITTED_HARNESSES}
+    names = (*CORE, *(HARNESS_PREFIX + h for h in FITTED_HARNESSES))
+    eff, overheads = fit_groups(core, DEFAULT, names, overheads, rounds=4, log=log)
+    eff, _ = fit_groups(link, eff, LINK, rounds=4, log=log)
+    print("# src/chipforge/machine/_efficiency.py")
     for f in fields(Efficiency):
-        print(f"{f.name} = {getattr(result.efficiency, f.name):.4g}")
+        print(f"{f.name} = {getattr(eff, f.name):.4g}")
+    print("# src/chipforge/perf/_harness.py: call_overhead_s")
+    for name, value in overheads.items():
+        print(f"{name} = {value:.4g}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The performance engine: mapping search, timing and energy per op and per graph."""
 
 from chipforge.machine import DEFAULT, Efficiency
-from chipforge.perf._calibrate import CalibrationResult, calibrate
+from chipforge.perf._calibrate import CalibrationResult, calibrate, fit_groups
 from chipforge.perf._calibration_profile import (
     CalibrationError,
     CalibrationProfile,
@@ -11,6 +11,7 @@ from chipforge.perf._calibration_profile import (
 )
 from chipforge.perf._engine import estimate
 from chipforge.perf._estimate import BOUNDS, Energy, Estimate
+from chipforge.perf._harness import HARNESSES, Harness, harness
 from chipforge.perf._kernel_model import (
     KernelTime,
     compiled_kernel_time,
@@ -25,7 +26,8 @@ from chipforge.perf._matmul import MatmulCost, search_matmul
 from chipforge.perf.systolic import systolic_compute_cycles
 
 __all__ = ["BOUNDS", "DEFAULT", "CalibrationError", "CalibrationProfile", "CalibrationResult",
-           "Efficiency", "Energy", "Estimate", "KernelTime", "MatmulCost", "calibrate",
+           "Efficiency", "Energy", "Estimate", "HARNESSES", "Harness", "KernelTime", "MatmulCost",
+           "calibrate", "fit_groups", "harness",
            "load_calibration", "read_profile", "write_profile",
            "compiled_kernel_time", "conv_kernel_time", "copy_kernel_time", "estimate",
            "gather_kernel_time", "matmul_kernel_time", "pool_kernel_time", "row_kernel_time",
