@@ -16,6 +16,12 @@ from chipforge.perf._matmul import search_matmul
 
 # FlashAttention-2 blocking for head_dim 128 on GPUs (Dao 2023, Sec. 3.3): Br x Bc tiles
 FA_BLOCK_Q, FA_BLOCK_KV = 128, 64
+# K/V blocks in flight per CTA: the next block is loaded while the current one is used
+# (FA2's cp.async pipeline, Dao 2023 Sec. 3.3; fmha_v2 likewise)
+FA_KV_STAGES = 2
+# the smallest q tile: 4 warps of one 16-row MMA each (FA2's warps split Br; Hopper's
+# wgmma is m64 per warpgroup)
+FA_MIN_BLOCK_Q = 64
 # assumption: split-KV decode (FlashDecoding, Dao et al. 2023; TRT-LLM's multi-block mode)
 # splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
 # useful burst
@@ -31,12 +37,17 @@ ATTENTION_EXPOSED_PHASES = 3
 # decoderXQAImpl constraints, read in aiconfigurator's collector notes); larger groups fall
 # back to masked multi-head attention (one query head per CTA).
 XQA_MAX_GROUP = 32
-# the paged KV cache's page, the unit a decode CTA loads per step: tokens_per_block 64 in
-# aiconfigurator's collector (collect_attn.py) and TRT-LLM's default
-DECODE_TILE_TOKENS = 64
-# assumption: a decode CTA double-buffers its K and V pages in shared memory (XQA's
-# pipelined loads); the footprint sets how many CTAs an SM holds at once
-DECODE_TILE_BUFFERS = 2
+# tokens of K and V a decode CTA holds on chip per step: XQA's CTA is 4 warps along the
+# sequence, each with a 64-token warp tile (TRT-LLM cpp/kernels/xqa/mha.cu: warpTile.x 64,
+# ctaShapeInWarps.x 4). assumption: its K and V tiles for those 256 tokens sit in shared
+# memory once (the double buffers hold head parts); the footprint sets how many CTAs an
+# SM holds at once (one for bf16 head_dim 128 on A100 and H100, three for an fp8 cache)
+DECODE_CTA_TOKENS = 256
+# assumption: a masked-MHA CTA is 256 threads (TRT-LLM's MMHA launch for head sizes
+# 64-256) of about 64 32-bit registers each; it stages no K/V tile in shared memory, so
+# the register file bounds how many an SM holds: 256 KiB / (256 x 64 x 4 B) = 4
+MMHA_CTA_REGISTER_BYTES = 256 * 64 * 4
+FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
 MMA_MIN_ROWS = 16
 
@@ -47,11 +58,12 @@ class _Kernel:
     walks and its per-block cycles; DRAM and L2 traffic; launches."""
 
     compute_s: float
-    latency_s: float
+    latency_s: float  # all rounds' exposed latencies
     dram_bytes: float
     l2_bytes: float
     kernels: int
     note: str
+    rounds: int = 1  # waves of CTAs over the SMs
 
 
 def attention_estimate(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
@@ -68,12 +80,17 @@ def attention_estimate(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estima
 
 
 def _is_decode(op: Attention) -> bool:
-    return op.q_len == 1 or op.q_len * (op.heads // op.kv_heads) <= FA_BLOCK_Q // 2
+    """New tokens against a cache: few query rows per kv head (a GQA group of one token or
+    a short speculative run). A prefill with no cached prefix (q_len == kv_len) runs the
+    context FMHA however short."""
+    rows = op.q_len * (op.heads // op.kv_heads)
+    return op.q_len < op.kv_len and (op.q_len == 1 or rows <= FA_BLOCK_Q // 2)
 
 
 def _finish(op: Attention, chip: ChipSpec, eff: Efficiency, k: _Kernel) -> Estimate:
     bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     memory_s = max(k.dram_bytes / bw, k.l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+    # each round of CTAs exposes its dependent latencies on top of the busy time
     overhead = k.kernels * eff.launch_overhead_s + k.latency_s
     seconds = max(k.compute_s, memory_s) + overhead
     energy = op_energy(chip, macs=op.matmul_flops / 2, dtype=op.dtype,
@@ -110,21 +127,33 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     every q tile unless the L2 keeps them."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
-    q_tiles = ceil(op.q_len / FA_BLOCK_Q)
+    # a short sequence gets a shorter q tile, down to the 4-warp minimum
+    br = min(FA_BLOCK_Q, max(FA_MIN_BLOCK_Q, ceil(op.q_len / FA_MIN_BLOCK_Q) * FA_MIN_BLOCK_Q))
+    q_tiles = ceil(op.q_len / br)
     ctas = op.batch * op.heads * q_tiles
     kv_blocks = ceil(op.kv_len / FA_BLOCK_KV)
     keep = op.score_pairs / (op.q_len * op.kv_len)
     avg_blocks = max(1.0, kv_blocks * keep)
     per_sm = ceil(ctas / sms)
-    cycles = ((per_sm - 1) * avg_blocks + kv_blocks) * _block_cycles(op, chip, FA_BLOCK_Q,
-                                                                     True)
+    cycles = ((per_sm - 1) * avg_blocks + kv_blocks) * _block_cycles(op, chip, br, True)
+    # the SM holds as many CTAs as its shared memory fits their Q tile and K/V blocks
+    # (FA_KV_STAGES deep) and its register file their fp32 output accumulator and score
+    # tile (FA2 keeps both in registers); the resident CTAs' exposed latencies overlap
+    smem_bytes = (br * op.itemsize
+                  + 2 * FA_KV_STAGES * FA_BLOCK_KV * dtype_bytes(op.kv_dtype)) * op.head_dim
+    reg_bytes = br * (op.head_dim + FA_BLOCK_KV) * FP32_BYTES
+    regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
+    resident = max(1, min(int(chip.cores.local_sram.size_bytes // smem_bytes),
+                          int(regs // reg_bytes)))
+    rounds = ceil(ctas / (sms * resident))
     kv_bytes = op.kv_bytes
     rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
     dram = op.bytes + kv_bytes * (rereads - 1) * passes
-    latency = per_sm * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
+    latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
     return _Kernel(cycles / hz, latency, dram, 0.0, 1,
-                   f"FlashAttention-2: {ctas} CTAs of {FA_BLOCK_Q} query rows")
+                   f"FlashAttention-2: {ctas} CTAs of {br} query rows, "
+                   f"{resident} per SM", rounds)
 
 
 def decode_kernel(op: Attention) -> str:
@@ -154,9 +183,12 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
-    tile_bytes = 2 * DECODE_TILE_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
-    resident = max(1, int(chip.cores.local_sram.size_bytes
-                          // (tile_bytes * DECODE_TILE_BUFFERS)))
+    if kernel == "xqa":
+        tile_bytes = 2 * DECODE_CTA_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
+        resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
+    else:
+        regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
+        resident = max(1, int(regs // MMHA_CTA_REGISTER_BYTES))
     slots = sms * resident
     splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
     ctas = units * splits
@@ -175,7 +207,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     return _Kernel(cycles / hz, latency, dram, l2, 1,
-                   f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
+                   f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)",
+                   rounds)
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
