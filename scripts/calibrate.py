@@ -28,6 +28,7 @@ CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attentio
                "h100_generation_attention")
 LINK_TABLES = ("nccl", "h100_nccl")
 FITTED_HARNESSES = ("trtllm-1.0.0", "trtllm-1.3")
+NCCL_HARNESSES = ("nccl-tests-2.27.3", "nccl-tests-h100-set")
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
 HARNESS_PREFIX = "harness:"  # fit_groups' name for a harness's fixed cost
@@ -55,7 +56,10 @@ def main() -> None:
     overheads = {h: HARNESSES[h].call_overhead_s or 1e-6 for h in FITTED_HARNESSES}
     names = (*CORE, *(HARNESS_PREFIX + h for h in FITTED_HARNESSES))
     eff, overheads = fit_groups(core, DEFAULT, names, overheads, rounds=4, log=log)
-    eff, _ = fit_groups(link, eff, LINK, rounds=4, log=log)
+    nccl = {h: HARNESSES[h].call_overhead_s or 1e-6 for h in NCCL_HARNESSES}
+    eff, nccl = fit_groups(link, eff, (*LINK, *(HARNESS_PREFIX + h for h in NCCL_HARNESSES)),
+                           nccl, rounds=4, log=log)
+    overheads.update(nccl)
     print("# src/chipforge/machine/_efficiency.py")
     for f in fields(Efficiency):
         print(f"{f.name} = {getattr(eff, f.name):.4g}")

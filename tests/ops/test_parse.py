@@ -62,7 +62,7 @@ def test_parsed_values_have_their_types():
     ("matmull m=1",
      "unknown op kind 'matmull' in 'matmull m=1'; expected one of matmul, conv2d, attention, "
      "elementwise, reduce, softmax, layernorm, rmsnorm, embedding_bag, all_reduce, all_gather, "
-     "reduce_scatter, all_to_all"),
+     "reduce_scatter, all_to_all, moe"),
     ("matmul m4096", f"malformed argument 'm4096' in 'matmul m4096'; expected {FORM}"),
     ("matmul =5", f"malformed argument '=5' in 'matmul =5'; expected {FORM}"),
     ("matmul m=", f"malformed argument 'm=' in 'matmul m='; expected {FORM}"),

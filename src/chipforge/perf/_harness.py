@@ -31,6 +31,10 @@ HARNESSES: dict[str, Harness] = {h.name: h for h in (
     Harness("trtllm-1.0.0", 0.0, "aiconfigurator collector, TensorRT-LLM 1.0.0 (the A100 set)"),
     Harness("trtllm-1.3", 0.0, "aiconfigurator collector, TensorRT-LLM 1.3.0rc20/rc23 "
             "(the H100 set)"),
+    # nccl-tests times eager calls: each carries the host's launch of the NCCL kernel
+    Harness("nccl-tests-2.27.3", 0.0, "nccl-tests on NCCL 2.27.3 (the A100 set)"),
+    Harness("nccl-tests-h100-set", 0.0, "nccl-tests as aiconfigurator ran it for the H100 "
+            "set (NCCL 2.23-2.29; which one is not recorded)"),
 )}
 
 

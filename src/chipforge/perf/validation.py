@@ -36,6 +36,7 @@ from chipforge.ops import (
     softmax,
 )
 from chipforge.perf._measured import Sample, gemm_sample
+from chipforge.perf._measured_moe import moe_call
 
 ENV_VAR = "CHIPFORGE_VALIDATION_DIR"
 # A table ``name.csv`` may be stored plain or compressed; the vendored copy uses xz.
@@ -166,13 +167,27 @@ _COLLECTIVES = {"all_reduce": all_reduce, "all_gather": all_gather,
                 "reduce_scatter": reduce_scatter, "alltoall": all_to_all}
 
 
+# the nccl-tests builds that timed each collection's collectives (aiconfigurator's
+# collector/network: eager back-to-back calls timed with events, no CUDA graphs)
+NCCL_HARNESS = {"a100": "nccl-tests-2.27.3", "h100": "nccl-tests-h100-set"}
+
+
 def nccl(folder: Path) -> list[Sample]:
     out = []
+    harness = NCCL_HARNESS.get(folder.name, "none")
     for r in _rows(folder / "nccl.csv"):
         dtype = {"half": "fp16", "int8": "int8"}[r["nccl_dtype"]]
         op = _COLLECTIVES[r["op_name"]](int(r["elements"]), int(r["num_gpus"]), dtype)
-        out.append(Sample(op, float(r["latency_ms"]) / 1e3, r["op_name"]))
+        out.append(Sample(op, float(r["latency_ms"]) / 1e3, r["op_name"], harness))
     return out
+
+
+def moe(folder: Path) -> list[Sample]:
+    """Fused MoE layers (h100/moe.csv), as ``_measured_moe.moe_call`` reads a row."""
+    rows = list(_rows(folder / "moe.csv"))
+    _, harness = collection(folder)
+    return [Sample(moe_call(r), float(r["latency_ms"]) / 1e3,
+                   f"{r['moe_dtype']} {r['distribution']}", harness) for r in rows]
 
 
 def llmcompass_matmul(folder: Path) -> list[Sample]:
@@ -277,6 +292,8 @@ TABLES: dict[str, Table] = {
                             "(TRT-LLM 1.3.0rc20)", "gemm"),
     "h100_gemm_fp8": Table("h100", gemm_h100_fp8, "fp8 Linear with dynamic activation "
                            "quantization, 35,700 shapes", "gemm"),
+    "h100_moe": Table("h100", moe, "fused MoE layer (routing, grouped expert GEMMs, "
+                      "combine), bf16 and fp8", "moe"),
     "h100_nccl": Table("h100", nccl, "NCCL collectives on 2-8 NVLink H100s", "nccl"),
 }
 
@@ -341,6 +358,18 @@ def bucket_of(size: float, kind: str) -> str:
             return f"{low / scale:g}-{edge / scale:g} {unit}"
         low = edge
     return f">={low / scale:g} {unit}"
+
+
+SCORES_FILE = Path(__file__).with_name("held_out_scores.json")
+
+
+def held_out_scores() -> list[dict]:
+    """The held-out error per measured table (chip, dtype, kind, median/p90/signed APE,
+    target, met), as ``make validation`` last wrote it with the shipped parameters; it
+    ships with the package, so a report needs no measured data."""
+    import json
+
+    return json.loads(SCORES_FILE.read_text())["scores"]
 
 
 def score_all(folder: Path, eff: Efficiency = DEFAULT) -> list[TableScore]:

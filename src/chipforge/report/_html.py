@@ -69,10 +69,24 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
     env.filters["ratio"] = ratio
     html = env.get_template("index.html").render(
         data=data, answer=answer, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
-        silicon=silicon, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        silicon=silicon, trust=_trust(calibration),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)
     return path
+
+
+def _trust(calibration: str) -> dict:
+    """The engine's held-out error per measured chip and table (docs/validation.md), which
+    holds for the shipped parameters; a user's calibration profile has its own residuals."""
+    from chipforge.perf import validation
+
+    rows = [{**s, "dtype": _dtype_of(s["table"])} for s in validation.held_out_scores()]
+    return {"rows": rows, "shipped": calibration.startswith("default")}
+
+
+def _dtype_of(table: str) -> str:
+    return "fp8" if "fp8" in table else "fp16" if "nccl" in table else "bf16"
 
 
 def _roofline(name: str, spec: ChipSpec, answer: dict, out: Path) -> dict:
