@@ -200,9 +200,14 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
     latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
     q_o = op.bytes - op.kv_bytes
+    # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
+    # in flight at once, slots / group of them, are the working set L2 must hold to serve
+    # the group's re-reads
+    chunk_bytes = op.kv_bytes / (op.batch * op.kv_heads * splits)
+    working_set = min(op.kv_bytes, chunk_bytes * slots / group)
     if kernel == "xqa" or group == 1:
         dram, l2 = op.bytes, 0.0
-    elif op.kv_bytes <= chip.shared_buffer.size_bytes:
+    elif working_set <= chip.shared_buffer.size_bytes:
         dram, l2 = op.bytes, op.kv_bytes * group
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0

@@ -1,0 +1,177 @@
+"""The GPU attention model against the measured A100 and H100 TensorRT-LLM attention tables
+(held-out odd rows) and against facts derived by hand (the KV bytes an fp8 cache and a
+masked-MHA decode move, TRT-LLM's decode-kernel choice, what a measured call runs).
+
+``python tests/perf/test_attention_model.py`` prints the held-out errors of every row by
+chip, table, cache dtype, group-size class and size bucket.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+import pytest
+
+from chipforge.arch import load_chip
+from chipforge.machine import DEFAULT
+from chipforge.ops import Attention, attention
+from chipforge.perf import estimate
+from chipforge.perf._attention import XQA_MAX_GROUP, decode_kernel
+from chipforge.perf._harness import harness
+from chipforge.perf._measured_attention import context_call, generation_call
+from chipforge.perf.validation import read_table, validation_dir
+
+A100, H100 = load_chip("a100-sxm"), load_chip("h100-sxm")
+CHIPS = {"a100": (A100, "trtllm-1.0.0"), "h100": (H100, "trtllm-1.3")}
+CALLS = {"context_attention": context_call, "generation_attention": generation_call}
+# every n-th held-out (odd) row: ~600 A100 and ~1,100-1,400 H100 rows per table
+STRIDES = {"a100": 4, "h100": 20}
+TARGET = 0.10  # issue target: median APE on the held-out rows
+# Held-out medians with today's shared Efficiency (machine.DEFAULT, fitted on A100 GEMMs
+# alone) and harness overheads 0: the 10% target is met where marked; elsewhere these pin
+# the model against regressions until the joint refit (docs: final report of this change).
+PINNED = {("a100", "context_attention"): 0.10, ("a100", "generation_attention"): 0.15,
+          ("h100", "context_attention"): 0.19, ("h100", "generation_attention"): 0.25}
+
+
+def _errors(gpu: str, table: str, stride: int) -> list[tuple[dict[str, str], float]]:
+    chip, harness_name = CHIPS[gpu]
+    overhead = harness(harness_name).call_overhead_s
+    rows = read_table(validation_dir() / gpu / f"{table}.csv")[1::2][::stride]
+    out = []
+    for r in rows:
+        measured = float(r["latency_ms"]) / 1e3
+        predicted = estimate(CALLS[table](r), chip, DEFAULT, parallel=None).seconds + overhead
+        out.append((r, (predicted - measured) / measured))
+    return out
+
+
+def _median_ape(gpu: str, table: str) -> float:
+    errs = _errors(gpu, table, STRIDES[gpu])
+    assert len(errs) > 500
+    return statistics.median(abs(e) for _, e in errs)
+
+
+@pytest.mark.parametrize("gpu,table", sorted(PINNED))
+def test_held_out_median_error_pinned(gpu: str, table: str):
+    """Oracle: aiconfigurator's TensorRT-LLM attention timings, rows never tuned on."""
+    assert _median_ape(gpu, table) <= PINNED[gpu, table]
+
+
+@pytest.mark.parametrize("gpu,table", [
+    ("a100", "context_attention"),
+    pytest.param("a100", "generation_attention", marks=pytest.mark.xfail(
+        strict=True, reason="~14%: DEFAULT's per-kernel floor and L2 rate; see PINNED")),
+    pytest.param("h100", "context_attention", marks=pytest.mark.xfail(
+        strict=True, reason="~17%: long-sequence FMHA over-predicted ~20% (Hopper overlaps "
+                            "softmax with wgmma), head_dim 64 short sequences under")),
+    pytest.param("h100", "generation_attention", marks=pytest.mark.xfail(
+        strict=True, reason="~23%: DEFAULT's launch + latency floor (fitted on the A100 "
+                            "1.0.0 harness) exceeds the H100 rc20 floor of 5.7-8.5 us")),
+])
+def test_held_out_median_error_within_target(gpu: str, table: str):
+    assert _median_ape(gpu, table) <= TARGET
+
+
+def _hbm(op: Attention) -> float:
+    return estimate(op, H100, DEFAULT).hbm_bytes
+
+
+def test_fp8_cache_decode_moves_half_the_kv_bytes():
+    # GQA group 4 (XQA): K and V of 8 kv heads x 4096 tokens x 128 dims, read once, plus
+    # q and the output (bf16): 2 x 16 x 1 x 32 x 128 x 2 bytes
+    bf16 = attention(16, 1, 4096, 32, 8, 128)
+    fp8 = attention(16, 1, 4096, 32, 8, 128, kv_dtype="fp8_e4m3")
+    q_o = 2 * 16 * 32 * 128 * 2
+    kv_bf16 = 2 * 16 * 4096 * 8 * 128 * 2
+    assert _hbm(bf16) == q_o + kv_bf16
+    assert _hbm(fp8) == q_o + kv_bf16 / 2
+
+
+def test_large_group_decode_reads_kv_per_query_head():
+    # 64 q heads on 1 kv head (group 64 > XQA's 32): masked MHA, one CTA per q head, so the
+    # kv head's K/V is read 64 times; 64 sequences x 32768 tokens: far beyond L2 at once
+    op = attention(64, 1, 32768, 64, 1, 128)
+    kv = 2 * 64 * 32768 * 1 * 128 * 2
+    q_o = 2 * 64 * 64 * 128 * 2
+    assert decode_kernel(op) == "mmha"
+    assert _hbm(op) == q_o + 64 * kv
+    # the same cache under group 32 (XQA) is read once
+    xqa = attention(64, 1, 32768, 32, 1, 128)
+    assert decode_kernel(xqa) == "xqa"
+    assert _hbm(xqa) == 2 * 64 * 32 * 128 * 2 + kv
+
+
+def test_large_group_decode_small_cache_rereads_from_l2():
+    # one sequence of 256 tokens: its K/V (128 KiB) stays in L2, DRAM sees it once
+    op = attention(1, 1, 256, 64, 1, 128)
+    assert _hbm(op) == 2 * 64 * 128 * 2 + 2 * 256 * 128 * 2
+
+
+def test_decode_kernel_follows_xqa_group_limit():
+    assert XQA_MAX_GROUP == 32
+    assert decode_kernel(attention(1, 1, 1024, 32, 1, 128)) == "xqa"
+    assert decode_kernel(attention(1, 1, 1024, 96, 2, 128)) == "mmha"  # group 48
+    assert decode_kernel(attention(1, 1, 1024, 8, 8, 128)) == "mmha"  # MHA: per head
+
+
+def _row(**kw: str) -> dict[str, str]:
+    row = {"batch_size": "2", "seq_len": "1024", "num_heads": "32",
+           "num_key_value_heads": "8", "head_dim": "128", "attn_dtype": "bfloat16",
+           "kv_cache_dtype": "bfloat16", "step": "0", "latency_ms": "1"}
+    return row | kw
+
+
+def test_context_call_runs_preprocessing_then_fmha():
+    graph = context_call(_row())
+    (pre, _), (fmha, _) = graph.nodes
+    # RoPE + cache write over the fused QKV rows: 2 x 1024 tokens x (32 + 2 x 8) heads x 128
+    assert pre.numel == 2 * 1024 * 48 * 128
+    assert fmha == attention(2, 1024, 1024, 32, 8, 128, name="context fmha")
+    # an fp8 cache (bf16 or fp8 attention in the row) runs the fp8 FMHA
+    for attn_dtype in ("bfloat16", "fp8"):
+        fp8 = context_call(_row(attn_dtype=attn_dtype, kv_cache_dtype="fp8")).nodes[1][0]
+        assert (fp8.dtype, fp8.kv_dtype) == ("fp8_e4m3", "fp8_e4m3")
+
+
+def test_generation_call_attends_over_seq_len_plus_step():
+    graph = generation_call(_row(seq_len="1", step="4095"))
+    op = graph.nodes[-1][0]
+    assert (op.q_len, op.kv_len, op.dtype, op.kv_dtype) == (1, 4096, "bf16", "bf16")
+    # an fp8 cache under XQA: the QGMMA kernel applies RoPE and appends K/V itself
+    fused = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"))
+    assert isinstance(fused, Attention) and fused.kv_dtype == "fp8_e4m3"
+
+
+def test_fp8_fmha_is_faster_than_bf16_when_compute_bound():
+    bf16 = attention(8, 8192, 8192, 32, 8, 128)
+    fp8 = attention(8, 8192, 8192, 32, 8, 128, dtype="fp8_e4m3", kv_dtype="fp8_e4m3")
+    t_bf16, t_fp8 = estimate(bf16, H100).seconds, estimate(fp8, H100).seconds
+    # the MMAs run at twice the rate; the softmax on the vector units does not speed up
+    assert 0.5 * t_bf16 < t_fp8 < t_bf16
+
+
+def _report() -> None:
+    for gpu in CHIPS:
+        for table in CALLS:
+            groups: dict[str, list[float]] = defaultdict(list)
+            for r, e in _errors(gpu, table, 1):
+                g = int(r["num_heads"]) // int(r["num_key_value_heads"])
+                measured_us = float(r["latency_ms"]) * 1e3
+                size = ("<20us" if measured_us < 20 else "<200us" if measured_us < 200
+                        else ">=200us")
+                for key in ("all", f"kv {r['kv_cache_dtype']}", f"attn {r['attn_dtype']}",
+                            "group<=32" if g <= XQA_MAX_GROUP else "group>32",
+                            f"head_dim {r['head_dim']}", f"measured {size}"):
+                    groups[key].append(e)
+            print(f"{gpu} {table} (odd rows)")
+            for key, errs in sorted(groups.items()):
+                ape = sorted(abs(e) for e in errs)
+                print(f"  {key:22s} n={len(errs):6d} median {100 * ape[len(ape) // 2]:5.1f}% "
+                      f"p90 {100 * ape[int(0.9 * len(ape))]:6.1f}% "
+                      f"signed {100 * statistics.median(errs):+6.1f}%")
+
+
+if __name__ == "__main__":
+    _report()
