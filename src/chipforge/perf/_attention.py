@@ -26,12 +26,21 @@ FA_MIN_BLOCK_Q = 64
 # splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
 # useful burst
 DECODE_MIN_CHUNK = 256
-# exposed dependent memory phases per attention CTA: load Q, load the first K/V block,
-# store O. A GEMM tile exposes one prologue+epilogue (pipeline_latency_s); an attention
-# CTA serializes three such phases. assumption: the count 3 is structural, but it was
-# chosen among 2, 3, 4 by the error on the A100 attention tables (see docs/validation.md),
-# so treat it as fitted; it is the same for every chip and both decode kernels.
+# exposed dependent memory phases per round of prefill CTAs: load Q, load the first K/V
+# block, store O. A GEMM tile exposes one prologue+epilogue (pipeline_latency_s); an
+# attention CTA serializes three such phases. assumption: the count 3 is structural, but
+# it was chosen among 2, 3, 4 by the error on the A100 attention tables (see
+# docs/validation.md), so treat it as fitted; it is the same for every chip.
 ATTENTION_EXPOSED_PHASES = 3
+# the critical path of one round of decode CTAs (Q load, page-table and first K/V page
+# loads, the per-page barriers between the QK^T, softmax and PV warps, the cross-warp
+# reduction and the output store), in SM cycles: at short contexts the measured decode
+# time grows by one such path per round of CTAs on both A100 and H100 in cycles, not in
+# seconds (per CTA at one CTA per SM: A100 ~62 ns x 108 SMs, H100 ~40 ns x 132 SMs, both
+# ~7,000-8,500 sustained cycles). assumption: the value is fitted, chosen among 6000, 7200
+# and 8400 on the even rows of both generation tables; it equals 3 exposed phases of
+# pipeline latency at the A100's sustained clock, the same for every chip.
+DECODE_ROUND_CYCLES = 7200
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
 # size (num_q_heads / num_kv_heads <= 32, both the HMMA and the SM90 QGMMA flavour; TRT-LLM
 # decoderXQAImpl constraints, read in aiconfigurator's collector notes); larger groups fall
@@ -171,10 +180,10 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     """Decode attention (q_len new tokens against a cache of kv_len).
 
     A CTA streams its sequence's cache page by page; the SM holds as many CTAs as its shared
-    memory fits double-buffered K/V pages; multi-block mode splits a sequence over CTAs
-    until they fill those slots. Each round of CTAs exposes ATTENTION_EXPOSED_PHASES
-    dependent memory latencies plus its blocks' compute. XQA reads each kv head's K/V once;
-    MMHA re-reads it per q head, from L2 when the whole cache fits there, else from DRAM."""
+    memory fits (XQA) or its register file holds (MMHA); multi-block mode splits a sequence
+    over CTAs until they fill those slots. XQA reads each kv head's K/V once;
+    MMHA re-reads it per q head, from L2 when the chunks in flight fit there, else from
+    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
@@ -198,7 +207,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
+    latency = rounds * DECODE_ROUND_CYCLES / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
