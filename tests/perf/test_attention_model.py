@@ -17,7 +17,7 @@ from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT
 from chipforge.ops import Attention, attention
 from chipforge.perf import estimate
-from chipforge.perf._attention import XQA_MAX_GROUP, decode_kernel
+from chipforge.perf._attention import XQA_MAX_GROUP, decode_kernel, xqa_supports
 from chipforge.perf._harness import harness
 from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf.validation import read_table, validation_dir
@@ -95,11 +95,11 @@ def test_large_group_decode_reads_kv_per_query_head():
     op = attention(64, 1, 32768, 64, 1, 128)
     kv = 2 * 64 * 32768 * 1 * 128 * 2
     q_o = 2 * 64 * 64 * 128 * 2
-    assert decode_kernel(op) == "mmha"
+    assert decode_kernel(op, H100) == "mmha"
     assert _hbm(op) == q_o + 64 * kv
     # the same cache under group 32 (XQA) is read once
     xqa = attention(64, 1, 32768, 32, 1, 128)
-    assert decode_kernel(xqa) == "xqa"
+    assert decode_kernel(xqa, H100) == "xqa"
     assert _hbm(xqa) == 2 * 64 * 32 * 128 * 2 + kv
 
 
@@ -109,11 +109,17 @@ def test_large_group_decode_small_cache_rereads_from_l2():
     assert _hbm(op) == 2 * 64 * 128 * 2 + 2 * 256 * 128 * 2
 
 
-def test_decode_kernel_follows_xqa_group_limit():
+def test_decode_kernel_follows_trtllm_xqa_rules():
     assert XQA_MAX_GROUP == 32
-    assert decode_kernel(attention(1, 1, 1024, 32, 1, 128)) == "xqa"
-    assert decode_kernel(attention(1, 1, 1024, 96, 2, 128)) == "mmha"  # group 48
-    assert decode_kernel(attention(1, 1, 1024, 8, 8, 128)) == "mmha"  # MHA: per head
+    assert xqa_supports(attention(1, 1, 1024, 32, 1, 128))
+    assert not xqa_supports(attention(1, 1, 1024, 96, 2, 128))  # group 48
+    assert not xqa_supports(attention(1, 1, 1024, 8, 8, 128))  # MHA
+    # a bf16 cache takes XQA only when batch x kv_heads x (history / 128) x 4 >= SMs:
+    # 1 x 8 x 2 x 4 = 64 < 132 on H100 (MMHA), 64 x 8 x 2 x 4 >= 132 (XQA)
+    assert decode_kernel(attention(1, 1, 256, 32, 8, 128), H100) == "mmha"
+    assert decode_kernel(attention(64, 1, 256, 32, 8, 128), H100) == "xqa"
+    # an fp8 cache under bf16 attention always takes XQA (MMHA does not support it)
+    assert decode_kernel(attention(1, 1, 256, 32, 8, 128, kv_dtype="fp8_e4m3"), H100) == "xqa"
 
 
 def _row(**kw: str) -> dict[str, str]:

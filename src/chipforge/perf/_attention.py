@@ -46,6 +46,9 @@ DECODE_ROUND_CYCLES = 7200
 # decoderXQAImpl constraints, read in aiconfigurator's collector notes); larger groups fall
 # back to masked multi-head attention (one query head per CTA).
 XQA_MAX_GROUP = 32
+# below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
+# decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
+XQA_MIN_HISTORY_PER_BLOCK, XQA_MIN_BLOCK_FACTOR = 128, 4
 # tokens of K and V a decode CTA holds on chip per step: XQA's CTA is 4 warps along the
 # sequence, each with a 64-token warp tile (TRT-LLM cpp/kernels/xqa/mha.cu: warpTile.x 64,
 # ctaShapeInWarps.x 4). assumption: its K and V tiles for those 256 tokens sit in shared
@@ -165,15 +168,29 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
                    f"{resident} per SM", rounds)
 
 
-def decode_kernel(op: Attention) -> str:
-    """TRT-LLM's decode kernel for this op: ``"xqa"`` (one CTA per (sequence, kv head)
-    serves the whole GQA group: K/V read once per kv head) when 2 <= group <= XQA_MAX_GROUP,
-    else ``"mmha"`` (masked multi-head attention: one CTA per query head, so each q head
-    of a group reads its kv head's K/V again). Group 1 (MHA) has one q head per kv head:
-    both kernels move the same bytes; its timings match MMHA's per-head cost (the fp8
-    cache brings no gain there), so it is taken as MMHA."""
-    group = op.heads // op.kv_heads
-    return "xqa" if 2 <= group <= XQA_MAX_GROUP else "mmha"
+def xqa_supports(op: Attention) -> bool:
+    """TRT-LLM's XQA kernels take a GQA group of 2 to XQA_MAX_GROUP query heads per kv
+    head; plain MHA (group 1) is refused "for performance reasons" (decoderXQAImplJIT
+    supportConfigCommon / supportConfigHMMA / supportConfigQGMMA)."""
+    return 2 <= op.heads // op.kv_heads <= XQA_MAX_GROUP
+
+
+def decode_kernel(op: Attention, chip: ChipSpec) -> str:
+    """TRT-LLM's decode kernel for this op on this chip: ``"xqa"`` (one CTA per (sequence,
+    kv head) serves the whole GQA group: K/V read once per kv head) or ``"mmha"`` (masked
+    multi-head attention: one CTA per query head, so each q head of a group reads its kv
+    head's K/V again).
+
+    XQA runs where it supports the shape (``xqa_supports``) and, for a 16-bit cache, where
+    it fills the GPU: batch x kv_heads x max(1, history / XQA_MIN_HISTORY_PER_BLOCK) x
+    XQA_MIN_BLOCK_FACTOR >= SMs (DecoderXQAImplJIT::mayHavePerfGain); an fp8 cache under
+    16-bit attention always takes XQA, which MMHA does not support (shouldUse)."""
+    if not xqa_supports(op):
+        return "mmha"
+    if dtype_bytes(op.kv_dtype) < op.itemsize:
+        return "xqa"
+    blocks = op.batch * op.kv_heads * max(1, op.kv_len // XQA_MIN_HISTORY_PER_BLOCK)
+    return "xqa" if blocks * XQA_MIN_BLOCK_FACTOR >= chip.cores.count else "mmha"
 
 
 def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
@@ -187,7 +204,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
-    kernel = decode_kernel(op)
+    kernel = decode_kernel(op, chip)
     if kernel == "xqa":
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
     else:

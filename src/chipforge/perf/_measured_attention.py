@@ -18,7 +18,7 @@ input. That call runs:
 from __future__ import annotations
 
 from chipforge.ops import Attention, Graph, GraphBuilder, Op, attention, elementwise
-from chipforge.perf._attention import decode_kernel
+from chipforge.perf._attention import xqa_supports
 
 # the tables' names for element types -> chipforge's
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8_e4m3"}
@@ -62,7 +62,7 @@ def generation_call(row: dict[str, str]) -> Op | Graph:
     new K/V itself (no pre-processing kernel): the attention op alone."""
     b, seq, heads, kv_heads, dim = _shape(row)
     op = generation_attention_op(row)
-    if op.kv_dtype.startswith("fp8") and decode_kernel(op) == "xqa":
+    if op.kv_dtype.startswith("fp8") and xqa_supports(op):
         return op
     graph = GraphBuilder("generation attention")
     graph.add(_preprocess(b * seq, heads, kv_heads, dim))
