@@ -42,9 +42,9 @@ ATTENTION_EXPOSED_PHASES = 3
 # pipeline latency at the A100's sustained clock, the same for every chip.
 DECODE_ROUND_CYCLES = 7200
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
-# size (num_q_heads / num_kv_heads <= 32, both the HMMA and the SM90 QGMMA flavour; TRT-LLM
-# decoderXQAImpl constraints, read in aiconfigurator's collector notes); larger groups fall
-# back to masked multi-head attention (one query head per CTA).
+# size (decoderXQAImplJIT supportConfigHMMA / supportConfigQGMMA: head_grp_size x
+# beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
+# query head per CTA).
 XQA_MAX_GROUP = 32
 # below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
 # decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
@@ -75,7 +75,6 @@ class _Kernel:
     l2_bytes: float
     kernels: int
     note: str
-    rounds: int = 1  # waves of CTAs over the SMs
 
 
 def attention_estimate(op: Attention, chip: ChipSpec, eff: Efficiency) -> Estimate:
@@ -164,8 +163,7 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     dram = op.bytes + kv_bytes * (rereads - 1) * passes
     latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
     return _Kernel(cycles / hz, latency, dram, 0.0, 1,
-                   f"FlashAttention-2: {ctas} CTAs of {br} query rows, "
-                   f"{resident} per SM", rounds)
+                   f"FlashAttention-2: {ctas} CTAs of {br} query rows, {resident} per SM")
 
 
 def xqa_supports(op: Attention) -> bool:
@@ -207,12 +205,10 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     kernel = decode_kernel(op, chip)
     if kernel == "xqa":
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
-    else:
-        rows, units, tensor = op.q_len, op.batch * op.heads, False
-    if kernel == "xqa":
         tile_bytes = 2 * DECODE_CTA_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
         resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
     else:
+        rows, units, tensor = op.q_len, op.batch * op.heads, False
         regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
         resident = max(1, int(regs // MMHA_CTA_REGISTER_BYTES))
     slots = sms * resident
@@ -238,8 +234,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     return _Kernel(cycles / hz, latency, dram, l2, 1,
-                   f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)",
-                   rounds)
+                   f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
