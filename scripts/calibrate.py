@@ -4,7 +4,7 @@
 
 The core fields (clock_fraction, dram_efficiency, launch_overhead_s, pipeline_latency_s)
 and each harness's fixed cost per timed call are fitted on the even-numbered rows of the
-GEMM and attention tables of both chips (every ``stride``-th even row, default 8, to keep
+GEMM, attention and MoE tables of both chips (every ``stride``-th even row, default 8, to keep
 the fit to minutes; every table counts alike in the loss); link_efficiency and
 link_latency_s on the even rows of both NCCL tables. The odd rows, the MoE layers and the
 LLMCompass tables are held out. The procedure and loss are ``chipforge.perf``'s
@@ -25,7 +25,7 @@ from chipforge.perf import validation as v
 
 CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attention",
                "generation_attention", "h100_context_attention",
-               "h100_generation_attention")
+               "h100_generation_attention", "h100_moe")
 LINK_TABLES = ("nccl", "h100_nccl")
 FITTED_HARNESSES = ("trtllm-1.0.0", "trtllm-1.3")
 NCCL_HARNESSES = ("nccl-tests-2.27.3", "nccl-tests-h100-set")

@@ -27,13 +27,15 @@ from typing import Any
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.errors import ChipforgeError
 from chipforge.machine import DEFAULT, Efficiency
-from chipforge.ops import GraphBuilder, attention, dtype_bytes, elementwise, matmul
+from chipforge.ops import dtype_bytes, matmul
 from chipforge.perf._calibration_profile import (
     PROFILE_BOUNDS,
     PROFILE_VERSION,
     CalibrationError,
 )
 from chipforge.perf._engine import estimate
+from chipforge.perf._measured import TABLE_DTYPES
+from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample
 
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
@@ -45,8 +47,6 @@ FIT_BOUNDS = {**PROFILE_BOUNDS, "clock_fraction": (0.5, 1.0), "dram_efficiency":
               "link_efficiency": (0.3, 1.0)}
 # assumption: bounded time and memory; a million rows is ~14x the largest measured table
 MAX_ROWS = 1_000_000
-_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "half": "fp16",
-           "float16": "fp16", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "int8": "int8"}
 
 
 @dataclass(frozen=True)
@@ -129,10 +129,10 @@ def _cell(path: Path, line: int, row: dict[str, str], column: str, kind: type,
 def _dtype(path: Path, line: int, text: str, column: str,
            chip: ChipSpec | None = None) -> str:
     """The engine's dtype for ``text``; with ``chip``, one its matrix unit runs."""
-    dtype = _DTYPES.get(text.strip().lower())
+    dtype = TABLE_DTYPES.get(text.strip().lower())
     if dtype is None:
         raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}; expected "
-                               f"one of {', '.join(sorted(_DTYPES))}")
+                               f"one of {', '.join(sorted(TABLE_DTYPES))}")
     if chip is not None and chip.peak_flops(dtype) <= 0:
         raise CalibrationError(f"{path}: line {line}: column {column!r} is {text!r}, which "
                                f"{chip.name} has no matrix unit for; expected one of "
@@ -208,35 +208,44 @@ _ATTN = ("batch_size", "seq_len", "num_heads", "num_key_value_heads", "head_dim"
          "attn_dtype", "kv_cache_dtype", "step", "latency_ms")
 
 
+def _attention_row(path: Path, line: int, get: Getter) -> dict[str, str]:
+    """A row's columns, each checked, in the form ``_measured_attention`` reads."""
+    row = {c: str(get(c, int)) for c in ("batch_size", "seq_len", "num_heads",
+                                         "num_key_value_heads", "head_dim")}
+    row["step"] = str(get("step", int, True))
+    for column in ("attn_dtype", "kv_cache_dtype"):
+        row[column] = get(column, str)
+        _dtype(path, line, row[column], column)
+    return row
+
+
 def read_attention(path: Path, chip: ChipSpec) -> list[Row]:
-    """Prefill (context) attention rows, as ``validation.context_attention`` models them:
-    the QKV pre-processing pass and the causal fused attention. Floor: the causal
-    attention's 2*b*h*s^2*d FLOPs at the bf16 peak."""
+    """Prefill (context) attention rows, as the validation tables model them
+    (``_measured_attention.context_call``: QKV pre-processing and the causal fused
+    attention). Floor: the causal attention's 2*b*h*s^2*d FLOPs at the chip's peak."""
     def make(get: Getter, line: int) -> Row:
-        b, seq = get("batch_size", int), get("seq_len", int)
-        heads, kv_heads, dim = get("num_heads", int), get("num_key_value_heads", int), \
-            get("head_dim", int)
-        graph = GraphBuilder("context attention")
-        graph.add(elementwise(b * seq * (heads + 2 * kv_heads) * dim, "rope", 1, 1))
-        graph.add(attention(b, seq, seq, heads, kv_heads, dim, causal=True))
-        flops = 2.0 * b * heads * seq * seq * dim
-        return Row(Sample(graph.build(), get("latency_ms", float) / 1e3), flops,
-                   flops / chip.peak_flops("bf16"), line)
+        row = _attention_row(path, line, get)
+        b, seq, heads = (int(row[c]) for c in ("batch_size", "seq_len", "num_heads"))
+        flops = 2.0 * b * heads * seq * seq * int(row["head_dim"])
+        peak = max(chip.peak_flops("bf16"), chip.peak_flops("fp8_e4m3"))
+        return Row(Sample(context_call(row), get("latency_ms", float) / 1e3), flops,
+                   flops / peak, line)
     return _read_rows(path, _ATTN, make)
 
 
 def read_decode_attention(path: Path, chip: ChipSpec) -> list[Row]:
-    """Decode (generation) attention rows: one query token over seq_len + step cached
-    tokens. Floor: the KV cache read once (:func:`_bytes_floor_s`)."""
+    """Decode (generation) attention rows (``_measured_attention.generation_call``): one
+    query token over seq_len + step cached tokens. Floor: the KV cache read once
+    (:func:`_bytes_floor_s`)."""
     def make(get: Getter, line: int) -> Row:
-        b, heads = get("batch_size", int), get("num_heads", int)
-        kv_heads, dim = get("num_key_value_heads", int), get("head_dim", int)
-        kv = get("seq_len", int) + get("step", int, True)  # the cache holds seq_len + step
-        cache = _dtype(path, line, get("kv_cache_dtype", str), "kv_cache_dtype")
-        op = attention(b, 1, kv, heads, kv_heads, dim, causal=True)
+        row = _attention_row(path, line, get)
+        b, heads, kv_heads, dim = (int(row[c]) for c in ("batch_size", "num_heads",
+                                                          "num_key_value_heads", "head_dim"))
+        kv = int(row["seq_len"]) + int(row["step"])  # the cache holds seq_len + step
+        cache = TABLE_DTYPES[row["kv_cache_dtype"].strip().lower()]
         moved = 2.0 * b * kv * kv_heads * dim * dtype_bytes(cache)
-        return Row(Sample(op, get("latency_ms", float) / 1e3), 4.0 * b * heads * kv * dim,
-                   _bytes_floor_s(moved, chip), line)
+        return Row(Sample(generation_call(row), get("latency_ms", float) / 1e3),
+                   4.0 * b * heads * kv * dim, _bytes_floor_s(moved, chip), line)
     return _read_rows(path, _ATTN, make)
 
 

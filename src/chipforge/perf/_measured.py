@@ -34,6 +34,18 @@ GEMM_COPIES_MAX = 5
 AMAX_BLOCKS = 1024
 
 
+# the measured tables' names for element types -> chipforge's (aiconfigurator writes
+# bfloat16 / fp8 / half; nccl-tests half / int8)
+TABLE_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "half": "fp16",
+                "float16": "fp16", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "int8": "int8"}
+
+
+def table_dtype(name: str) -> str:
+    """chipforge's dtype for a table's name of it (unknown names pass through, for the op
+    constructors to refuse with their own message)."""
+    return TABLE_DTYPES.get(name.strip().lower(), name)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One measured call: what it ran, its time, and the harness that timed it."""

@@ -19,13 +19,7 @@ from __future__ import annotations
 
 from chipforge.ops import Attention, Graph, GraphBuilder, Op, attention, elementwise
 from chipforge.perf._attention import xqa_supports
-
-# the tables' names for element types -> chipforge's
-_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8_e4m3"}
-
-
-def _dtype(name: str) -> str:
-    return _DTYPES.get(name, name)
+from chipforge.perf._measured import table_dtype
 
 
 def _shape(row: dict[str, str]) -> tuple[int, int, int, int, int]:
@@ -45,8 +39,8 @@ def context_call(row: dict[str, str]) -> Graph:
     """One measured context (prefill) call: QKV pre-processing, then the causal FMHA over
     ``seq_len`` tokens. An fp8 cache means the fp8 FMHA (fp8_e4m3 compute, fp8 cache)."""
     b, seq, heads, kv_heads, dim = _shape(row)
-    kv_dtype = _dtype(row["kv_cache_dtype"])
-    dtype = "fp8_e4m3" if kv_dtype.startswith("fp8") else _dtype(row["attn_dtype"])
+    kv_dtype = table_dtype(row["kv_cache_dtype"])
+    dtype = "fp8_e4m3" if kv_dtype.startswith("fp8") else table_dtype(row["attn_dtype"])
     graph = GraphBuilder("context attention")
     graph.add(_preprocess(b * seq, heads, kv_heads, dim))
     graph.add(attention(b, seq, seq, heads, kv_heads, dim, dtype=dtype, causal=True,
@@ -77,6 +71,6 @@ def generation_attention_op(row: dict[str, str]) -> Attention:
     """The decode attention op alone of a generation row."""
     b, seq, heads, kv_heads, dim = _shape(row)
     kv_len = seq + int(row["step"])  # the cache holds seq_len + step tokens
-    return attention(b, seq, kv_len, heads, kv_heads, dim, dtype=_dtype(row["attn_dtype"]),
-                     causal=True, kv_dtype=_dtype(row["kv_cache_dtype"]),
+    return attention(b, seq, kv_len, heads, kv_heads, dim, dtype=table_dtype(row["attn_dtype"]),
+                     causal=True, kv_dtype=table_dtype(row["kv_cache_dtype"]),
                      name="decode attention")

@@ -17,9 +17,7 @@ have to stream at 3.9-4.6 TB/s, beyond the H100's 3.35 TB/s HBM peak; two matric
 from __future__ import annotations
 
 from chipforge.ops import MoE, moe
-
-# the table's moe_dtype -> the experts' GEMM type (fp8 = e4m3, per-tensor scales)
-MOE_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8_e4m3"}
+from chipforge.perf._measured import table_dtype
 
 
 def moe_call(row: dict[str, str]) -> MoE:
@@ -28,4 +26,4 @@ def moe_call(row: dict[str, str]) -> MoE:
                inter=int(row["inter_size"]), topk=int(row["topk"]),
                experts=int(row["num_experts"]), tp=int(row["moe_tp_size"]),
                ep=int(row["moe_ep_size"]), distribution=row["distribution"],
-               gated=False, dtype=MOE_DTYPES[row["moe_dtype"]])
+               gated=False, dtype=table_dtype(row["moe_dtype"]))

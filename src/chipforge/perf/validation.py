@@ -23,19 +23,18 @@ from chipforge.machine import DEFAULT, Efficiency
 from chipforge.ops import (
     Collective,
     Graph,
-    GraphBuilder,
     Op,
     all_gather,
     all_reduce,
     all_to_all,
-    attention,
     elementwise,
     layernorm,
     matmul,
     reduce_scatter,
     softmax,
 )
-from chipforge.perf._measured import Sample, gemm_sample
+from chipforge.perf._measured import Sample, gemm_sample, table_dtype
+from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf._measured_moe import moe_call
 
 ENV_VAR = "CHIPFORGE_VALIDATION_DIR"
@@ -96,7 +95,6 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(fh)
 
 
-_GEMM_DTYPES = {"bf16": "bf16", "fp8": "fp8_e4m3"}
 # each folder is one chip's collection, timed by one harness (data/validation/README.md);
 # the MoE rows of h100/ come from TensorRT-LLM 1.3.0rc23, the same collector harness
 COLLECTIONS: dict[str, tuple[str, str]] = {"a100": ("a100-sxm", "trtllm-1.0.0"),
@@ -119,9 +117,9 @@ def gemm(folder: Path, table: str = "gemm.csv", dtype: str | None = None) -> lis
     ``dtype`` keeps one dtype's rows."""
     rows = list(_rows(folder / table))
     spec, harness = collection(folder)
-    return [gemm_sample(int(r["m"]), int(r["n"]), int(r["k"]), _GEMM_DTYPES[r["dtype"]],
+    return [gemm_sample(int(r["m"]), int(r["n"]), int(r["k"]), table_dtype(r["dtype"]),
                         float(r["latency_ms"]) / 1e3, harness, spec)
-            for r in rows if dtype is None or _GEMM_DTYPES[r["dtype"]] == dtype]
+            for r in rows if dtype is None or table_dtype(r["dtype"]) == dtype]
 
 
 def gemm_bf16(folder: Path) -> list[Sample]:
@@ -137,30 +135,27 @@ def gemm_h100_fp8(folder: Path) -> list[Sample]:
     return gemm(folder, "gemm.csv", "fp8_e4m3")
 
 
+def _calls(folder: Path, table: str, call: Callable[[dict[str, str]], Op | Graph],
+           label: Callable[[dict[str, str]], str]) -> list[Sample]:
+    rows = list(_rows(folder / table))
+    _, harness = collection(folder)
+    return [Sample(call(r), float(r["latency_ms"]) / 1e3, label(r), harness) for r in rows]
+
+
+def _attention_label(row: dict[str, str]) -> str:
+    group = int(row["num_heads"]) // int(row["num_key_value_heads"])
+    return f"{row['kv_cache_dtype']} cache, group {group}"
+
+
 def context_attention(folder: Path) -> list[Sample]:
-    """TensorRT-LLM's context attention call runs two kernels: QKV pre-processing (RoPE on
-    q and k, the new k and v written into the KV cache: one pass reading and writing q, k,
-    v) and the fused attention."""
-    out = []
-    for r in _rows(folder / "context_attention.csv"):
-        b, seq = int(r["batch_size"]), int(r["seq_len"])
-        heads, kv_heads, dim = (int(r["num_heads"]), int(r["num_key_value_heads"]),
-                                int(r["head_dim"]))
-        graph = GraphBuilder("context attention")
-        graph.add(elementwise(b * seq * (heads + 2 * kv_heads) * dim, "rope", 1, 1))
-        graph.add(attention(b, seq, seq, heads, kv_heads, dim, causal=True))
-        out.append(Sample(graph.build(), float(r["latency_ms"]) / 1e3))
-    return out
+    """Prefill calls as ``_measured_attention.context_call`` reads a row: QKV
+    pre-processing and the fused causal attention."""
+    return _calls(folder, "context_attention.csv", context_call, _attention_label)
 
 
 def generation_attention(folder: Path) -> list[Sample]:
-    out = []
-    for r in _rows(folder / "generation_attention.csv"):
-        kv = int(r["seq_len"]) + int(r["step"])  # the cache holds seq_len + step tokens
-        op = attention(int(r["batch_size"]), 1, kv, int(r["num_heads"]),
-                       int(r["num_key_value_heads"]), int(r["head_dim"]), causal=True)
-        out.append(Sample(op, float(r["latency_ms"]) / 1e3))
-    return out
+    """Decode calls as ``_measured_attention.generation_call`` reads a row."""
+    return _calls(folder, "generation_attention.csv", generation_call, _attention_label)
 
 
 _COLLECTIVES = {"all_reduce": all_reduce, "all_gather": all_gather,
@@ -176,7 +171,7 @@ def nccl(folder: Path) -> list[Sample]:
     out = []
     harness = NCCL_HARNESS.get(folder.name, "none")
     for r in _rows(folder / "nccl.csv"):
-        dtype = {"half": "fp16", "int8": "int8"}[r["nccl_dtype"]]
+        dtype = table_dtype(r["nccl_dtype"])
         op = _COLLECTIVES[r["op_name"]](int(r["elements"]), int(r["num_gpus"]), dtype)
         out.append(Sample(op, float(r["latency_ms"]) / 1e3, r["op_name"], harness))
     return out
@@ -184,10 +179,8 @@ def nccl(folder: Path) -> list[Sample]:
 
 def moe(folder: Path) -> list[Sample]:
     """Fused MoE layers (h100/moe.csv), as ``_measured_moe.moe_call`` reads a row."""
-    rows = list(_rows(folder / "moe.csv"))
-    _, harness = collection(folder)
-    return [Sample(moe_call(r), float(r["latency_ms"]) / 1e3,
-                   f"{r['moe_dtype']} {r['distribution']}", harness) for r in rows]
+    return _calls(folder, "moe.csv", moe_call,
+                  lambda r: f"{r['moe_dtype']} {r['distribution']}")
 
 
 def llmcompass_matmul(folder: Path) -> list[Sample]:
@@ -292,6 +285,12 @@ TABLES: dict[str, Table] = {
                             "(TRT-LLM 1.3.0rc20)", "gemm"),
     "h100_gemm_fp8": Table("h100", gemm_h100_fp8, "fp8 Linear with dynamic activation "
                            "quantization, 35,700 shapes", "gemm"),
+    "h100_context_attention": Table(
+        "h100", context_attention, "prefill attention, bf16 and fp8 KV cache (fp8 FMHA)",
+        "attention"),
+    "h100_generation_attention": Table(
+        "h100", generation_attention, "decode attention, bf16 and fp8 KV cache (XQA or "
+        "masked MHA)", "attention"),
     "h100_moe": Table("h100", moe, "fused MoE layer (routing, grouped expert GEMMs, "
                       "combine), bf16 and fp8", "moe"),
     "h100_nccl": Table("h100", nccl, "NCCL collectives on 2-8 NVLink H100s", "nccl"),
