@@ -4,10 +4,10 @@
 
 The core fields (clock_fraction, dram_efficiency, launch_overhead_s, pipeline_latency_s)
 and each harness's fixed cost per timed call are fitted on the even-numbered rows of the
-GEMM, attention and MoE tables of both chips (every ``stride``-th even row, default 8, to keep
-the fit to minutes; every table counts alike in the loss); link_efficiency and
-link_latency_s on the even rows of both NCCL tables. The odd rows, the MoE layers and the
-LLMCompass tables are held out. The procedure and loss are ``chipforge.perf``'s
+GEMM, attention and MoE tables of both chips (every ``stride``-th even row, default 8,
+to keep the fit to minutes; every table counts alike in the loss); link_efficiency,
+link_latency_s and the nccl-tests harnesses' costs on the even rows of both NCCL tables.
+The odd rows and the LLMCompass tables are held out. The procedure and loss are ``chipforge.perf``'s
 (``fit_groups``; ``chipforge calibrate`` runs the same fit on a user's own CSV files).
 Paste the printed values into ``src/chipforge/machine/_efficiency.py`` and
 ``src/chipforge/perf/_harness.py``; ``make validation`` then reports the held-out error.
@@ -28,7 +28,7 @@ CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attentio
                "h100_generation_attention", "h100_moe")
 LINK_TABLES = ("nccl", "h100_nccl")
 FITTED_HARNESSES = ("trtllm-1.0.0", "trtllm-1.3")
-NCCL_HARNESSES = ("nccl-tests-2.27.3", "nccl-tests-h100-set")
+NCCL_HARNESSES = ("nccl-tests-2.27.3", "nccl-tests-2.29.2")
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
 HARNESS_PREFIX = "harness:"  # fit_groups' name for a harness's fixed cost

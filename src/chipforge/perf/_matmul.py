@@ -122,10 +122,18 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
             partial = (split - 1) * batch * m * n * ACC_BYTES * 2 if split > 1 else 0.0
             dram = _dram_bytes(chip, a, b, c, ceil(tiles_n / gn), ceil(tiles_m / gm)) + partial
             shared = a * tiles_n + b * tiles_m + c + partial
-            yield MatmulCost(compute_s, dram, shared, shared, rounds * eff.pipeline_latency_s,
+            yield MatmulCost(compute_s, dram, shared, shared, _round_latency_s(rounds, eff),
                              float(batch) * m * n * k,
                              f"tensor-core tile {tm}x{tn}x{GPU_TK}, split-k {split}, "
                              f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
+
+
+def _round_latency_s(rounds: int, eff: Efficiency) -> float:
+    """Exposed latency of ``rounds`` rounds of CTAs: the first round waits for its first
+    operand tiles from DRAM and ends with its epilogue (``pipeline_latency_s``); a later
+    round's first loads are issued while the previous round computes (cp.async / TMA
+    pipelines), so it exposes only a DRAM access latency."""
+    return eff.pipeline_latency_s + (rounds - 1) * DRAM_LATENCY_S
 
 
 def _partitions(workers: int, m: int, n: int):

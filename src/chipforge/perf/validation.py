@@ -162,9 +162,11 @@ _COLLECTIVES = {"all_reduce": all_reduce, "all_gather": all_gather,
                 "reduce_scatter": reduce_scatter, "alltoall": all_to_all}
 
 
-# the nccl-tests builds that timed each collection's collectives (aiconfigurator's
-# collector/network: eager back-to-back calls timed with events, no CUDA graphs)
-NCCL_HARNESS = {"a100": "nccl-tests-2.27.3", "h100": "nccl-tests-h100-set"}
+# the nccl-tests build that timed each collection's collectives (aiconfigurator's
+# collector/network: eager back-to-back calls timed with events, no CUDA graphs). The NCCL
+# versions are aiconfigurator's (systems/data/<gpu>/comm/nccl/<version>/): the A100 rows
+# are its 2.27.3 set; the H100 rows equal its 2.29.2 set value for value.
+NCCL_HARNESS = {"a100": "nccl-tests-2.27.3", "h100": "nccl-tests-2.29.2"}
 
 
 def nccl(folder: Path) -> list[Sample]:
