@@ -1,9 +1,7 @@
-"""The engine against measured A100 data (vendored in data/validation/, xz-compressed).
-
-Targets from issue 2: median absolute percentage error <= 10% on GEMM and on attention.
-Where a target is not met yet the test is a strict xfail naming the gap, so it turns red
-the day the model meets it and the marker must come off; docs/validation.md explains the
-remaining error op by op.
+"""The measured data (vendored in data/validation/, xz-compressed), its loaders, and the
+engine on the A100 tables issue 2 set targets for beyond the held-out halves
+(tests/perf/test_held_out.py): large GEMM calls and the GPT-3 layer. docs/validation.md
+explains the remaining error op by op.
 """
 
 from __future__ import annotations
@@ -22,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VENDORED = ROOT / "data" / "validation"
 FOLDER = v.validation_dir()
 TARGET = 0.10
-
-
-def _score(name: str, rows: slice = slice(None)) -> v.TableScore:
-    table = v.TABLES[name]
-    return v.score(name, table.samples(FOLDER)[rows], load_chip(table.chip))
 
 
 def _manifest() -> dict[str, str]:
@@ -103,24 +96,10 @@ def test_every_table_loads_with_its_documented_row_count():
     assert all(n > 0 for n in counts.values())
 
 
-def test_gemm_held_out_median_error_meets_target():
-    assert _score("gemm_bf16", slice(1, None, 2)).median_ape <= TARGET
-
-
 def test_gemm_large_calls_median_error_meets_target():
     """Above 100 us the fixed per-call costs no longer dominate."""
     samples = [s for s in v.gemm_bf16(FOLDER / "a100") if s.measured_s >= 100e-6]
     assert v.score("gemm", samples, load_chip("a100-sxm")).median_ape <= TARGET
-
-
-def test_context_attention_median_error_meets_target():
-    assert _score("context_attention").median_ape <= TARGET
-
-
-@pytest.mark.xfail(strict=True, reason="decode attention median APE 19.7%: TensorRT-LLM runs "
-                                       "GQA groups >= 48 per query head; docs/validation.md")
-def test_generation_attention_median_error_meets_target():
-    assert _score("generation_attention").median_ape <= TARGET
 
 
 def test_gpt3_prefill_layer_total_meets_target():

@@ -206,3 +206,20 @@ def _image_sources(html: str) -> list[str]:
     parser = _Images()
     parser.feed(html)
     return [img["src"] for img in parser.images]
+
+
+def test_the_page_shows_the_engine_s_held_out_error_per_chip_and_dtype(report):
+    """Issue 12: the report carries the per-chip, per-dtype error table, with the values
+    make validation stored (the oracle: held_out_scores.json, measured on held-out rows)."""
+    from chipforge.perf import validation
+
+    html = report.read_text()
+    section = html[html.index('id="trust"'):html.index('id="rooflines"')]
+    scores = validation.held_out_scores()
+    assert len(scores) == section.count("<tr>") - 1  # one row per table, plus the header
+    for s in scores:
+        assert s["what"] in section
+        assert f"{100 * s['median_ape']:.1f}%" in section
+    assert {s["chip"] for s in scores} == {"a100-sxm", "h100-sxm"}
+    assert ">fp8<" in section and ">bf16<" in section
+    assert "(not met)" in section  # targets missed are said, not hidden
