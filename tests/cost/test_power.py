@@ -16,7 +16,7 @@ from chipforge.cost._power import (
 )
 from chipforge.errors import ChipforgeError
 from chipforge.ops import elementwise, matmul
-from chipforge.perf import estimate
+from chipforge.perf import DEFAULT, estimate
 from chipforge.workloads import llm_decode, load_llm_config
 
 # a bf16 add of 2^28 elements, two inputs and one output: 1.6 GB, far above half the
@@ -29,15 +29,17 @@ ADD_BYTES = 3 * 2 * NUMEL
 def _h100_add_by_hand(clock_fraction: float) -> float:
     """Average power of ADD on an H100 at clock_fraction x 1.83 GHz, from the constants.
 
-    Time: the slower of the vector lanes (132 SMs x 128 lanes x f x 0.8841 sustained) and
-    HBM (3.35 TB/s x 0.7742 achievable), plus one 3.828 us launch: HBM-bound at any clock.
+    Time: the slower of the vector lanes (132 SMs x 128 lanes x f x the sustained clock
+    fraction) and HBM (3.35 TB/s x the achievable fraction), plus one launch (the shipped
+    parameters, chipforge.perf.DEFAULT): HBM-bound at any clock.
     Core energy at 4N (scale 0.105): 4.6 pJ x 8 (datapath) per op and
     1.25 pJ per local-SRAM byte, x (V/V0)^2 with V/V0 = max(f/f0, 0.6). HBM3: 3.4 pJ/bit,
     unscaled. Leakage: 0.08 W/mm2 (4N) x modelled die area x V/V0.
     """
     volts = max(clock_fraction, 0.6)
-    vector_s = NUMEL / (132 * 128 * 1.83e9 * clock_fraction * 0.8841)
-    seconds = max(vector_s, ADD_BYTES / (3.35e12 * 0.7742)) + 3.828e-6
+    vector_s = NUMEL / (132 * 128 * 1.83e9 * clock_fraction * DEFAULT.clock_fraction)
+    seconds = (max(vector_s, ADD_BYTES / (3.35e12 * DEFAULT.dram_efficiency))
+               + DEFAULT.launch_overhead_s)
     core_j = (NUMEL * 4.6 * 0.105 * 8 + ADD_BYTES * 1.25 * 0.105) * 1e-12
     hbm_j = ADD_BYTES * 8 * 3.4e-12
     leakage_w = 0.08 * die_area(load_chip("h100-sxm")).total_mm2 * volts
@@ -47,7 +49,7 @@ def _h100_add_by_hand(clock_fraction: float) -> float:
 def test_power_of_a_streaming_add_matches_the_hand_derivation():
     report = workload_power("h100-sxm", ADD)
     assert report.estimate.seconds == pytest.approx(
-        ADD_BYTES / (3.35e12 * 0.7742) + 3.828e-6, rel=1e-9)
+        ADD_BYTES / (3.35e12 * DEFAULT.dram_efficiency) + DEFAULT.launch_overhead_s, rel=1e-9)
     assert report.avg_power_w == pytest.approx(_h100_add_by_hand(1.0), rel=1e-9)
     assert report.offchip_w == pytest.approx(ADD_BYTES * 8 * 3.4e-12 / report.estimate.seconds,
                                              rel=1e-9)

@@ -19,6 +19,7 @@ from chipforge.cost._tco import (
 )
 from chipforge.cost._unit_cost import unit_cost
 from chipforge.ops import elementwise
+from chipforge.perf import DEFAULT
 from chipforge.workloads import llm_decode, load_llm_config
 
 # a streaming bf16 add (HBM-bound, 1.6 GB): a step whose time and power are hand-derived
@@ -47,7 +48,7 @@ def _by_hand(busy_s: float, chips: int) -> dict[str, float]:
 
 
 def test_serving_cost_per_million_tokens_matches_the_hand_derivation():
-    step_s = 3 * 2 * 2**28 / (3.35e12 * 0.7742) + 3.828e-6
+    step_s = 3 * 2 * 2**28 / (3.35e12 * DEFAULT.dram_efficiency) + DEFAULT.launch_overhead_s
     result = serving_tco("h100-sxm", STEP, tokens_per_step=1000, assumptions=SIMPLE, chips=2)
     assert result.tokens_per_s == pytest.approx(1000 / step_s, rel=1e-9)
     busy_s = 1e6 * step_s / 1000
@@ -59,7 +60,7 @@ def test_serving_cost_per_million_tokens_matches_the_hand_derivation():
 
 
 def test_training_run_cost_matches_the_hand_derivation():
-    step_s = 3 * 2 * 2**28 / (3.35e12 * 0.7742) + 3.828e-6
+    step_s = 3 * 2 * 2**28 / (3.35e12 * DEFAULT.dram_efficiency) + DEFAULT.launch_overhead_s
     result = training_tco("h100-sxm", STEP, steps=1000, assumptions=SIMPLE, chips=4)
     expected = _by_hand(1000 * step_s, chips=4)
     assert result.parts == pytest.approx(expected, rel=1e-9)

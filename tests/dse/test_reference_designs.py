@@ -24,9 +24,9 @@ DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 # chip -> (space, constraints, run folder, hash of the chosen point)
 CHOSEN = {
     "forge-i1": ("forge-i1/space-local.yaml", "forge-i1/constraints.yaml",
-                 "forge-i1/run-local", "db3d37cca3148eab"),
+                 "forge-i1/run-local", "3676fded0ce0b422"),
     "forge-t1": ("forge-t1/space-local.yaml", "forge-t1/constraints-not-controlled.yaml",
-                 "forge-t1/run-local", "cff1d96d97642521"),
+                 "forge-t1/run-local", "7f9a8ca1012c9744"),
 }
 
 

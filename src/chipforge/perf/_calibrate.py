@@ -36,7 +36,7 @@ from chipforge.perf._calibration_profile import (
 from chipforge.perf._engine import estimate
 from chipforge.perf._measured import TABLE_DTYPES
 from chipforge.perf._measured_attention import context_call, generation_call
-from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample
+from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample, bucket_of
 
 CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
 LINK = ("link_efficiency", "link_latency_s")
@@ -334,19 +334,6 @@ def fit(samples: Sequence[Sample], chip: ChipSpec, eff: Efficiency, names: Seque
     return fit_groups([(chip, samples)], eff, names, rounds=rounds, log=log)[0]
 
 
-def _bucket(size: float, table: str) -> str:
-    if table == "nccl":
-        edges, unit, scale = (2**20, 16 * 2**20, 256 * 2**20), "MiB", 2**20
-    else:
-        edges, unit, scale = (1e9, 1e10, 1e11), "GFLOP", 1e9
-    low = 0.0
-    for edge in edges:
-        if size < edge:
-            return f"{low / scale:g}-{edge / scale:g} {unit}"
-        low = edge
-    return f">={low / scale:g} {unit}"
-
-
 def residuals(rows: Sequence[Row], chip: ChipSpec, eff: Efficiency,
               table: str = "gemm") -> Residuals:
     """Median, p90 and signed median of the relative error, overall and by size bucket."""
@@ -360,7 +347,7 @@ def residuals(rows: Sequence[Row], chip: ChipSpec, eff: Efficiency,
 
     groups: dict[str, list[float]] = {}
     for r, e in sorted(zip(rows, errs, strict=True), key=lambda pair: pair[0].size):
-        groups.setdefault(_bucket(r.size, table), []).append(e)
+        groups.setdefault(bucket_of(r.size, table), []).append(e)
     return Residuals(len(errs), *stats(errs),
                      tuple((k, len(v), *stats(v)) for k, v in groups.items()))
 

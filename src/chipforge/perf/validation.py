@@ -350,7 +350,7 @@ def sample_size(sample: Sample) -> float:
 def bucket_of(size: float, kind: str) -> str:
     """Size bucket: GFLOP decades, or MiB ranges for collectives."""
     if kind == "nccl":
-        edges, unit, scale = (2**20, 16 * 2**20), "MiB", 2**20
+        edges, unit, scale = (2**20, 16 * 2**20, 256 * 2**20), "MiB", 2**20
     else:
         edges, unit, scale = (1e9, 1e10, 1e11), "GFLOP", 1e9
     low = 0.0
