@@ -26,10 +26,10 @@ def test_the_simt_lane_area_is_the_a100_fit():
 
 
 def test_an_accelerator_lane_is_a_plain_fma():
-    # forge-i1: 64 cores x 256 lanes, each the RTL's fp32 MAC = 4 bf16 PEs of 476.34 um2
+    # forge-i1: 56 cores x 256 lanes, each the RTL's fp32 MAC = 4 bf16 PEs of 476.34 um2
     # placed at N5 (the chip's node: no density scaling); no SIMT share (kind: accelerator)
     assert die_area(load_chip("forge-i1")).parts["vector"] == pytest.approx(
-        64 * 256 * 4 * 476.34 / 1e6)
+        56 * 256 * 4 * 476.34 / 1e6)
 
 
 def test_a100_fitted_die_area():
@@ -60,8 +60,8 @@ def test_matrix_area_follows_the_widest_datapath():
     # max(2048 * 50.6, 2048 * 47.74, 2048 * 67.83, 1024 * 476.34) = 1024 * 476.34
     chip = load_chip("forge-i1")
     assert _area.matrix_um2_per_core(chip) == pytest.approx(1024 * 476.34)
-    # 64 cores at N5 (the RTL's node, no density scaling) in mm2
-    assert die_area(chip).parts["matrix"] == pytest.approx(64 * 1024 * 476.34 / 1e6)
+    # 56 cores at N5 (the RTL's node, no density scaling) in mm2
+    assert die_area(chip).parts["matrix"] == pytest.approx(56 * 1024 * 476.34 / 1e6)
 
 
 def test_lower_precision_rates_reuse_the_wide_datapath():

@@ -29,21 +29,21 @@ dtype_sets:
 params:
   array_rows: 32
   array_cols: 64
-  cores: 64
+  cores: 56
   matrix_units_per_core: 1
-  clock_ghz: 1.1
+  clock_ghz: 1.3
   local_sram_mib: 4
   global_sram_mib: 1024
   memory: [{kind: HBM3e, stacks: 4, capacity_per_stack_gb: 36}]
-  links: 4
+  links: 16
   dtypes: i1
   tdp_w: 250
   process_node: N5
 objectives: [serving_tokens_per_s_per_usd]
 """
-POINT = {"array_rows": 32, "array_cols": 64, "cores": 64, "matrix_units_per_core": 1,
-         "clock_ghz": 1.1, "local_sram_mib": 4.0, "global_sram_mib": 1024.0,
-         "memory": "HBM3e x4 36GB", "links": 4, "dtypes": "i1", "tdp_w": 250.0,
+POINT = {"array_rows": 32, "array_cols": 64, "cores": 56, "matrix_units_per_core": 1,
+         "clock_ghz": 1.3, "local_sram_mib": 4.0, "global_sram_mib": 1024.0,
+         "memory": "HBM3e x4 36GB", "links": 16, "dtypes": "i1", "tdp_w": 250.0,
          "process_node": "N5"}
 # fields a design point sets itself: its name, and no stated die area or price (modelled)
 OWN = {"name", "description", "die_area", "launch_price"}
@@ -69,8 +69,8 @@ def test_point_overrides_another_base(tmp_path):
     assert chip.cores.local_sram.size_bytes == i1.cores.local_sram.size_bytes
     assert chip.shared_buffer.size_bytes == i1.shared_buffer.size_bytes
     assert chip.memory == i1.memory and chip.links.count == i1.links.count
-    # 64 cores x 32 x 64 cells: int8 one MAC per cell, bf16 half, no fp32
-    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [131072, 65536, 0]
+    # 56 cores x 32 x 64 cells: int8 one MAC per cell, bf16 half, no fp32
+    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [114688, 57344, 0]
 
 
 def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
@@ -96,11 +96,11 @@ def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     assert ev.objective_values == [pytest.approx(mix / unit_cost(i1).total_usd, rel=1e-12)]
     assert m["die_area_mm2"] == pytest.approx(die_area(i1).total_mm2, rel=1e-12)
     assert m["power_w"] == pytest.approx(max(m70.avg_power_w, m8.avg_power_w), rel=1e-12)
-    # TPP by hand: 2 x 64 cores x 2048 MACs x 1.1 GHz x 8 bits = 2306.8672
-    assert m["tpp"] == pytest.approx(2306.8672, rel=1e-12)
+    # TPP by hand: 2 x 56 cores x 2048 MACs x 1.3 GHz x 8 bits = 2385.5104
+    assert m["tpp"] == pytest.approx(2385.5104, rel=1e-12)
     assert m["tpp"] == pytest.approx(export_class(i1).tpp, rel=1e-12)
     # the point has no stated die area, so PD uses the modelled logic area
-    assert m["pd"] == pytest.approx(2306.8672 / die_area(i1).logic_mm2, rel=1e-12)
+    assert m["pd"] == pytest.approx(2385.5104 / die_area(i1).logic_mm2, rel=1e-12)
     assert m["export_tier"] == "not controlled" and ev.feasible
 
 

@@ -77,7 +77,7 @@ def test_assumptions_state_dtype_parallelism_batch_price_and_power(answer):
 
 
 @pytest.mark.parametrize(("tpp", "pd", "tier"), [
-    (2307, 2.73, "not controlled: 1600 ≤ TPP 2,307 < 2400 and PD 2.73 < 3.2"),  # forge-i1
+    (2386, 2.88, "not controlled: 1600 ≤ TPP 2,386 < 2400 and PD 2.88 < 3.2"),  # forge-i1
     (1500, 9.0, "not controlled: TPP 1,500 < 1600"),
     (3000, 1.0, "not controlled: TPP 3,000 ≥ 2400 but PD 1.00 < 1.6"),
     (15831, 19.45, "3A090.a: TPP 15,831 ≥ 4800"),                                 # H100
