@@ -141,3 +141,19 @@ def test_cli_bad_spec_prints_one_error_line(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr == (
         f"error: {path}: cores.count: got 'many'; input should be a valid integer\n")
+
+
+def test_in_switch_reduction_must_be_a_bool(tmp_path):
+    """A yes/no fact is a YAML bool; a string or number is refused, naming the field."""
+    anchor = '  bandwidth: {value: 50 GB/s, source: "A100 whitepaper: 50 GB/s per link'
+    text = BASE.replace(anchor, '  in_switch_reduction: "yes"\n' + anchor)
+    assert text != BASE
+    message = _error(_write(tmp_path, text))
+    assert "links.in_switch_reduction" in message and "'yes'" in message
+
+
+def test_in_switch_reduction_is_read_from_the_catalog():
+    """Oracle: the H100 whitepaper's NVLink SHARP in the third-generation NVSwitch; the
+    A100's NVSwitch (gen 2) has none."""
+    assert load_chip("h100-sxm").links.in_switch_reduction is True
+    assert load_chip("a100-sxm").links.in_switch_reduction is False

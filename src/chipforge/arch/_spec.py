@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -264,6 +265,9 @@ class OffChipMemory(_Spec):
 class Links(_Spec):
     count: Units
     bandwidth_bytes_per_s: BytesPerS = Field(alias="bandwidth")  # per link, both directions
+    # the links' switch reduces in the network (NVLink SHARP: an all-reduce sends each
+    # buffer once into the switch instead of around a ring)
+    in_switch_reduction: StrictBool = False
 
     @property
     def total_bytes_per_s(self) -> float:

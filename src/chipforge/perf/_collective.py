@@ -50,13 +50,6 @@ NVLS_EFFICIENCY = 0.85
 # assumption: multimem.ld_reduce (PTX ISA, multimem instructions) reduces 16-bit and wider
 # floats/ints in the switch; NCCL runs NVLS only for those, so 8-bit types take the ring
 NVLS_MIN_ITEM_BYTES = 2.0
-# assumption: chips whose NVLink switch reduces in the network (NVLink SHARP): NVSwitch
-# gen3 in HGX H100/H200/H20/H800 (H100 whitepaper, "NVLink SHARP"), gen4 in HGX B200/B300
-# and the NVL72 rack (Blackwell technical brief). The spec has no such field yet; a
-# ``links.in_switch_reduction`` flag would replace this list.
-IN_SWITCH_REDUCTION = frozenset({"h100-sxm", "h200-sxm", "h20", "h800-sxm", "b200", "b300",
-                                 "gb200"})
-
 _PROTOCOLS = ("LL", "LL128", "Simple")
 
 
@@ -72,9 +65,9 @@ class Option:
 
 
 def switch_reduces(chip: ChipSpec) -> bool:
-    """Whether the chip's link switch reduces in the network (NVLS)."""
-    flag = getattr(chip.links, "in_switch_reduction", None)
-    return bool(flag) if flag is not None else chip.name in IN_SWITCH_REDUCTION
+    """Whether the chip's link switch reduces in the network (NVLS): the spec's
+    ``links.in_switch_reduction``, sourced per chip in the catalog."""
+    return chip.links.in_switch_reduction
 
 
 def ring_steps(op: Collective) -> int:
