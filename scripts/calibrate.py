@@ -20,7 +20,15 @@ import sys
 from dataclasses import fields
 
 from chipforge.arch import load_chip
-from chipforge.perf import DEFAULT, HARNESSES, Efficiency, fit_groups
+from chipforge.perf import (
+    CORE_FIELDS,
+    DEFAULT,
+    HARNESS_PREFIX,
+    HARNESSES,
+    LINK_FIELDS,
+    Efficiency,
+    fit_groups,
+)
 from chipforge.perf import validation as v
 
 CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attention",
@@ -29,9 +37,6 @@ CORE_TABLES = ("gemm_bf16", "h100_gemm_bf16", "h100_gemm_fp8", "context_attentio
 LINK_TABLES = ("nccl", "h100_nccl")
 FITTED_HARNESSES = ("trtllm-1.0.0", "trtllm-1.3")
 NCCL_HARNESSES = ("nccl-tests-2.27.3", "nccl-tests-2.29.2")
-CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
-LINK = ("link_efficiency", "link_latency_s")
-HARNESS_PREFIX = "harness:"  # fit_groups' name for a harness's fixed cost
 
 
 def _groups(names: tuple[str, ...], stride: int):
@@ -54,10 +59,10 @@ def main() -> None:
         print(line, file=sys.stderr)
 
     overheads = {h: HARNESSES[h].call_overhead_s or 1e-6 for h in FITTED_HARNESSES}
-    names = (*CORE, *(HARNESS_PREFIX + h for h in FITTED_HARNESSES))
+    names = (*CORE_FIELDS, *(HARNESS_PREFIX + h for h in FITTED_HARNESSES))
     eff, overheads = fit_groups(core, DEFAULT, names, overheads, rounds=4, log=log)
     nccl = {h: HARNESSES[h].call_overhead_s or 1e-6 for h in NCCL_HARNESSES}
-    eff, nccl = fit_groups(link, eff, (*LINK, *(HARNESS_PREFIX + h for h in NCCL_HARNESSES)),
+    eff, nccl = fit_groups(link, eff, (*LINK_FIELDS, *(HARNESS_PREFIX + h for h in NCCL_HARNESSES)),
                            nccl, rounds=4, log=log)
     overheads.update(nccl)
     print("# src/chipforge/machine/_efficiency.py")

@@ -99,13 +99,6 @@ By op:
 """
 
 
-def _stats(errs: list[float]) -> tuple[float, float, float]:
-    absolute = sorted(abs(e) for e in errs)
-    return (statistics.median(absolute), absolute[min(len(absolute) - 1,
-                                                      int(0.9 * len(absolute)))],
-            statistics.median(errs))
-
-
 def _held_out_scores(folder: Path) -> tuple[list[dict], dict[str, str]]:
     """Per aiconfigurator table: held-out (odd-row) score, target, and size buckets."""
     scores, bucket_tables = [], {}
@@ -115,7 +108,7 @@ def _held_out_scores(folder: Path) -> tuple[list[dict], dict[str, str]]:
         chip = load_chip(table.chip)
         held = v.held_out(table.samples(folder))
         errs = v.errors(held, chip)
-        med, p90, signed = _stats(errs)
+        med, p90, signed = v.error_stats(errs)
         target = v.TARGETS[table.kind]
         scores.append({"table": name, "chip": table.chip, "kind": table.kind,
                        "what": table.what, "rows": len(held), "median_ape": med,
@@ -125,7 +118,7 @@ def _held_out_scores(folder: Path) -> tuple[list[dict], dict[str, str]]:
         for sample, err in sorted(zip(held, errs), key=lambda p: v.sample_size(p[0])):
             groups.setdefault(v.bucket_of(v.sample_size(sample), table.kind), []).append(err)
         bucket_tables[name] = _table(
-            [[k, str(len(e)), *(_pct(x) for x in _stats(e))] for k, e in groups.items()],
+            [[k, str(len(e)), *(_pct(x) for x in v.error_stats(e))] for k, e in groups.items()],
             ["size", "rows", "median APE", "p90 APE", "median signed"])
     return scores, bucket_tables
 

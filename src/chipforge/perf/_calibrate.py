@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import lzma
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,13 +32,19 @@ from chipforge.perf._calibration_profile import (
     PROFILE_VERSION,
     CalibrationError,
 )
-from chipforge.perf._engine import estimate
-from chipforge.perf._measured import TABLE_DTYPES
+from chipforge.perf._measured import TABLE_DTYPES, table_dtype
 from chipforge.perf._measured_attention import context_call, generation_call
-from chipforge.perf.validation import _COLLECTIVES, _OPENERS, Sample, bucket_of
+from chipforge.perf.validation import (
+    _COLLECTIVES,
+    _OPENERS,
+    Sample,
+    bucket_of,
+    error_stats,
+    sample_size,
+)
 
-CORE = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
-LINK = ("link_efficiency", "link_latency_s")
+CORE_FIELDS = ("clock_fraction", "dram_efficiency", "launch_overhead_s", "pipeline_latency_s")
+LINK_FIELDS = ("link_efficiency", "link_latency_s")
 # the search's bounds (scripts/calibrate.py's): a sustained clock under half the rated one,
 # or DRAM / links under 40% / 30% of peak, would be a broken measurement, not a chip; the
 # latencies stay within what a profile may hold, so every fit can be loaded back
@@ -242,7 +247,7 @@ def read_decode_attention(path: Path, chip: ChipSpec) -> list[Row]:
         b, heads, kv_heads, dim = (int(row[c]) for c in ("batch_size", "num_heads",
                                                           "num_key_value_heads", "head_dim"))
         kv = int(row["seq_len"]) + int(row["step"])  # the cache holds seq_len + step
-        cache = TABLE_DTYPES[row["kv_cache_dtype"].strip().lower()]
+        cache = table_dtype(row["kv_cache_dtype"])
         moved = 2.0 * b * kv * kv_heads * dim * dtype_bytes(cache)
         return Row(Sample(generation_call(row), get("latency_ms", float) / 1e3),
                    4.0 * b * heads * kv * dim, _bytes_floor_s(moved, chip), line)
@@ -339,17 +344,11 @@ def residuals(rows: Sequence[Row], chip: ChipSpec, eff: Efficiency,
     """Median, p90 and signed median of the relative error, overall and by size bucket."""
     errs = [(r.sample.predicted_s(chip, eff) - r.sample.measured_s) / r.sample.measured_s
             for r in rows]
-
-    def stats(values: list[float]) -> tuple[float, float, float]:
-        absolute = sorted(abs(e) for e in values)
-        p90 = absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))]
-        return statistics.median(absolute), p90, statistics.median(values)
-
     groups: dict[str, list[float]] = {}
     for r, e in sorted(zip(rows, errs, strict=True), key=lambda pair: pair[0].size):
         groups.setdefault(bucket_of(r.size, table), []).append(e)
-    return Residuals(len(errs), *stats(errs),
-                     tuple((k, len(v), *stats(v)) for k, v in groups.items()))
+    return Residuals(len(errs), *error_stats(errs),
+                     tuple((k, len(v), *error_stats(v)) for k, v in groups.items()))
 
 
 Table = Path | str | Sequence[Sample] | None
@@ -363,15 +362,10 @@ def _load(table: str, given: Table, chip: ChipSpec) -> tuple[str, list[Row], int
         rows = _READERS[table](Path(given), chip)
         source = str(given)
     else:  # samples already built (scripts/calibrate.py): no datasheet floor known here
-        rows = [Row(s, _sample_size(s, chip), 0.0, i) for i, s in enumerate(given or ())]
+        rows = [Row(s, sample_size(s), 0.0, i) for i, s in enumerate(given or ())]
         source = "samples"
     kept = [r for r in rows if r.sample.measured_s >= r.floor_s]
     return source, kept, len(rows) - len(kept)
-
-
-def _sample_size(sample: Sample, chip: ChipSpec) -> float:
-    est = estimate(sample.op, chip)
-    return est.flops if est.flops else est.hbm_bytes
 
 
 def calibrate(chip: ChipSpec | str, gemm: Table = None, attention: Table = None,
@@ -395,9 +389,9 @@ def calibrate(chip: ChipSpec | str, gemm: Table = None, attention: Table = None,
     eff = start
     core = [r.sample for t, (_, kept, _) in loaded.items() if t != "nccl" for r in kept]
     if core:
-        eff = fit(core, spec, eff, CORE, rounds, log)
+        eff = fit(core, spec, eff, CORE_FIELDS, rounds, log)
     if "nccl" in loaded:
-        eff = fit([r.sample for r in loaded["nccl"][1]], spec, eff, LINK, rounds, log)
+        eff = fit([r.sample for r in loaded["nccl"][1]], spec, eff, LINK_FIELDS, rounds, log)
     tables = tuple(TableFit(t, source, len(kept) + dropped, dropped,
                             residuals(kept, spec, start, t), residuals(kept, spec, eff, t))
                    for t, (source, kept, dropped) in loaded.items())

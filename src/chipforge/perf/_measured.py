@@ -21,7 +21,7 @@ from math import ceil
 
 from chipforge.arch import ChipSpec
 from chipforge.machine import Efficiency
-from chipforge.ops import Graph, GraphBuilder, Op, elementwise, matmul, reduce
+from chipforge.ops import Graph, GraphBuilder, Op, dtype_bytes, elementwise, matmul, reduce
 from chipforge.perf._engine import estimate
 from chipforge.perf._harness import harness
 
@@ -95,6 +95,5 @@ def gemm_copies(harness_name: str, k: int, n: int, itemsize: float,
 
 def gemm_sample(m: int, n: int, k: int, dtype: str, measured_s: float, harness_name: str,
                 chip: ChipSpec) -> Sample:
-    itemsize = 1.0 if dtype == "fp8_e4m3" else 2.0
-    copies = gemm_copies(harness_name, k, n, itemsize, chip.shared_buffer.size_bytes)
+    copies = gemm_copies(harness_name, k, n, dtype_bytes(dtype), chip.shared_buffer.size_bytes)
     return Sample(gemm_call(m, n, k, dtype), measured_s, dtype, harness_name, copies)

@@ -318,17 +318,17 @@ def errors(samples: list[Sample], chip: ChipSpec, eff: Efficiency = DEFAULT) -> 
     return [(s.predicted_s(chip, eff) - s.measured_s) / s.measured_s for s in samples]
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def error_stats(errs: list[float]) -> tuple[float, float, float]:
+    """(median absolute, 90th-percentile absolute, median signed) of relative errors."""
+    absolute = sorted(abs(e) for e in errs)
+    p90 = absolute[min(len(absolute) - 1, int(0.9 * len(absolute)))]
+    return statistics.median(absolute), p90, statistics.median(errs)
 
 
 def score(name: str, samples: list[Sample], chip: ChipSpec,
           eff: Efficiency = DEFAULT) -> TableScore:
     errs = errors(samples, chip, eff)
-    absolute = [abs(e) for e in errs]
-    return TableScore(name, len(errs), statistics.median(absolute), _quantile(absolute, 0.9),
-                      statistics.median(errs))
+    return TableScore(name, len(errs), *error_stats(errs))
 
 
 # issue 12's targets for the held-out half (odd rows) of each table: median APE
