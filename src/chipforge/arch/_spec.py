@@ -116,6 +116,30 @@ def _count(high: int) -> Any:
 
 Units = _count(MAX_UNITS)
 
+# assumption: 1e6-1e14 transistors covers every chip built or announced (Cerebras WSE-3, a
+# whole wafer, has 4e12) and refuses a count written in billions by mistake (`80`)
+TRANSISTOR_RANGE = (1e6, 1e14)
+
+
+def _transistor_count(value: object) -> float:
+    """A packaged chip's total transistor count: a number, or a numeric string (YAML 1.1
+    reads ``80e9``, without a dot, as a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("expected a transistor count, a number like 80e9")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError("expected a transistor count, a number like 80e9") from None
+    if not math.isfinite(number):
+        raise ValueError("expected a finite transistor count")
+    low, high = TRANSISTOR_RANGE
+    if not low <= number <= high:
+        raise ValueError(f"expected a transistor count between {low:g} and {high:g}")
+    return number
+
+
+Transistors = Annotated[float, BeforeValidator(_transistor_count)]
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -284,6 +308,9 @@ class ChipSpec(_Spec):
     tdp_w: Watts = Field(alias="tdp")
     die_area_mm2: Mm2 | None = Field(default=None, alias="die_area")  # logic dies, total
     launch_price_usd: Usd | None = Field(default=None, alias="launch_price")
+    # the packaged chip's published total transistor count, all logic dies (B200: 208e9);
+    # None = unpublished, and chipforge.cost models it
+    transistor_count: Transistors | None = Field(default=None, alias="transistors")
     dies: Units = 1  # logic dies in the package (B200: 2); die_area is their total
     cores: Core
     shared_buffer: SharedBuffer
