@@ -86,7 +86,7 @@ CASES = [
     ("unknown-process-node",
      "{value: N7,", "{value: N8,",
      "process_node: got 'N8'; expected one of 'N16', 'N12', 'N7', 'N6', 'N5', '4N', 'N4', "
-     "'4NP', 'N3' or 'N2'"),
+     "'4NP', 'N3', 'N2' or 'SMIC-N+2'"),
     ("unknown-field",
      "vendor: NVIDIA\n", "vendor: NVIDIA\nvendr: NVIDIA\n",
      "vendr: unknown field (value 'NVIDIA')"),

@@ -113,7 +113,8 @@ def test_uncovered_nodes_are_one_clear_error(node):
     with pytest.raises(CostError) as err:
         die_area(chip)
     assert str(err.value) == (f"h100-sxm: process_node {node!r} has no silicon area/cost "
-                              "tables; expected one of N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3")
+                              "tables; expected one of N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3, "
+                              "SMIC-N+2")
 
 
 def test_under_a_millisecond_per_design_point():

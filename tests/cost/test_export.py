@@ -103,4 +103,5 @@ def test_uncovered_node_without_die_area_is_one_clear_error():
     with pytest.raises(CostError) as err:
         export_class(chip)
     assert str(err.value) == ("forge-i1: process_node 'N16' has no silicon area/cost tables; "
-                              "expected one of N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3")
+                              "expected one of N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3, "
+                              "SMIC-N+2")

@@ -33,15 +33,15 @@ def test_min_above_max(tmp_path):
 
 def test_unknown_memory_kind(tmp_path):
     msg = _space_error(tmp_path, TINY_SPACE.replace("kind: GDDR7", "kind: HBM4"))
-    assert msg == ("space.yaml: params.memory[0].kind: got 'HBM4'; expected one of HBM3, "
-                   "HBM3e, LPDDR5X, GDDR7")
+    assert msg == ("space.yaml: params.memory[0].kind: got 'HBM4'; expected one of HBM2e, "
+                   "HBM3, HBM3e, LPDDR5, LPDDR5X, GDDR6, GDDR7, DDR5")
 
 
 def test_capacity_not_in_the_table(tmp_path):
     msg = _space_error(tmp_path, TINY_SPACE.replace("capacity_per_stack_gb: 3",
                                                     "capacity_per_stack_gb: 4"))
     assert msg == ("space.yaml: params.memory[0].capacity_per_stack_gb: got 4.0; expected one "
-                   "of 2, 3 for GDDR7 (the sourced table in chipforge/dse/_memory.py)")
+                   "of 2, 3 for GDDR7 (the sourced table in chipforge/cost/_memory.py)")
 
 
 def test_unknown_field(tmp_path):
@@ -64,7 +64,7 @@ def test_float_where_an_integer_is_needed(tmp_path):
 def test_unknown_process_node(tmp_path):
     msg = _space_error(tmp_path, TINY_SPACE + "  process_node: {choices: [N5, N8]}\n")
     assert msg == ("space.yaml: params.process_node.choices[1]: got 'N8'; expected one of "
-                   "N16, N12, N7, N6, N5, 4N, N4, 4NP, N3, N2")
+                   "N16, N12, N7, N6, N5, 4N, N4, 4NP, N3, N2, SMIC-N+2")
 
 
 def test_unknown_dtype_set(tmp_path):
@@ -138,7 +138,7 @@ def test_cli_prints_one_error_line_and_does_no_work(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == (f"error: {space}: params.memory[0].kind: got 'HBM4'; expected one "
-                           "of HBM3, HBM3e, LPDDR5X, GDDR7\n")
+                           "of HBM2e, HBM3, HBM3e, LPDDR5, LPDDR5X, GDDR6, GDDR7, DDR5\n")
     assert not out.exists()  # nothing started
 
 

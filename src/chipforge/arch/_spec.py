@@ -33,8 +33,9 @@ BITS: dict[str, int] = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16,
                         "fp8_e4m3": 8, "fp8_e5m2": 8, "int8": 8}
 VECTOR_OPS = ("add", "mul", "fma", "max", "sum", "exp", "rsqrt", "recip", "cast",
               "gelu", "silu", "relu", "tanh", "gather")
-# TSMC-class nodes the energy and (later) area tables cover; 4N/4NP are NVIDIA's N4 variants
-PROCESS_NODES = ("N16", "N12", "N7", "N6", "N5", "4N", "N4", "4NP", "N3", "N2")
+# TSMC-class nodes the energy and (later) area tables cover; 4N/4NP are NVIDIA's N4 variants;
+# SMIC-N+2 is SMIC's second-generation 7 nm-class DUV node (TechInsights, Sept 2023)
+PROCESS_NODES = ("N16", "N12", "N7", "N6", "N5", "4N", "N4", "4NP", "N3", "N2", "SMIC-N+2")
 MEMORY_KINDS = ("HBM2e", "HBM3", "HBM3e", "LPDDR5", "LPDDR5X", "GDDR6", "GDDR7", "DDR5")
 
 # Plausible ranges, SI units. They refuse typos and hostile values (inf, nan, 1e400) before

@@ -6,11 +6,22 @@ TPP, performance density and the 3A090 tier. All three are pure Python and cache
 ``workload_power(chip, graph)`` gives average power with leakage and throttles the clock to
 the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per run;
 ``serving_dtype`` and ``tensor_parallel_size`` say how a chip serves an LLM.
+``transistor_count(chip)`` gives the packaged chip's transistor count (published, else
+modelled by ``modelled_transistors``).
 """
 
 from chipforge.cost._area import AreaBreakdown, die_area
 from chipforge.cost._export import ExportClass, export_class
 from chipforge.cost._export import classify as classify_export
+from chipforge.cost._memory import (
+    HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2,
+    MEMORY_TECHS,
+    MemoryDensity,
+    MemoryTech,
+    memory_bandwidth_density,
+    memory_bandwidth_density_of,
+    memory_tech,
+)
 from chipforge.cost._nodes import CostError
 from chipforge.cost._power import PowerReport, leakage_power_w, power_at_clock, workload_power
 from chipforge.cost._serving import (
@@ -30,11 +41,22 @@ from chipforge.cost._tco import (
     serving_tco,
     training_tco,
 )
+from chipforge.cost._transistors import (
+    TransistorBreakdown,
+    TransistorCount,
+    modelled_transistors,
+    transistor_count,
+)
 from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
-__all__ = ["MAX_TENSOR_PARALLEL", "SERVING_DTYPES", "USABLE_MEMORY_FRACTION", "AreaBreakdown",
+__all__ = ["HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2", "MEMORY_TECHS", "MemoryDensity",
+           "MemoryTech", "memory_bandwidth_density", "memory_bandwidth_density_of",
+           "memory_tech",
+           "MAX_TENSOR_PARALLEL", "SERVING_DTYPES", "USABLE_MEMORY_FRACTION", "AreaBreakdown",
            "CostBreakdown", "CostError", "ExportClass", "PowerReport", "TcoAssumptions",
            "TcoResult", "chip_capex_usd", "classify_export", "die_area", "export_class",
            "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
            "serving_bytes_per_chip", "serving_dtype", "serving_tco", "tensor_parallel_size",
            "training_tco", "unit_cost", "workload_power"]
+__all__ += ["TransistorBreakdown", "TransistorCount", "modelled_transistors",
+            "transistor_count"]

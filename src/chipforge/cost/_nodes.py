@@ -1,7 +1,9 @@
 """Per-process-node tables: logic and SRAM density, SerDes area, wafer price, defect density.
 
 Every figure carries its source or an ``assumption:``; docs/silicon.md repeats the table.
-NVIDIA's 4N and 4NP are TSMC N4-class (N5-family) nodes and use the N4 row.
+NVIDIA's 4N and 4NP are TSMC N4-class (N5-family) nodes and use the N4 row. SMIC-N+2 is
+SMIC's second-generation 7 nm-class node (DUV multi-patterning, no EUV), the node of the
+Kirin 9000S and, per TechInsights, of Huawei's Ascend 910B/910C dies.
 """
 
 from __future__ import annotations
@@ -67,11 +69,29 @@ NODES: dict[str, NodeTable] = {
          "'TSMC 3nm wafer price')",
          "D0: assumption: 0.10/cm2, N3 still early on its learning curve (TSMC said N3 "
          "defect density tracks N5 at the same stage)")),
+    "SMIC-N+2": NodeTable(
+        "SMIC-N+2", 82.1, 0.030, 0.0070, 13_552, 0.23,
+        ("logic: assumption: 0.9 x TSMC N7 = 82.1 MTr/mm2. TechInsights (Kirin 9000S, "
+         "Sept 2023): N+2's gate pitch is relaxed against other 7 nm nodes, 'this suggests "
+         "the gate density is less', partly recovered by single diffusion break; its cells "
+         "are 10% smaller than N+1's, whose pitches were already relaxed (TechInsights, "
+         "MinerVa, 2022)",
+         "bitcell: assumption: 0.027 / 0.9 = 0.030 um2, N7's HD bitcell scaled by the same "
+         "relaxed pitches (TechInsights confirms embedded SRAM bitcells on N+2 but publishes "
+         "no size openly)",
+         "serdes: assumption: as N7 (analog area scales little between 7 nm-class nodes)",
+         "wafer: Financial Times (Feb 2024, repeated by SemiWiki/Evertiq): SMIC prices its "
+         "7 nm and 5 nm wafers 40-50% above TSMC's; 1.45 x N7's $9,346 = $13,552",
+         "D0: derived from Morgan Stanley (2025 note, as reported by cloudnews.tech): "
+         "SMIC ends 2025 at ~30% yield on Ascend 910B dies, 78 candidate dies per wafer. "
+         "78 gross dies is a ~645 mm2 die in dies_per_wafer; (1 + 6.45 D0/3)^-3 = 0.30 gives "
+         "D0 = 0.23/cm2 (FT, Feb 2024: SMIC 7 nm yield under a third of TSMC's; Chosun Ilbo, "
+         "June 2024: ~20% on the 910B)")),
 }
 
 # NVIDIA's custom N4-class nodes, and N4P/N5P/N3E variants, map onto the covered rows
 ALIASES = {"4N": "N4", "4NP": "N4", "N4P": "N4", "N5P": "N5", "N3E": "N3", "N3P": "N3"}
-COVERED = "N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3"
+COVERED = "N7, N5, N4 (incl. NVIDIA 4N, 4NP), N3, SMIC-N+2"
 
 
 def node_table(chip_name: str, node: str) -> NodeTable:

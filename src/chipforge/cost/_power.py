@@ -27,8 +27,11 @@ from chipforge.perf import DEFAULT, Efficiency, Estimate, estimate
 # while leakage per transistor at iso-speed falls ~0.7x (TSMC: N5 -30% power vs N7), so
 # leakage per mm2 rises ~15% per step; half-node variants (N6, N4, 4N, 4NP) take their
 # parent's figure. Planar-era N16/N12 FinFETs leak less per mm2 at their lower density.
+# assumption: SMIC-N+2 takes N7's 0.07 W/mm2: a 7 nm-class FinFET at slightly lower density
+# (fewer transistors per mm2) but no published leakage figures; the two roughly offset.
 LEAKAGE_W_PER_MM2 = {"N16": 0.05, "N12": 0.05, "N7": 0.07, "N6": 0.07, "N5": 0.08,
-                     "4N": 0.08, "N4": 0.08, "4NP": 0.08, "N3": 0.09, "N2": 0.1}
+                     "4N": 0.08, "N4": 0.08, "4NP": 0.08, "N3": 0.09, "N2": 0.1,
+                     "SMIC-N+2": 0.07}
 
 # assumption: over the DVFS range the supply voltage tracks the clock, V/V0 ~ f/f0 (the
 # alpha-power law, Sakurai & Newton, IEEE JSSC 1990, with alpha ~1.3 is close to linear in

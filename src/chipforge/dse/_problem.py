@@ -72,7 +72,7 @@ class MemoryOption(_Model):
                 if not any(abs(cap - k) < 1e-9 for k in known):
                     raise ValueError(f"capacity_per_stack_gb: got {cap!r}; expected one of "
                                      f"{', '.join(f'{k:g}' for k in known)} for {self.kind} "
-                                     "(the sourced table in chipforge/dse/_memory.py)")
+                                     "(the sourced table in chipforge/cost/_memory.py)")
         return self
 
 

@@ -33,8 +33,11 @@ SHARED_BUFFER_FACTOR = 4.0
 # assumption: energy per op relative to 45 nm. Stillmaker & Baas, Integration 2017
 # ("Scaling equations ... 180 nm to 7 nm") give ~0.15x for 45 -> 7 nm at nominal voltage;
 # N5-class ~0.11x, N3 ~0.09x extrapolating TSMC's quoted ~20-30% power per node step.
+# assumption: SMIC-N+2 0.16, ~7% above TSMC N7: a 7 nm-class FinFET whose gate and metal
+# pitches are relaxed against N7 (TechInsights, Kirin 9000S teardown, Sept 2023), so wires
+# and gate capacitance per op are somewhat longer/larger
 NODE_ENERGY_SCALE = {"N16": 0.35, "N12": 0.3, "N7": 0.15, "N6": 0.14, "N5": 0.11, "4N": 0.105,
-                     "N4": 0.105, "4NP": 0.1, "N3": 0.09, "N2": 0.08}
+                     "N4": 0.105, "4NP": 0.1, "N3": 0.09, "N2": 0.08, "SMIC-N+2": 0.16}
 
 # DRAM interface + core energy per bit, pJ.
 # source: O'Connor et al., "Fine-Grained DRAM", MICRO 2017: HBM2 3.9 pJ/bit, GDDR5 14 pJ/bit.

@@ -33,6 +33,9 @@ NODES: dict[str, tuple[float, str]] = {
     "N5": (171.3, "TSMC N5, 171.3 MTr/mm2 (WikiChip estimate from TSMC's 1.84x over N7)"),
     "N4": (181.6, "TSMC N4, N5 x 1.06 (TSMC: 6% smaller area than N5)"),
     "N3": (291.2, "TSMC N3, N5 x 1.7 (TSMC's logic density claim; WikiChip ~291)"),
+    "SMIC-N+2": (82.1, "assumption: SMIC N+2 = 0.9 x TSMC N7 (TechInsights 2023: relaxed "
+                 "gate pitch, lower gate density than other 7 nm nodes), as "
+                 "chipforge.cost._nodes.NODES"),
 }
 NODE_ALIASES = {"4N": "N4", "4NP": "N4", "N4P": "N4", "N5P": "N5", "N3E": "N3", "N3P": "N3",
                 "N6": "N7"}
