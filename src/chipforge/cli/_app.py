@@ -141,7 +141,17 @@ def _silicon(c: ChipSpec) -> dict[str, Any]:
             "predicted_die_area_mm2": area.total_mm2, "area_node": area.node,
             "physical_cores": c.cores.physical, "unit_cost_usd": cost.total_usd,
             "cost_parts_usd": dict(cost.parts), "package": cost.package,
-            "die_yield": cost.die_yield}
+            "die_yield": cost.die_yield, **_transistor_doc(c)}
+
+
+def _transistor_doc(c: ChipSpec) -> dict[str, Any]:
+    """The packaged transistor count and its source (published / modelled)."""
+    from chipforge.cost import transistor_count
+
+    count = transistor_count(c)
+    return {"transistors": count.total, "transistors_source": count.source,
+            "modelled_transistors": count.modelled.total,
+            "modelled_transistor_parts": dict(count.modelled.components)}
 
 
 @chip_app.command("show")
@@ -187,7 +197,15 @@ def _silicon_rows(c: ChipSpec, s: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"model: {s['physical_cores']} cores, {s['area_node']} tables (docs/silicon.md)"),
         ("unit cost", f"${s['unit_cost_usd']:,.0f}",
          f"model: die ${parts['die']:,.0f}, memory ${parts['memory']:,.0f}, "
-         f"{s['package']} ${parts['packaging']:,.0f}, yield {s['die_yield']:.0%}")]
+         f"{s['package']} ${parts['packaging']:,.0f}, yield {s['die_yield']:.0%}"),
+        ("transistors", f"{s['transistors'] / 1e9:,.1f} B", _transistor_how(c, s))]
+
+
+def _transistor_how(c: ChipSpec, s: dict[str, Any]) -> str:
+    model = f"model {s['modelled_transistors'] / 1e9:,.1f} B (docs/silicon.md)"
+    if s["transistors_source"] == "published":
+        return f"published ({c.sources.get('transistors', 'spec')}); {model}"
+    return f"modelled from the spec, {s['physical_cores']} cores (docs/silicon.md)"
 
 
 @app.command("cost")
