@@ -17,6 +17,7 @@ from chipforge.cost._transistors import (
     SIMT_CORE_TRANSISTORS,
     SIMT_LANE_TRANSISTORS,
     fit_simt,
+    held_out_dies,
 )
 from chipforge.errors import SpecError
 
@@ -52,6 +53,7 @@ def test_median_error_over_the_published_counts_is_within_15_percent():
 
 
 def test_median_error_over_the_held_out_dies_is_within_15_percent():
+    assert sorted(c.name for c in held_out_dies(_published())) == sorted(HELD_OUT_DIES)
     median = statistics.median(abs(_error(load_chip(n))) for n in HELD_OUT_DIES)
     assert median <= 0.15, median
 

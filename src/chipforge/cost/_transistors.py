@@ -174,34 +174,51 @@ def fit_simt(first: ChipSpec, second: ChipSpec) -> tuple[float, float]:
     return (y * d - b * z) / det, (a * z - y * c) / det
 
 
-def validation_rows(chips: list[ChipSpec]) -> list[tuple[str, float, float, float]]:
-    """(name, published, modelled, relative error) for each chip with a published count."""
+def _die(chip: ChipSpec) -> tuple:
+    """What identifies a published die: its count, physical cores and node."""
+    return chip.transistor_count, chip.cores.physical, chip.process_node
+
+
+def validation_rows(chips: list[ChipSpec]) -> list[tuple[str, float, float, float, str]]:
+    """(name, published, modelled, relative error, role) for each chip with a published
+    count; role is "fitted" (FIT_CHIPS), "fitted die" (the same die as a fitted chip: same
+    count, physical cores and node) or "held out"."""
+    fitted = {_die(c) for c in chips if c.name in FIT_CHIPS}
     rows = []
     for chip in chips:
-        if chip.transistor_count is not None:
-            model = modelled_transistors(chip).total
-            rows.append((chip.name, chip.transistor_count, model,
-                         model / chip.transistor_count - 1.0))
+        if chip.transistor_count is None:
+            continue
+        model = modelled_transistors(chip).total
+        role = ("fitted" if chip.name in FIT_CHIPS else
+                "fitted die" if _die(chip) in fitted else "held out")
+        rows.append((chip.name, chip.transistor_count, model,
+                     model / chip.transistor_count - 1.0, role))
     return rows
 
 
-def _main() -> None:
-    from chipforge.arch import catalog_names, load_chip
+def held_out_dies(chips: list[ChipSpec]) -> list[ChipSpec]:
+    """One chip per held-out die (the first in ``chips``), for the held-out median."""
+    fitted = {_die(c) for c in chips if c.name in FIT_CHIPS}
+    seen: dict[tuple, ChipSpec] = {}
+    for chip in chips:
+        if chip.transistor_count is not None and _die(chip) not in fitted:
+            seen.setdefault(_die(chip), chip)
+    return list(seen.values())
 
-    chips = [load_chip(n) for n in catalog_names()]
+
+def validation_report(chips: list[ChipSpec]) -> str:
+    """The validation table of docs/silicon.md, as text."""
     rows = validation_rows(chips)
-    print(f"{'chip':20s} {'published':>10s} {'modelled':>9s} {'error':>7s}  fit")
-    for name, pub, model, err in rows:
-        tag = "fitted" if name in FIT_CHIPS else "held out"
-        print(f"{name:20s} {pub / 1e9:9.1f}B {model / 1e9:8.1f}B {err:+7.1%}  {tag}")
-    errors = [abs(r[3]) for r in rows]
-    held = [abs(r[3]) for r in rows if r[0] not in FIT_CHIPS]
-    print(f"median |error|: {statistics.median(errors):.1%} over {len(errors)} chips; "
-          f"{statistics.median(held):.1%} over the {len(held)} held out")
+    lines = [f"{'chip':20s} {'published':>10s} {'modelled':>9s} {'error':>7s}  role"]
+    for name, pub, model, err, role in rows:
+        lines.append(f"{name:20s} {pub / 1e9:9.1f}B {model / 1e9:8.1f}B {err:+7.1%}  {role}")
+    held = held_out_dies(chips)
+    held_median = statistics.median(abs(r[3]) for r in validation_rows(held))
+    lines.append(f"median |error|: {statistics.median(abs(r[3]) for r in rows):.1%} over "
+                 f"{len(rows)} chips; {held_median:.1%} over {len(held)} held-out dies "
+                 f"({', '.join(c.name for c in held)})")
     for chip in chips:
         if chip.transistor_count is None:
-            print(f"{chip.name:20s} {'-':>10s} {modelled_transistors(chip).total / 1e9:8.1f}B")
-
-
-if __name__ == "__main__":
-    _main()
+            lines.append(f"{chip.name:20s} {'-':>10s} "
+                         f"{modelled_transistors(chip).total / 1e9:8.1f}B")
+    return "\n".join(lines)
