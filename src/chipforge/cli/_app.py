@@ -412,6 +412,10 @@ from chipforge.cli._dse import dse_app  # noqa: E402
 
 app.add_typer(dse_app, name="dse")
 
+from chipforge.cli._legal import legal_cmd  # noqa: E402
+
+app.command("legal")(legal_cmd)
+
 
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""

@@ -1,0 +1,104 @@
+"""``chipforge legal CHIP``: every export rule checked for buying or fabricating a chip, with
+the quantity, threshold, margin and citation, then the verdict (docs/legal.md).
+
+chipforge.legal sits on chipforge.cost's floor and may not import it, so this module hands
+``check`` a measure built from cost's public API. Not legal advice.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from chipforge.arch import ChipSpec, load_chip
+from chipforge.cli._output import JsonOption, print_json, print_table, say
+from chipforge.errors import ChipforgeError
+
+
+def cost_measure(chip: ChipSpec) -> Any:
+    """chipforge.legal.Measured from chipforge.cost: TPP and PD (export_class), the packaged
+    transistor count and the memory bandwidth density. A figure cost cannot give is None,
+    and the check then names the rule that needs it."""
+    from chipforge.cost import export_class, memory_bandwidth_density, transistor_count
+    from chipforge.legal import Measured
+
+    ex = export_class(chip)
+    try:
+        count = transistor_count(chip)
+        transistors, source = count.total, count.source
+    except ChipforgeError:
+        transistors, source = None, None
+    try:
+        density = memory_bandwidth_density(chip).gb_per_s_per_mm2
+    except ChipforgeError:
+        density = None
+    return Measured(tpp=ex.tpp, pd=ex.pd, transistors=transistors, transistor_source=source,
+                    memory_bw_density_gb_s_mm2=density)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value / 1e9:.4g}e9" if abs(value) >= 1e6 else f"{value:,.4g}"
+
+
+def legal_cmd(
+    chip: Annotated[str, typer.Argument(help="catalog name or spec path")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="date of the export, "
+                                              "YYYY-MM-DD [default: 2026-06-01]")] = None,
+    buyer: Annotated[str | None, typer.Option(help="china-hq, us or row "
+                                              "[default: china-hq]")] = None,
+    fab: Annotated[str | None, typer.Option(help="tsmc, samsung, intel or smic "
+                                            "[default: tsmc]")] = None,
+    approved_designer: Annotated[bool, typer.Option(
+        "--approved-designer", help="take the approved-IC-designer exception")] = False,
+    scenario: Annotated[str | None, typer.Option(help="a named scenario (fixes date, buyer, "
+                                                 "fab and exception)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a chip against the export rules in force on a date. Not legal advice."""
+    from chipforge.legal import check, check_scenario
+
+    spec = load_chip(chip)
+    if scenario is not None:
+        given = [f for f, v in (("--as-of", as_of), ("--buyer", buyer), ("--fab", fab),
+                                ("--approved-designer", approved_designer or None)) if v]
+        if given:
+            raise ChipforgeError(f"--scenario {scenario} fixes the date, buyer, fab and "
+                                 f"exception; drop {', '.join(given)}")
+        report = check_scenario(spec, scenario, measure=cost_measure)
+    else:
+        report = check(spec, as_of or "2026-06-01", buyer or "china-hq", fab or "tsmc",
+                       approved_designer, measure=cost_measure)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _print(report)
+
+
+def _print(report: Any) -> None:
+    what = "buying" if report.path == "purchase" else f"fabricating at {report.fab}"
+    scen = f", scenario {report.scenario}" if report.scenario else ""
+    table = Table(title=f"{report.chip}: {what} for a {report.buyer} buyer on "
+                        f"{report.as_of.isoformat()}{scen}"
+                        f"{', approved designer' if report.approved_designer else ''}")
+    for col in ("rule", "provision", "quantity", "value", "threshold", "margin", "binds",
+                "outcome", "citation"):
+        table.add_column(col, justify="right" if col in ("value", "margin") else "left")
+    for c in report.checks:
+        cells = (c.rule_id, c.provision, c.quantity, _fmt(c.value),
+                 c.threshold if c.applies else f"n/a: {c.reason}",
+                 "-" if c.margin is None else f"{c.margin:+.1%}",
+                 "yes" if c.binds else "no", c.outcome, c.citation or "assumption")
+        table.add_row(*(escape(cell) for cell in cells))
+    print_table(table)
+    if report.transistor_source:
+        say(f"transistor count: {_fmt(report.quantities.get('transistors'))} "
+            f"({report.transistor_source})")
+    say(f"verdict: {report.verdict}")
+    say(report.notice)
