@@ -8,8 +8,6 @@ the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per 
 ``serving_dtype`` and ``tensor_parallel_size`` say how a chip serves an LLM.
 ``transistor_count(chip)`` gives the packaged chip's transistor count (published, else
 modelled by ``modelled_transistors``).
-``transistor_count(chip)`` gives the packaged chip's transistor count (published, else
-modelled by ``modelled_transistors``).
 """
 
 from chipforge.cost._area import AreaBreakdown, die_area
@@ -49,12 +47,6 @@ from chipforge.cost._transistors import (
     modelled_transistors,
     transistor_count,
 )
-from chipforge.cost._transistors import (
-    TransistorBreakdown,
-    TransistorCount,
-    modelled_transistors,
-    transistor_count,
-)
 from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
 __all__ = ["HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2", "MEMORY_TECHS", "MemoryDensity",
@@ -66,7 +58,5 @@ __all__ = ["HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2", "MEMORY_TECHS", "MemoryDens
            "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
            "serving_bytes_per_chip", "serving_dtype", "serving_tco", "tensor_parallel_size",
            "training_tco", "unit_cost", "workload_power"]
-__all__ += ["TransistorBreakdown", "TransistorCount", "modelled_transistors",
-            "transistor_count"]
 __all__ += ["TransistorBreakdown", "TransistorCount", "modelled_transistors",
             "transistor_count"]
