@@ -22,6 +22,13 @@ from chipforge.cost._memory import (
     memory_bandwidth_density_of,
     memory_tech,
 )
+from chipforge.cost._memory_supply import (
+    DOMESTIC_MEMORY,
+    MemorySupply,
+    available_as_of,
+    domestic_memory,
+    domestic_suppliers,
+)
 from chipforge.cost._nodes import CostError
 from chipforge.cost._power import PowerReport, leakage_power_w, power_at_clock, workload_power
 from chipforge.cost._serving import (
@@ -51,7 +58,8 @@ from chipforge.cost._unit_cost import CostBreakdown, unit_cost
 
 __all__ = ["HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2", "MEMORY_TECHS", "MemoryDensity",
            "MemoryTech", "memory_bandwidth_density", "memory_bandwidth_density_of",
-           "memory_tech",
+           "memory_tech", "DOMESTIC_MEMORY", "MemorySupply", "available_as_of",
+           "domestic_memory", "domestic_suppliers",
            "MAX_TENSOR_PARALLEL", "SERVING_DTYPES", "USABLE_MEMORY_FRACTION", "AreaBreakdown",
            "CostBreakdown", "CostError", "ExportClass", "PowerReport", "TcoAssumptions",
            "TcoResult", "chip_capex_usd", "classify_export", "die_area", "export_class",
