@@ -16,6 +16,7 @@ from chipforge.legal._check import (
     Measured,
     RuleCheck,
     check,
+    check_rule,
     chip_quantities,
     classify_3a090,
 )
@@ -32,5 +33,5 @@ from chipforge.legal._scenarios import SCENARIOS, check_scenario, scenario
 
 __all__ = ["NOT_CONTROLLED", "NOT_LEGAL_ADVICE", "OUTCOMES", "SCENARIOS", "LegalError",
            "LegalReport", "Measure", "Measured", "Rule", "RuleCheck", "Scenario",
-           "check", "check_scenario", "chip_quantities", "classify_3a090", "load_context",
-           "load_rules", "rules_from", "scenario"]
+           "check", "check_rule", "check_scenario", "chip_quantities", "classify_3a090",
+           "load_context", "load_rules", "rules_from", "scenario"]

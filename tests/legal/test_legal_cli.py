@@ -1,0 +1,78 @@
+"""``chipforge legal``: the table, the verdict, the not-legal-advice line, --json, and one
+``error:`` line with exit 2 for bad input. Oracle: the hand-derived verdicts of
+test_legal_verdicts.py (the CLI uses chipforge.cost's measures, on the same side of every
+threshold for these chips)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from chipforge.cli import app
+from clitools import chipforge_exe
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    result = runner.invoke(app, ["legal", *args], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_table_lists_every_rule_with_its_citation_and_the_verdict():
+    out = _invoke("forge-i1", "--as-of", "2026-06-01", "--buyer", "china-hq", "--fab", "tsmc")
+    for rule in ("3a090a-2023", "3a090b-2023", "3a090c-2024", "foundry-dd-2025"):
+        assert rule in out
+    assert "https://www.govinfo.gov/content/pkg/FR-2025-01-16/html/2025-00711.htm" in out
+    assert "transistors >= 30e9" in out
+    assert "verdict: presumed controlled" in out
+    assert "Not legal advice" in out
+
+
+def test_approved_designer_flag():
+    out = _invoke("forge-i1", "--approved-designer")
+    assert "verdict: licence required" in out
+
+
+@pytest.mark.parametrize(("name", "verdict"), [
+    ("tsmc-2026", "presumed controlled"), ("tsmc-2026-approved", "licence required"),
+    ("domestic-2026", "uncontrolled"), ("full-ban", "prohibited")])
+def test_scenarios(name, verdict):
+    out = _invoke("forge-t1", "--scenario", name)
+    assert f"verdict: {verdict}" in out
+
+
+def test_json_returns_the_same_report():
+    doc = json.loads(_invoke("h20", "--as-of", "2025-05-01", "--json"))
+    assert doc["verdict"] == "licence required"
+    assert doc["path"] == "purchase"
+    binding = [c["rule_id"] for c in doc["checks"] if c["binds"]]
+    assert binding == ["nvidia-h20-2025-04"]
+    tpp = next(c for c in doc["checks"] if c["rule_id"] == "3a090a-2023")
+    assert tpp["value"] == pytest.approx(2_368, rel=0.003)  # 296 TOPS int8 x 8 (datasheet)
+    assert tpp["threshold"] == "tpp >= 4800"
+    assert doc["notice"].startswith("Not legal advice")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([chipforge_exe(), "legal", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("h20", "--buyer", "mars"),
+     "error: unknown buyer 'mars': expected one of china-hq, row, us "
+     "(chipforge/legal/data/context.yaml)\n"),
+    (("h20", "--as-of", "June 2026"),
+     "error: as_of 'June 2026' is not a date: expected YYYY-MM-DD\n"),
+    (("h20", "--scenario", "full-ban", "--fab", "smic"),
+     "error: --scenario full-ban fixes the date, buyer, fab and exception; drop --fab\n"),
+])
+def test_errors_exit_2_with_one_line(args, message):
+    proc = _run(*args)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message)
