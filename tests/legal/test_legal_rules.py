@@ -45,10 +45,15 @@ def test_2022_rule_needs_the_tpp_too():
     assert c.margin == pytest.approx((4_799 - 4_800) / 4_800)
 
 
-def test_2022_rule_is_superseded_in_november_2023():
-    report = check(load_chip("a100-sxm"), "2023-11-16", "china-hq", "tsmc",
-                   measure=fixed(tpp=4_990, pd=6.04))
-    assert "3a090-2022" not in {c.rule_id for c in report.checks}
+def test_2022_rule_is_superseded_on_17_november_2023():
+    # "This rule is effective November 17, 2023" (88 FR 73458): the day before, the 2022
+    # text is the one in force; from that day, 3A090.a/.b
+    a100 = load_chip("a100-sxm")
+    before = check(a100, "2023-11-16", "china-hq", "tsmc", measure=fixed(tpp=4_990, pd=6.04))
+    on = check(a100, "2023-11-17", "china-hq", "tsmc", measure=fixed(tpp=4_990, pd=6.04))
+    ids = ({c.rule_id for c in before.checks}, {c.rule_id for c in on.checks})
+    assert "3a090-2022" in ids[0] and "3a090a-2023" not in ids[0]
+    assert "3a090-2022" not in ids[1] and "3a090a-2023" in ids[1]
 
 
 # ---- 3A090.a (October 2023): TPP >= 4800, or TPP >= 1600 and PD >= 5.92 ------------------
@@ -109,6 +114,14 @@ def test_3a090c_hbm(kind, density, binds):
     chip = own_chip(memory={"kind": kind})
     report = check(chip, "2025-06-01", "china-hq", "tsmc", measure=fixed(density=density))
     assert _rule(report, "3a090c-2024").binds is binds
+
+
+def test_3a090c_waits_for_its_compliance_date():
+    # effective 2 Dec 2024; compliance for the HBM changes from 31 Dec 2024
+    report = check(own_chip(), "2024-12-15", "china-hq", "tsmc", measure=fixed(density=8.0))
+    c = _rule(report, "3a090c-2024")
+    assert (c.applies, c.binds) == (False, False)
+    assert c.reason == "compliance required only from 2024-12-31"
 
 
 def test_3a090c_is_not_applied_to_a_vendor_purchase():
