@@ -115,6 +115,21 @@ def test_the_stated_die_area_follows_the_silicon():
     assert derive_chip(h100, {"process_node": "N3", "die_area": 600}).die_area_mm2 == 600
 
 
+def test_the_published_transistor_count_follows_the_silicon():
+    h100 = load_chip("h100-sxm")
+    assert h100.transistor_count == 80e9  # GH100, H100 whitepaper
+    # enabling SMs or changing the clock leaves the 80 B transistors of GH100 as they are
+    assert derive_chip(h100, {"cores": {"count": 144}}).transistor_count == 80e9
+    assert derive_chip(h100, {"clock": "1.5 GHz"}).transistor_count == 80e9
+    # a die with 200 SMs is not GH100: its count is the model's, not the published one
+    bigger = derive_chip(h100, {"cores": {"count": 200, "physical_count": 200}})
+    assert bigger.transistor_count is None and "transistors" not in bigger.sources
+    assert bigger.die_area_mm2 is None
+    # a change may state the new count; the area it does not state still goes
+    stated = derive_chip(h100, {"process_node": "N3", "transistors": 90e9})
+    assert (stated.transistor_count, stated.die_area_mm2) == (90e9, None)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"clock": "1e400 GHz"}, "clock: expected a finite frequency (got '1e400 GHz')"),
     ({"clock": float("nan")}, "clock: expected a finite frequency (got nan)"),

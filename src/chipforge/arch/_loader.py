@@ -84,10 +84,10 @@ def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = N
     ``changes`` uses the YAML keys (``clock``, ``cores: {count: ...}``) with values either
     in YAML form (``"1.2 GHz"``) or as SI numbers (``1.2e9``). Use this, never
     ``model_copy``: specs key the estimate cache by a fingerprint computed at validation.
-    A stated ``die_area`` is dropped (predicted by chipforge.cost instead) when the changes
-    alter the silicon without stating a new one, and a description the changes make
-    wrong is regenerated. A systolic array's ``macs_per_cycle`` must still equal
-    rows x cols x packing: change them together.
+    A stated ``die_area`` or ``transistors`` count is dropped (predicted by chipforge.cost
+    instead) when the changes alter the silicon without stating a new one, and a
+    description the changes make wrong is regenerated. A systolic array's
+    ``macs_per_cycle`` must still equal rows x cols x packing: change them together.
     """
     raw = _merge(chip.model_dump(by_alias=True), changes)
     if name is not None:
@@ -96,16 +96,25 @@ def derive_chip(chip: ChipSpec, changes: dict[str, Any], *, name: str | None = N
     where = f"derived from {chip.name!r}"
     keep_area = "die_area" in changes or chip.die_area_mm2 is None
     derived = _validate_derived(raw, merged_sources, where, keep_area)
-    # a stated die area is the stated silicon's: when the silicon changes it no longer
-    # holds, and chipforge.cost's prediction takes over (unless the change states one)
-    if not keep_area and derived.die_area_mm2 is not None and \
-            _silicon(derived) != _silicon(chip):
-        derived = _validate_derived(*_without_area(raw, merged_sources), where, True)
+    # a stated die area or transistor count is the stated silicon's: when the silicon
+    # changes it no longer holds, and chipforge.cost's prediction takes over (unless the
+    # change states a new one)
+    if _silicon(derived) != _silicon(chip):
+        stale = [key for key in _STATED_SILICON if key not in changes and raw.get(key)]
+        if stale:
+            raw, merged_sources = _without(raw, merged_sources, stale)
+            derived = _validate_derived(raw, merged_sources, where, True)
     return derived
 
 
-def _without_area(raw: dict[str, Any], sources: dict[str, str]) -> tuple[dict, dict]:
-    return {**raw, "die_area": None}, {k: v for k, v in sources.items() if k != "die_area"}
+# what a spec states about its silicon as built (YAML keys), true only of that silicon
+_STATED_SILICON = ("die_area", "transistors")
+
+
+def _without(raw: dict[str, Any], sources: dict[str, str],
+             keys: list[str] | tuple[str, ...]) -> tuple[dict, dict]:
+    return ({**raw, **dict.fromkeys(keys)},
+            {k: v for k, v in sources.items() if k not in keys})
 
 
 def _validate_derived(raw: dict[str, Any], sources: dict[str, str], where: str,
@@ -122,13 +131,13 @@ def _validate_derived(raw: dict[str, Any], sources: dict[str, str], where: str,
             return _validate_derived({**raw, "description": ""}, sources, where, keep_area)
         if sub == "die_area" and not keep_area:
             # the base's stated area cannot hold the derived silicon: predict it instead
-            return _validate_derived(*_without_area(raw, sources), where, True)
+            return _validate_derived(*_without(raw, sources, ("die_area",)), where, True)
         raise SpecError(f"{where}: {describe_error(exc)}") from None
 
 
 # fields that do not describe the silicon, so the die area does not depend on them
 _NOT_SILICON = ("name", "vendor", "description", "clock_hz", "tdp_w", "die_area_mm2",
-                "launch_price_usd")
+                "transistor_count", "launch_price_usd")
 
 
 def _silicon(chip: ChipSpec) -> dict[str, Any]:
