@@ -48,7 +48,7 @@ def _hbm(kind: str, bw: float, caps: tuple[float, ...], source: str, side_mm: tu
 
 # HBM KGSD outlines. source: JEDEC MO-316 / SK hynix and Samsung HBM2E datasheets
 # (7.75 x 11.87 mm), SK hynix HBM3 and Micron HBM3E datasheets (11 x 11 mm); the same
-# figures chipforge.cost._unit_cost uses for the interposer (HBM_FOOTPRINT_MM2).
+# figures chipforge.cost._unit_cost reads for the interposer area.
 # JESD235B (JEDEC press release, 17 Dec 2018) added a larger footprint option for 16 Gb /
 # 12-high HBM2(e) stacks; the verdict does not hinge on it: 407.8 GB/s stays above 2 GB/s/mm2
 # up to a 204 mm2 footprint (HBM3 at 670 GB/s up to 335 mm2), far beyond any HBM outline.

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from chipforge.arch import ChipSpec
 from chipforge.cost._area import AreaBreakdown, die_area
+from chipforge.cost._memory import memory_tech
 from chipforge.cost._nodes import CostError, node_table
 
 # dies per wafer: Hennessy & Patterson, Computer Architecture: A Quantitative Approach
@@ -37,9 +38,6 @@ MEMORY_USD_PER_GB: dict[str, float] = {
     "DDR5": 3.0,  # assumption: server DDR5 ~$3/GB (2023-24 contract)
 }
 
-# package footprint of one HBM stack, mm2 (JEDEC packages: HBM2e 7.75 x 11.87 mm,
-# HBM3/3e 11 x 11 mm per SK hynix / Micron datasheets)
-HBM_FOOTPRINT_MM2 = {"HBM2e": 7.75 * 11.87, "HBM3": 11.0 * 11.0, "HBM3e": 11.0 * 11.0}
 # assumption: 20% of the interposer is spacing, routing and keep-out around the dies
 INTERPOSER_MARGIN = 1.2
 # assumption: CoWoS-S priced at $0.40 per interposer mm2, anchored on R. Castellano's 2023
@@ -131,11 +129,16 @@ def _unit_cost(chip: ChipSpec) -> CostBreakdown:
 def _packaging(chip: ChipSpec, area: AreaBreakdown, die_mm2: float) -> tuple[str, float]:
     logic_mm2 = die_mm2 * chip.dies
     kind = chip.memory.kind
-    if kind not in HBM_FOOTPRINT_MM2:
+    if not kind.startswith("HBM"):
         substrate = ORGANIC_SUBSTRATE_AREA_RATIO * logic_mm2
         return "organic", substrate * ORGANIC_USD_PER_MM2
     stacks = chip.memory.physical_stacks or chip.memory.stacks
-    interposer = INTERPOSER_MARGIN * (logic_mm2 + stacks * HBM_FOOTPRINT_MM2[kind])
+    interposer = INTERPOSER_MARGIN * (logic_mm2 + stacks * _stack_area_mm2(kind))
     if chip.dies > 1 or interposer > COWOS_S_MAX_MM2:
         return "CoWoS-L", interposer * COWOS_L_USD_PER_MM2
     return "CoWoS-S", interposer * COWOS_S_USD_PER_MM2
+
+
+def _stack_area_mm2(kind: str) -> float:
+    """An HBM stack's package footprint (sourced in chipforge.cost._memory)."""
+    return memory_tech(kind).stack_area_mm2
