@@ -255,6 +255,31 @@ def test_licensing_events_reach_china_hq_buyers_only():
     assert not _rule(report, "nvidia-h20-2025-04").binds
 
 
+# ---- GP10 guidance (May 2025): PRC-made 3A090 ICs --------------------------------------
+
+@pytest.mark.parametrize(("buyer", "tpp", "pd", "binds"), [
+    ("us", 5_662, 16.4, True),     # Ascend 910B-class: 3A090.a by TPP
+    ("row", 2_400, 1.6, True),     # a .b-class PRC part is a PRC 3A090 IC too
+    ("us", 1_000, 1.0, False),     # below both tiers: not a 3A090 IC
+])
+def test_gp10_guidance_on_prc_3a090_ics(buyer, tpp, pd, binds):
+    report = check(load_chip("ascend-910b"), "2026-06-01", buyer, "tsmc",
+                   measure=fixed(tpp=tpp, pd=pd))
+    c = _rule(report, "gp10-prc-3a090-2025")
+    assert c.binds is binds
+    assert c.outcome == ("prohibited" if binds else "uncontrolled")
+
+
+def test_a_domestic_purchase_is_no_export():
+    # a China-HQ buyer buying Huawei's Ascend at home: 3A090 reaches exports, not this
+    report = check(load_chip("ascend-910b"), "2026-06-01", "china-hq", "tsmc",
+                   measure=fixed(tpp=5_662, pd=16.4))
+    c = _rule(report, "3a090a-2023")
+    assert (c.applies, c.binds) == (False, False)
+    assert c.reason == "no export: a Huawei part bought by a china-hq buyer"
+    assert report.verdict == "uncontrolled"
+
+
 # ---- scenario assumptions ----------------------------------------------------------------
 
 @pytest.mark.parametrize(("chip", "fab", "binds"), [

@@ -187,6 +187,9 @@ def _scope(rule: Rule, chip: ChipSpec, path: str, buyer: str, fab: str) -> str |
         return f"applies to {' and '.join(rule.paths)}, not {path}"
     if buyer not in rule.buyers:
         return f"buyer {buyer} not in [{', '.join(rule.buyers)}]"
+    home = load_context().vendors.get(chip.vendor)
+    if path == "purchase" and home is not None and buyer in home.domestic_to:
+        return f"no export: a {chip.vendor} part bought by a {buyer} buyer"
     if path == "fabrication" and rule.fabs is not None and fab not in rule.fabs:
         return f"fab {fab} not in [{', '.join(rule.fabs)}]"
     if rule.vendors is not None and chip.vendor not in rule.vendors:

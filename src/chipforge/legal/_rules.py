@@ -158,6 +158,11 @@ class Fab(_Record):
     description: str
 
 
+class Vendor(_Record):
+    domestic_to: tuple[str, ...] = ()
+    description: str
+
+
 class Node(_Record):
     nm: float
     transistor: Literal["planar", "finfet", "gaa"]
@@ -167,6 +172,7 @@ class Node(_Record):
 class Context(_Record):
     buyers: dict[str, Buyer]
     fabs: dict[str, Fab]
+    vendors: dict[str, Vendor]
     nodes: dict[str, Node]
 
 
