@@ -16,14 +16,14 @@ from rich.table import Table
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.cli._output import JsonOption, print_json, print_table, say
 from chipforge.errors import ChipforgeError
+from chipforge.legal import LegalReport, Measured, check, check_scenario
 
 
-def cost_measure(chip: ChipSpec) -> Any:
+def cost_measure(chip: ChipSpec) -> Measured:
     """chipforge.legal.Measured from chipforge.cost: TPP and PD (export_class), the packaged
     transistor count and the memory bandwidth density. A figure cost cannot give is None,
     and the check then names the rule that needs it."""
     from chipforge.cost import export_class, memory_bandwidth_density, transistor_count
-    from chipforge.legal import Measured
 
     ex = export_class(chip)
     try:
@@ -62,8 +62,6 @@ def legal_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Check a chip against the export rules in force on a date. Not legal advice."""
-    from chipforge.legal import check, check_scenario
-
     spec = load_chip(chip)
     if scenario is not None:
         given = [f for f, v in (("--as-of", as_of), ("--buyer", buyer), ("--fab", fab),
@@ -81,7 +79,7 @@ def legal_cmd(
     _print(report)
 
 
-def _print(report: Any) -> None:
+def _print(report: LegalReport) -> None:
     what = "buying" if report.path == "purchase" else f"fabricating at {report.fab}"
     scen = f", scenario {report.scenario}" if report.scenario else ""
     table = Table(title=f"{report.chip}: {what} for a {report.buyer} buyer on "
