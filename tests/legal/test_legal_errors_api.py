@@ -9,7 +9,7 @@ import pytest
 from legalkit import fixed, own_chip
 
 from chipforge.arch import load_chip
-from chipforge.cost import classify_export
+from chipforge.cost import classify_export, export_class
 from chipforge.errors import ChipforgeError
 from chipforge.legal import (
     SCENARIOS,
@@ -68,9 +68,13 @@ def test_a_quantity_no_applicable_rule_needs_may_be_missing():
     assert report.verdict == "licence required"
 
 
-def test_check_without_a_measure():
-    with pytest.raises(LegalError, match=r"^check needs measure=: "):
-        check(load_chip("h20"), "2026-06-01", "china-hq", "tsmc")
+def test_check_measures_with_chipforge_cost_by_default():
+    h20 = load_chip("h20")
+    report = check(h20, "2026-06-01", "china-hq", "tsmc")
+    # TPP from the spec: 78 SMs x 512 bf16 MAC/clk x 1.85 GHz... as cost.export_class has it
+    assert report.quantities["tpp"] == pytest.approx(export_class(h20).tpp)
+    assert report.quantities["transistors"] == 80e9  # published GH100 count, not modelled
+    assert report.transistor_source == "published"
 
 
 def test_unknown_assumption():

@@ -1,8 +1,7 @@
 """``chipforge legal CHIP``: every export rule checked for buying or fabricating a chip, with
 the quantity, threshold, margin and citation, then the verdict (docs/legal.md).
 
-chipforge.legal sits on chipforge.cost's floor and may not import it, so this module hands
-``check`` a measure built from cost's public API. Not legal advice.
+Not legal advice.
 """
 
 from __future__ import annotations
@@ -13,30 +12,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chipforge.arch import ChipSpec, load_chip
+from chipforge.arch import load_chip
 from chipforge.cli._output import JsonOption, print_json, print_table, say
 from chipforge.errors import ChipforgeError
-from chipforge.legal import LegalReport, Measured, check, check_scenario
-
-
-def cost_measure(chip: ChipSpec) -> Measured:
-    """chipforge.legal.Measured from chipforge.cost: TPP and PD (export_class), the packaged
-    transistor count and the memory bandwidth density. A figure cost cannot give is None,
-    and the check then names the rule that needs it."""
-    from chipforge.cost import export_class, memory_bandwidth_density, transistor_count
-
-    ex = export_class(chip)
-    try:
-        count = transistor_count(chip)
-        transistors, source = count.total, count.source
-    except ChipforgeError:
-        transistors, source = None, None
-    try:
-        density = memory_bandwidth_density(chip).gb_per_s_per_mm2
-    except ChipforgeError:
-        density = None
-    return Measured(tpp=ex.tpp, pd=ex.pd, transistors=transistors, transistor_source=source,
-                    memory_bw_density_gb_s_mm2=density)
+from chipforge.legal import LegalReport, check, check_scenario
 
 
 def _fmt(value: Any) -> str:
@@ -69,10 +48,10 @@ def legal_cmd(
         if given:
             raise ChipforgeError(f"--scenario {scenario} fixes the date, buyer, fab and "
                                  f"exception; drop {', '.join(given)}")
-        report = check_scenario(spec, scenario, measure=cost_measure)
+        report = check_scenario(spec, scenario)
     else:
         report = check(spec, as_of or "2026-06-01", buyer or "china-hq", fab or "tsmc",
-                       approved_designer, measure=cost_measure)
+                       approved_designer)
     if as_json:
         print_json(report.to_dict())
         return

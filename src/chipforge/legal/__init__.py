@@ -19,6 +19,7 @@ from chipforge.legal._check import (
     check_rule,
     chip_quantities,
     classify_3a090,
+    cost_measure,
 )
 from chipforge.legal._rules import (
     OUTCOMES,
@@ -34,4 +35,5 @@ from chipforge.legal._scenarios import SCENARIOS, check_scenario, scenario
 __all__ = ["NOT_CONTROLLED", "NOT_LEGAL_ADVICE", "OUTCOMES", "SCENARIOS", "LegalError",
            "LegalReport", "Measure", "Measured", "Rule", "RuleCheck", "Scenario",
            "check", "check_rule", "check_scenario", "chip_quantities", "classify_3a090",
+           "cost_measure",
            "load_context", "load_rules", "rules_from", "scenario"]

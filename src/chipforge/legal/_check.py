@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chipforge.arch import ChipSpec
+from chipforge.errors import ChipforgeError
 from chipforge.legal._rules import (
     OUTCOMES,
     Clauses,
@@ -42,8 +43,8 @@ _HINTS = {
 
 @dataclass(frozen=True)
 class Measured:
-    """What the caller measures a chip by (chipforge.cost's figures; legal sits on cost's
-    floor and may not import it, so ``check`` takes a ``measure`` function)."""
+    """What a chip is measured by: chipforge.cost's figures (``cost_measure``), or a
+    caller's own (``check(..., measure=...)``)."""
     tpp: float | None
     pd: float | None
     transistors: float | None = None
@@ -52,6 +53,27 @@ class Measured:
 
 
 Measure = Callable[[ChipSpec], Measured]
+
+
+def cost_measure(chip: ChipSpec) -> Measured:
+    """chipforge.cost's figures: TPP and PD (export_class), the packaged transistor count
+    (published, else modelled) and the memory bandwidth density. A figure cost cannot give
+    is None, and the check then names the rule that needs it."""
+    from chipforge.cost import export_class, memory_bandwidth_density, transistor_count
+
+    ex = export_class(chip)
+    try:
+        count = transistor_count(chip)
+        transistors, source = count.total, count.source
+    except ChipforgeError:
+        transistors, source = None, None
+    try:
+        density = memory_bandwidth_density(chip).gb_per_s_per_mm2
+    except ChipforgeError:
+        density = None
+    return Measured(tpp=ex.tpp, pd=ex.pd, transistors=transistors, transistor_source=source,
+                    memory_bw_density_gb_s_mm2=density)
+
 
 
 @dataclass(frozen=True)
@@ -255,8 +277,9 @@ def check(chip: ChipSpec, as_of: dt.date | str, buyer: str, fab: str,
     """Every rule in force on ``as_of`` checked against buying (vendor chips) or fabricating
     (chipforge designs) ``chip`` for ``buyer`` at ``fab``; the verdict is the most severe
     outcome among the rules that bind. ``measure`` gives the chip's TPP, PD, transistor
-    count and memory bandwidth density (see ``Measured``); ``assumptions`` names
-    hypothetical rule records (a scenario's) to include. Not legal advice."""
+    count and memory bandwidth density (see ``Measured``; default: chipforge.cost's);
+    ``assumptions`` names hypothetical rule records (a scenario's) to include. Not legal
+    advice."""
     day = parse_date(as_of)
     ctx = load_context()
     _known("buyer", buyer, ctx.buyers)
@@ -268,11 +291,7 @@ def check(chip: ChipSpec, as_of: dt.date | str, buyer: str, fab: str,
                          f"({start.isoformat()}): expected a date on or after it")
     wanted = set(assumptions)
     _known_assumptions(wanted, rules)
-    if measure is None:
-        raise LegalError("check needs measure=: a function giving the chip's TPP, PD, "
-                         "transistor count and memory bandwidth density (chipforge.legal."
-                         "Measured); the CLI passes chipforge.cost's")
-    measured = measure(chip)
+    measured = (measure or cost_measure)(chip)
     values = chip_quantities(chip, measured, day)
     path = "purchase" if chip.vendor.lower() != OWN_VENDOR else "fabrication"
     checks = tuple(
