@@ -1,4 +1,4 @@
-"""ECCN 3A090 metrics against published values and hand-derived tier boundaries.
+"""ECCN 3A090 quantities (TPP, PD) against published values (the tiers: tests/legal/test_tier.py).
 
 Oracles: the published TPP of each GPU (H100 ~15,832, A100 4,992, H20 2,368 with PD ~2.9,
 B200 36,000; /work/shared/notes/README.md) and the rule text written out below.
@@ -13,7 +13,6 @@ import pytest
 
 from chipforge.arch import derive_chip, load_chip
 from chipforge.cost import CostError, die_area, export_class
-from chipforge.cost._export import classify
 
 PUBLISHED_TPP = [
     # chip, published TPP, relative tolerance
@@ -27,12 +26,6 @@ PUBLISHED_TPP = [
 @pytest.mark.parametrize(("name", "tpp", "rel"), PUBLISHED_TPP)
 def test_tpp_matches_published(name, tpp, rel):
     assert export_class(load_chip(name)).tpp == pytest.approx(tpp, rel=rel)
-
-
-@pytest.mark.parametrize(("name", "tier"), [("h100-sxm", "3A090.a"), ("a100-sxm", "3A090.a"),
-                                            ("b200", "3A090.a"), ("h20", "not controlled")])
-def test_gpu_tiers(name, tier):
-    assert export_class(load_chip(name)).tier == tier
 
 
 def test_h20_performance_density_is_about_2_9():
@@ -51,44 +44,6 @@ def test_forge_i1_is_not_controlled():
     assert ex.die_area_source == "predicted"
     assert ex.pd == pytest.approx(ex.tpp / die_area(chip).logic_mm2)
     assert ex.pd * 1.1 < 3.2  # the 10% margin its DSE run required (docs/designs.md)
-    assert ex.tier == "not controlled"
-
-
-# (TPP, PD, tier) at and around each threshold of the rule text in the module docstring
-BOUNDARIES = [
-    (4800.0, 0.1, "3A090.a"),  # TPP >= 4800 alone
-    (4799.9, 1.59, "not controlled"),  # below every PD floor, TPP < 4800
-    (4799.9, 1.6, "3A090.b"),  # 2400 <= TPP < 4800 and PD >= 1.6
-    (1600.0, 5.92, "3A090.a"),  # TPP >= 1600 and PD >= 5.92
-    (1600.0, 5.91, "3A090.b"),  # TPP >= 1600 and 3.2 <= PD < 5.92
-    (1600.0, 3.2, "3A090.b"),
-    (1600.0, 3.19, "not controlled"),  # TPP < 2400 needs PD >= 3.2
-    (2400.0, 1.6, "3A090.b"),
-    (2399.9, 1.6, "not controlled"),
-    (2400.0, 1.59, "not controlled"),
-    (1599.9, 100.0, "not controlled"),  # every tier needs TPP >= 1600
-]
-
-
-@pytest.mark.parametrize(("tpp", "pd", "tier"), BOUNDARIES)
-def test_tier_rule_boundaries(tpp, pd, tier):
-    assert classify(tpp, pd) == tier
-
-
-# forge-i1 (1.1 GHz) at 1.5 GHz with 40 cores: TPP = 2 x 40 x 2,048 x 1.5 GHz x 8 bits
-# = 1,966.08 (hand-derived)
-@pytest.mark.parametrize(("die_mm2", "tier"), [
-    (300, "3A090.a"),  # PD = 6.55 >= 5.92
-    (400, "3A090.b"),  # PD = 4.92, in [3.2, 5.92)
-    (700, "not controlled"),  # PD = 2.81 < 3.2 and TPP < 2400
-])
-def test_derived_specs_cross_the_tiers(die_mm2, tier):
-    chip = derive_chip(load_chip("forge-i1"), {"cores": {"count": 40}, "die_area": die_mm2,
-                                               "clock": "1.5 GHz"})
-    ex = export_class(chip)
-    assert ex.tpp == pytest.approx(1966.08)
-    assert ex.pd == pytest.approx(1966.08 / die_mm2)
-    assert ex.tier == tier
 
 
 def test_pd_uses_the_predicted_area_without_a_spec_die_area():

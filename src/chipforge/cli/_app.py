@@ -21,6 +21,7 @@ from chipforge.arch import ChipSpec, catalog_names, load_chip
 from chipforge.cli._calibrate import CalibrationOption, calibrate_cmd, calibration_choice
 from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table, say
 from chipforge.errors import ChipforgeError
+from chipforge.legal import default_as_of
 from chipforge.ops import parse_op
 from chipforge.perf import Estimate, estimate
 
@@ -131,12 +132,13 @@ def _chip_doc(c: ChipSpec) -> dict[str, Any]:
 def _silicon(c: ChipSpec) -> dict[str, Any]:
     """ECCN 3A090 metrics, predicted area and unit cost (chipforge.cost; docs/silicon.md)."""
     from chipforge.cost import die_area, export_class, unit_cost
+    from chipforge.legal import export_tier
 
     try:
         ex, area, cost = export_class(c), die_area(c), unit_cost(c)
     except ChipforgeError as exc:  # no area/cost tables for this node
         return {"error": str(exc)}
-    return {"tpp": ex.tpp, "pd": ex.pd, "tier": ex.tier, "tpp_dtype": ex.dtype,
+    return {"tpp": ex.tpp, "pd": ex.pd, "tier": export_tier(c), "tpp_dtype": ex.dtype,
             "pd_die_area_mm2": ex.die_area_mm2, "pd_die_area_source": ex.die_area_source,
             "predicted_die_area_mm2": area.total_mm2, "area_node": area.node,
             "physical_cores": c.cores.physical, "unit_cost_usd": cost.total_usd,
@@ -192,7 +194,8 @@ def _silicon_rows(c: ChipSpec, s: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("TPP", f"{s['tpp']:,.0f}", f"derived: 2 x dense MacTOPS x {s['tpp_dtype']} bit length"),
         ("PD", f"{s['pd']:.2f}", f"derived: TPP / {s['pd_die_area_mm2']:.0f} mm2 "
                                  f"({s['pd_die_area_source']} logic die area)"),
-        ("3A090 tier", s["tier"], "ECCN 3A090, Oct 2023 rule (kept Dec 2024)"),
+        ("3A090 tier", s["tier"], f"ECCN 3A090 in force on {default_as_of()} "
+                                  "(chipforge legal)"),
         ("predicted die area", f"{s['predicted_die_area_mm2']:.0f} mm2",
          f"model: {s['physical_cores']} cores, {s['area_node']} tables (docs/silicon.md)"),
         ("unit cost", f"${s['unit_cost_usd']:,.0f}",
@@ -210,7 +213,7 @@ def _transistor_how(c: ChipSpec, s: dict[str, Any]) -> str:
 
 @app.command("cost")
 def cost_cmd(as_json: JsonOption = False) -> None:
-    """Die area, unit cost and ECCN 3A090 tier of every catalog chip (docs/silicon.md).
+    """Die area, unit cost, TPP and PD of every catalog chip (docs/silicon.md).
 
     The same output as ``python -m chipforge.cost`` (one implementation)."""
     from chipforge.cost.__main__ import catalog_rows, render, to_json

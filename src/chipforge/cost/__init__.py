@@ -1,8 +1,9 @@
-"""Silicon economics: die area, unit cost and ECCN 3A090 export metrics (docs/silicon.md).
+"""Silicon economics: die area, unit cost and the ECCN 3A090 quantities (docs/silicon.md).
 
 ``die_area(chip)`` predicts the die area by component from the spec plus shared physical
 parameters; ``unit_cost(chip)`` prices the packaged part; ``export_class(chip)`` computes
-TPP, performance density and the 3A090 tier. All three are pure Python and cached.
+TPP and performance density (the tier is chipforge.legal's). All three are pure Python
+and cached.
 ``workload_power(chip, graph)`` gives average power with leakage and throttles the clock to
 the TDP; ``serving_tco`` / ``training_tco`` give $ per million tokens and $ per run;
 ``serving_dtype`` and ``tensor_parallel_size`` say how a chip serves an LLM.
@@ -12,7 +13,6 @@ modelled by ``modelled_transistors``).
 
 from chipforge.cost._area import AreaBreakdown, die_area
 from chipforge.cost._export import ExportClass, export_class
-from chipforge.cost._export import classify as classify_export
 from chipforge.cost._memory import (
     HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2,
     MEMORY_TECHS,
@@ -40,6 +40,7 @@ from chipforge.cost._serving import (
     tensor_parallel_size,
 )
 from chipforge.cost._tco import (
+    PURCHASE_PRICE_RANGES_USD,
     TcoAssumptions,
     TcoResult,
     chip_capex_usd,
@@ -60,9 +61,10 @@ __all__ = ["HBM_DENSITY_THRESHOLD_GB_PER_S_PER_MM2", "MEMORY_TECHS", "MemoryDens
            "MemoryTech", "memory_bandwidth_density", "memory_bandwidth_density_of",
            "memory_tech", "DOMESTIC_MEMORY", "MemorySupply", "available_as_of",
            "domestic_memory", "domestic_suppliers",
-           "MAX_TENSOR_PARALLEL", "SERVING_DTYPES", "USABLE_MEMORY_FRACTION", "AreaBreakdown",
+           "MAX_TENSOR_PARALLEL", "PURCHASE_PRICE_RANGES_USD", "SERVING_DTYPES",
+           "USABLE_MEMORY_FRACTION", "AreaBreakdown",
            "CostBreakdown", "CostError", "ExportClass", "PowerReport", "TcoAssumptions",
-           "TcoResult", "chip_capex_usd", "classify_export", "die_area", "export_class",
+           "TcoResult", "chip_capex_usd", "die_area", "export_class",
            "leakage_power_w", "llm_serving_tco", "llm_training_tco", "power_at_clock",
            "serving_bytes_per_chip", "serving_dtype", "serving_tco", "tensor_parallel_size",
            "training_tco", "unit_cost", "workload_power"]

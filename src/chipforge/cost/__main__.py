@@ -1,5 +1,6 @@
-"""``python -m chipforge.cost [--json]``: predicted area, unit cost and 3A090 tier of every
-catalog chip, the figures docs/silicon.md records.
+"""``python -m chipforge.cost [--json]``: predicted area, unit cost, TPP and PD of every
+catalog chip, the figures docs/silicon.md records (the 3A090 tier and every other export
+rule: ``chipforge legal`` / ``chipforge chip show``, chipforge.legal).
 
 The one implementation behind ``chipforge cost`` too (the CLI imports ``catalog_rows`` and
 ``render`` from here: cost sits below cli, so the CLI delegates down, not the reverse).
@@ -39,7 +40,7 @@ def catalog_rows() -> list[dict[str, Any]]:
             "area_mm2": {p: area.parts[p] for p in AREA_PARTS},
             "dies_per_wafer": cost.dies_per_wafer, "die_yield": cost.die_yield,
             "cost_usd": {p: cost.parts[p] for p in COST_PARTS},
-            "unit_cost_usd": cost.total_usd, "tpp": ex.tpp, "pd": ex.pd, "tier": ex.tier})
+            "unit_cost_usd": cost.total_usd, "tpp": ex.tpp, "pd": ex.pd})
     return rows
 
 
@@ -49,7 +50,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'chip':{w}} {'node':4} {'given':>6} {'model':>6} {'err':>6} | "
              f"{'matrix':>6} {'vector':>6} {'sram':>5} {'noc':>5} {'memphy':>6} {'serdes':>6} "
              f"{'io':>4} | {'DPW':>4} {'yield':>5} {'die$':>5} {'mem$':>5} {'pkg$':>5} "
-             f"{'unit$':>6} | {'TPP':>6} {'PD':>5} tier"]
+             f"{'unit$':>6} | {'TPP':>6} {'PD':>5}"]
     for r in rows:
         if "error" in r:
             lines.append(f"{r['chip']:{w}} {r['error']}")
@@ -63,7 +64,7 @@ def render(rows: list[dict[str, Any]]) -> str:
             f"{p['sram']:5.0f} {p['noc_control']:5.0f} {p['memory_phy']:6.0f} "
             f"{p['serdes']:6.0f} {p['host_io']:4.0f} | {r['dies_per_wafer']:4d} "
             f"{r['die_yield']:5.2f} {c['die']:5.0f} {c['memory']:5.0f} {c['packaging']:5.0f} "
-            f"{r['unit_cost_usd']:6.0f} | {r['tpp']:6.0f} {r['pd']:5.2f} {r['tier']}")
+            f"{r['unit_cost_usd']:6.0f} | {r['tpp']:6.0f} {r['pd']:5.2f}")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,12 @@ JOULES_PER_KWH = 3.6e6
 OWN_VENDOR = "chipforge"
 
 
+# The range a purchase price may take, for the sensitivity of a verdict to it.
+# source: Reuters (Feb 2024): H20 offered to Chinese distributors at $12,000-15,000; the
+# low end of the range is the bulk order price above.
+PURCHASE_PRICE_RANGES_USD: dict[str, tuple[float, float]] = {"h20": (10_000.0, 15_000.0)}
+
+
 @dataclass(frozen=True)
 class TcoAssumptions:
     """Every economic input of the TCO, with its basis. Override any field by keyword."""
@@ -70,9 +76,10 @@ class TcoAssumptions:
     # GPU purchase prices for chips whose catalog entry has no launch_price; a name here
     # also overrides the catalog's price.
     purchase_price_usd: dict[str, float] = field(default_factory=lambda: {
-        # source: Reuters (Feb 2024): H20 offered to Chinese distributors at $12,000-15,000;
-        # take the midpoint.
-        "h20": 13_500.0,
+        # source: The Information (2024), reported in Reuters and the FT: ByteDance ordered
+        # some 200,000 H20s for about $2 billion in 2024, i.e. ~$10,000 each: what this buyer
+        # reportedly paid (PURCHASE_PRICE_RANGES_USD holds the distributor range).
+        "h20": 10_000.0,
         # assumption: press reports of 2024 put an H200 SXM at ~$30,000-40,000 (NVIDIA
         # publishes no list price); take the midpoint.
         "h200-sxm": 35_000.0,

@@ -8,6 +8,7 @@ changes from point to point.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 import time
@@ -20,6 +21,7 @@ from chipforge.dse._objectives import OBJECTIVES, needed_groups
 from chipforge.dse._problem import EXPORT_TIERS, Problem
 from chipforge.dse._serving import serving_metrics, training_metrics
 from chipforge.errors import ChipforgeError
+from chipforge.legal import classify_3a090, default_as_of, interconnect_gb_s
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,12 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
     from chipforge.cost import die_area, export_class, unit_cost
 
     area, cost, export = die_area(chip), unit_cost(chip), export_class(chip)
+    as_of = legal_date(problem)
     m: dict[str, Any] = {
         "chip": chip.name, "die_area_mm2": area.total_mm2, "logic_area_mm2": area.logic_mm2,
         "unit_cost_usd": cost.total_usd, "tpp": export.tpp, "pd": export.pd,
-        "export_tier": export.tier, "tdp_w": chip.tdp_w,
+        "export_tier": classify_3a090(export.tpp, export.pd, as_of, interconnect_gb_s(chip)),
+        "interconnect_gb_s": interconnect_gb_s(chip), "tdp_w": chip.tdp_w,
         "memory_capacity_bytes": chip.memory.capacity_bytes,
     }
     powers = []
@@ -103,7 +107,7 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
     """The constraints a chip breaks (messages) and Optuna's values (<= 0 satisfied)."""
     c = problem.settings.constraints
     power_cap_w = min(m["tdp_w"], c.max_power_w or math.inf)
-    checked_tier = _tier_with_margin(m, c.export_pd_margin)
+    checked_tier = _tier_with_margin(m, c.export_pd_margin, legal_date(problem))
     tier, allowed = EXPORT_TIERS.index(checked_tier), EXPORT_TIERS.index(c.max_export_tier)
     fits = m.get("memory_fits", True) or not c.memory_fit
     cost_cap = c.max_unit_cost_usd or math.inf
@@ -126,12 +130,15 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
     return broken, values
 
 
-def _tier_with_margin(m: dict[str, Any], margin: float) -> str:
+def _tier_with_margin(m: dict[str, Any], margin: float, as_of: dt.date) -> str:
     if not margin:
         return m["export_tier"]
-    from chipforge.cost import classify_export
+    return classify_3a090(m["tpp"], m["pd"] * (1 + margin), as_of, m.get("interconnect_gb_s"))
 
-    return classify_export(m["tpp"], m["pd"] * (1 + margin))
+
+def legal_date(problem: Problem) -> dt.date:
+    """The date the export rules are read on: the default scenario's (chipforge.legal)."""
+    return default_as_of()
 
 
 def objective_directions(problem: Problem) -> list[str]:

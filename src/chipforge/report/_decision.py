@@ -10,6 +10,14 @@ from __future__ import annotations
 from chipforge.arch import ChipSpec
 from chipforge.cost import chip_capex_usd, export_class
 from chipforge.errors import ChipforgeError
+from chipforge.legal import (
+    NOT_CONTROLLED,
+    classify_3a090,
+    default_as_of,
+    explain_3a090,
+    interconnect_gb_s,
+    tier_limits,
+)
 from chipforge.perf import DEFAULT, Efficiency, estimate
 from chipforge.report._bounds import bound_split, limiter
 from chipforge.report._format import eng
@@ -23,9 +31,6 @@ BASELINES = (("h20", "H20"), ("h100-sxm", "H100"))
 METRICS = ("per_chip", "per_kusd", "per_w")
 # chips whose vendor is this are our designs (cost.chip_capex_usd prices them the same way)
 OWN_VENDOR = "chipforge"
-# ECCN 3A090 thresholds (15 CFR 774 Supp. 1; the same as cost._export's classify)
-TPP_A, TPP_B, TPP_FLOOR = 4800.0, 2400.0, 1600.0
-PD_A, PD_B, PD_B_LOW = 5.92, 3.2, 1.6
 # designs.md: both uncontrolled searches keep PD x 1.1 under 3.2 (area-model error)
 PD_MARGIN = 0.1
 
@@ -196,41 +201,32 @@ def _assumptions(data: dict, workloads: dict[str, Workload], capex: dict) -> lis
 
 
 def export_row(spec: ChipSpec) -> dict:
-    """TPP, PD, tier and the sentence that says which clause of 3A090 decides it."""
+    """TPP, PD, tier and the sentence that says which clause of 3A090 decides it, under the
+    rules in force on the default scenario's date (chipforge.legal)."""
     exp = export_class(spec)
+    links = interconnect_gb_s(spec)
+    tier = classify_3a090(exp.tpp, exp.pd, default_as_of(), links)
     own = spec.vendor == OWN_VENDOR
-    return {"chip": spec.name, "tpp": exp.tpp, "pd": exp.pd, "tier": exp.tier,
+    return {"chip": spec.name, "tpp": exp.tpp, "pd": exp.pd, "tier": tier,
             "dtype": exp.dtype, "area_mm2": exp.die_area_mm2, "area_source": exp.die_area_source,
-            "own": own, "clause": export_clause(exp.tpp, exp.pd),
-            "limit": _design_limit(exp.tpp, exp.pd, exp.tier) if own else
-            f"bought: {exp.tier}" + ("" if exp.tier == "not controlled" else
-                                     ", its export needs a licence")}
-
-
-def export_clause(tpp: float, pd: float) -> str:
-    """Which clause of ECCN 3A090 puts (TPP, PD) in its tier."""
-    t, p = f"TPP {tpp:,.0f}", f"PD {pd:.2f}"
-    if tpp >= TPP_A:
-        return f"3A090.a: {t} ≥ 4800"
-    if tpp >= TPP_FLOOR and pd >= PD_A:
-        return f"3A090.a: {t} ≥ 1600 and {p} ≥ 5.92"
-    if TPP_B <= tpp < TPP_A and PD_B_LOW <= pd < PD_A:
-        return f"3A090.b: 2400 ≤ {t} < 4800 and 1.6 ≤ {p} < 5.92"
-    if tpp >= TPP_FLOOR and PD_B <= pd < PD_A:
-        return f"3A090.b: {t} ≥ 1600 and 3.2 ≤ {p} < 5.92"
-    if tpp < TPP_FLOOR:
-        return f"not controlled: {t} < 1600"
-    if tpp < TPP_B:
-        return f"not controlled: 1600 ≤ {t} < 2400 and {p} < 3.2"
-    return f"not controlled: {t} ≥ 2400 but {p} < 1.6"
+            "own": own, "clause": explain_3a090(exp.tpp, exp.pd, None, links),
+            "limit": _design_limit(exp.tpp, exp.pd, tier) if own else
+            f"bought: {tier}" + ("" if tier == NOT_CONTROLLED else
+                                 ", its export needs a licence")}
 
 
 def _design_limit(tpp: float, pd: float, tier: str) -> str:
     """What the rule leaves an uncontrolled design of ours, or what its tier costs."""
-    if tier != "not controlled":
+    if tier != NOT_CONTROLLED:
         return f"our design in {tier}: it needs an export licence this platform will not get"
-    pd_limit = PD_B / (1 + PD_MARGIN)
-    return (f"TPP must stay < 2400 ({2400 - tpp:,.0f} left, {1 - tpp / 2400:.1%}) and PD "
-            f"< 3.2; the design searches keep PD ≤ {pd_limit:.2f} (a {PD_MARGIN:.0%} margin "
-            f"for die-area model error), this design has {pd:.2f}. So compute is capped near "
-            f"the H20's and the die is padded with SRAM to lower PD (docs/designs.md).")
+    limits = dict(tier_limits(tpp, pd))
+    parts = []
+    if "tpp" in limits:
+        t = limits["tpp"]
+        parts.append(f"TPP must stay < {t:g} ({t - tpp:,.0f} left, {1 - tpp / t:.1%})")
+    if "pd" in limits:
+        parts.append(f"PD < {limits['pd']:g}; the design searches keep PD ≤ "
+                     f"{limits['pd'] / (1 + PD_MARGIN):.2f} (a {PD_MARGIN:.0%} margin for "
+                     f"die-area model error), this design has {pd:.2f}")
+    return (" and ".join(parts) + ". So compute is capped near the H20's and the die is "
+            "padded with SRAM to lower PD (docs/designs.md).")
