@@ -125,8 +125,22 @@ def _chip_doc(c: ChipSpec) -> dict[str, Any]:
         "links": {"count": c.links.count, "bandwidth_bytes_per_s":
                   c.links.bandwidth_bytes_per_s},
         "peak_flops": {d: c.peak_flops(d) for d in c.supported_dtypes},
-        "silicon": _silicon(c), "sources": dict(c.sources)}
+        "silicon": _silicon(c), "legal": _legal(c), "sources": dict(c.sources)}
     return doc
+
+
+def _legal(c: ChipSpec) -> dict[str, Any]:
+    """The export verdict under the default scenario (chipforge.legal; docs/legal.md), or
+    the error of a chip the check cannot measure."""
+    from chipforge.legal import DEFAULT_SCENARIO, NOT_LEGAL_ADVICE, check_scenario
+
+    doc: dict[str, Any] = {"scenario": DEFAULT_SCENARIO, "notice": NOT_LEGAL_ADVICE}
+    try:
+        report = check_scenario(c, DEFAULT_SCENARIO)
+    except ChipforgeError as exc:  # LegalError, or a figure cost cannot give
+        return {**doc, "verdict": None, "binding": [], "error": str(exc)}
+    return {**doc, "verdict": report.verdict,
+            "binding": [check.rule_id for check in report.binding]}
 
 
 def _silicon(c: ChipSpec) -> dict[str, Any]:
@@ -183,7 +197,19 @@ def chip_show(name: str, as_json: JsonOption = False) -> None:
                       "derived: 2 x cores x MACs/cycle x clock")
     for key, value, how in _silicon_rows(c, doc["silicon"]):
         table.add_row(key, value, how)
+    table.add_row(*_legal_row(c, doc["legal"]))
     print_table(table)
+
+
+def _legal_row(c: ChipSpec, legal: dict[str, Any]) -> tuple[str, str, str]:
+    """``chip show``'s legal row: the verdict and the binding rules, or the error."""
+    from rich.markup import escape  # error texts quote values in brackets
+
+    key = f"legal ({legal['scenario']})"
+    if "error" in legal:
+        return key, "-", escape(f"error: {legal['error']}")
+    rules = f"binding: {', '.join(legal['binding'])}" if legal["binding"] else "no rule binds"
+    return key, legal["verdict"], f"{rules}; details: chipforge legal {c.name}"
 
 
 def _silicon_rows(c: ChipSpec, s: dict[str, Any]) -> list[tuple[str, str, str]]:
