@@ -16,6 +16,7 @@ from chipforge.report._compare import compare_suite
 from chipforge.report._compiled import compiled_section
 from chipforge.report._decision import OWN_VENDOR, decision
 from chipforge.report._format import eng, ratio
+from chipforge.report._legality import legality_section
 from chipforge.report._plots import roofline, workload_bars
 from chipforge.report._silicon import silicon_section
 from chipforge.workloads import workload_suite
@@ -39,6 +40,7 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
         specs = {name: load_chip(name) for name in data["chips"]}
         workloads = {wl.name: wl for wl in workload_suite()}
         answer = decision(data, workloads, specs, eff)
+        legality = legality_section(specs.values())
         progress.advance(task)
         rooflines = [_roofline(name, specs[name], answer, out) for name in data["chips"]]
         progress.advance(task, len(chips))
@@ -69,7 +71,7 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
     env.filters["ratio"] = ratio
     html = env.get_template("index.html").render(
         data=data, answer=answer, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
-        silicon=silicon, trust=_trust(calibration),
+        silicon=silicon, legality=legality, trust=_trust(calibration),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)
