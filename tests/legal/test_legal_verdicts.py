@@ -116,9 +116,13 @@ def test_forge_chips_domestic_2026(name):
 
 @pytest.mark.parametrize("name", ["forge-i1", "forge-t1"])
 def test_forge_chips_full_ban(name):
+    # full-ban closes TSMC, so the scenario fabricates at SMIC: no foreign fab exports the
+    # die and no export rule binds it (what SMIC can build is chipforge.legal.supply_problems')
     report = check_scenario(load_chip(name), "full-ban", measure=hand_measure)
-    assert report.verdict == "prohibited"
-    assert "full-ban-tsmc" in _binding(report)
+    assert report.fab == "smic" and report.verdict == "uncontrolled"
+    at_tsmc = check(load_chip(name), "2026-06-01", "china-hq", "tsmc", measure=hand_measure,
+                    assumptions=["full-ban-tsmc"])
+    assert at_tsmc.verdict == "prohibited" and "full-ban-tsmc" in _binding(at_tsmc)
 
 
 def test_report_says_it_is_not_legal_advice():

@@ -42,6 +42,9 @@ def run_cmd(
     ray: Annotated[bool, typer.Option("--ray", help="evaluate on Ray (RAY_ADDRESS, else "
                                       "a local Ray)")] = False,
     seed: Annotated[int, typer.Option(help="sampler seed")] = 0,
+    scenario: Annotated[str | None, typer.Option(
+        help="a legal scenario (chipforge legal): the verdict and supply become constraints "
+        "(replaces the constraints file's scenario)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the space; results go to OUT/results.sqlite as they come in."""
@@ -49,7 +52,7 @@ def run_cmd(
 
     if workers < 1:
         raise ChipforgeError(f"--workers: got {workers!r}; expected at least 1")
-    problem = load_problem(space, constraints)
+    problem = load_problem(space, constraints, scenario)
     columns = (TextColumn("[bold]dse[/]"), BarColumn(), MofNCompleteColumn(),
                TextColumn("points"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())

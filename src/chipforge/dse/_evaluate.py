@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chipforge.arch import ChipSpec
@@ -21,7 +21,17 @@ from chipforge.dse._objectives import OBJECTIVES, needed_groups
 from chipforge.dse._problem import EXPORT_TIERS, Problem
 from chipforge.dse._serving import serving_metrics, training_metrics
 from chipforge.errors import ChipforgeError
-from chipforge.legal import classify_3a090, default_as_of, interconnect_gb_s
+from chipforge.legal import (
+    OUTCOMES,
+    Measured,
+    check_scenario,
+    classify_3a090,
+    cost_measure,
+    default_as_of,
+    interconnect_gb_s,
+    scenario,
+    supply_problems,
+)
 
 
 @dataclass(frozen=True)
@@ -77,13 +87,14 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
 
     area, cost, export = die_area(chip), unit_cost(chip), export_class(chip)
     as_of = legal_date(problem)
-    m: dict[str, Any] = {
+    m: dict[str, Any] = _legal_metrics(chip, problem)
+    m.update({
         "chip": chip.name, "die_area_mm2": area.total_mm2, "logic_area_mm2": area.logic_mm2,
         "unit_cost_usd": cost.total_usd, "tpp": export.tpp, "pd": export.pd,
         "export_tier": classify_3a090(export.tpp, export.pd, as_of, interconnect_gb_s(chip)),
         "interconnect_gb_s": interconnect_gb_s(chip), "tdp_w": chip.tdp_w,
         "memory_capacity_bytes": chip.memory.capacity_bytes,
-    }
+    })
     powers = []
     workloads = problem.settings.workloads
     if "serving" in groups:
@@ -100,7 +111,29 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
     return m
 
 
-_CONSTRAINTS = ("die_area", "power", "export_tier", "memory_fit", "unit_cost")
+def _legal_metrics(chip: ChipSpec, problem: Problem) -> dict[str, Any]:
+    """The verdict under the problem's scenario (none: no legal metrics) and what the
+    scenario does not let the chip be built with."""
+    c = problem.settings.constraints
+    name = c.scenario
+    if name is None:
+        return {}
+
+    def measure(spec: ChipSpec) -> Measured:
+        m = cost_measure(spec)
+        if m.transistors is None or m.transistor_source == "published":
+            return m
+        return replace(m, transistors=m.transistors * (1 + c.transistor_margin))
+
+    report = check_scenario(chip, name, measure=measure)
+    return {"legal_verdict": report.verdict,
+            "legal_binding": " ".join(c.rule_id for c in report.binding),
+            "transistors": cost_measure(chip).transistors,
+            "supply_problems": "; ".join(supply_problems(chip, name))}
+
+
+_CONSTRAINTS = ("die_area", "power", "export_tier", "memory_fit", "unit_cost", "legal",
+                "supply")
 
 
 def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], list[float]]:
@@ -113,7 +146,8 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
     cost_cap = c.max_unit_cost_usd or math.inf
     values = [m["die_area_mm2"] - c.max_die_area_mm2, m["power_w"] - power_cap_w,
               float(tier - allowed), 0.0 if fits else 1.0,
-              m["unit_cost_usd"] - cost_cap if cost_cap < math.inf else -1.0]
+              m["unit_cost_usd"] - cost_cap if cost_cap < math.inf else -1.0,
+              _verdict_excess(m, c.max_legal_verdict), 1.0 if m.get("supply_problems") else 0.0]
     broken = []
     if values[0] > 0:
         broken.append(f"die area {m['die_area_mm2']:.0f} mm2 > {c.max_die_area_mm2:g} mm2")
@@ -127,6 +161,11 @@ def check_constraints(m: dict[str, Any], problem: Problem) -> tuple[list[str], l
         broken.append(f"memory: {m.get('memory_note', 'the model does not fit')}")
     if values[4] > 0:
         broken.append(f"unit cost ${m['unit_cost_usd']:.0f} > ${cost_cap:g}")
+    if values[5] > 0:
+        broken.append(f"legal ({c.scenario}): {m['legal_verdict']} beyond "
+                      f"{c.max_legal_verdict} (binding: {m['legal_binding']})")
+    if values[6] > 0:
+        broken.append(f"supply ({c.scenario}): {m['supply_problems']}")
     return broken, values
 
 
@@ -136,9 +175,17 @@ def _tier_with_margin(m: dict[str, Any], margin: float, as_of: dt.date) -> str:
     return classify_3a090(m["tpp"], m["pd"] * (1 + margin), as_of, m.get("interconnect_gb_s"))
 
 
+def _verdict_excess(m: dict[str, Any], allowed: str) -> float:
+    if "legal_verdict" not in m:
+        return 0.0
+    return float(OUTCOMES.index(m["legal_verdict"]) - OUTCOMES.index(allowed))
+
+
 def legal_date(problem: Problem) -> dt.date:
-    """The date the export rules are read on: the default scenario's (chipforge.legal)."""
-    return default_as_of()
+    """The date the export rules are read on: the problem's scenario's, else the default
+    scenario's (chipforge.legal)."""
+    name = problem.settings.constraints.scenario
+    return scenario(name).as_of if name else default_as_of()
 
 
 def objective_directions(problem: Problem) -> list[str]:

@@ -27,6 +27,7 @@ from chipforge.dse._memory import MEMORY_TECHS
 from chipforge.dse._objectives import OBJECTIVES
 from chipforge.dse._params import Float, Int, Str
 from chipforge.dse._yaml import describe, read_mapping
+from chipforge.legal import OUTCOMES, SCENARIOS
 from chipforge.workloads import USABLE_MEMORY_FRACTION, llm_config_names
 
 PosFloat = Annotated[float, Field(gt=0, strict=True)]
@@ -129,6 +130,22 @@ class Constraints(_Model):
     export_pd_margin: Annotated[float, Field(ge=0, lt=1, strict=False)] = 0.0
     max_unit_cost_usd: PosFloat | None = None
     memory_fit: StrictBool = True  # weights + KV cache fit one serving group
+    # a chipforge.legal scenario: every design is checked against the export rules it fixes
+    # (verdict at most max_legal_verdict) and built only with what it allows (the fab's
+    # nodes, HBM a domestic fab can source); the 3A090 tier is read on its date
+    scenario: str | None = None
+    max_legal_verdict: Literal[OUTCOMES] = "uncontrolled"  # type: ignore[valid-type]
+    # the legal check counts a modelled transistor count x (1 + margin): the count model's
+    # held-out error is 13.7% median (docs/silicon.md); a published count is exact
+    transistor_margin: Annotated[float, Field(ge=0, lt=1, strict=False)] = 0.0
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, name: str | None) -> str | None:
+        if name is not None and name not in SCENARIOS:
+            raise ValueError(f"got {name!r}; expected one of {', '.join(SCENARIOS)} "
+                             "(chipforge/legal/data/scenarios.yaml)")
+        return name
 
 
 class ServingWorkload(_Model):
@@ -203,8 +220,10 @@ class Problem(_Model):
 _SETTINGS_KEYS = ("objectives", "constraints", "workloads", "references")
 
 
-def load_problem(space_path: str | Path, constraints_path: str | Path | None = None) -> Problem:
-    """Read and validate the space (and optional constraints) file; load the base chip."""
+def load_problem(space_path: str | Path, constraints_path: str | Path | None = None,
+                 scenario: str | None = None) -> Problem:
+    """Read and validate the space (and optional constraints) file; load the base chip.
+    ``scenario`` (a chipforge.legal scenario) replaces the files' constraints.scenario."""
     space_path = Path(space_path)
     raw = read_mapping(space_path, "design space")
     own = {k: raw.pop(k) for k in _SETTINGS_KEYS if k in raw}
@@ -220,6 +239,10 @@ def load_problem(space_path: str | Path, constraints_path: str | Path | None = N
         more = _validate(Settings, extra, str(constraints_path))
         settings = Settings.model_validate(
             {**{k: getattr(settings, k) for k in own}, **{k: getattr(more, k) for k in extra}})
+    if scenario is not None:
+        constraints = _validate(Constraints, {**settings.constraints.model_dump(),
+                                              "scenario": scenario}, "--scenario")
+        settings = settings.model_copy(update={"constraints": constraints})
     base = _base_chip(space.base, space_path)
     return Problem(space=space, settings=settings, base_chip=base, space_file=str(space_path),
                    constraints_file=None if constraints_path is None else str(constraints_path))

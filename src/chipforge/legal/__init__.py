@@ -31,6 +31,7 @@ from chipforge.legal._rules import (
     rules_from,
 )
 from chipforge.legal._scenarios import SCENARIOS, check_scenario, scenario
+from chipforge.legal._supply import supply_problems
 from chipforge.legal._tier import (
     DEFAULT_SCENARIO,
     default_as_of,
@@ -46,4 +47,4 @@ __all__ = ["DEFAULT_SCENARIO", "NOT_CONTROLLED", "NOT_LEGAL_ADVICE", "OUTCOMES",
            "check", "check_rule", "check_scenario", "chip_quantities", "classify_3a090",
            "cost_measure", "default_as_of", "explain_3a090", "export_tier",
            "interconnect_gb_s", "tier_limits",
-           "load_context", "load_rules", "rules_from", "scenario"]
+           "load_context", "load_rules", "rules_from", "scenario", "supply_problems"]

@@ -156,6 +156,8 @@ class Fab(_Record):
     name: str
     domestic_to: tuple[str, ...] = ()
     description: str
+    nodes: tuple[str, ...] | None = None  # the spec nodes it makes; None: not recorded
+    nodes_source: str | None = None
 
 
 class Vendor(_Record):
