@@ -23,7 +23,9 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    return f"{value / 1e9:.4g}e9" if abs(value) >= 1e6 else f"{value:,.4g}"
+    if abs(value) >= 1e6:
+        return f"{value / 1e9:.4g}e9"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def legal_cmd(
