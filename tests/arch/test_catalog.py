@@ -167,13 +167,13 @@ def _tpp(name: str) -> float:
     return best
 
 
-def test_forge_i1_tpp_in_the_pd_limited_band():
-    # 56 cores x 2048 int8 MAC/cycle x 1.3 GHz = 149.0944e12 MAC/s -> 2 x 149.0944 x 8 =
-    # 2385.5104 (bf16: 56 x 1024 x 1.3 GHz = 74.5472 TMAC/s -> 2 x 74.5472 x 16, the same)
+def test_forge_i1_tpp_below_the_3a090_floor():
+    # 32 cores x 2048 int8 MAC/cycle x 1.5 GHz = 98.304e12 MAC/s -> 2 x 98.304 x 8 =
+    # 1572.864 (bf16: 32 x 1024 x 1.5 GHz = 49.152 TMAC/s -> 2 x 49.152 x 16, the same)
     tpp = _tpp("forge-i1")
-    assert tpp == pytest.approx(2385.5104, rel=1e-9)
-    # 1600 <= TPP < 2400: uncontrolled only while PD < 3.2 (tests/cost/test_export.py)
-    assert 1600 <= tpp < 2400
+    assert tpp == pytest.approx(1572.864, rel=1e-9)
+    # TPP < 1600: no 3A090 tier whatever the PD (88 FR 73458; tests/legal/test_tier.py)
+    assert tpp < 1600
 
 
 def test_forge_t1_tpp_in_the_pd_limited_band():

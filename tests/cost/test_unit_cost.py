@@ -59,23 +59,23 @@ def test_spare_cores_raise_the_yield():
     assert unit_cost(h100).die_yield > unit_cost(all_needed).die_yield
 
 
-def _gddr7_i1():
-    """forge-i1 on 16 GDDR7 devices (48 GB, 2 TB/s), as its seed design had."""
+def _hbm3e_i1():
+    """forge-i1 on 4 HBM3e stacks (144 GB, 4 TB/s), as its pre-legal design had."""
     return derive_chip(load_chip("forge-i1"), {"memory": {
-        "kind": "GDDR7", "stacks": 16, "capacity": 48e9, "bandwidth": 2e12}})
+        "kind": "HBM3e", "stacks": 4, "capacity": 144e9, "bandwidth": 4e12}})
 
 
 def test_memory_cost_by_hand():
     assert unit_cost(load_chip("h100-sxm")).parts["memory"] == pytest.approx(80 * 15.0)
-    assert unit_cost(load_chip("forge-i1")).parts["memory"] == pytest.approx(144 * 20.0)
-    assert unit_cost(_gddr7_i1()).parts["memory"] == pytest.approx(48 * 4.5)
+    assert unit_cost(load_chip("forge-i1")).parts["memory"] == pytest.approx(32 * 4.5)  # GDDR7
+    assert unit_cost(_hbm3e_i1()).parts["memory"] == pytest.approx(144 * 20.0)
 
 
 @pytest.mark.parametrize(("name", "package"), [
-    ("h100-sxm", "CoWoS-S"), ("b200", "CoWoS-L"), ("forge-i1", "CoWoS-S"),
-    ("forge-i1 on GDDR7", "organic")])
+    ("h100-sxm", "CoWoS-S"), ("b200", "CoWoS-L"), ("forge-i1", "organic"),
+    ("forge-i1 on HBM3e", "CoWoS-S")])
 def test_hbm_needs_cowos_and_two_dies_need_cowos_l(name, package):
-    chip = _gddr7_i1() if name == "forge-i1 on GDDR7" else load_chip(name)
+    chip = _hbm3e_i1() if name == "forge-i1 on HBM3e" else load_chip(name)
     assert unit_cost(chip).package == package
 
 

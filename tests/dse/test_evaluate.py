@@ -29,22 +29,22 @@ dtype_sets:
 params:
   array_rows: 32
   array_cols: 64
-  cores: 56
+  cores: 32
   matrix_units_per_core: 1
-  clock_ghz: 1.3
+  clock_ghz: 1.5
   local_sram_mib: 4
-  global_sram_mib: 1024
-  memory: [{kind: HBM3e, stacks: 4, capacity_per_stack_gb: 36}]
+  global_sram_mib: 16
+  memory: [{kind: GDDR7, stacks: 16, capacity_per_stack_gb: 2}]
   links: 16
   dtypes: i1
-  tdp_w: 250
-  process_node: N5
+  tdp_w: 150
+  process_node: N4
 objectives: [serving_tokens_per_s_per_usd]
 """
-POINT = {"array_rows": 32, "array_cols": 64, "cores": 56, "matrix_units_per_core": 1,
-         "clock_ghz": 1.3, "local_sram_mib": 4.0, "global_sram_mib": 1024.0,
-         "memory": "HBM3e x4 36GB", "links": 16, "dtypes": "i1", "tdp_w": 250.0,
-         "process_node": "N5"}
+POINT = {"array_rows": 32, "array_cols": 64, "cores": 32, "matrix_units_per_core": 1,
+         "clock_ghz": 1.5, "local_sram_mib": 4.0, "global_sram_mib": 16.0,
+         "memory": "GDDR7 x16 2GB", "links": 16, "dtypes": "i1", "tdp_w": 150.0,
+         "process_node": "N4"}
 # fields a design point sets itself: its name, and no stated die area or price (modelled)
 OWN = {"name", "description", "die_area", "launch_price"}
 
@@ -69,8 +69,8 @@ def test_point_overrides_another_base(tmp_path):
     assert chip.cores.local_sram.size_bytes == i1.cores.local_sram.size_bytes
     assert chip.shared_buffer.size_bytes == i1.shared_buffer.size_bytes
     assert chip.memory == i1.memory and chip.links.count == i1.links.count
-    # 56 cores x 32 x 64 cells: int8 one MAC per cell, bf16 half, no fp32
-    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [114688, 57344, 0]
+    # 32 cores x 32 x 64 cells: int8 one MAC per cell, bf16 half, no fp32
+    assert [chip.macs_per_cycle(d) for d in ("int8", "bf16", "fp32")] == [65536, 32768, 0]
 
 
 def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
@@ -79,15 +79,16 @@ def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     # neither the point nor the catalog chip states a die area (the silicon model gives it)
     i1 = load_chip("forge-i1")
     assert i1.die_area_mm2 is None
-    # hand-derived groups, 144 GB x 0.9 = 129.6 GB usable per chip, fp8 weights and KV:
-    # 70B, batch 64, context 4096: tp=1 holds 70.55e9 + 64*4096*2*80*8*128 = 113.5e9;
-    # 8B, batch 32, context 2048: 8.03e9 + 32*2048*2*32*8*128 = 12.3e9; both fit one chip
+    # hand-derived groups, 32 GB x 0.9 = 28.8 GB usable per chip, fp8 weights and KV:
+    # 70B, batch 64, context 4096: 70.55e9 + 64*4096*2*80*8*128 = 113.5e9, 56.7e9 a chip on
+    # 2, 28.4e9 on 4 (8 KV heads split 4 ways): tp=4; 8B, batch 32, context 2048: 8.03e9 +
+    # 32*2048*2*32*8*128 = 12.3e9 fits one chip
     m70 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-70b"), 64, 4096,
-                                        "fp8_e4m3", tp=1))
+                                        "fp8_e4m3", tp=4))
     m8 = workload_power(i1, llm_decode(load_llm_config("llama-3.1-8b"), 32, 2048, "fp8_e4m3"))
-    rate70, rate8 = 64 / m70.estimate.seconds, 32 / m8.estimate.seconds
+    rate70, rate8 = 64 / 4 / m70.estimate.seconds, 32 / m8.estimate.seconds  # per chip
     m = ev.metrics
-    assert m["llama-3.1-70b_b64_c4096_tp"] == 1 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 4 and m["llama-3.1-8b_b32_c2048_tp"] == 1
     assert m["llama-3.1-70b_b64_c4096_tokens_per_s"] == pytest.approx(rate70, rel=1e-12)
     assert m["llama-3.1-8b_b32_c2048_tokens_per_s"] == pytest.approx(rate8, rel=1e-12)
     mix = 2 / (1 / rate70 + 1 / rate8)  # equal shares of tokens: the harmonic mean
@@ -96,25 +97,25 @@ def test_forge_i1_point_metrics_match_the_catalog_chip(tmp_path):
     assert ev.objective_values == [pytest.approx(mix / unit_cost(i1).total_usd, rel=1e-12)]
     assert m["die_area_mm2"] == pytest.approx(die_area(i1).total_mm2, rel=1e-12)
     assert m["power_w"] == pytest.approx(max(m70.avg_power_w, m8.avg_power_w), rel=1e-12)
-    # TPP by hand: 2 x 56 cores x 2048 MACs x 1.3 GHz x 8 bits = 2385.5104
-    assert m["tpp"] == pytest.approx(2385.5104, rel=1e-12)
+    # TPP by hand: 2 x 32 cores x 2048 MACs x 1.5 GHz x 8 bits = 1572.864
+    assert m["tpp"] == pytest.approx(1572.864, rel=1e-12)
     assert m["tpp"] == pytest.approx(export_class(i1).tpp, rel=1e-12)
     # the point has no stated die area, so PD uses the modelled logic area
-    assert m["pd"] == pytest.approx(2385.5104 / die_area(i1).logic_mm2, rel=1e-12)
+    assert m["pd"] == pytest.approx(1572.864 / die_area(i1).logic_mm2, rel=1e-12)
     assert m["export_tier"] == "not controlled" and ev.feasible
 
 
 def test_serving_groups_follow_the_problem_memory_fraction_and_tp_cap(tmp_path):
-    # forge-i1 (144 GB), fp8: 70B at batch 64, context 4096 holds 70.55e9 + 42.9e9 =
-    # 113.5e9 on one chip, 56.7e9 a chip on two; with half the memory usable (72 GB) it
-    # takes 2 chips, and a cap of 1 leaves it without a group. 8B at batch 32, context
-    # 2048: 8.03e9 + 4.3e9 fits one chip either way.
+    # forge-i1 (32 GB), fp8: 70B at batch 64, context 4096 holds 70.55e9 + 42.9e9 =
+    # 113.5e9, 28.4e9 a chip on four, 14.2e9 on eight; with half the memory usable (16 GB)
+    # it takes 8 chips, and a cap of 1 leaves it without a group. 8B at batch 32, context
+    # 2048: 8.03e9 + 4.3e9 = 12.3e9 fits one chip either way.
     from chipforge.dse import chip_metrics
 
     i1 = load_chip("forge-i1")
     half = _problem_with(tmp_path, "workloads: {memory_usable_fraction: 0.5}\n")
     m = chip_metrics(i1, half, frozenset({"serving"}))
-    assert m["llama-3.1-70b_b64_c4096_tp"] == 2 and m["llama-3.1-8b_b32_c2048_tp"] == 1
+    assert m["llama-3.1-70b_b64_c4096_tp"] == 8 and m["llama-3.1-8b_b32_c2048_tp"] == 1
     assert m["memory_fits"]
     capped = _problem_with(tmp_path, "workloads: {memory_usable_fraction: 0.5, max_tp: 1}\n")
     m = chip_metrics(i1, capped, frozenset({"serving"}))

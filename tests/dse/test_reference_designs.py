@@ -21,12 +21,12 @@ from chipforge.dse._evaluate import EvalContext
 
 DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 
-# chip -> (space, constraints, run folder, hash of the chosen point)
+# chip -> (space, constraints, run folder, hash of the chosen point, legal scenario)
 CHOSEN = {
-    "forge-i1": ("forge-i1/space-local.yaml", "forge-i1/constraints.yaml",
-                 "forge-i1/run-local", "3676fded0ce0b422"),
+    "forge-i1": ("forge-i1/space-tsmc-local.yaml", "forge-i1/constraints-tsmc.yaml",
+                 "forge-i1/run-tsmc-2026-local", "af49b227e51ae3a2", "tsmc-2026"),
     "forge-t1": ("forge-t1/space-local.yaml", "forge-t1/constraints-not-controlled.yaml",
-                 "forge-t1/run-local", "7f9a8ca1012c9744"),
+                 "forge-t1/run-local", "7f9a8ca1012c9744", None),
 }
 
 
@@ -48,8 +48,8 @@ def _point(problem: Any, row: dict[str, str]) -> dict[str, Any]:
 
 
 def _chosen(chip: str) -> tuple[Any, dict[str, Any], dict[str, str]]:
-    space, constraints, run, digest = CHOSEN[chip]
-    problem = load_problem(DESIGNS / space, DESIGNS / constraints)
+    space, constraints, run, digest, scenario = CHOSEN[chip]
+    problem = load_problem(DESIGNS / space, DESIGNS / constraints, scenario)
     row = next(r for r in _front(run) if r["hash"] == digest)
     return problem, _point(problem, row), row
 
@@ -91,6 +91,9 @@ def test_chosen_point_metrics_reproduce(chip):
         assert metrics[name] == pytest.approx(float(row[name]), rel=rel), (
             f"{chip} {name}: the models moved since the DSE run; rerun it (designs/{chip})")
     assert metrics["export_tier"] == "not controlled"
+    # the catalog chips are the tsmc-2026 choices: legal to make there (docs/legal.md)
+    if CHOSEN[chip][4]:
+        assert (metrics["legal_verdict"], metrics["supply_problems"]) == ("uncontrolled", "")
 
 
 @pytest.mark.parametrize("chip", sorted(CHOSEN))

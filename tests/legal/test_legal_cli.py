@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import pytest
+from legalkit import pre_legal_spec
 from typer.testing import CliRunner
 
 from chipforge.cli import app
@@ -24,8 +25,9 @@ def _invoke(*args: str):
     return result.output
 
 
-def test_table_lists_every_rule_with_its_citation_and_the_verdict():
-    out = _invoke("forge-i1", "--as-of", "2026-06-01", "--buyer", "china-hq", "--fab", "tsmc")
+def test_table_lists_every_rule_with_its_citation_and_the_verdict(tmp_path):
+    spec = pre_legal_spec("forge-i1", tmp_path)
+    out = _invoke(spec, "--as-of", "2026-06-01", "--buyer", "china-hq", "--fab", "tsmc")
     for rule in ("3a090a-2023", "3a090b-2023", "3a090c-2024", "foundry-dd-2025"):
         assert rule in out
     assert "https://www.govinfo.gov/content/pkg/FR-2025-01-16/html/2025-00711.htm" in out
@@ -34,16 +36,18 @@ def test_table_lists_every_rule_with_its_citation_and_the_verdict():
     assert "Not legal advice" in out
 
 
-def test_approved_designer_flag():
-    out = _invoke("forge-i1", "--approved-designer")
+def test_approved_designer_flag(tmp_path):
+    out = _invoke(pre_legal_spec("forge-i1", tmp_path), "--approved-designer")
     assert "verdict: licence required" in out
+    # the catalog forge-i1, re-derived under tsmc-2026, is legal to make there
+    assert "verdict: uncontrolled" in _invoke("forge-i1")
 
 
 @pytest.mark.parametrize(("name", "verdict"), [
     ("tsmc-2026", "presumed controlled"), ("tsmc-2026-approved", "licence required"),
     ("domestic-2026", "uncontrolled"), ("full-ban", "uncontrolled")])
-def test_scenarios(name, verdict):
-    out = _invoke("forge-t1", "--scenario", name)
+def test_scenarios(name, verdict, tmp_path):
+    out = _invoke(pre_legal_spec("forge-t1", tmp_path), "--scenario", name)
     assert f"verdict: {verdict}" in out
 
 

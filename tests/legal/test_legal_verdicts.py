@@ -10,6 +10,7 @@ density as per-stack bandwidth over an HBM stack footprint.
 from __future__ import annotations
 
 import pytest
+from legalkit import pre_legal
 
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.cost import export_class
@@ -75,24 +76,25 @@ def test_h20_under_full_ban_is_prohibited():
 
 @pytest.mark.parametrize("name", ["forge-i1", "forge-t1"])
 def test_forge_chips_before_the_hbm_and_foundry_rules(name):
-    # June 2024: TPP ~2,370 < 4800 and PD ~2.9 < 3.2 miss 3A090.a/.b; 3A090.c (Dec 2024)
-    # and the foundry rule (Jan 2025) are not yet in force
-    assert _verdict(name, "2024-06-01").verdict == "uncontrolled"
+    # June 2024: TPP ~1,573 < 1600 misses 3A090.a/.b; 3A090.c (Dec 2024) and the foundry
+    # rule (Jan 2025) are not yet in force
+    report = check(pre_legal(name), "2024-06-01", "china-hq", "tsmc", measure=hand_measure)
+    assert report.verdict == "uncontrolled"
 
 
 @pytest.mark.parametrize("name", ["forge-i1", "forge-t1"])
 def test_forge_chips_after_3a090c(name):
     # 10 Jan 2025: 3A090.c binds: 1 TB/s per HBM stack over ~121 mm2 is ~8 GB/s/mm2 > 2;
     # the foundry rule is not yet in force (effective 16 Jan 2025)
-    report = _verdict(name, "2025-01-10")
+    report = check(pre_legal(name), "2025-01-10", "china-hq", "tsmc", measure=hand_measure)
     assert (report.verdict, _binding(report)) == ("licence required", ["3a090c-2024"])
 
 
 @pytest.mark.parametrize("name", ["forge-i1", "forge-t1"])
 def test_forge_chips_tsmc_2026(name):
-    # N5/N4 are FinFET at <= 16 nm, so the presumption applies; the 6T bitcells of > 1 GiB
+    # N4/N3 are FinFET at <= 16 nm, so the presumption applies; the 6T bitcells of > 1 GiB
     # of SRAM are > 51e9 transistors, above 30e9 (2026; HBM in the package): presumed 3A090.a
-    report = check_scenario(load_chip(name), "tsmc-2026", measure=hand_measure)
+    report = check_scenario(pre_legal(name), "tsmc-2026", measure=hand_measure)
     assert report.quantities["transistors"] > 51e9
     assert (report.verdict, _binding(report)) == ("presumed controlled",
                                                   ["3a090c-2024", "foundry-dd-2025"])
@@ -102,7 +104,7 @@ def test_forge_chips_tsmc_2026(name):
 def test_forge_chips_tsmc_2026_approved(name):
     # the approved designer's attestation (TPP < 4800, PD < 5.92: not 3A090.a) overcomes
     # the presumption; the HBM still needs a licence under 3A090.c
-    report = check_scenario(load_chip(name), "tsmc-2026-approved", measure=hand_measure)
+    report = check_scenario(pre_legal(name), "tsmc-2026-approved", measure=hand_measure)
     assert (report.verdict, _binding(report)) == ("licence required", ["3a090c-2024"])
 
 
@@ -110,7 +112,7 @@ def test_forge_chips_tsmc_2026_approved(name):
 def test_forge_chips_domestic_2026(name):
     # SMIC is not a foreign fab: no foreign-fab rule reaches it, and the licensing events are
     # for purchases
-    report = check_scenario(load_chip(name), "domestic-2026", measure=hand_measure)
+    report = check_scenario(pre_legal(name), "domestic-2026", measure=hand_measure)
     assert (report.verdict, _binding(report)) == ("uncontrolled", [])
 
 
@@ -118,11 +120,20 @@ def test_forge_chips_domestic_2026(name):
 def test_forge_chips_full_ban(name):
     # full-ban closes TSMC, so the scenario fabricates at SMIC: no foreign fab exports the
     # die and no export rule binds it (what SMIC can build is chipforge.legal.supply_problems')
-    report = check_scenario(load_chip(name), "full-ban", measure=hand_measure)
+    report = check_scenario(pre_legal(name), "full-ban", measure=hand_measure)
     assert report.fab == "smic" and report.verdict == "uncontrolled"
-    at_tsmc = check(load_chip(name), "2026-06-01", "china-hq", "tsmc", measure=hand_measure,
+    at_tsmc = check(pre_legal(name), "2026-06-01", "china-hq", "tsmc", measure=hand_measure,
                     assumptions=["full-ban-tsmc"])
     assert at_tsmc.verdict == "prohibited" and "full-ban-tsmc" in _binding(at_tsmc)
+
+
+@pytest.mark.parametrize("name", ["forge-i1"])
+def test_the_catalog_forge_chips_are_legal_to_make_at_tsmc_in_2026(name):
+    # re-derived under tsmc-2026: TPP < 1600 (no 3A090 tier), GDDR7 (0.74 GB/s per mm2 < 2,
+    # no 3A090.c), and well under 30e9 transistors: the SRAM floor here is < 1e9 x 8 x 6
+    report = check_scenario(load_chip(name), "tsmc-2026", measure=hand_measure)
+    assert report.quantities["tpp"] < 1600 and report.quantities["transistors"] < 30e9
+    assert (report.verdict, _binding(report)) == ("uncontrolled", [])
 
 
 def test_report_says_it_is_not_legal_advice():

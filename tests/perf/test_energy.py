@@ -52,7 +52,7 @@ def test_offchip_part_is_dram_and_link_traffic_of_the_whole_graph():
     graph = llm_decode(cfg, 64, 4096, "bf16", tp=8)
     link_bytes = sum(op.wire_bytes * n for op, n in graph.nodes if isinstance(op, Collective))
     assert link_bytes > 0
-    for chip, memory, pj_per_bit in (("h100-sxm", "HBM3", 3.4), ("forge-i1", "HBM3e", 3.0)):
+    for chip, memory, pj_per_bit in (("h100-sxm", "HBM3", 3.4), ("forge-i1", "GDDR7", 6.5)):
         assert load_chip(chip).memory.kind == memory
         est = estimate(graph, chip)
         assert est.energy.offchip_j == pytest.approx(
