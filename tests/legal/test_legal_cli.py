@@ -80,3 +80,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_errors_exit_2_with_one_line(args, message):
     proc = _run(*args)
     assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", message)
+
+
+def test_a_scenario_also_says_what_its_fab_cannot_supply():
+    # forge-i1 is an N4 design; SMIC runs only its N+2 node among the spec's nodes
+    out = _invoke("forge-i1", "--scenario", "domestic-2026")
+    assert "verdict: uncontrolled" in out
+    assert "supply (domestic-2026): SMIC does not run N4: it offers SMIC-N+2" in out
+    doc = json.loads(_invoke("forge-i1", "--scenario", "domestic-2026", "--json"))
+    assert doc["supply_problems"] == ["SMIC does not run N4: it offers SMIC-N+2"]

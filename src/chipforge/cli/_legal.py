@@ -15,7 +15,7 @@ from rich.table import Table
 from chipforge.arch import load_chip
 from chipforge.cli._output import JsonOption, print_json, print_table, say
 from chipforge.errors import ChipforgeError
-from chipforge.legal import LegalReport, check, check_scenario
+from chipforge.legal import LegalReport, check, check_scenario, supply_problems
 
 
 def _fmt(value: Any) -> str:
@@ -54,10 +54,13 @@ def legal_cmd(
     else:
         report = check(spec, as_of or "2026-06-01", buyer or "china-hq", fab or "tsmc",
                        approved_designer)
+    supply = supply_problems(spec, scenario) if scenario is not None else []
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "supply_problems": supply})
         return
     _print(report)
+    for problem in supply:  # not a rule: what the scenario's fab and suppliers cannot give
+        say(f"supply ({scenario}): {problem}")
 
 
 def _print(report: LegalReport) -> None:

@@ -14,7 +14,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chipforge.arch import ChipSpec
 from chipforge.errors import ChipforgeError
-from chipforge.legal import NOT_LEGAL_ADVICE, SCENARIOS, RuleCheck, check_scenario, scenario
+from chipforge.legal import (
+    NOT_LEGAL_ADVICE,
+    SCENARIOS,
+    RuleCheck,
+    check_scenario,
+    scenario,
+    supply_problems,
+)
 from chipforge.report._decision import OWN_VENDOR
 
 LEGAL_DOC = "docs/legal.md"
@@ -22,9 +29,25 @@ LEGAL_DOC = "docs/legal.md"
 
 def legality_section(specs: Iterable[ChipSpec]) -> dict[str, Any]:
     """One row per chip, one cell per scenario, the scenarios' settings, the notice."""
+    specs = list(specs)
     return {"scenarios": [_scenario_doc(name) for name in SCENARIOS],
             "rows": [legality_row(spec) for spec in specs],
+            "designs": [design_note(spec) for spec in specs if spec.vendor == OWN_VENDOR],
             "notice": NOT_LEGAL_ADVICE, "doc": LEGAL_DOC}
+
+
+def design_note(spec: ChipSpec) -> str:
+    """What the rules made of one of our designs: its memory and why (3A090.c binds HBM
+    for this buyer), its TPP and its transistor count against the foundry rule."""
+    from chipforge.cost import export_class, transistor_count
+
+    mem = spec.memory
+    why = ("HBM, which 3A090.c controls for a China-HQ buyer" if mem.kind.startswith("HBM")
+           else f"{mem.kind}, not HBM: 3A090.c controls every HBM stack for this buyer")
+    count = transistor_count(spec)
+    return (f"{spec.name}: {why}; TPP {export_class(spec).tpp:,.0f}; "
+            f"{count.total / 1e9:.1f} B transistors ({count.source}) against the foundry "
+            "rule's 30 B")
 
 
 def legality_row(spec: ChipSpec) -> dict[str, Any]:
@@ -38,11 +61,13 @@ def legality_cell(spec: ChipSpec, name: str) -> dict[str, Any]:
     try:
         report = check_scenario(spec, name)
     except ChipforgeError as exc:  # LegalError, or a figure chipforge.cost cannot give
-        return {"scenario": name, "verdict": None, "binding": [], "error": str(exc)}
+        return {"scenario": name, "verdict": None, "binding": [], "error": str(exc),
+                "supply": []}
     binding = [{"rule_id": c.rule_id, "quantity": c.quantity, "value": c.value,
                 "threshold": c.threshold, "margin": c.margin, "text": binding_text(c)}
                for c in report.binding]
-    return {"scenario": name, "verdict": report.verdict, "binding": binding, "error": None}
+    return {"scenario": name, "verdict": report.verdict, "binding": binding, "error": None,
+            "supply": supply_problems(spec, name)}
 
 
 def legality_html(section: dict[str, Any]) -> str:
