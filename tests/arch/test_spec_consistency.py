@@ -92,7 +92,7 @@ def test_a_wrong_description_is_refused(tmp_path):
 
 def test_a_missing_description_is_generated_from_the_fields():
     chip = derive_chip(load_chip("forge-t1"), {"description": ""})
-    assert chip.description == "10 cores x 1 systolic 128x64 array, 1 GiB SRAM, HBM3 96 GB"
+    assert chip.description == "4 cores x 1 systolic 128x64 array, 32 MiB SRAM, GDDR7 32 GB"
 
 
 def test_derive_regenerates_a_description_the_change_makes_wrong():
@@ -177,13 +177,13 @@ def test_a_stated_die_area_smaller_than_its_sram_is_refused(tmp_path):
     text = catalog_path("forge-t1").read_text()
     path = tmp_path / "t1.yaml"
     path.write_text(text.replace("kind: accelerator\n",
-                                 "kind: accelerator\ndie_area: 100 mm2\n"))
+                                 "kind: accelerator\ndie_area: 10 mm2\n"))
     with pytest.raises(SpecError) as err:
         load_chip(path)
-    # hand-derived: (1024 MiB shared + 10 x 16 MiB local) x 8 bits x 0.0175 um2 = 173.8 mm2
+    # hand-derived: (32 MiB shared + 4 x 16 MiB local) x 8 bits x 0.0175 um2 = 14.1 mm2
     assert str(err.value) == (
-        f"{path}: die_area: got 100 mm2; expected at least 174 mm2, the bitcells alone of its "
-        f"1,184 MiB of SRAM (shared buffer + local SRAM of 10 cores) at the densest node (N2, "
+        f"{path}: die_area: got 10 mm2; expected at least 14 mm2, the bitcells alone of its "
+        f"96 MiB of SRAM (shared buffer + local SRAM of 4 cores) at the densest node (N2, "
         f"0.0175 um2 per bit)")
     path.write_text(text.replace("kind: accelerator\n", "kind: accelerator\ndie_area: 800 mm2\n"))
     assert load_chip(path).die_area_mm2 == 800

@@ -64,7 +64,7 @@ def test_dvfs_scales_core_energy_with_v_squared_and_leakage_with_v(fraction):
 
 
 def test_leakage_is_node_density_times_modelled_die_area():
-    for name, node in [("a100-sxm", "N7"), ("forge-t1", "N5"), ("b200", "4NP")]:
+    for name, node in [("a100-sxm", "N7"), ("forge-t1", "N3"), ("b200", "4NP")]:
         chip = load_chip(name)
         assert leakage_power_w(chip) == pytest.approx(
             LEAKAGE_W_PER_MM2[node] * die_area(chip).total_mm2, rel=1e-12)

@@ -75,8 +75,8 @@ def test_the_simt_fit_is_rederived_from_a100_and_h100():
 
 
 def test_twice_the_sram_adds_its_bitcells_and_overhead():
-    t1 = load_chip("forge-t1")  # 1 GiB shared buffer
-    double = derive_chip(t1, {"shared_buffer": {"size": "2048 MiB"}})
+    t1 = load_chip("forge-t1")  # 32 MiB shared buffer
+    double = derive_chip(t1, {"shared_buffer": {"size": "1056 MiB"}})
     added = modelled_transistors(double).total - modelled_transistors(t1).total
     # 1 GiB more = 16 V-Cache dies' worth of SRAM (16 x 4.7 B), plus 10 % NoC/control
     assert added == pytest.approx(16 * 4.7e9 * NOC, rel=1e-9)

@@ -25,8 +25,8 @@ DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 CHOSEN = {
     "forge-i1": ("forge-i1/space-tsmc-local.yaml", "forge-i1/constraints-tsmc.yaml",
                  "forge-i1/run-tsmc-2026-local", "af49b227e51ae3a2", "tsmc-2026"),
-    "forge-t1": ("forge-t1/space-local.yaml", "forge-t1/constraints-not-controlled.yaml",
-                 "forge-t1/run-local", "7f9a8ca1012c9744", None),
+    "forge-t1": ("forge-t1/space-tsmc-local.yaml", "forge-t1/constraints-tsmc.yaml",
+                 "forge-t1/run-tsmc-2026-local", "fee9e7c3d9ea6680", "tsmc-2026"),
 }
 
 
@@ -92,8 +92,7 @@ def test_chosen_point_metrics_reproduce(chip):
             f"{chip} {name}: the models moved since the DSE run; rerun it (designs/{chip})")
     assert metrics["export_tier"] == "not controlled"
     # the catalog chips are the tsmc-2026 choices: legal to make there (docs/legal.md)
-    if CHOSEN[chip][4]:
-        assert (metrics["legal_verdict"], metrics["supply_problems"]) == ("uncontrolled", "")
+    assert (metrics["legal_verdict"], metrics["supply_problems"]) == ("uncontrolled", "")
 
 
 @pytest.mark.parametrize("chip", sorted(CHOSEN))

@@ -127,7 +127,7 @@ def test_forge_chips_full_ban(name):
     assert at_tsmc.verdict == "prohibited" and "full-ban-tsmc" in _binding(at_tsmc)
 
 
-@pytest.mark.parametrize("name", ["forge-i1"])
+@pytest.mark.parametrize("name", ["forge-i1", "forge-t1"])
 def test_the_catalog_forge_chips_are_legal_to_make_at_tsmc_in_2026(name):
     # re-derived under tsmc-2026: TPP < 1600 (no 3A090 tier), GDDR7 (0.74 GB/s per mm2 < 2,
     # no 3A090.c), and well under 30e9 transistors: the SRAM floor here is < 1e9 x 8 x 6

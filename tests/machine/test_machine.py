@@ -28,9 +28,9 @@ T = CoreTiming.of(T1)
 
 
 def test_core_timing_from_the_spec() -> None:
-    hz = 0.9e9 * DEFAULT.clock_fraction
-    share = T1.memory.bandwidth_bytes_per_s * DEFAULT.dram_efficiency / hz / 10
-    assert (T.cores, T.rows, T.cols, T.lanes, T.special_lanes) == (10, 128, 64, 512, 128)
+    hz = 1.5e9 * DEFAULT.clock_fraction
+    share = T1.memory.bandwidth_bytes_per_s * DEFAULT.dram_efficiency / hz / 4
+    assert (T.cores, T.rows, T.cols, T.lanes, T.special_lanes) == (4, 128, 64, 512, 128)
     assert T.clock_hz == pytest.approx(hz)
     assert T.dma_bytes_per_cycle == pytest.approx(min(512.0, share))
     assert T.dram_latency_cycles == round(DRAM_LATENCY_S * hz)

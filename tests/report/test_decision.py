@@ -85,8 +85,10 @@ def test_export_clause_agrees_with_the_legal_package(chip):
 def test_our_uncontrolled_designs_say_what_limits_them():
     row = export_row(load_chip("forge-t1"))
     assert row["own"] and row["tier"] == "not controlled"
-    # forge-t1 sits under 3A090.b's TPP 2400 and PD 3.2 (88 FR 73458)
-    assert "TPP must stay < 2400" in row["limit"] and "PD < 3.2" in row["limit"]
+    # forge-t1's TPP 1,573 is under 1600, below which no clause of 3A090.a/.b applies
+    # (88 FR 73458): TPP is its one limit, and PD none
+    assert row["limit"].startswith("TPP must stay < 1600 (27 left, 1.7%)")
+    assert row["limit"].endswith("no 3A090 clause applies below it, whatever the PD.")
 
 
 def test_headline_counts_the_winners(answer):

@@ -101,24 +101,32 @@ def matmul_kernel_time(t: CoreTiming, cost: MatmulCost, m: int, n: int, k: int, 
     # (isa.latency); earlier drains overlap the next MMs
     drain = t.drain_cycles if cost.dataflow == "os" else 0
     fill = d_step + lat + drain + v_acc + d_store + lat
+    # a step that ends an output tile frees its buffers only after the tile's drain,
+    # accumulator read and store, which sit before the next loads on the one DMA queue
+    tile_end = drain + v_acc + d_store
     last_mm = max(mxu + d_step + lat, dma + first_mm,
-                  _buffer_chain(steps, d_step, lat, first_mm))
+                  _buffer_chain(steps, d_step, lat, first_mm, k_tiles, tile_end))
     cycles = last_mm + drain + v_acc + d_store + lat
     return KernelTime(cycles + t.barrier_cycles, dma, mxu, fill + t.barrier_cycles)
 
 
-def _buffer_chain(steps: int, load: float, latency: float, mm: float) -> float:
+def _buffer_chain(steps: int, load: float, latency: float, mm: float, k_tiles: int = 1,
+                  tile_end: float = 0.0) -> float:
     """When the last step's matmuls can end, from the two SRAM buffers alone: step i's
     operands load into the buffer step i - 2 used, so only after its matmuls end, and each
-    such link costs the load, the DRAM latency and a step's matmuls. Binds when
-    (load + latency + mm) / 2 > max(load, mm), i.e. the latency is not hidden."""
+    such link costs the load, the DRAM latency and a step's matmuls, plus ``tile_end``
+    where step i - 2 ends an output tile (every ``k_tiles``-th step: its drain, accumulator
+    read and store come first on the DMA queue). Binds when the latency is not hidden."""
     if steps < 3:  # no buffer is reused: the DMA and MXU bounds hold
         return 0.0
     link = load + latency + mm
+    # the chain runs through the last step's parity: steps-1, steps-3, ... back to 0 or 1
+    sources = range((steps - 1) % 2, steps - 2, 2)
+    extra = tile_end * sum(1 for j in sources if j % k_tiles == k_tiles - 1)
     if steps % 2:  # the last step shares step 0's buffer: (steps + 1) / 2 links
-        return (steps + 1) / 2 * link
+        return (steps + 1) / 2 * link + extra
     # the last step uses step 1's buffer; step 1 loads after step 0 on the one DMA queue
-    return load + link + (steps / 2 - 1) * link
+    return load + link + (steps / 2 - 1) * link + extra
 
 
 def gather_kernel_time(t: CoreTiming, count: int, dim: int, size: float) -> KernelTime:

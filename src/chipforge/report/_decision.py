@@ -228,5 +228,7 @@ def _design_limit(tpp: float, pd: float, tier: str) -> str:
         parts.append(f"PD < {limits['pd']:g}; the design searches keep PD ≤ "
                      f"{limits['pd'] / (1 + PD_MARGIN):.2f} (a {PD_MARGIN:.0%} margin for "
                      f"die-area model error), this design has {pd:.2f}")
+    if "pd" not in limits:  # below the lowest TPP threshold no clause tests PD
+        return " and ".join(parts) + ": no 3A090 clause applies below it, whatever the PD."
     return (" and ".join(parts) + ". So compute is capped near the H20's and the die is "
             "padded with SRAM to lower PD (docs/designs.md).")
