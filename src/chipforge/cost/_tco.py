@@ -30,9 +30,8 @@ OWN_VENDOR = "chipforge"
 
 
 # The range a purchase price may take, for the sensitivity of a verdict to it.
-# source: Reuters (Feb 2024): H20 offered to Chinese distributors at $12,000-15,000; the
-# low end of the range is the bulk order price above.
-PURCHASE_PRICE_RANGES_USD: dict[str, tuple[float, float]] = {"h20": (10_000.0, 15_000.0)}
+# source: Reuters (Feb 2024): H20 offered to Chinese distributors at $12,000-15,000.
+PURCHASE_PRICE_RANGES_USD: dict[str, tuple[float, float]] = {"h20": (12_000.0, 15_000.0)}
 
 
 @dataclass(frozen=True)
