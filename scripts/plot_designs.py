@@ -23,14 +23,18 @@ from chipforge.dse._run import reference_metrics  # noqa: E402
 
 DESIGNS = Path(__file__).resolve().parents[1] / "designs"
 
-# (run folder, label, colour) per front drawn
-I1_RUNS = [("forge-i1/run", "stage 1: broad space", "tab:gray"),
-           ("forge-i1/run-refine", "stage 2: low-PD region", "tab:blue"),
-           ("forge-i1/run-local", "stage 3: local grid", "tab:purple")]
-T1_RUNS = [("forge-t1/run-not-controlled", "not controlled (PD margin 10%)", "tab:green"),
-           ("forge-t1/run-local", "not controlled, local grid", "tab:olive"),
-           ("forge-t1/run-3a090b", "up to 3A090.b (PD margin 10%)", "tab:orange"),
-           ("forge-t1/run-3a090a", "up to 3A090.a (no limit)", "tab:red")]
+# (run folder, label, colour) per front drawn: the searches under the legal scenarios
+# (issue 13; full-ban's fronts equal domestic-2026's, both made at SMIC)
+I1_RUNS = [("forge-i1/run-tsmc-2026", "tsmc-2026: NSGA-II", "tab:gray"),
+           ("forge-i1/run-tsmc-2026-local", "tsmc-2026: local grid (the catalog chip)",
+            "tab:purple"),
+           ("forge-i1/run-tsmc-2026-approved", "tsmc-2026-approved: NSGA-II", "tab:blue"),
+           ("forge-i1/run-domestic-2026", "domestic-2026 (SMIC N+2)", "tab:red")]
+T1_RUNS = [("forge-t1/run-tsmc-2026", "tsmc-2026: NSGA-II", "tab:gray"),
+           ("forge-t1/run-tsmc-2026-local", "tsmc-2026: local grid (the catalog chip)",
+            "tab:olive"),
+           ("forge-t1/run-tsmc-2026-approved", "tsmc-2026-approved: NSGA-II", "tab:orange"),
+           ("forge-t1/run-domestic-2026", "domestic-2026 (SMIC N+2)", "tab:red")]
 
 
 def feasible_front(run: str) -> list[dict[str, str]]:
@@ -38,9 +42,9 @@ def feasible_front(run: str) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["feasible"] == "1"]
 
 
-def references(space: str, constraints: str) -> dict[str, dict]:
+def references(space: str, constraints: str, scenario: str) -> dict[str, dict]:
     """The constraints file's reference chips, as the DSE evaluates them (today's catalog)."""
-    return reference_metrics(load_problem(DESIGNS / space, DESIGNS / constraints))
+    return reference_metrics(load_problem(DESIGNS / space, DESIGNS / constraints, scenario))
 
 
 def draw(out: Path, runs: list[tuple[str, str, str]], x: str, y: str, refs: dict[str, dict],
@@ -71,11 +75,13 @@ def draw(out: Path, runs: list[tuple[str, str, str]], x: str, y: str, refs: dict
 
 
 def main() -> None:
-    i1_refs = references("forge-i1/space-refine.yaml", "forge-i1/constraints.yaml")
+    i1_refs = references("forge-i1/space-tsmc.yaml", "forge-i1/constraints-tsmc.yaml",
+                         "tsmc-2026")
     draw(DESIGNS / "forge-i1/pareto.png", I1_RUNS, "serving_usd_per_million_tokens", "power_w",
          i1_refs, ("$ per million tokens, Llama-3.1-70B + 8B decode mix (lower is better)",
                    "average power on the mix, W"), log_y=False)
-    t1_refs = references("forge-t1/space.yaml", "forge-t1/constraints-3a090a.yaml")
+    t1_refs = references("forge-t1/space-tsmc.yaml", "forge-t1/constraints-tsmc.yaml",
+                         "tsmc-2026")
     draw(DESIGNS / "forge-t1/pareto.png", T1_RUNS, "training_usd_per_million_tokens",
          "training_tokens_per_s", t1_refs,
          ("$ per million training tokens, Llama-3.1-70B step (lower is better)",
