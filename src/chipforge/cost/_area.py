@@ -18,20 +18,27 @@ from chipforge.rtl import SYNTH_NODE, SYNTH_RESULTS
 
 # Placed generic-gate area of one processing element at the RTL's node (N5), um^2; the PE
 # row uses the partial-sum widths of a 128-row array (docs/rtl.md "Synthesis and area").
-_PE_UM2 = {r["dtype"]: r["placed_um2"] for r in SYNTH_RESULTS if r["design"] == "pe"}
-MAC_UM2_AT_RTL_NODE: dict[str, float] = {
-    "int8": _PE_UM2["int8"],
-    "fp8_e4m3": _PE_UM2["fp8_e4m3"],
-    "fp8_e5m2": _PE_UM2["fp8_e5m2"],
-    "bf16": _PE_UM2["bf16"],
+# Each dtype's MAC as a multiple of a synthesized PE: (the PE's dtype, how many).
+PE_OF_DTYPE: dict[str, tuple[str, int]] = {
+    "int8": ("int8", 1), "fp8_e4m3": ("fp8_e4m3", 1), "fp8_e5m2": ("fp8_e5m2", 1),
+    "bf16": ("bf16", 1),
     # assumption: fp16 shares the 16-bit datapath with fp32 accumulation; its 11-bit
     # significand product is a small part of a PE dominated by the accumulator
-    "fp16": _PE_UM2["bf16"],
+    "fp16": ("bf16", 1),
     # assumption: tf32 and fp32 run multi-pass on the 16-bit datapath (NVIDIA's tf32 rate
     # is 1/2 of bf16, forge-t1's fp32 1/4), so one tf32 MAC/cycle costs two bf16 MACs
-    "tf32": 2 * _PE_UM2["bf16"],
-    "fp32": 4 * _PE_UM2["bf16"],
+    "tf32": ("bf16", 2),
+    "fp32": ("bf16", 4),
 }
+
+
+def per_mac(pe_figure: dict[str, float]) -> dict[str, float]:
+    """A synthesized PE figure (area, transistors) per MAC of each dtype (PE_OF_DTYPE)."""
+    return {d: n * pe_figure[pe] for d, (pe, n) in PE_OF_DTYPE.items()}
+
+
+MAC_UM2_AT_RTL_NODE: dict[str, float] = per_mac(
+    {r["dtype"]: r["placed_um2"] for r in SYNTH_RESULTS if r["design"] == "pe"})
 
 # assumption: generic-gate placed area ~ foundry-cell placed area (ratio 1.0). Two known
 # biases roughly cancel: WikiChip densities are above what real N5 chips reach (A14: 134

@@ -30,25 +30,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from chipforge.arch import ChipSpec
-from chipforge.cost._area import NOC_CONTROL_FRACTION, die_area
+from chipforge.cost._area import NOC_CONTROL_FRACTION, die_area, per_mac
 from chipforge.cost._nodes import node_table
 from chipforge.rtl import SYNTH_RESULTS
 
 # Static-CMOS transistors of one synthesized processing element (Weste & Harris gate
-# counts over the Yosys netlist, docs/rtl.md "Synthesis and area"), per dtype.
-_PE_TRANSISTORS = {r["dtype"]: float(r["transistors"]) for r in SYNTH_RESULTS
-                   if r["design"] == "pe"}
-MAC_TRANSISTORS: dict[str, float] = {
-    "int8": _PE_TRANSISTORS["int8"],
-    "fp8_e4m3": _PE_TRANSISTORS["fp8_e4m3"],
-    "fp8_e5m2": _PE_TRANSISTORS["fp8_e5m2"],
-    "bf16": _PE_TRANSISTORS["bf16"],
-    # assumption (as chipforge.cost._area): fp16 shares the 16-bit datapath with fp32
-    # accumulation, and tf32 / fp32 run multi-pass on it (2 and 4 bf16 MACs per MAC/cycle)
-    "fp16": _PE_TRANSISTORS["bf16"],
-    "tf32": 2 * _PE_TRANSISTORS["bf16"],
-    "fp32": 4 * _PE_TRANSISTORS["bf16"],
-}
+# counts over the Yosys netlist, docs/rtl.md "Synthesis and area"), per MAC of each dtype
+# as the die-area model maps dtypes onto PEs (chipforge.cost._area.PE_OF_DTYPE)
+MAC_TRANSISTORS: dict[str, float] = per_mac(
+    {r["dtype"]: float(r["transistors"]) for r in SYNTH_RESULTS if r["design"] == "pe"})
 # a vector lane is a SIMD fp32 FMA, costed as the RTL's fp32 MAC (as the die-area model)
 FMA_LANE_TRANSISTORS = MAC_TRANSISTORS["fp32"]
 
