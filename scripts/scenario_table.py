@@ -17,8 +17,7 @@ from pathlib import Path
 
 from chipforge.arch import load_chip
 from chipforge.cost import PURCHASE_PRICE_RANGES_USD, TcoAssumptions, chip_capex_usd
-from chipforge.dse import chip_metrics, load_problem
-from chipforge.dse._objectives import needed_groups
+from chipforge.dse import EvalContext, chip_metrics, load_problem
 from chipforge.legal import SCENARIOS, check_scenario
 
 DESIGNS = Path(__file__).resolve().parents[1] / "designs"
@@ -63,7 +62,7 @@ def _reevaluate(chip: str, problem, assumptions: TcoAssumptions) -> float:
 
     w = problem.settings.workloads
     spec = load_chip(chip)
-    if "serving" in needed_groups(problem.settings.objectives):
+    if "serving" in EvalContext(problem).groups:
         dtype = serving_dtype(spec, w.serving_dtypes)
         total = sum(s.weight * llm_serving_tco(spec, load_llm_config(s.model), s.batch,
                                                s.context_len, dtype, assumptions
@@ -85,7 +84,7 @@ def rows() -> list[dict]:
             space, constraints, _ = runs[0]
             problem = load_problem(space, constraints, scenario)
             best = best_point([run for *_, run in runs], objective)
-            groups = needed_groups(problem.settings.objectives)
+            groups = EvalContext(problem).groups
             row = {"chip": chip, "scenario": scenario, "objective": objective, "best": best,
                    "nvidia": {}}
             for name in NVIDIA:
