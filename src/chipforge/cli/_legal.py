@@ -15,7 +15,14 @@ from rich.table import Table
 from chipforge.arch import load_chip
 from chipforge.cli._output import JsonOption, print_json, print_table, say
 from chipforge.errors import ChipforgeError
-from chipforge.legal import LegalReport, check, check_scenario, supply_problems
+from chipforge.legal import (
+    DEFAULT_SCENARIO,
+    LegalReport,
+    check,
+    check_scenario,
+    supply_problems,
+)
+from chipforge.legal import scenario as named_scenario
 
 
 def _fmt(value: Any) -> str:
@@ -31,11 +38,11 @@ def _fmt(value: Any) -> str:
 def legal_cmd(
     chip: Annotated[str, typer.Argument(help="catalog name or spec path")],
     as_of: Annotated[str | None, typer.Option("--as-of", help="date of the export, "
-                                              "YYYY-MM-DD [default: 2026-06-01]")] = None,
-    buyer: Annotated[str | None, typer.Option(help="china-hq, us or row "
-                                              "[default: china-hq]")] = None,
-    fab: Annotated[str | None, typer.Option(help="tsmc, samsung, intel or smic "
-                                            "[default: tsmc]")] = None,
+                                              f"YYYY-MM-DD [default: {DEFAULT_SCENARIO}'s]")] = None,
+    buyer: Annotated[str | None, typer.Option(help="china-hq, us or row [default: "
+                                              f"{DEFAULT_SCENARIO}'s]")] = None,
+    fab: Annotated[str | None, typer.Option(help="tsmc, samsung, intel or smic [default: "
+                                            f"{DEFAULT_SCENARIO}'s]")] = None,
     approved_designer: Annotated[bool, typer.Option(
         "--approved-designer", help="take the approved-IC-designer exception")] = False,
     scenario: Annotated[str | None, typer.Option(help="a named scenario (fixes date, buyer, "
@@ -52,8 +59,9 @@ def legal_cmd(
                                  f"exception; drop {', '.join(given)}")
         report = check_scenario(spec, scenario)
     else:
-        report = check(spec, as_of or "2026-06-01", buyer or "china-hq", fab or "tsmc",
-                       approved_designer)
+        default = named_scenario(DEFAULT_SCENARIO)  # what a question without one assumes
+        report = check(spec, as_of or default.as_of, buyer or default.buyer,
+                       fab or default.fab, approved_designer)
     supply = supply_problems(spec, scenario) if scenario is not None else []
     if as_json:
         print_json({**report.to_dict(), "supply_problems": supply})
