@@ -37,8 +37,8 @@ def _fmt(value: Any) -> str:
 
 def legal_cmd(
     chip: Annotated[str, typer.Argument(help="catalog name or spec path")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="date of the export, "
-                                              f"YYYY-MM-DD [default: {DEFAULT_SCENARIO}'s]")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help=f"date of the export, YYYY-MM-DD [default: {DEFAULT_SCENARIO}'s]")] = None,
     buyer: Annotated[str | None, typer.Option(help="china-hq, us or row [default: "
                                               f"{DEFAULT_SCENARIO}'s]")] = None,
     fab: Annotated[str | None, typer.Option(help="tsmc, samsung, intel or smic [default: "
