@@ -6,7 +6,7 @@ Not legal advice.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -20,19 +20,10 @@ from chipforge.legal import (
     LegalReport,
     check,
     check_scenario,
+    format_quantity,
     supply_problems,
 )
 from chipforge.legal import scenario as named_scenario
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    if abs(value) >= 1e6:
-        return f"{value / 1e9:.4g}e9"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def legal_cmd(
@@ -81,14 +72,14 @@ def _print(report: LegalReport) -> None:
                 "outcome", "citation"):
         table.add_column(col, justify="right" if col in ("value", "margin") else "left")
     for c in report.checks:
-        cells = (c.rule_id, c.provision, c.quantity, _fmt(c.value),
+        cells = (c.rule_id, c.provision, c.quantity, format_quantity(c.value),
                  c.threshold if c.applies else f"n/a: {c.reason}",
                  "-" if c.margin is None else f"{c.margin:+.1%}",
                  "yes" if c.binds else "no", c.outcome, c.citation or "assumption")
         table.add_row(*(escape(cell) for cell in cells))
     print_table(table)
     if report.transistor_source:
-        say(f"transistor count: {_fmt(report.quantities.get('transistors'))} "
+        say(f"transistor count: {format_quantity(report.quantities.get('transistors'))} "
             f"({report.transistor_source})")
     say(f"verdict: {report.verdict}")
     say(report.notice)

@@ -23,7 +23,6 @@ from chipforge.dse._serving import serving_metrics, training_metrics
 from chipforge.errors import ChipforgeError
 from chipforge.legal import (
     OUTCOMES,
-    Measured,
     check_scenario,
     classify_3a090,
     cost_measure,
@@ -86,13 +85,13 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
     from chipforge.cost import die_area, export_class, unit_cost
 
     area, cost, export = die_area(chip), unit_cost(chip), export_class(chip)
-    as_of = legal_date(problem)
+    links_gb_s = interconnect_gb_s(chip)
     m: dict[str, Any] = _legal_metrics(chip, problem)
     m.update({
         "chip": chip.name, "die_area_mm2": area.total_mm2, "logic_area_mm2": area.logic_mm2,
         "unit_cost_usd": cost.total_usd, "tpp": export.tpp, "pd": export.pd,
-        "export_tier": classify_3a090(export.tpp, export.pd, as_of, interconnect_gb_s(chip)),
-        "interconnect_gb_s": interconnect_gb_s(chip), "tdp_w": chip.tdp_w,
+        "export_tier": classify_3a090(export.tpp, export.pd, legal_date(problem), links_gb_s),
+        "interconnect_gb_s": links_gb_s, "tdp_w": chip.tdp_w,
         "memory_capacity_bytes": chip.memory.capacity_bytes,
     })
     powers = []
@@ -114,21 +113,19 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
 def _legal_metrics(chip: ChipSpec, problem: Problem) -> dict[str, Any]:
     """The verdict under the problem's scenario (none: no legal metrics) and what the
     scenario does not let the chip be built with."""
-    c = problem.settings.constraints
-    name = c.scenario
+    constraints = problem.settings.constraints
+    name = constraints.scenario
     if name is None:
         return {}
-
-    def measure(spec: ChipSpec) -> Measured:
-        m = cost_measure(spec)
-        if m.transistors is None or m.transistor_source == "published":
-            return m
-        return replace(m, transistors=m.transistors * (1 + c.transistor_margin))
-
-    report = check_scenario(chip, name, measure=measure)
+    measured = cost_measure(chip)
+    checked = measured  # a modelled count is checked with its margin, a published one as is
+    if measured.transistors is not None and measured.transistor_source != "published":
+        checked = replace(measured, transistors=measured.transistors
+                          * (1 + constraints.transistor_margin))
+    report = check_scenario(chip, name, measure=lambda _: checked)
     return {"legal_verdict": report.verdict,
-            "legal_binding": " ".join(c.rule_id for c in report.binding),
-            "transistors": cost_measure(chip).transistors,
+            "legal_binding": " ".join(rule.rule_id for rule in report.binding),
+            "transistors": measured.transistors,
             "supply_problems": "; ".join(supply_problems(chip, name))}
 
 

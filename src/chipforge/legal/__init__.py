@@ -20,12 +20,14 @@ from chipforge.legal._check import (
     chip_quantities,
     classify_3a090,
     cost_measure,
+    interconnect_gb_s,
 )
 from chipforge.legal._rules import (
     OUTCOMES,
     LegalError,
     Rule,
     Scenario,
+    format_quantity,
     load_context,
     load_rules,
     rules_from,
@@ -37,7 +39,6 @@ from chipforge.legal._tier import (
     default_as_of,
     explain_3a090,
     export_tier,
-    interconnect_gb_s,
     tier_limits,
 )
 
@@ -45,6 +46,6 @@ __all__ = ["DEFAULT_SCENARIO", "NOT_CONTROLLED", "NOT_LEGAL_ADVICE", "OUTCOMES",
            "LegalError",
            "LegalReport", "Measure", "Measured", "Rule", "RuleCheck", "Scenario",
            "check", "check_rule", "check_scenario", "chip_quantities", "classify_3a090",
-           "cost_measure", "default_as_of", "explain_3a090", "export_tier",
+           "cost_measure", "default_as_of", "explain_3a090", "export_tier", "format_quantity",
            "interconnect_gb_s", "tier_limits",
            "load_context", "load_rules", "rules_from", "scenario", "supply_problems"]

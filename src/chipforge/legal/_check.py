@@ -146,14 +146,24 @@ def _known(kind: str, name: str, known: Iterable[str]) -> None:
                          "(chipforge/legal/data/context.yaml)")
 
 
+def interconnect_gb_s(chip: ChipSpec) -> float:
+    """All links, both directions, in GB/s: the 2022 rule's transfer rate (a link's
+    bandwidth counts both directions, arch Links)."""
+    return chip.links.count * chip.links.bandwidth_bytes_per_s / 1e9
+
+
+def tier_rules(day: dt.date) -> list[Rule]:
+    """The 3A090 tier rules in force on ``day``, most controlled tier first."""
+    return sorted((r for r in load_rules() if r.tier and not r.assumption and r.in_force(day)),
+                  key=lambda r: r.tier or "")
+
+
 def chip_quantities(chip: ChipSpec, measured: Measured, as_of: dt.date) -> dict[str, Any]:
     """Every quantity a rule may test, by name (None where the measure gave none)."""
     node = load_context().nodes.get(chip.process_node)
     return {
         "tpp": measured.tpp, "pd": measured.pd,
-        # per-link bandwidth counts both directions (arch Links), so links x bandwidth is
-        # the bidirectional total the 2022 rule tests
-        "interconnect_gb_s": chip.links.count * chip.links.bandwidth_bytes_per_s / 1e9,
+        "interconnect_gb_s": interconnect_gb_s(chip),
         "transistors": measured.transistors,
         "memory_bw_density_gb_s_mm2": measured.memory_bw_density_gb_s_mm2,
         "has_hbm": 1.0 if chip.memory.kind.startswith("HBM") else 0.0,
@@ -320,10 +330,7 @@ def classify_3a090(tpp: float, pd: float, as_of: dt.date | str,
     tests the bidirectional interconnect bandwidth; before it no tier existed."""
     day = parse_date(as_of)
     values = {"tpp": tpp, "pd": pd, "interconnect_gb_s": interconnect_gb_s}
-    tiers = sorted((r for r in load_rules()
-                    if r.tier and not r.assumption and r.in_force(day)),
-                   key=lambda r: r.tier or "")
-    for rule in tiers:
+    for rule in tier_rules(day):
         for clause in rule.test:
             if all(c.holds(_tier_value(values, c, rule)) for c in clause):
                 return rule.tier or NOT_CONTROLLED

@@ -37,6 +37,16 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def format_quantity(value: float | str | None) -> str:
+    """A quantity as the rules write their thresholds: counts of a million or more in e9
+    form (110.6e9), thousands as integers (15,831, never 1.583e+04), the rest to 4 digits."""
+    if value is None or isinstance(value, str):
+        return "-" if value is None else value
+    if abs(value) >= 1e6:
+        return f"{value / 1e9:.4g}e9"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 class Comparison(_Record):
     quantity: str
     op: Literal[">=", ">", "<=", "<"]

@@ -9,8 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 from chipforge.arch import ChipSpec
-from chipforge.legal._check import NOT_CONTROLLED, classify_3a090, parse_date
-from chipforge.legal._rules import Comparison, Rule, load_rules
+from chipforge.legal._check import (
+    NOT_CONTROLLED,
+    classify_3a090,
+    interconnect_gb_s,
+    parse_date,
+    tier_rules,
+)
+from chipforge.legal._rules import Comparison
 from chipforge.legal._scenarios import scenario
 
 # the scenario a question without one is answered under (chip show, the report, the DSE)
@@ -22,11 +28,6 @@ def default_as_of() -> dt.date:
     return scenario(DEFAULT_SCENARIO).as_of
 
 
-def interconnect_gb_s(chip: ChipSpec) -> float:
-    """All links, both directions, in GB/s (the 2022 rule's transfer rate)."""
-    return chip.links.count * chip.links.bandwidth_bytes_per_s / 1e9
-
-
 def export_tier(chip: ChipSpec, as_of: dt.date | str | None = None,
                 pd_margin: float = 0.0) -> str:
     """The chip's 3A090 tier on ``as_of`` (default: the default scenario's date), with PD
@@ -36,11 +37,6 @@ def export_tier(chip: ChipSpec, as_of: dt.date | str | None = None,
     ex = export_class(chip)
     return classify_3a090(ex.tpp, ex.pd * (1 + pd_margin), as_of or default_as_of(),
                           interconnect_gb_s(chip))
-
-
-def _tier_rules(day: dt.date) -> list[Rule]:
-    return sorted((r for r in load_rules() if r.tier and not r.assumption and r.in_force(day)),
-                  key=lambda r: r.tier or "")
 
 
 _NEGATED = {">=": "<", ">": "≤", "<=": ">", "<": "≥"}
@@ -62,7 +58,7 @@ def tier_limits(tpp: float, pd: float, as_of: dt.date | str | None = None,
     day = parse_date(as_of or default_as_of())
     values = {"tpp": tpp, "pd": pd, "interconnect_gb_s": interconnect}
     limits: dict[str, float] = {}
-    for rule in _tier_rules(day):
+    for rule in tier_rules(day):
         for clause in rule.test:
             failed = [c for c in clause if values.get(c.quantity) is None
                       or not c.holds(float(values[c.quantity]))]
@@ -82,7 +78,7 @@ def explain_3a090(tpp: float, pd: float, as_of: dt.date | str | None = None,
     day = parse_date(as_of or default_as_of())
     values = {"tpp": tpp, "pd": pd, "interconnect_gb_s": interconnect}
     misses = []
-    for rule in _tier_rules(day):
+    for rule in tier_rules(day):
         for clause in rule.test:
             held = [c for c in clause if values.get(c.quantity) is not None
                     and c.holds(float(values[c.quantity]))]

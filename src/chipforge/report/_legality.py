@@ -19,6 +19,7 @@ from chipforge.legal import (
     SCENARIOS,
     RuleCheck,
     check_scenario,
+    format_quantity,
     scenario,
     supply_problems,
 )
@@ -87,16 +88,8 @@ def binding_text(check: RuleCheck) -> str:
     test = check.threshold
     if test.startswith(check.quantity + " "):
         test = test[len(check.quantity) + 1:]
-    text = f"{check.rule_id}: {check.quantity} {_fmt(check.value)} vs {test}"
+    text = f"{check.rule_id}: {check.quantity} {format_quantity(check.value)} vs {test}"
     return text if check.margin is None else f"{text}, {check.margin:+.0%}"
-
-
-def _fmt(value: float | str | None) -> str:
-    if value is None or isinstance(value, str):
-        return "-" if value is None else value
-    if abs(value) >= 1e6:  # counts, in the e9 form the rules' thresholds are written in
-        return f"{value / 1e9:.4g}e9"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"  # never 1.583e+04
 
 
 def _scenario_doc(name: str) -> dict[str, Any]:
