@@ -12,6 +12,7 @@ be imported.
 from __future__ import annotations
 
 from chipforge.arch import ChipSpec
+from chipforge.cost import domestic_memory
 from chipforge.legal._check import OWN_VENDOR
 from chipforge.legal._rules import Scenario, load_context
 from chipforge.legal._scenarios import scenario as named_scenario
@@ -30,8 +31,6 @@ def supply_problems(chip: ChipSpec, scenario: str | Scenario) -> list[str]:
                         f"{', '.join(fab.nodes)}")
     kind = chip.memory.kind
     if s.buyer in fab.domestic_to and kind.startswith("HBM"):
-        from chipforge.cost import domestic_memory
-
         if kind not in {m.kind for m in domestic_memory(s.as_of)}:
             problems.append(f"{kind}: no domestic supplier in volume on {s.as_of} (foreign "
                             "HBM to a China-HQ designer is 3A090.c)")

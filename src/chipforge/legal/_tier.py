@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from chipforge.arch import ChipSpec
+from chipforge.cost import export_class
 from chipforge.legal._check import (
     NOT_CONTROLLED,
     classify_3a090,
@@ -32,8 +33,6 @@ def export_tier(chip: ChipSpec, as_of: dt.date | str | None = None,
                 pd_margin: float = 0.0) -> str:
     """The chip's 3A090 tier on ``as_of`` (default: the default scenario's date), with PD
     checked at PD x (1 + ``pd_margin``) where the die area is a model's."""
-    from chipforge.cost import export_class
-
     ex = export_class(chip)
     return classify_3a090(ex.tpp, ex.pd * (1 + pd_margin), as_of or default_as_of(),
                           interconnect_gb_s(chip))

@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chipforge.arch import ChipSpec
+from chipforge.cost import export_class, transistor_count
 from chipforge.errors import ChipforgeError
 from chipforge.legal import (
     NOT_LEGAL_ADVICE,
@@ -40,8 +41,6 @@ def legality_section(specs: Iterable[ChipSpec]) -> dict[str, Any]:
 def design_note(spec: ChipSpec) -> str:
     """What the rules made of one of our designs: its memory and why (3A090.c binds HBM
     for this buyer), its TPP and its transistor count against the foundry rule."""
-    from chipforge.cost import export_class, transistor_count
-
     mem = spec.memory
     why = ("HBM, which 3A090.c controls for a China-HQ buyer" if mem.kind.startswith("HBM")
            else f"{mem.kind}, not HBM: 3A090.c controls every HBM stack for this buyer")
