@@ -16,7 +16,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(BIN)/pip install -q -e '.[dev,rtl,ray]' $(TORCH)
+	$(BIN)/pip install -q -e '.[dev,rtl,ray,models]' $(TORCH)
 	# Icarus Verilog for the cocotb test of the exported RTL (Debian's package; root in CI)
 	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	# headless Chromium for the report's browser test (tests/report: console errors, images)

@@ -17,6 +17,7 @@ from pathlib import Path
 # floors, bottom first; packages on one floor do not import each other
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "numerics"),
+    ("examples",),  # torch nn.Modules of the platform's models; import no chipforge
     ("arch",),
     ("machine",),
     ("ops",),
