@@ -133,6 +133,44 @@ def _is_state(node) -> bool:
         or "_buffers_" in node.name
 
 
+def _views_as_reshapes(gm) -> None:
+    """Rewrite the ``view`` calls of dynamo's graph (``x.view(shape)``) as ``reshape``, in
+    place. ``reshape`` returns the same view wherever ``view`` is valid, so the graph
+    computes the same values; re-exported with ``torch.export``, a view of a reshaped
+    transposed tensor can otherwise fail on strides the export traced differently from
+    eager (GPT-2's attention output). ``x.view(dtype)`` (a bit cast) is kept."""
+    import torch
+
+    changed = False
+    for node in gm.graph.nodes:
+        is_view = (node.op == "call_method" and node.target == "view") or (
+            node.op == "call_function" and node.target is torch.Tensor.view)
+        if not is_view or any(isinstance(a, torch.dtype) for a in node.args[1:]) \
+                or isinstance(node.kwargs.get("dtype"), torch.dtype):
+            continue
+        if node.op == "call_method":
+            node.target = "reshape"
+        else:
+            node.target = torch.Tensor.reshape
+        changed = True
+    if changed:
+        gm.recompile()
+
+
+def _raised_in_export(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside ``torch.export`` (a frame of torch/export or
+    torch/_export on its traceback), not by chipforge's own capture."""
+    import os
+    import traceback
+
+    import torch
+
+    roots = tuple(os.path.join(os.path.dirname(torch.__file__), d) + os.sep
+                  for d in ("export", "_export"))
+    return any(frame.filename.startswith(roots)
+               for frame in traceback.extract_tb(error.__traceback__))
+
+
 def _bind_state(gm, example_inputs):
     """For inference: a module whose parameters and buffers are the values dynamo passed,
     held as buffers (so they become constants: weights can be quantized, batch norm
@@ -210,8 +248,18 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
 
         from chipforge.compiler.frontend._torch_export import capture
 
+        _views_as_reshapes(gm)
         bound, user = _bind_state(gm, example_inputs)
-        graph = capture(bound, tuple(example_inputs[i] for i in user), name="model")
+        try:
+            graph = capture(bound, tuple(example_inputs[i] for i in user), name="model")
+        except CompileError:
+            raise
+        except Exception as e:  # noqa: BLE001 - torch.export's own failures, made clean
+            if not _raised_in_export(e):
+                raise
+            raise CompileError(f"{spec.name}: torch.export could not re-export the graph "
+                               f"dynamo captured ({type(e).__name__}: {_first_line(e)}); "
+                               f"the model cannot run on the chip as written") from e
         if qdtype:
             graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
         runner = ChipRunner(graph, spec.name, dtype)
