@@ -16,7 +16,7 @@ import numpy as np
 
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.compiler.lower._compile import compile_graph
-from chipforge.compiler.lower._kernel_graph import KernelGraph, KernelNode
+from chipforge.compiler.lower._kernel_graph import MATH_OPS, KernelGraph, KernelNode
 from chipforge.compiler.lower._lowering import FLOAT_DTYPES
 from chipforge.compiler.lower._row_kernels import BINARY, UNARY, classify
 from chipforge.machine import DEFAULT, CoreTiming, VectorPasses, vector_passes
@@ -78,7 +78,7 @@ def model_kernel(graph: KernelGraph, node: KernelNode, chip: ChipSpec, act: str 
         cost = search_matmul(chip, m, n, k, batch, a_dt, isz, DEFAULT, orders=("k",))
         return matmul_kernel_time(a, cost, m, n, k, batch, a_dt, isz, osz)
     ins = [_info(graph, i, act) for i in node.inputs]
-    if op in ROW_OPS or op in UNARY or op in BINARY:
+    if op in ROW_OPS or op in UNARY or op in BINARY or op in MATH_OPS:
         in_row, const = 0.0, []  # const: each row operand's bytes (one DMA each)
         pre = 0.0  # operands the kernel first materializes at the output's shape
         for shape, _, size in ins:
@@ -175,7 +175,7 @@ def _passes(node: KernelNode) -> VectorPasses:
         return vector_passes("reduce")
     if op == "pow":
         return vector_passes("pow", exponent=float(node.attr("exponent")))
-    return vector_passes(op)  # softmax, quantize; a binary op is one lane pass
+    return vector_passes(op)  # softmax, quantize, math sequences; a binary op: one lane pass
 
 
 def _copy_model(graph: KernelGraph, node: KernelNode, a: CoreTiming, act: str) -> KernelTime:

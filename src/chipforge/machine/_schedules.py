@@ -26,6 +26,9 @@ SPECIAL_FUNCTIONS = frozenset({"exp", "log", "sqrt", "rsqrt", "recip", "gelu", "
 POW_SEQUENCES: dict[float, tuple[str, ...]] = {
     1.0: ("copy",), 2.0: ("square",), 0.5: ("sqrt",), -0.5: ("rsqrt",), -1.0: ("recip",),
     -2.0: ("square", "recip")}
+# the elementwise math sequences of the compiler (its ``_math_kernels``): one kernel op, a
+# straight-line sequence of (lane, special-function) passes per chunk
+MATH_SEQUENCES: dict[str, tuple[int, int]] = {"erf": (25, 0), "gelu_erf": (31, 0)}
 # affine row operands (weight, bias) an op-IR norm carries: each is loaded once per core
 NORM_AFFINE_OPERANDS = {"layernorm": 2, "rmsnorm": 1}
 
@@ -57,6 +60,7 @@ def vector_passes(kernel: str, *, affine: int = 0, exponent: float | None = None
     * "quantize": divide by the scale, add the zero point;
     * "pow" with ``exponent``: :data:`POW_SEQUENCES`, x * x**2, or log, scale, exp;
     * "adamw": the fused optimizer update the engine assumes for one op-IR AdamW op;
+    * an elementwise math op of :data:`MATH_SEQUENCES`: its sequence's passes;
     * any other name: one elementwise pass, on the special lanes if :func:`is_special`.
     """
     if kernel == "softmax":
@@ -79,4 +83,6 @@ def vector_passes(kernel: str, *, affine: int = 0, exponent: float | None = None
         # assumption: the engine's model of one AdamW op; the compiled update
         # (compiler adamw_graph) runs 13 lane kernels and one sqrt
         return VectorPasses(12, 1)
+    if kernel in MATH_SEQUENCES:
+        return VectorPasses(*MATH_SEQUENCES[kernel])
     return VectorPasses(0, 1) if is_special(kernel) else VectorPasses(1)

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chipforge.compiler.frontend._capture import registrar
+from chipforge.compiler.frontend._capture import Capture, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
+
+
+def unary(cap: Capture, op: str, x, **attrs):
+    """Kernel op ``op`` of x, in the current node's result dtype."""
+    shape, dtype = cap.out()
+    return cap.emit(op, [cap.name(x, dtype)], shape, dtype, **attrs)
+
+
+@handles("erf")
+def _erf(cap: Capture, x):
+    return unary(cap, "erf", x)

@@ -225,11 +225,13 @@ def _unary(cap: Capture, x):
 
 @handles("gelu")
 def _gelu(cap: Capture, x, approximate: str = "none"):
-    if approximate != "tanh":
-        raise cap.fail("gelu with approximate='none' (erf) is not supported: the chip's gelu "
-                       "is the tanh approximation; use nn.GELU(approximate='tanh')")
+    """approximate='tanh': kernel op ``gelu``; 'none' (exact, erf): kernel op
+    ``gelu_erf``, one fused vector sequence (one DRAM round trip instead of five kernels)."""
+    if approximate not in ("none", "tanh"):
+        raise cap.fail(f"gelu approximate={approximate!r}; expected 'none' or 'tanh'")
     shape, dtype = cap.out()
-    return cap.emit("gelu", [x], shape, dtype)
+    op = "gelu" if approximate == "tanh" else "gelu_erf"
+    return cap.emit(op, [cap.name(x, dtype)], shape, dtype)
 
 
 _POWERS = {2: "square", 0.5: "sqrt", -0.5: "rsqrt", -1: "reciprocal"}

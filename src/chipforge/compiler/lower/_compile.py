@@ -12,6 +12,7 @@ from chipforge.arch import ChipSpec, load_chip
 from chipforge.compiler.lower import (
     _conv_kernels,
     _layout_kernels,
+    _math_kernels,
     _matmul_kernel,
     _row_kernels,
 )
@@ -37,6 +38,7 @@ KERNELS = {
     "embedding": _layout_kernels.embedding_kernel,
     "scatter_add": _layout_kernels.scatter_add_kernel,
     "pow": _row_kernels.pow_kernel,
+    **{op: _math_kernels.math_kernel for op in _math_kernels.MATH_OPS},
     **{op: _row_kernels.unary_kernel for op in _row_kernels.UNARY},
     **{op: _row_kernels.binary_kernel for op in _row_kernels.BINARY},
     **{op: _row_kernels.reduce_kernel for op in ("sum", "max", "mean")},

@@ -35,6 +35,11 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
 - ``scatter_add`` (indices int32 [N], rows [N, D]; attr ``num_rows`` V) -> [V, D]: zeros,
   then rows[i] added into row indices[i] for i = 0, 1, ..., N - 1 in that order (duplicate
   indices accumulate); every index must be in 0..V-1.
+- elementwise math (``MATH_OPS``; each one vector sequence in one kernel,
+  ``_math_kernels``, which states each approximation and its measured error; the
+  semantics here are the exact functions, float64 in :func:`reference`):
+  ``erf`` (x) -> erf(x); ``gelu_erf`` (x) -> x * 0.5 * (1 + erf(x / sqrt(2))), the exact
+  GELU, NaN at +-inf as PyTorch's fp32 / bf16 / fp16 CPU kernels give.
 """
 
 from __future__ import annotations
@@ -49,11 +54,12 @@ BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum")
 UNARY_OPS = ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "relu", "gelu", "silu",
              "sigmoid", "tanh", "square", "cast")
 REDUCE_OPS = ("sum", "max", "mean")
+MATH_OPS = ("erf", "gelu_erf")
 LAYOUT_OPS = ("reshape", "permute", "slice", "cat", "expand")
 KERNEL_OPS = (("matmul", "conv2d") + BINARY_OPS + UNARY_OPS + REDUCE_OPS
               + ("softmax", "layernorm", "rmsnorm") + LAYOUT_OPS
               + ("embedding", "max_pool2d", "global_avg_pool2d", "quantize")
-              + ("pow", "gt", "ge", "lt", "le", "eq", "scatter_add"))
+              + ("pow", "gt", "ge", "lt", "le", "eq", "scatter_add") + MATH_OPS)
 
 
 class CompileError(ChipforgeError):

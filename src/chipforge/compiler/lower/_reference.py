@@ -11,6 +11,7 @@ dtype it truncates toward zero and saturates) and ``quantize`` (round-to-nearest
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -89,6 +90,18 @@ def _gelu(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
 
 
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # exact (libm) erf, NaN -> NaN
+
+
+def _gelu_erf(x):
+    y = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    return np.where(np.isinf(x), np.nan, y)  # as PyTorch's CPU kernel
+
+
+# the elementwise math ops of _math_kernels, exact
+_MATH: dict[str, Callable] = {"erf": _erf, "gelu_erf": _gelu_erf}
+
+
 def _softmax(x):
     e = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
@@ -158,6 +171,8 @@ def _eval(node: KernelNode, args: list[np.ndarray], out_dtype: str) -> np.ndarra
         return _BINARY[op](*args)
     if op in _UNARY:
         return _UNARY[op](np.asarray(args[0], np.float64))
+    if op in _MATH:
+        return _MATH[op](*(np.asarray(v, np.float64) for v in args))
     if op == "pow":
         return np.power(np.asarray(args[0], np.float64), float(a("exponent")))
     if op == "cast":
