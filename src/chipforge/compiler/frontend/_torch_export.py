@@ -32,24 +32,109 @@ giving 1.0 / 0.0 float masks instead of being refused.
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Mapping
+
 import torch
 
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, add_input, finish, walk
 from chipforge.compiler.frontend._handlers import handlers
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
+_MAX_DEPTH = 8  # output nesting followed (a cache of layers of key/value pairs is depth 4)
 
-def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model") -> KernelGraph:
-    """The :class:`KernelGraph` of ``model(*example_inputs)`` (call ``model.eval()`` first).
 
-    Inputs keep their shapes (float32 -> "fp32", int64/int32 -> "int32"); outputs are in
-    the order the model returns them (nested tuples flattened).
+def output_tensors(value, what: str = "output", depth: int = 0) -> list[torch.Tensor]:
+    """The tensors of a model's return value, in order: a tensor; the items of a tuple or
+    list; the values of a mapping (a ``ModelOutput``: its non-None fields); any other
+    object's attributes (``vars()``, in order: a transformers ``DynamicCache`` gives each
+    layer's keys then values). None, numbers, strings and other leaves without tensors
+    are dropped: they are constants of the trace, not computed."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > _MAX_DEPTH:
+        raise CompileError(f"capture: the model's {what} nests deeper than {_MAX_DEPTH} "
+                           f"levels; return the tensors you need (e.g. `.logits`)")
+    if isinstance(value, Mapping):
+        items = [(f"{what}[{k!r}]", v) for k, v in value.items()]
+    elif isinstance(value, tuple | list):
+        items = [(f"{what}[{i}]", v) for i, v in enumerate(value)]
+    elif hasattr(value, "__dict__") and not isinstance(value, type | torch.nn.Module):
+        items = [(f"{what}.{k}", v) for k, v in vars(value).items()]
+    else:
+        return []
+    return [t for name, v in items for t in output_tensors(v, name, depth + 1)]
+
+
+def _flattened(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` returning its :func:`output_tensors` as a tuple, so torch.export needs no
+    pytree for its output types: a shallow copy (sharing parameters and submodules) whose
+    class is a subclass of the model's with the same name and forward signature, so input
+    names, parameter names and module paths stay the user's."""
+    cls = type(model)
+    inner = cls.forward
+
+    @functools.wraps(inner)
+    def forward(self, *args, **kwargs):
+        return tuple(output_tensors(inner(self, *args, **kwargs)))
+
+    flat = copy.copy(model)
+    flat.__class__ = type(cls.__name__, (cls,), {"forward": forward,
+                                                 "__module__": cls.__module__})
+    return flat
+
+
+def _views_as_reshapes(ep: torch.export.ExportedProgram) -> None:
+    """Make the exported program's ``aten.view`` nodes ``aten.reshape``, in place, before
+    decomposing. Both give the same values wherever ``view`` is valid, but decomposing can
+    give a tensor other strides than eager did (GPT-2's attention output, transposed by
+    SDPA's decomposition), and a ``view`` of it then fails; ``reshape`` copies there."""
+    changed = False
+    for node in ep.graph.nodes:
+        if node.target is torch.ops.aten.view.default:
+            node.target = torch.ops.aten.reshape.default
+            changed = True
+    if changed:
+        ep.graph_module.recompile()
+
+
+def _export(model: torch.nn.Module, args: tuple, kwargs: dict) -> torch.export.ExportedProgram:
+    """The core-ATen program of ``model(*args, **kwargs)``; any failure of torch.export is
+    one :class:`CompileError` with the exception's type and first line."""
+    try:
+        ep = torch.export.export(_flattened(model), args, kwargs)
+        _views_as_reshapes(ep)
+        return ep.run_decompositions()
+    except CompileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.export raises many types; each is made clean
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        raise CompileError(
+            f"torch.export could not capture the model: {type(e).__name__}: {first} (make "
+            f"the forward traceable: tensor inputs of the given shapes, no Python branches "
+            f"on tensor values; or compile it with torch.compile(model, "
+            f"backend=chipforge.torch_backend(...)), which runs such code on the host)") from e
+
+
+def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model",
+            example_kwargs: dict | None = None) -> KernelGraph:
+    """The :class:`KernelGraph` of ``model(*example_inputs, **example_kwargs)`` (call
+    ``model.eval()`` first).
+
+    Inputs keep their shapes (float32 -> "fp32", int64/int32 -> "int32"), positional ones
+    first, then the keyword ones in ``example_kwargs``' order. The outputs are the tensors
+    of the return value in order (:func:`output_tensors`: tuples, lists, dicts and
+    ``ModelOutput`` fields, cache objects' key and value tensors). A failure of
+    torch.export is one :class:`CompileError`.
     """
     if not isinstance(model, torch.nn.Module):
         raise CompileError(f"capture: model is a {type(model).__name__}; expected an nn.Module")
     if not isinstance(example_inputs, tuple):
         raise CompileError("capture: example_inputs must be a tuple of tensors")
-    ep = torch.export.export(model, example_inputs).run_decompositions()
+    if example_kwargs is not None and not isinstance(example_kwargs, dict):
+        raise CompileError("capture: example_kwargs must be a dict of tensors")
+    ep = _export(model, example_inputs, example_kwargs or {})
     known = {**ep.state_dict, **ep.constants}
     cap = Capture(name, handlers())
     specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
@@ -60,7 +145,10 @@ def capture(model: torch.nn.Module, example_inputs: tuple, *, name: str = "model
             return add_input(cap, node, node.meta["val"], "capture")
         return Const(known[spec.target], node.name, node.name)
 
-    for value in walk(cap, ep.graph, placeholder):
+    values = walk(cap, ep.graph, placeholder)
+    if not values:
+        raise CompileError(f"capture: {type(model).__name__} returns no tensor")
+    for value in values:
         if not isinstance(value, Dyn | Const):
             raise CompileError(f"capture: model output {value!r} is not a tensor")
         cap.graph.outputs.append(cap.name(value))
