@@ -445,6 +445,10 @@ from chipforge.cli._legal import legal_cmd  # noqa: E402
 
 app.command("legal")(legal_cmd)
 
+from chipforge.cli._ops import ops_cmd  # noqa: E402
+
+app.command("ops")(ops_cmd)
+
 
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""

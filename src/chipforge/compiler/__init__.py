@@ -19,7 +19,8 @@ The pipeline, one subpackage per stage:
 :func:`agreement` checks the emitted kernels against the performance engine's model.
 
 Importing this package does not import torch: the names that need it (:func:`capture`,
-:func:`capture_fx`, :func:`arrange_outputs`, :func:`supported_ops`) import their module
+:func:`capture_fx`, :func:`arrange_outputs`, :func:`supported_ops`, the Core ATen coverage
+:func:`op_coverage` and :func:`coverage_totals`, :func:`capture_function`) import their module
 on first use.
 """
 
@@ -51,7 +52,10 @@ from chipforge.compiler.runtime._train import make_chip_adamw
 _NEED_TORCH = {"capture": "chipforge.compiler.frontend._torch_export",
                "capture_fx": "chipforge.compiler.frontend._aot_autograd",
                "arrange_outputs": "chipforge.compiler.frontend._aot_autograd",
-               "supported_ops": "chipforge.compiler.frontend._handlers"}
+               "supported_ops": "chipforge.compiler.frontend._handlers",
+               "op_coverage": "chipforge.compiler.frontend._coverage",
+               "coverage_totals": "chipforge.compiler.frontend._coverage",
+               "capture_function": "chipforge.compiler.frontend._coverage"}
 
 
 def __getattr__(name: str):
@@ -64,5 +68,6 @@ __all__ = ["EXAMPLES", "KERNEL_OPS", "Agreement", "BackendSummary", "ChipFallbac
            "ChipRunner", "CompileError", "GraphBreak", "KernelGraph", "OutputCheck",
            "check_outputs", "record_reference",
            "KernelNode", "TensorInfo", "agreement", "arrange_outputs", "capture", "capture_fx",
+           "capture_function", "coverage_totals", "op_coverage",
            "compile_graph", "example_graph", "feed", "kernel_graph_from_ops", "make_chip_adamw",
            "quantize_graph", "reference", "supported_ops", "torch_backend"]

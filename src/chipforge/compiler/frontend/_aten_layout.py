@@ -1,14 +1,636 @@
 """Core-ATen op handlers of the PyTorch front end: layout, creation, reduction, padding, pooling
-and normalization ops beyond _aten_nn.
+and normalization ops beyond _aten_nn (see ``_aten_ops`` for the handler contract).
 
-Each handler maps one op onto ``KERNEL_OPS`` (see ``_aten_ops`` for the handler contract).
+Mapping choices, all composed from ``KERNEL_OPS``:
+
+- Data movement (``as_strided``, ``diagonal``, ``flip``, ``repeat``, ``constant_pad_nd``,
+  ``reflection_pad1d/2d/3d``, ``replication_pad2d/3d``, ``upsample_nearest2d``): the op is
+  run at capture time on ``arange(numel)`` shaped like its input, which gives the flat
+  source index of every output element (:func:`gather_elements`); the copy is one
+  ``embedding`` gather of constant int32 indices from the input viewed as ``[numel / w, w]``
+  rows, ``w`` the widest run the map copies whole. A padding value is one extra row.
+  ``as_strided`` reads the input's memory as PyTorch laid it out (its strides and offset),
+  which the chip stores row-major; a read outside the input's elements is refused.
+- Linear resampling (``upsample_bilinear2d``, ``avg_pool2d/3d`` other than global,
+  ``_adaptive_avg_pool2d/3d``, ``col2im``, ``avg_pool2d_backward``,
+  ``_adaptive_avg_pool2d_backward``): the op is linear in its tensor operand and acts on each
+  (batch, channel) plane alone, so it is one ``matmul`` of the planes ``[N*C, S]`` with the
+  constant ``[S, S']`` matrix that the op itself gives on the one-hot basis at capture time
+  (exact: the matrix holds the op's own weights). Matrices over 2**22 elements are refused.
+- Reductions over any dims (``sum``, ``mean``, ``amax``, ``amin``, ``prod``, ``var``,
+  ``any``, ``max.dim``/``min.dim`` values): each run of adjacent dims is merged and moved
+  last, then reduced (:func:`reduce_over`). ``min`` is ``-max(-x)``; ``prod`` multiplies
+  halves pairwise (ones pad an odd length); ``var`` is ``sum((x - mean)**2) / (n -
+  correction)``; ``any`` is the max of ``x != 0``.
+- Creation ops with no tensor inputs (``arange``, ``full``, ``empty``, ``empty_strided``,
+  ``scalar_tensor``) never reach a handler: they are folded. ``fill`` of a computed tensor
+  is a constant; ``copy(dst, src)`` is ``src`` broadcast to ``dst``'s shape and dtype.
+- ``native_group_norm`` (inference and forward): ``layernorm`` over each group, then the
+  per-channel affine; ``_native_batch_norm_legit`` (training batch norm): the batch
+  statistics over (N, H, W), biased variance; both also give mean and rstd.
+- ``native_dropout`` with ``p == 0`` or ``train=False`` is the identity (the chip has no RNG
+  for any other ``p``).
+- ``_cdist_forward`` (p = 2, 1 or inf) and ``_pdist_forward``: differences of broadcast
+  (``_pdist``: constant-index gathered) rows, their norms.
+- A result with a zero-size dim is an empty constant; a result that reads only zero-size
+  computed tensors is folded on zeros of their shapes (its values cannot depend on them).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
-from chipforge.compiler.frontend._capture import registrar
+import numpy as np
+import torch
+
+from chipforge.compiler.frontend._aten_ops import _masked_row_guard, binary, prod
+from chipforge.compiler.frontend._capture import Capture, Const, Deferred, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
+MAX_MATRIX = 2 ** 22  # elements of a capture-time resampling matrix (16 MiB in fp32)
+
+
+def _val(cap: Capture, index: int | None = None) -> torch.Tensor:
+    val = cap.node.meta["val"]
+    return val[index or 0] if isinstance(val, tuple | list) else val
+
+
+def _empty_aware(fn: Callable) -> Callable:
+    """Handle zero-size tensors before ``fn``: an empty result is an empty constant, and an
+    op whose computed inputs are all empty is evaluated on zeros of their shapes."""
+    @functools.wraps(fn)
+    def handler(cap: Capture, *args, **kwargs):
+        val = cap.node.meta["val"]
+        vals = list(val) if isinstance(val, tuple | list) else [val]
+        tensors = [v for v in vals if isinstance(v, torch.Tensor)]
+        if tensors and all(v.numel() == 0 for v in tensors):
+            consts = [Const(torch.zeros(tuple(v.shape), dtype=v.dtype), cap.fresh())
+                      for v in tensors]
+            return tuple(consts) if isinstance(val, tuple | list) else consts[0]
+        dyns = [a for a in _flat(args, kwargs) if isinstance(a, Dyn)]
+        if dyns and all(prod(cap.info(d)[0]) == 0 for d in dyns):
+            return _fold_on_zeros(cap, args, kwargs)
+        return fn(cap, *args, **kwargs)
+    return handler
+
+
+def _flat(args, kwargs) -> list:
+    out = []
+    for a in [*args, *kwargs.values()]:
+        out.extend(a if isinstance(a, list | tuple) else [a])
+    return out
+
+
+def _fold_on_zeros(cap: Capture, args, kwargs):
+    dtypes = {n.name: n.meta["val"].dtype for n in cap.node.all_input_nodes}
+
+    def real(v):
+        if isinstance(v, Const):
+            return v.value
+        if isinstance(v, Dyn):
+            dtype = dtypes.get(str(v), torch.float32)
+            return torch.zeros(cap.info(v)[0], dtype=dtype)
+        if isinstance(v, list | tuple):
+            return type(v)(real(x) for x in v)
+        return v
+
+    with torch.no_grad():
+        result = cap.node.target(*[real(a) for a in args],
+                                 **{k: real(v) for k, v in kwargs.items()})
+    if isinstance(result, torch.Tensor):
+        return Const(result, cap.fresh())
+    return tuple(Const(r, cap.fresh()) if isinstance(r, torch.Tensor) else r for r in result)
+
+
+# ---- data movement: gathers of constant indices ---------------------------------------------
+
+
+def _block(flat: np.ndarray, n: int) -> int:
+    """The widest w dividing n and len(flat) such that each w-run of ``flat`` is all -1 or
+    copies one aligned w-run of the source (b * w, b * w + 1, ...)."""
+    m = len(flat)
+    for w in sorted((d for d in range(1, math.gcd(n, m) + 1) if n % d == 0 and m % d == 0),
+                    reverse=True):
+        runs = flat.reshape(-1, w)
+        first = runs[:, :1]
+        fill = (runs == -1).all(axis=1)
+        copy = ((runs == first + np.arange(w)).all(axis=1) & (first[:, 0] % w == 0))
+        if (fill | copy).all():
+            return w
+    return 1
+
+
+def gather_elements(cap: Capture, x, index: np.ndarray, fill=None):
+    """The tensor of ``index``'s shape whose element i is ``x.flat[index.flat[i]]``
+    (row-major), or ``fill`` where the index is -1: one ``embedding`` gather of constant
+    indices from x viewed as rows of the widest run the map copies whole."""
+    shape, dtype = cap.info(x)
+    n, out_shape = prod(shape), tuple(index.shape)
+    flat = index.reshape(-1).astype(np.int64)
+    if (flat == -1).all():
+        return Const(torch.full(out_shape, fill, dtype=_val(cap).dtype), cap.fresh())
+    if np.array_equal(flat, np.arange(n)):
+        return cap.reshape(x, out_shape)
+    w = _block(flat, n) if n else 1
+    table = cap.reshape(x, (n // w, w))
+    rows = flat.reshape(-1, w)[:, 0]
+    if (rows == -1).any():
+        pad = Const(torch.full((1, w), fill, dtype=_val(cap).dtype), cap.fresh())
+        table = cap.emit("cat", [table, cap.name(pad, dtype)], (n // w + 1, w), dtype, dim=0)
+        rows = np.where(rows == -1, n, rows)
+    idx = Const(torch.from_numpy(rows // w), cap.fresh())
+    out = cap.emit("embedding", [table, cap.name(idx, "int32")], (len(rows), w), dtype)
+    return cap.reshape(out, out_shape)
+
+
+def _source_index(shape, op: Callable, *args, **kwargs) -> np.ndarray:
+    """``op`` run on the flat indices of a tensor of ``shape`` (float64: every movement op
+    accepts it, and it is exact below 2**53), as int64."""
+    base = torch.arange(prod(shape), dtype=torch.float64).reshape(tuple(shape))
+    with torch.no_grad():
+        return op(base, *args, **kwargs).round().to(torch.int64).numpy()
+
+
+@handles("flip", "repeat", "diagonal", "reflection_pad1d", "reflection_pad2d",
+         "reflection_pad3d", "replication_pad2d", "replication_pad3d", "upsample_nearest2d")
+@_empty_aware
+def _movement(cap: Capture, x, *args, **kwargs):
+    """A pure data-movement op: the gather its own index map gives."""
+    return gather_elements(cap, x, _source_index(cap.info(x)[0], cap.node.target, *args,
+                                                 **kwargs))
+
+
+@handles("constant_pad_nd")
+@_empty_aware
+def _constant_pad(cap: Capture, x, pad, value=0):
+    """Padding (negative pads crop): the map with -1 where the pad value goes."""
+    index = _source_index(cap.info(x)[0], cap.node.target, pad, -1.0)
+    return gather_elements(cap, x, index, fill=value)
+
+
+@handles("as_strided")
+@_empty_aware
+def _as_strided(cap: Capture, x, size, stride, storage_offset=None):
+    """A copy of the elements ``as_strided`` reads from the memory PyTorch gave ``x`` (its
+    strides and offset), located in the chip's row-major copy of x."""
+    val = cap.node.args[0].meta["val"]
+    n = val.numel()
+    if n == 0:
+        raise cap.fail("as_strided of an empty tensor reads no elements")
+    extent = val.storage_offset() + sum((s - 1) * abs(t) for s, t in zip(val.shape,
+                                                                            val.stride())) + 1
+    memory = torch.full((extent,), -1, dtype=torch.int64)
+    memory.as_strided(tuple(val.shape), tuple(val.stride()), val.storage_offset()).copy_(
+        torch.arange(n).reshape(tuple(val.shape)))
+    offset = val.storage_offset() if storage_offset is None else int(storage_offset)
+    last = offset + sum((s - 1) * t for s, t in zip(size, stride))
+    if offset < 0 or last >= extent or min(stride, default=0) < 0:
+        raise cap.fail(f"as_strided(size={list(size)}, stride={list(stride)}, offset={offset}) "
+                       f"reads memory outside its input's {n} elements")
+    index = memory.as_strided(tuple(size), tuple(stride), offset).numpy()
+    if (index == -1).any():
+        raise cap.fail("as_strided reads memory between its input's elements (which the chip "
+                       "does not store); make the input contiguous first")
+    return gather_elements(cap, x, index)
+
+
+@handles("index")
+@_empty_aware
+def _index(cap: Capture, x, indices):
+    """``x[i0, i1, ...]`` (advanced indexing; None is a full slice). Index tensors all known:
+    the gather torch's own index map gives (any number of them, broadcast, negative ones
+    wrapped, boolean masks). One computed index tensor: its dim moved first and the rest
+    merged, an ``embedding`` lookup, then the original layout (a computed index must be in
+    range)."""
+    if all(v is None or isinstance(v, Const) for v in indices):
+        known = [None if v is None else v.value for v in indices]
+        try:
+            index = _source_index(cap.info(x)[0], torch.ops.aten.index.Tensor, known)
+        except (IndexError, RuntimeError) as e:
+            raise cap.fail(f"constant index out of range: {e}") from e
+        return gather_elements(cap, x, index)
+    used = [i for i, v in enumerate(indices) if v is not None]
+    if len(used) != 1:
+        raise cap.fail("indexing with a computed index tensor is supported with exactly one "
+                       "index tensor")
+    k, idx = used[0], indices[used[0]]
+    shape, dtype = cap.info(x)
+    others = [d for d in range(len(shape)) if d != k]
+    table = cap.reshape(cap.permute(cap.name(x), [k] + others),
+                        (shape[k], prod(shape[d] for d in others)))
+    idx_shape = cap.info(idx)[0]
+    rows = cap.emit("embedding", [table, cap.name(idx, "int32")],
+                    idx_shape + (prod(shape[d] for d in others),), dtype)
+    rows = cap.reshape(rows, idx_shape + tuple(shape[d] for d in others))
+    n = len(idx_shape)
+    order = list(range(n, n + k)) + list(range(n)) + list(range(n + k, n + len(others)))
+    return cap.permute(rows, order)
+
+
+# ---- linear resampling: one matmul with the op's own matrix ------------------------------
+
+
+def _plane_matrix(cap: Capture, apply: Callable, plane, out_plane) -> Const:
+    """The constant [S, S'] matrix of a per-plane linear op: ``apply`` maps a [S, 1, *plane]
+    batch of one-hot planes to [S, 1, *out_plane]."""
+    s, s_out = prod(plane), prod(out_plane)
+    if s * s_out > MAX_MATRIX:
+        raise cap.fail(f"its resampling matrix would have {s} x {s_out} elements (the limit is "
+                       f"{MAX_MATRIX}); use smaller planes")
+    basis = torch.eye(s, dtype=torch.float64).reshape((s, 1, *plane))
+    with torch.no_grad():
+        matrix = apply(basis).reshape(s, s_out)
+    return Const(matrix.to(torch.float32), cap.fresh())
+
+
+def linear_planes(cap: Capture, x, lead: int, apply: Callable):
+    """The result of a linear op acting on each plane (the dims after the first ``lead``) of
+    ``x`` alone: ``[prod(lead dims), S] @ M``, reshaped to the result's shape."""
+    shape, dtype = cap.info(x)
+    out_shape = cap.out()[0]
+    rows = prod(shape[:lead])
+    matrix = _plane_matrix(cap, apply, shape[lead:], out_shape[lead:])
+    flat = cap.reshape(x, (rows, prod(shape[lead:])))
+    y = cap.emit("matmul", [flat, cap.name(matrix, dtype)], (rows, prod(out_shape[lead:])),
+                 dtype)
+    return cap.reshape(y, out_shape)
+
+
+def _apply_with(cap: Capture, position: int, args, kwargs) -> Callable:
+    """``basis -> op(..., basis at args[position], ...)`` for this node's op."""
+    def apply(basis):
+        call = list(args)
+        call[position] = basis
+        return cap.node.target(*call, **kwargs)
+    return apply
+
+
+@handles("upsample_bilinear2d", "avg_pool1d", "adaptive_avg_pool1d", "avg_pool3d",
+         "_adaptive_avg_pool3d")
+@_empty_aware
+def _resample(cap: Capture, x, *args, **kwargs):
+    return linear_planes(cap, x, len(cap.info(x)[0]) - _plane_rank(cap), _apply_with(
+        cap, 0, (x, *args), kwargs))
+
+
+def _plane_rank(cap: Capture) -> int:
+    name = cap.node.target.overloadpacket.__name__
+    return int(name[-2])  # ..._pool1d, ..._pool3d, upsample_..._2d
+
+
+@handles("avg_pool2d", "_adaptive_avg_pool2d")
+@_empty_aware
+def _avg_pool2d(cap: Capture, x, *args, **kwargs):
+    """Global pooling (an adaptive 1x1, or a window of the whole unpadded image) is the kernel
+    op ``global_avg_pool2d``; any other pooling the matmul of its planes."""
+    shape, dtype = cap.out()
+    in_shape = cap.info(x)[0]
+    window = list(args[0]) if args else []
+    if cap.node.target.overloadpacket.__name__ == "avg_pool2d":
+        padding = args[2] if len(args) > 2 else 0
+        window = window * 2 if len(window) == 1 else window
+        whole = (tuple(window) == in_shape[-2:] and not any(np.atleast_1d(padding))
+                 and shape[-2:] == (1, 1))
+    else:
+        whole = shape[-2:] == (1, 1)
+    if len(in_shape) == 4 and whole:
+        return cap.emit("global_avg_pool2d", [x], shape, dtype)
+    return linear_planes(cap, x, len(in_shape) - 2, _apply_with(cap, 0, (x, *args), kwargs))
+
+
+@handles("col2im")
+@_empty_aware
+def _col2im(cap: Capture, x, output_size, kernel_size, *args):
+    """fold: [N, C*kh*kw, L] -> [N, C, H, W]; each channel's [kh*kw, L] block is a plane."""
+    shape = cap.info(x)[0]
+    k = prod(kernel_size)
+    batched = cap.reshape(x, (prod(shape[:-2]) * shape[-2] // k, k, shape[-1]))
+
+    def apply(basis):  # [S, 1, k, L] -> [S, 1, H, W]
+        return cap.node.target(basis.reshape(basis.shape[0], k, shape[-1]), output_size,
+                               kernel_size, *args)
+
+    out_shape, dtype = cap.out()
+    matrix = _plane_matrix(cap, apply, (k, shape[-1]), tuple(out_shape[-2:]))
+    rows = prod(cap.info(batched)[0][:1])
+    flat = cap.reshape(batched, (rows, k * shape[-1]))
+    y = cap.emit("matmul", [flat, cap.name(matrix, dtype)], (rows, prod(out_shape[-2:])),
+                 dtype)
+    return cap.reshape(y, out_shape)
+
+
+@handles("avg_pool2d_backward", "_adaptive_avg_pool2d_backward")
+@_empty_aware
+def _avg_pool_backward(cap: Capture, grad, x, *args):
+    """The pooling's transpose, linear in the gradient (``x`` only gives the shape)."""
+    lead = len(cap.info(grad)[0]) - 2
+    plane = tuple(cap.out()[0][lead:])
+
+    def apply(basis):
+        zeros = torch.zeros((basis.shape[0], 1, *plane), dtype=basis.dtype)
+        return cap.node.target(basis, zeros, *args)
+
+    return linear_planes(cap, grad, lead, apply)
+
+
+# ---- reductions --------------------------------------------------------------------------
+
+
+def _reduce_last(cap: Capture, op: str, x, dtype: str) -> Dyn:
+    """``op`` (sum mean max min prod) over the last dim of ``x``, kept as size 1."""
+    shape = cap.info(x)[0]
+    out = tuple(shape[:-1]) + (1,)
+    if op in ("sum", "mean", "max"):
+        return cap.emit(op, [cap.name(x, dtype)], out, dtype)
+    if op == "min":
+        neg = cap.emit("neg", [cap.name(x, dtype)], shape, dtype)
+        return cap.emit("neg", [cap.emit("max", [neg], out, dtype)], out, dtype)
+    x = cap.name(x, dtype)
+    while cap.info(x)[0][-1] > 1:  # prod: multiply the halves, ones padding an odd length
+        n = cap.info(x)[0][-1]
+        if n % 2:
+            ones = Const(torch.ones(tuple(shape[:-1]) + (1,)), cap.fresh())
+            x = cap.emit("cat", [x, cap.name(ones, dtype)], tuple(shape[:-1]) + (n + 1,),
+                         dtype, dim=len(shape) - 1)
+            n += 1
+        half = tuple(shape[:-1]) + (n // 2,)
+        lo = cap.emit("slice", [x], half, dtype, dim=len(shape) - 1, start=0, end=n // 2, step=1)
+        hi = cap.emit("slice", [x], half, dtype, dim=len(shape) - 1, start=n // 2, end=n,
+                      step=1)
+        x = cap.emit("mul", [lo, hi], half, dtype)
+    return Dyn(x)
+
+
+def reduce_over(cap: Capture, op: str, x, dims, keepdim: bool, dtype: str | None = None):
+    """``op`` (sum mean max min prod) of ``x`` over ``dims`` (all if None or empty; negative
+    dims count from the end), one run of adjacent dims at a time (the last run first): the
+    run merged into one dim, moved last, reduced, kept as 1s; the reduced dims dropped
+    unless ``keepdim``. Each permute so moves the last dim at most to second-to-last."""
+    shape = cap.info(x)[0]
+    dtype = dtype or cap.info(x)[1]
+    rank = len(shape)
+    dims = sorted({d % rank for d in dims} if dims else range(rank)) if rank else []
+    if op == "mean" and rank == 4 and dims == [2, 3]:
+        pooled = cap.emit("global_avg_pool2d", [cap.name(x, dtype)], shape[:2] + (1, 1), dtype)
+        return cap.reshape(pooled, shape[:2] + ((1, 1) if keepdim else ()))
+    runs: list[list[int]] = []
+    for d in dims:
+        if runs and runs[-1][-1] == d - 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    if not runs:  # a 0-d tensor: reducing it is the identity
+        return cap.name(x, dtype) if not isinstance(x, Const) else x
+    for run in reversed(runs):
+        shape = cap.info(x)[0]
+        lo, hi = run[0], run[-1] + 1
+        merged = shape[:lo] + (prod(shape[lo:hi]),) + shape[hi:]
+        order = [d for d in range(len(merged)) if d != lo] + [lo]
+        moved = cap.permute(cap.reshape(x, merged), order)
+        x = cap.reshape(_reduce_last(cap, op, moved, dtype),
+                        shape[:lo] + (1,) * (hi - lo) + shape[hi:])
+    final = cap.info(x)[0]
+    return cap.reshape(x, final if keepdim else [s for d, s in enumerate(final)
+                                                    if d not in dims])
+
+
+_REDUCTIONS = {"sum": "sum", "mean": "mean", "amax": "max", "amin": "min", "prod": "prod"}
+
+
+@handles("sum", "mean", "amax", "amin", "prod")
+@_empty_aware
+def _reduction(cap: Capture, x, dims=None, keepdim=False, **kwargs):
+    """sum/mean/amax/amin over ``dims``; prod over one dim (``prod.dim_int``) or all."""
+    if isinstance(dims, int):
+        dims = [dims]
+    op = _REDUCTIONS[cap.node.target.overloadpacket.__name__]
+    return cap.reshape(reduce_over(cap, op, x, dims, keepdim, cap.out()[1]), cap.out()[0])
+
+
+@handles("max", "min")
+@_empty_aware
+def _max_min_dim(cap: Capture, x, dim=None, keepdim=False):
+    """``max.dim``/``min.dim``: the values and the index of the first extreme value (as
+    PyTorch on CPU): the min over ``dim`` of ``arange + n * (x != values)``, exact in fp32
+    below 2**24 elements per row."""
+    if dim is None:
+        raise cap.fail("max/min of a whole tensor (no dim) is not a core ATen form; use amax")
+    op = cap.node.target.overloadpacket.__name__
+    shape, dtype = cap.info(x)
+    dim %= max(len(shape), 1)
+    values = reduce_over(cap, op, x, [dim], True, cap.out(0)[1])
+    if not shape:
+        return values, Const(torch.zeros((), dtype=torch.int64), cap.fresh())
+    spread = cap.emit("expand", [values], shape, cap.info(values)[1], shape=shape)
+    hit = cap.emit("eq", [cap.name(x, cap.info(values)[1]), spread], shape, "fp32")
+    n = shape[dim]
+    positions = torch.arange(n, dtype=torch.float32).reshape((n,) + (1,) * (len(shape) - dim - 1))
+    missed = binary_as(cap, "mul", hit, -float(n), "fp32")
+    ranked = binary_as(cap, "add", missed, Const(positions + n, cap.fresh()), "fp32")
+    index = reduce_over(cap, "min", ranked, [dim], keepdim, "fp32")
+    out_shape = cap.out(0)[0]
+    return (cap.reshape(values, out_shape),
+            cap.reshape(cap.cast(index, cap.out(1)[1]), out_shape))
+
+
+def binary_as(cap: Capture, op: str, a, b, dtype: str) -> Dyn:
+    """``a op b`` (a computed, b a number or a constant) in ``dtype``, whatever the current
+    node's result dtype (``binary`` uses that one)."""
+    shape = cap.info(a)[0]
+    if not isinstance(b, Const):
+        return cap.emit(op, [cap.name(a, dtype)], shape, dtype, scalar=float(b))
+    out = tuple(np.broadcast_shapes(shape, tuple(b.value.shape)))
+    return cap.emit(op, [cap.name(a, dtype, len(out)), cap.name(b, dtype, len(out))], out, dtype)
+
+
+@handles("var")
+@_empty_aware
+def _var(cap: Capture, x, dims=None, *, correction=None, keepdim=False, unbiased=None):
+    """sum((x - mean)**2) / (n - correction) over ``dims``; correction 1 unless given."""
+    shape, dtype = cap.out()
+    if isinstance(dims, int):
+        dims = [dims]
+    in_shape = cap.info(x)[0]
+    reduced = sorted({d % len(in_shape) for d in dims} if dims else range(len(in_shape)))
+    n = prod(in_shape[d] for d in reduced)
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    centered = binary(cap, "sub", x, reduce_over(cap, "mean", x, reduced, True, dtype))
+    sq = cap.emit("square", [centered], cap.info(centered)[0], dtype)
+    total = reduce_over(cap, "sum", sq, reduced, keepdim, dtype)
+    return cap.reshape(binary(cap, "div", total, float(n - correction)), shape)
+
+
+@handles("any")
+@_empty_aware
+def _any(cap: Capture, x, dims=None, keepdim=False):
+    """1.0 where some element over ``dims`` is non-zero: the max of ``x != 0``. In SDPA's
+    guard for fully masked rows it stays a deferred test, which ``where`` drops."""
+    if _in_row_guard(cap.node):
+        return Deferred(cap.node)
+    if isinstance(dims, int):
+        dims = [dims]
+    shape, dtype = cap.info(x)
+    zero = cap.emit("eq", [x], shape, "fp32", scalar=0 if dtype in ("int8", "int32") else 0.0)
+    nonzero = cap.emit("eq", [zero], shape, "fp32", scalar=0.0)
+    return cap.reshape(reduce_over(cap, "max", nonzero, dims, keepdim, "fp32"), cap.out()[0])
+
+
+def _in_row_guard(node: torch.fx.Node) -> bool:
+    """Whether every use of ``node`` is ``logical_not`` feeding SDPA's row guard."""
+    nots = list(node.users)
+    return bool(nots) and all(
+        n.target is torch.ops.aten.logical_not.default and n.users
+        and all(w.target is torch.ops.aten.where.self and _masked_row_guard(w)
+                for w in n.users) for n in nots)
+
+
+# ---- creation, copies ----------------------------------------------------------------------
+
+
+@handles("fill")
+def _fill(cap: Capture, x, value):
+    """A tensor of x's shape and dtype, every element ``value`` (x's values are not read)."""
+    val = _val(cap)
+    if isinstance(value, Dyn):
+        return cap.emit("expand", [value], cap.out()[0], cap.out()[1], shape=cap.out()[0])
+    value = value.value.item() if isinstance(value, Const) else value
+    return Const(torch.full(tuple(val.shape), value, dtype=val.dtype), cap.fresh())
+
+
+@handles("copy")
+@_empty_aware
+def _copy(cap: Capture, dst, src, non_blocking=False):
+    """``src`` broadcast to ``dst``'s shape, in ``dst``'s dtype (dst's values are not read)."""
+    shape, dtype = cap.out()
+    val = _val(cap)
+    if isinstance(src, Const):
+        return Const(src.value.to(val.dtype).expand(tuple(val.shape)).clone(), cap.fresh())
+    src = cap.name(src, dtype)
+    if cap.info(src)[0] != shape:
+        src = cap.reshape(src, (1,) * (len(shape) - len(cap.info(src)[0])) + cap.info(src)[0])
+        src = cap.emit("expand", [src], shape, dtype, shape=shape)
+    return src
+
+
+@handles("native_dropout")
+def _dropout(cap: Capture, x, p: float, train=None):
+    """Dropout that drops nothing (``p == 0`` or not training): x and an all-true mask."""
+    if p != 0 and train is not False:
+        raise cap.fail(f"dropout with p={p} while training needs random numbers, and the chip "
+                       f"has no RNG; call model.eval() or set p=0")
+    mask = _val(cap, 1)
+    return x, Const(torch.ones(tuple(mask.shape), dtype=mask.dtype), cap.fresh())
+
+
+# ---- normalization ---------------------------------------------------------------------------
+
+
+def _stats(cap: Capture, x, dims, eps: float, dtype: str):
+    """(x - mean, mean, rstd) over ``dims`` (kept), the biased variance."""
+    mean = reduce_over(cap, "mean", x, dims, True, dtype)
+    centered = binary(cap, "sub", x, mean)
+    sq = cap.emit("square", [centered], cap.info(centered)[0], dtype)
+    var = reduce_over(cap, "mean", sq, dims, True, dtype)
+    rstd = cap.emit("rsqrt", [binary(cap, "add", var, float(eps))], cap.info(var)[0], dtype)
+    return centered, mean, rstd
+
+
+def _affine(cap: Capture, y, weight, bias, shape):
+    """y * weight + bias with [C] parameters broadcast over the dims after C (dim 1)."""
+    per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+    for op, value in (("mul", weight), ("add", bias)):
+        if value is not None:
+            y = binary(cap, op, y, cap.reshape(value, per_channel))
+    return y
+
+
+@handles("native_group_norm")
+@_empty_aware
+def _group_norm(cap: Capture, x, weight, bias, n: int, c: int, hw: int, group: int, eps):
+    """Each of the ``group`` groups of channels normalized over its channels and positions,
+    then the per-channel affine; also the mean and rstd ([N, group])."""
+    shape, dtype = cap.out(0)
+    grouped = cap.reshape(x, (n, group, (c // group) * hw))
+    ones = Const(torch.ones((c // group) * hw), cap.fresh())
+    zeros = Const(torch.zeros((c // group) * hw), cap.fresh())
+    y = cap.emit("layernorm", [grouped, cap.name(ones, dtype), cap.name(zeros, dtype)],
+                 cap.info(grouped)[0], dtype, eps=float(eps))
+    y = _affine(cap, cap.reshape(y, shape), weight, bias, shape)
+    _, mean, rstd = _stats(cap, grouped, [2], eps, dtype)
+    return y, cap.reshape(mean, (n, group)), cap.reshape(rstd, (n, group))
+
+
+@handles("_native_batch_norm_legit")
+@_empty_aware
+def _batch_norm_train(cap: Capture, x, weight, bias, *args):
+    """Batch norm with the batch's statistics (``training=True``): over all dims but C, the
+    biased variance; also the mean and rstd ([C]). Running statistics are updated by the
+    graph's own ops, not here. ``training=False`` uses the running statistics."""
+    if len(args) == 5:  # default overload: running_mean, running_var, training, momentum, eps
+        running_mean, running_var, training, _, eps = args
+    else:  # no_stats: training, momentum, eps
+        running_mean = running_var = None
+        training, _, eps = args
+    shape, dtype = cap.out(0)
+    if not training:
+        if not isinstance(running_mean, Const) or not isinstance(running_var, Const):
+            raise cap.fail("batch norm in eval mode needs running statistics known at capture "
+                           "time")
+        mean, var = running_mean.value.double(), running_var.value.double()
+        per = (shape[1],) + (1,) * (len(shape) - 2)
+        rstd = Const((var + eps).rsqrt().float().reshape(per), cap.fresh())
+        centered = binary(cap, "sub", x, Const(mean.float().reshape(per), cap.fresh()))
+        y = _affine(cap, binary(cap, "mul", centered, rstd), weight, bias, shape)
+        empty = Const(torch.zeros(0), cap.fresh())
+        return y, empty, empty
+    dims = [0] + list(range(2, len(shape)))
+    centered, mean, rstd = _stats(cap, x, dims, eps, dtype)
+    y = _affine(cap, binary(cap, "mul", centered, rstd), weight, bias, shape)
+    return y, cap.reshape(mean, (shape[1],)), cap.reshape(rstd, (shape[1],))
+
+
+# ---- distances -------------------------------------------------------------------------------
+
+
+def _norm_last(cap: Capture, diff, p: float, dtype: str):
+    """The p-norm (p = 1, 2 or inf) of ``diff`` over its last dim, which is dropped."""
+    shape = cap.info(diff)[0]
+    sq = cap.emit("square", [diff], shape, dtype)
+    if p == 2:
+        out = cap.emit("sqrt", [_reduce_last(cap, "sum", sq, dtype)], shape[:-1] + (1,), dtype)
+    elif p in (1, math.inf):
+        absolute = cap.emit("sqrt", [sq], shape, dtype)
+        out = _reduce_last(cap, "sum" if p == 1 else "max", absolute, dtype)
+    else:
+        raise cap.fail(f"p={p}: only the 1-, 2- and inf-norms are supported")
+    return cap.reshape(out, shape[:-1])
+
+
+@handles("_cdist_forward")
+@_empty_aware
+def _cdist(cap: Capture, x1, x2, p: float, compute_mode=None):
+    """||x1[..., i, :] - x2[..., j, :]||_p for every (i, j): broadcast rows, their norms."""
+    shape, dtype = cap.out()
+    s1, s2 = cap.info(x1)[0], cap.info(x2)[0]
+    a = cap.reshape(x1, s1[:-1] + (1, s1[-1]))
+    b = cap.reshape(x2, s2[:-2] + (1,) + s2[-2:])
+    diff = binary(cap, "sub", a, b)
+    return cap.reshape(_norm_last(cap, diff, float(p), dtype), shape)
+
+
+@handles("_pdist_forward")
+@_empty_aware
+def _pdist(cap: Capture, x, p: float = 2.0):
+    """||x[i] - x[j]||_p for i < j in row-major order: constant-index row gathers."""
+    shape, dtype = cap.out()
+    rows = cap.info(x)[0][0]
+    i, j = np.triu_indices(rows, k=1)
+    parts = [cap.emit("embedding", [x, cap.name(Const(torch.from_numpy(k), cap.fresh()),
+                                                 "int32")], (len(k), cap.info(x)[0][1]), dtype)
+             for k in (i, j)]
+    diff = cap.emit("sub", parts, cap.info(parts[0])[0], dtype)
+    return cap.reshape(_norm_last(cap, diff, float(p), dtype), shape)

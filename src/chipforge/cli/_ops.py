@@ -1,0 +1,51 @@
+"""``chipforge ops``: the Core ATen coverage of the PyTorch captures.
+
+Every op of the installed torch's Core ATen opset, with its status in capture()
+(inference) and capture_fx() (training): supported, folded (creation ops, always constants)
+or not supported with the reason; then the totals. ``--missing`` lists only the ops one
+capture or the other does not cover.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from chipforge.cli._output import JsonOption, print_json, print_table, say
+from chipforge.errors import ChipforgeError
+
+MissingOption = Annotated[bool, typer.Option("--missing", help="list only the ops that "
+                                             "capture() or capture_fx() does not cover")]
+
+
+def _coverage():
+    try:
+        from chipforge.compiler import coverage_totals, op_coverage
+    except ImportError as e:  # torch is an optional dependency of the compiler
+        raise ChipforgeError(f"chipforge ops needs torch ({e}); install it with "
+                             f"`pip install torch`") from e
+    rows = op_coverage()
+    return rows, coverage_totals(rows)
+
+
+def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False) -> None:
+    """Every Core ATen op: supported or not (and why) in inference and training captures."""
+    rows, totals = _coverage()
+    shown = [r for r in rows if not missing or "unsupported" in (r.inference, r.training)]
+    if json_out:
+        print_json({"ops": [{"op": r.op, "inference": r.inference, "training": r.training,
+                             "reason": r.reason or None} for r in shown],
+                    "totals": totals})
+        return
+    table = Table("op", "inference", "training", "reason")
+    for r in shown:
+        table.add_row(r.op, r.inference, r.training, r.reason)
+    print_table(table)
+    for mode in ("inference", "training"):
+        t = totals[mode]
+        say(f"{mode}: {t['covered']} of {t['total']} Core ATen ops covered "
+            f"({t['percent']:.1f}%: supported, or folded as constants)")
+    say("any op whose tensor inputs are all constants is folded at capture time, supported "
+        "or not")
