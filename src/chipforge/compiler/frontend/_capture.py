@@ -5,7 +5,8 @@ whose tensor inputs are all known at capture time (:class:`Const`: weights, buff
 masks, RoPE tables, ``arange``/``full`` results) is evaluated with torch right away
 ("constant folding"); every other node is handed to its ATen handler, which maps it onto
 ``KERNEL_OPS`` and returns a :class:`Dyn` (a tensor computed from the graph inputs). The
-handlers live in ``_aten_ops``, ``_aten_nn`` and ``_aten_training``, each module with its
+handlers live in ``_aten_ops``, ``_aten_nn``, ``_aten_math``, ``_aten_index``, ``_aten_layout``
+and ``_aten_training``, each module with its
 own table (made with :func:`registrar`); ``_handlers`` assembles the table a
 :class:`Capture` is given. The two front ends are ``_torch_export.capture`` (inference,
 ``torch.export``) and ``_aot_autograd.capture_fx`` (training). Import this module only
@@ -49,15 +50,18 @@ class Const:
 
 @dataclasses.dataclass
 class Deferred:
-    """A boolean test of computed values, which no kernel op computes: allowed only where a
-    handler recognizes the pattern (SDPA's guard for fully masked rows); any other use
-    fails as an unsupported ``node``, the op that made it."""
+    """A boolean test (``_TESTS``) of computed values that the capture's table has no handler
+    for (``any``/``all`` where no reduction handles them): allowed where a handler recognizes
+    the pattern (SDPA's guard for fully masked rows) and in a runtime assertion (dropped: a
+    static chip program cannot raise); any other use fails as an unsupported ``node``, the
+    op that made it."""
 
     node: torch.fx.Node
 
 
 _TESTS = ("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
           "any", "all")
+_ASSERTS = ("_assert_async", "_assert_scalar")
 
 
 def chip_dtype(dtype: torch.dtype, what: str) -> str:
@@ -93,7 +97,7 @@ def source_of(node: torch.fx.Node) -> str:
 class Capture:
     """The state of one capture: the KernelGraph being built and the FX node being mapped.
     ``handlers`` maps ATen op names (overload packets) to handlers (``_handlers``);
-    ``training`` marks a training capture (bool inputs become 1.0 / 0.0 masks)."""
+    ``training`` marks a training capture."""
 
     def __init__(self, name: str, handlers: dict[str, Callable], *, training: bool = False):
         self.graph = KernelGraph(name=name)
@@ -149,7 +153,11 @@ class Capture:
         if key not in self._materialized:
             name = v.name if not any(k[0] == v.name for k in self._materialized) else self.fresh()
             if dtype in ("int32", "int8"):
-                array = value.to(torch.int64).numpy().astype(np.int32)
+                array = value.to(torch.int64)
+                if array.numel() and (array.min() < -2**31 or array.max() >= 2**31):
+                    raise self.fail(f"constant {v.name} holds integers beyond int32 (the "
+                                    f"chip's integer dtype)")
+                array = array.numpy().astype(np.int32)
             else:
                 array = value.to(torch.float32).numpy()
             self.graph.add_constant(name, array.reshape(shape), dtype)
@@ -240,8 +248,9 @@ def registrar(table: dict[str, Callable]) -> Callable:
     return handles
 
 
-# ops with a handler only to refuse them by name (not "supported")
-REFUSED = frozenset({"_local_scalar_dense"})
+# ops with a handler only to refuse them by name (not "supported"): host scalars and
+# data-dependent result shapes
+REFUSED = frozenset({"_local_scalar_dense", "nonzero"})
 
 
 def op_names(handlers: dict[str, Callable]) -> list[str]:
@@ -264,6 +273,8 @@ def _call(cap: Capture, node: torch.fx.Node, env: dict):
     if not deferred and not any(isinstance(v, Dyn) for v in flat):
         return _fold(node, args, kwargs)
     packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
+    if deferred and packet in _ASSERTS:  # a data-dependent check (e.g. one_hot's range)
+        return None
     if packet in _TESTS and (deferred or packet not in cap.handlers):
         return Deferred(deferred[0] if deferred else node)
     guard = packet == "where" and deferred == [getattr(args[0], "node", None)]
@@ -292,8 +303,8 @@ def _prune(graph: KernelGraph) -> None:
 
 
 def add_input(cap: Capture, node: torch.fx.Node, val, what: str) -> Dyn:
-    """The FX placeholder ``node`` (of value ``val``) as a graph input; in a training
-    capture a bool tensor is a 1.0 / 0.0 mask, "fp32"."""
+    """The FX placeholder ``node`` (of value ``val``) as a graph input; a bool tensor is a
+    1.0 / 0.0 mask, "fp32" (as the runtime feeds it)."""
     if not isinstance(val, torch.Tensor):
         raise CompileError(f"{what}: input {node.name} is {val!r}; only tensor inputs are "
                            f"supported")
@@ -302,8 +313,7 @@ def add_input(cap: Capture, node: torch.fx.Node, val, what: str) -> Dyn:
     except TypeError as e:  # a symbolic size does not convert
         raise CompileError(f"{what}: input {node.name} has the dynamic shape {tuple(val.shape)}; "
                            f"only static shapes are supported") from e
-    mask = val.dtype == torch.bool and cap.training
-    dtype = "fp32" if mask else chip_dtype(val.dtype, f"input {node.name}")
+    dtype = "fp32" if val.dtype == torch.bool else chip_dtype(val.dtype, f"input {node.name}")
     cap.graph.add_tensor(node.name, shape, dtype)
     cap.graph.inputs.append(node.name)
     return Dyn(node.name)
