@@ -10,7 +10,7 @@ address holds): the reference (``reference()``) checks them.
 
 - comparisons ``eq gt ge lt le`` are the kernel ops of the same name; ``ne`` is
   ``eq(eq(a, b), 0)``; ``logical_not`` (and ``bitwise_not`` of a mask) is ``eq(m, 0)``;
-  ``and`` of masks is ``mul``, ``or`` is ``maximum``.
+  ``and`` of masks is ``mul``, ``or`` is ``maximum``; ``_to_copy`` to bool is ``x != 0``.
 - ``where(c, x, y)`` with a computed mask c: a finite branch v taken where t (c or 1 - c)
   is ``v * t``; a branch that is a +-inf scalar (``masked_fill(m, -inf)``) is
   ``-+log(1 - t)`` (-+inf where t = 1, 0 where t = 0) added to the other branch, which is
@@ -49,6 +49,7 @@ from collections.abc import Callable
 
 import torch
 
+from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
 from chipforge.compiler.frontend._aten_ops import _where as _known_where
 from chipforge.compiler.frontend._aten_ops import binary, is_number, prod, slice_
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
@@ -247,6 +248,17 @@ def _check_branch(cap: Capture, v) -> None:
         raise cap.fail("where() with a computed condition and a constant branch holding NaN "
                        "or a mix of inf and finite values cannot be selected exactly; use a "
                        "finite fill or one +-inf scalar")
+
+
+@handles("_to_copy")
+def _to_copy(cap: Capture, x, **kwargs):
+    """A conversion (``_aten_ops``); to bool, the mask ``x != 0`` (a mask stays as it is)."""
+    arg = cap.node.args[0]
+    if cap.node.meta["val"].dtype != torch.bool or not isinstance(x, Dyn):
+        return _plain_to_copy(cap, x, **kwargs)
+    if arg.meta["val"].dtype == torch.bool:
+        return x
+    return logical_not(cap, logical_not(cap, x))
 
 
 @handles("where")
