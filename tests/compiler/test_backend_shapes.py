@@ -87,3 +87,135 @@ def test_a_torch_export_failure_is_a_clean_error(monkeypatch):
     assert error is not None
     assert "torch.export" in str(error) and "ValueError: Cannot view" in str(error)
     assert len(backend.failures) == 1
+
+
+# ---- both grad modes ---------------------------------------------------------------------
+
+
+class NormMLP(torch.nn.Module):
+    """Layer norms whose saved statistics a training forward returns (mean and rstd)."""
+
+    def __init__(self, dim: int = 16):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(dim)
+        self.fc = torch.nn.Linear(dim, dim)
+        self.out_norm = torch.nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.out_norm(torch.relu(self.fc(self.norm(x))) + x)
+
+
+@pytest.mark.parametrize("no_grad", [True, False])
+def test_eval_model_in_both_grad_modes(no_grad):
+    """An eval-mode model gives PyTorch's outputs with and without torch.no_grad(); without
+    it the outputs can be differentiated (the training path), with the inputs' gradient
+    matching PyTorch's."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = NormMLP().eval()
+    x = (torch.randn(4, 16) * 3 + 1).requires_grad_(not no_grad)
+    backend = chipforge.torch_backend(chip="forge-i1")
+    compiled = torch.compile(model, backend=backend, dynamic=False)
+    if no_grad:
+        with torch.no_grad():
+            got, want = compiled(x), model(x)
+        assert _close(got, want)
+        assert [name for name, _, _ in backend.summary().graphs] == ["model"]
+        return
+    weights = torch.randn(4, 16)  # a loss whose gradient a layer norm does not cancel
+    got = compiled(x)
+    assert got.requires_grad
+    (got * weights).sum().backward()
+    got_grad = x.grad.clone()
+    x.grad = None
+    want = model(x)
+    (want * weights).sum().backward()
+    assert _close(got.detach(), want.detach())
+    assert _close(got_grad, x.grad, 3e-2)
+    assert sorted(name for name, _, _ in backend.summary().graphs) == ["backward", "forward"]
+    assert backend.summary().all_on_chip
+
+
+# ---- shapes that change between calls -------------------------------------------------------
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                               torch.nn.Linear(16, 4)).eval()
+
+
+def test_dynamic_true_compiles_each_shape_once():
+    torch._dynamo.reset()
+    model = _mlp()
+    backend = chipforge.torch_backend(chip="forge-i1")
+    compiled = torch.compile(model, backend=backend, dynamic=True)
+    with torch.no_grad():
+        for batch in (2, 3, 2, 3, 5):
+            x = torch.randn(batch, 8)
+            got = compiled(x)
+            assert got.shape == (batch, 4)
+            assert _close(got, model(x))
+    summary = backend.summary()
+    assert len(backend.runners) == 3  # one compile per distinct batch size
+    [cache] = summary.shape_caches
+    assert len(cache.shapes) == 3
+    for key, batch in zip(cache.shapes, (2, 3, 5)):
+        assert ((batch, 8), "float32") in key  # the input's (shape, dtype)
+    assert cache.hits == 2
+    assert "compiled for 3 shape(s), 2 call(s) reused one" in str(summary)
+    assert summary.all_on_chip
+
+
+def test_a_changed_batch_size_recompiles_for_the_new_shape():
+    """dynamo compiles the first shape statically, then marks the batch dim dynamic and
+    tries that newer graph first for every call: it compiles each shape it sees once (the
+    first shape too, once more) and a seen one is not compiled again."""
+    torch._dynamo.reset()
+    model = _mlp()
+    backend = chipforge.torch_backend(chip="forge-i1")
+    compiled = torch.compile(model, backend=backend)
+    with torch.no_grad():
+        for batch in (2, 4, 2, 4, 6):
+            x = torch.randn(batch, 8)
+            assert _close(compiled(x), model(x))
+    assert len(backend.runners) == 4  # 2 static; then 4, 2 and 6 in the dynamic graph
+    [cache] = backend.summary().shape_caches
+    assert len(cache.shapes) == 3 and cache.hits == 1
+
+
+def test_training_with_dynamic_shapes_matches_pytorch():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = NormMLP().train()
+    backend = chipforge.torch_backend(chip="forge-t1")
+    compiled = torch.compile(model, backend=backend, dynamic=True)
+    for batch in (3, 5, 3):
+        x, weights = torch.randn(batch, 16), torch.randn(batch, 16)
+        loss = (compiled(x) * weights).mean()
+        loss.backward()
+        got = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        want = (model(x) * weights).mean()
+        want.backward()
+        assert abs(loss.item() - want.item()) <= 0.02 * abs(want.item())
+        for g, w in zip(got, (p.grad for p in model.parameters())):
+            assert _close(g, w, 5e-2)
+        model.zero_grad()
+    [cache] = backend.summary().shape_caches
+    assert len(cache.shapes) == 2 and cache.hits == 1
+    # a forward and a backward graph per shape
+    assert sorted(r.graph.name for r in backend.runners) == ["backward"] * 2 + ["forward"] * 2
+
+
+def test_a_shape_that_cannot_compile_is_a_clean_error():
+    """A dynamic graph called with an input the chip cannot take fails with a CompileError
+    at that call, recorded in the summary."""
+    torch._dynamo.reset()
+    backend = chipforge.torch_backend(chip="forge-i1")
+    compiled = torch.compile(lambda x: x * 2.0 + 1.0, backend=backend, dynamic=True)
+    with torch.no_grad():
+        assert _close(compiled(torch.ones(3, 4)), torch.full((3, 4), 3.0))
+        with pytest.raises(CompileError, match="float64"):
+            compiled(torch.ones(5, 4, dtype=torch.float64))
+    assert len(backend.summary().failures) == 1

@@ -119,7 +119,22 @@ def _layer_norm(cap: Capture, x, normalized_shape, weight, bias, eps):
             value = Const(torch.full(tuple(normalized_shape), fill), cap.fresh())
         params.append(cap.reshape(value, flat[-1:]))
     y = cap.emit("layernorm", [cap.reshape(x, flat), *params], flat, dtype, eps=float(eps))
-    return cap.reshape(y, shape), None, None
+    return (cap.reshape(y, shape),) + _layer_norm_stats(cap, cap.reshape(x, flat), eps)
+
+
+def _layer_norm_stats(cap: Capture, x, eps: float) -> tuple:
+    """native_layer_norm's saved statistics of ``x`` (flattened to [..., N]), shaped as its
+    outputs 1 and 2: mean = mean(x), rstd = rsqrt(mean((x - mean)^2) + eps) (the biased
+    variance). A training forward returns them for the backward; where nothing reads them
+    the capture's pruning drops these nodes."""
+    shape, dtype = cap.out(1)
+    kept = cap.info(x)[0][:-1] + (1,)
+    mean = cap.emit("mean", [cap.name(x, dtype)], kept, dtype)
+    centered = cap.emit("sub", [cap.name(x, dtype), mean], cap.info(x)[0], dtype)
+    var = cap.emit("mean", [cap.emit("square", [centered], cap.info(x)[0], dtype)], kept, dtype)
+    rstd = cap.emit("rsqrt", [cap.emit("add", [var], kept, dtype, scalar=float(eps))], kept,
+                    dtype)
+    return cap.reshape(mean, shape), cap.reshape(rstd, shape)
 
 
 @handles("_native_batch_norm_legit_no_training")

@@ -18,6 +18,7 @@ one of the fake-tensor exceptions it would quietly run eagerly (and if
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,6 +49,21 @@ class GraphBreak:
 
 
 @dataclass
+class ShapeCache:
+    """A graph dynamo gave with symbolic sizes, compiled once per concrete input shape: the
+    cache keys compiled (each input's (shape, dtype), or a size input's value), in order,
+    and the calls that found their shape already compiled."""
+
+    graph: str
+    shapes: list[tuple] = field(default_factory=list)
+    hits: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.graph}: dynamic shapes, compiled for {len(self.shapes)} shape(s), "
+                f"{self.hits} call(s) reused one")
+
+
+@dataclass
 class BackendSummary:
     """What ran where: the graphs compiled for the chip (with their call counts) and the
     graph breaks and failures whose code ran on the host."""
@@ -56,6 +72,7 @@ class BackendSummary:
     graphs: list[tuple[str, int, int]] = field(default_factory=list)  # (name, nodes, calls)
     breaks: list[GraphBreak] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    shape_caches: list[ShapeCache] = field(default_factory=list)
 
     @property
     def all_on_chip(self) -> bool:
@@ -65,6 +82,7 @@ class BackendSummary:
         lines = [f"{len(self.graphs)} graph(s) on {self.chip}:"]
         lines += [f"  {name}: {nodes} kernel nodes, {calls} call(s)"
                   for name, nodes, calls in self.graphs]
+        lines += [f"  {cache}" for cache in self.shape_caches]
         if self.breaks:
             lines.append(f"{len(self.breaks)} graph break(s); the code there ran eagerly on "
                          f"the host CPU:")
@@ -157,6 +175,73 @@ def _views_as_reshapes(gm) -> None:
         gm.recompile()
 
 
+def _symbolic(example_inputs) -> bool:
+    """Whether dynamo passed symbolic sizes: SymInt inputs or tensors with symbolic dims."""
+    import torch
+
+    return any(isinstance(x, torch.SymInt) or (isinstance(x, torch.Tensor) and any(
+        isinstance(d, torch.SymInt) for d in x.shape)) for x in example_inputs)
+
+
+def _host_scalars(gm) -> set[int]:
+    """The inputs of dynamo's graph that are host numbers: size inputs (SymInt) and the 0-d
+    tensors dynamo wraps Python floats in (``dynamic=True``) that the graph reads back only
+    with ``.item()``. A compile per shape fixes them to their values."""
+    import torch
+
+    found = set()
+    holders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for i, node in enumerate(holders):
+        val = node.meta.get("example_value", node.meta.get("val"))
+        if isinstance(val, torch.SymInt | torch.SymFloat | int | float):
+            found.add(i)
+        elif node.users and all(u.op == "call_method" and u.target == "item"
+                                for u in node.users):
+            found.add(i)
+    return found
+
+
+def _number(value) -> int | float:
+    """A host number's value (a 0-d tensor's ``.item()``)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, int | float):
+        return value
+    raise CompileError(f"a dynamic-shape graph was called with {type(value).__name__} "
+                       f"{value!r} for a size; only integers and 0-d tensors are supported")
+
+
+def _shape_key(args, scalars: set[int]) -> tuple:
+    """The compile-cache key of concrete call arguments: each tensor's shape and dtype,
+    each host number's value."""
+    return tuple(_number(a) if i in scalars else (tuple(a.shape), str(a.dtype)[6:])
+                 for i, a in enumerate(args))
+
+
+def _specialized(gm, args, scalars: set[int]):
+    """A copy of dynamo's graph ``gm`` with its host-number inputs (positions ``scalars``)
+    replaced by their values in ``args``: a static graph of the other inputs, which
+    torch.export or aot_autograd re-trace at the tensors' concrete shapes."""
+    import copy
+
+    import torch
+
+    graph = copy.deepcopy(gm.graph)
+    holders = [n for n in graph.nodes if n.op == "placeholder"]
+    for i in sorted(scalars):
+        node, value = holders[i], _number(args[i])
+        for user in list(node.users):
+            if user.op == "call_method" and user.target == "item":
+                user.replace_all_uses_with(value)
+                graph.erase_node(user)
+            else:
+                user.replace_input_with(node, value)
+        graph.erase_node(node)
+    return torch.fx.GraphModule(gm, graph)
+
+
 def _raised_in_export(error: BaseException) -> bool:
     """Whether ``error`` was raised inside ``torch.export`` (a frame of torch/export or
     torch/_export on its traceback), not by chipforge's own capture."""
@@ -220,11 +305,18 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         raise CompileError(f"quant={quant!r} needs calibration inputs (a list of input tuples)")
 
     def backend(gm, example_inputs):
+        _record_breaks(backend, _breaks_here(gm), strict)
+        if _symbolic(example_inputs):  # dynamic shapes: one compile per concrete shape
+            return guarded(_per_shape, gm, example_inputs)
+        return guarded(compile_for_chip, gm, example_inputs)
+
+    def guarded(compile_fn, gm, example_inputs):
+        """``compile_fn(gm, example_inputs)``; a failure is recorded and raised as a
+        CompileError (never one of the exceptions dynamo would quietly run eagerly)."""
         from torch._dynamo.exc import exceptions_allowed_to_be_fallback
 
-        _record_breaks(backend, _breaks_here(gm), strict)
         try:
-            return compile_for_chip(gm, example_inputs)
+            return compile_fn(gm, example_inputs)
         except exceptions_allowed_to_be_fallback as e:  # dynamo would run these eagerly
             error = CompileError(f"{spec.name}: the graph needs a data-dependent value "
                                  f"({type(e).__name__}: {e}); it cannot run on the chip")
@@ -234,17 +326,41 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
             _failed(backend, e)
             raise
 
+    def _per_shape(gm, example_inputs):
+        """A graph with symbolic sizes (``dynamic=True``, or dynamo's automatic dynamic
+        shapes after a shape changed): compiled for each concrete shape it is called with,
+        on first use, and cached by the shapes and dtypes of its inputs (and the values of
+        its size inputs)."""
+        entry = ShapeCache(f"graph {len(backend.shape_caches)}")
+        backend.shape_caches.append(entry)
+        compiled: dict[tuple, Callable] = {}
+        scalars = _host_scalars(gm)
+
+        def run(*args):
+            key = _shape_key(args, scalars)
+            tensors = [a for i, a in enumerate(args) if i not in scalars]
+            fn = compiled.get(key)
+            if fn is None:
+                static = _specialized(gm, args, scalars)
+                fn = compiled[key] = guarded(compile_for_chip, static, tensors)
+                entry.shapes.append(key)
+            else:
+                entry.hits += 1
+            return fn(*tensors)  # dynamo's calling convention: unboxed
+
+        return run
+
     def compile_for_chip(gm, example_inputs):
         import torch
-
-        if any(not isinstance(x, torch.Tensor) for x in example_inputs):
-            raise CompileError("the chip compiles static shapes, but dynamo passed symbolic "
-                               "sizes; use torch.compile(model, backend=..., dynamic=False)")
 
         # dynamo passes parameters as graph inputs: training if any input needs a gradient
         if torch.is_grad_enabled() and any(getattr(x, "requires_grad", False)
                                            for x in example_inputs):
-            return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            # the math attention is differentiated op by op: no fused attention backward
+            with sdpa_kernel([SDPBackend.MATH]):
+                return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
 
         from chipforge.compiler.frontend._torch_export import capture
 
@@ -270,9 +386,11 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
     backend.runners = []
     backend.breaks = []
     backend.failures = []
+    backend.shape_caches = []
     backend.summary = lambda: BackendSummary(
         spec.name, [(r.graph.name, len(r.graph.nodes), len(r.results)) for r in backend.runners],
-        list(backend.breaks), list(backend.failures))
+        list(backend.breaks), list(backend.failures),
+        [dataclasses.replace(c, shapes=list(c.shapes)) for c in backend.shape_caches])
     return backend
 
 
