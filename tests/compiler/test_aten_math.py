@@ -165,3 +165,96 @@ def test_emitted_passes_are_the_schedule(op: str):
     vector = [i for i in program.cores[0] if i.op in (Opcode.V_UN, Opcode.V_BIN, Opcode.V_RED)]
     special = sum(i.op is Opcode.V_UN and UnOp(i.alu) in SPECIAL_UNOPS for i in vector)
     assert VectorPasses(len(vector) - special, special) == vector_passes(op)
+
+
+# ---- exact ops: sign, rounding, classification, leaky_relu -----------------------------------
+
+ROUNDING = np.array([2.5, -2.5, 1.5, -1.5, 0.5, -0.5, 0.49999997, -0.49999997, 8388607.5,
+                     -8388607.5, 8388608.0, 2.0**31 + 2.0**9, -3e9, 1e30, 1.0, -1.0, 1e-42],
+                    np.float32)
+EXACT = {"abs": torch.abs, "sign": torch.sign, "trunc": torch.trunc, "floor": torch.floor,
+         "ceil": torch.ceil, "round": torch.round, "isnan": torch.isnan, "isinf": torch.isinf,
+         "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}
+
+
+@pytest.mark.parametrize("op", sorted(EXACT))
+def test_exact_ops_equal_torch(op: str):
+    """No approximation: every value as PyTorch's fp32 kernel gives it (a zero's sign aside,
+    which the rounding ops make +0), on a grid, random values and the edge values."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.linspace(-6, 6, 97), rng.standard_normal(64) * 1e3, EDGES,
+                        ROUNDING]).astype(np.float32)[None, :]
+    want = EXACT[op](torch.from_numpy(x)).double().numpy()
+    np.testing.assert_array_equal(_chip(op, x), want)
+    exact = EXACT[op](torch.from_numpy(x).double()).double().numpy()
+    np.testing.assert_array_equal(_ref(op, x.astype(np.float64)), exact)
+
+
+# ---- exponentials and logarithms ---------------------------------------------------------------
+# bounds in units of 2**-24 relative to the exact result (one fp32 rounding is <= 1 unit)
+# log2, log10: log rounds once, the constant 1/log(b) once, the product once: 3 units
+# expm1 (Kahan): exp and log round once each, their errors mostly cancel in u - 1 / log u,
+#   and the divide, product and sum once each: 4 units (measured 2.5)
+# log1p (Goldberg, "What every computer scientist...", Theorem 4): <= 5 units (measured 3.0)
+# sinh, cosh: exp(|x| / 2) once, doubled by squaring, the product and the sum once: 4 units
+#   (measured 2.9, 3.2); elu is expm1's bound (measured 2.5)
+SMOOTH = {"expm1": (torch.expm1, -20, 20, 4), "log1p": (torch.log1p, -0.999, 1e4, 5),
+          "log2": (torch.log2, 1e-3, 1e4, 3), "log10": (torch.log10, 1e-3, 1e4, 3),
+          "sinh": (torch.sinh, -89, 89, 4), "cosh": (torch.cosh, -89, 89, 4),
+          "elu": (torch.nn.functional.elu, -20, 20, 4)}
+
+
+def _spread(lo: float, hi: float) -> np.ndarray:
+    """A linear grid of [lo, hi] and tiny magnitudes of the sign(s) in it."""
+    tiny = np.geomspace(1e-30, 1e-2, 1024)
+    x = np.concatenate([np.linspace(lo, hi, 4096), tiny, -tiny if lo < 0 else tiny])
+    return x.astype(np.float32).reshape(4, -1)
+
+
+@pytest.mark.parametrize("op", sorted(SMOOTH))
+def test_smooth_ops_within_their_bounds(op: str):
+    fn, lo, hi, units = SMOOTH[op]
+    x = _spread(lo, hi)
+    exact = _torch64(fn, x)
+    rel = np.abs(_chip(op, x) - exact) / np.abs(exact)
+    assert np.nanmax(rel[exact != 0]) <= units * ULP1
+    assert (_chip(op, x)[exact == 0] == 0).all()
+    np.testing.assert_allclose(_ref(op, x.astype(np.float64)), exact, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("op", sorted(SMOOTH))
+def test_smooth_ops_edge_values(op: str):
+    """inf and NaN as PyTorch's fp32 kernel gives them; finite results within the bound
+    (sinh and cosh stay finite up to 89.4, where PyTorch's fp32 kernel overflows at 88.7)."""
+    fn, _, _, units = SMOOTH[op]
+    x = np.concatenate([EDGES, [-1.0001, 88.9, -88.9, 89.4]]).astype(np.float32)[None, :]
+    y, exact = _chip(op, x), _torch64(fn, x)
+    exact = np.where(np.abs(exact) > 3.4028235e38, np.copysign(np.inf, exact), exact)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(exact))
+    np.testing.assert_array_equal(y[np.isinf(exact)], exact[np.isinf(exact)])
+    finite = np.isfinite(exact) & (exact != 0)
+    assert (np.abs(y - exact)[finite] <= units * ULP1 * np.abs(exact[finite])).all()
+
+
+class _Elementwise(torch.nn.Module):
+    def forward(self, x, i):
+        f = torch.nn.functional
+        return (x.abs() + x.sign() + x.floor() + x.ceil() + x.trunc() + x.round()
+                + torch.round(x, decimals=2) + torch.round(x * 100, decimals=-1)
+                + torch.expm1(x) + torch.log1p(x.abs()) + torch.log2(x.abs() + 1)
+                + torch.log10(x.abs() + 1) + torch.sinh(x) + torch.cosh(x) + f.elu(x)
+                + f.leaky_relu(x, 0.2) + f.hardtanh(x) + f.selu(x),
+                torch.isnan(x), torch.isinf(x), i.floor() + i.abs() + i.sign())
+
+
+def test_elementwise_ops_captured_and_run_on_chip():
+    torch.manual_seed(0)
+    x, i = torch.randn(4, 8) * 3, torch.randint(-50, 50, (4, 8))
+    x[0, :3] = torch.tensor([math.nan, math.inf, -math.inf])
+    graph = capture(_Elementwise(), (x, i))
+    assert {"floor", "round", "expm1", "elu", "leaky_relu", "isnan"} <= {
+        n.op for n in graph.nodes}
+    got = ChipRunner(graph, "forge-t1", "fp32")(x, i)
+    for g, w in zip(got, _Elementwise()(x, i)):
+        w = w.double().numpy()
+        np.testing.assert_allclose(g.double().numpy(), w, rtol=1e-5, atol=1e-5)

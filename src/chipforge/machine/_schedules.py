@@ -28,7 +28,11 @@ POW_SEQUENCES: dict[float, tuple[str, ...]] = {
     -2.0: ("square", "recip")}
 # the elementwise math sequences of the compiler (its ``_math_kernels``): one kernel op, a
 # straight-line sequence of (lane, special-function) passes per chunk
-MATH_SEQUENCES: dict[str, tuple[int, int]] = {"erf": (25, 0), "gelu_erf": (31, 0)}
+MATH_SEQUENCES: dict[str, tuple[int, int]] = {
+    "erf": (25, 0), "gelu_erf": (31, 0), "sign": (3, 0), "trunc": (7, 0), "round": (7, 0),
+    "floor": (9, 0), "ceil": (9, 0), "isnan": (2, 0), "isinf": (2, 0), "expm1": (11, 2),
+    "log1p": (10, 1), "log2": (1, 1), "log10": (1, 1), "sinh": (28, 2), "cosh": (6, 2),
+    "elu": (17, 2), "leaky_relu": (4, 0)}
 # affine row operands (weight, bias) an op-IR norm carries: each is loaded once per core
 NORM_AFFINE_OPERANDS = {"layernorm": 2, "rmsnorm": 1}
 

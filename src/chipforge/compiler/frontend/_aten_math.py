@@ -1,17 +1,23 @@
 """Core-ATen op handlers of the PyTorch front end: elementwise math ops (erf and exact GELU,
 rounding, trigonometric, remainder, ...).
 
-Each handler maps one op onto ``KERNEL_OPS`` (see ``_aten_ops`` for the handler contract).
+Each handler maps one op onto ``KERNEL_OPS`` (see ``_aten_ops`` for the handler contract):
+most are one kernel op of the same name, a vector sequence in one kernel
+(``lower._math_kernels``, where each approximation and its measured error are stated).
+Rounding ops of integer tensors return them unchanged; ``round(decimals=d)`` scales by
+10**d around ``round`` exactly as PyTorch's kernel does; ``hardtanh`` is a clamp.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from chipforge.compiler.frontend._aten_ops import binary
 from chipforge.compiler.frontend._capture import Capture, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
+_INTS = ("int8", "int32")
 
 
 def unary(cap: Capture, op: str, x, **attrs):
@@ -20,6 +26,59 @@ def unary(cap: Capture, op: str, x, **attrs):
     return cap.emit(op, [cap.name(x, dtype)], shape, dtype, **attrs)
 
 
-@handles("erf")
-def _erf(cap: Capture, x):
-    return unary(cap, "erf", x)
+def _op_name(cap: Capture) -> str:
+    return cap.node.target.overloadpacket.__name__
+
+
+@handles("erf", "abs", "sign", "expm1", "log1p", "log2", "log10", "sinh", "cosh")
+def _same_name(cap: Capture, x):
+    return unary(cap, _op_name(cap), x)
+
+
+@handles("isnan", "isinf")
+def _classify(cap: Capture, x):
+    """A 1.0 / 0.0 mask; the source's dtype is read as fp32 (integers are never NaN)."""
+    return cap.emit(_op_name(cap), [cap.name(x, "fp32")], cap.out()[0], "fp32")
+
+
+@handles("floor", "ceil", "trunc")
+def _rounding(cap: Capture, x):
+    if cap.out()[1] in _INTS:
+        return x  # integers are their own floor, ceil and trunc
+    return unary(cap, _op_name(cap), x)
+
+
+@handles("round")
+def _round(cap: Capture, x, decimals: int = 0):
+    """Half to even; with ``decimals`` d, round(x * 10**d) / 10**d (d < 0: round(x /
+    10**-d) * 10**-d), PyTorch's own formula, the scale rounded to the dtype as there."""
+    if cap.out()[1] in _INTS:
+        return x
+    if decimals == 0:
+        return unary(cap, "round", x)
+    scale = float(10.0 ** abs(decimals))
+    into, back = ("mul", "div") if decimals > 0 else ("div", "mul")
+    return binary(cap, back, unary_of(cap, "round", binary(cap, into, x, scale)), scale)
+
+
+def unary_of(cap: Capture, op: str, x):
+    """Kernel op ``op`` of the computed x, x's shape and dtype."""
+    shape, dtype = cap.info(x)
+    return cap.emit(op, [x], shape, dtype)
+
+
+@handles("elu")
+def _elu(cap: Capture, x, alpha=1.0, scale=1.0, input_scale=1.0):
+    return unary(cap, "elu", x, alpha=float(alpha), scale=float(scale),
+                 input_scale=float(input_scale))
+
+
+@handles("leaky_relu")
+def _leaky_relu(cap: Capture, x, negative_slope=0.01):
+    return unary(cap, "leaky_relu", x, slope=float(negative_slope))
+
+
+@handles("hardtanh")
+def _hardtanh(cap: Capture, x, min_val=-1.0, max_val=1.0):
+    """clamp(x, min_val, max_val): maximum then minimum (NaN stays NaN, as in PyTorch)."""
+    return binary(cap, "minimum", binary(cap, "maximum", x, float(min_val)), float(max_val))

@@ -12,7 +12,7 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
 - ``conv2d`` (x [N, C, H, W], w [O, C/groups, kh, kw]); attrs stride, padding, groups.
 - binary ``add sub mul div maximum minimum``: two inputs, or one input and attr
   ``scalar`` (the scalar is the second operand).
-- unary ``neg exp log sqrt rsqrt reciprocal relu gelu silu sigmoid tanh square cast``;
+- unary ``neg abs exp log sqrt rsqrt reciprocal relu gelu silu sigmoid tanh square cast``;
   ``gelu`` is the tanh approximation; ``cast`` converts to the output dtype: to a float
   format round-to-nearest-even (overflow gives inf, NaN for fp8_e4m3), to an integer
   truncate toward zero and saturate (torch's float-to-int conversion).
@@ -39,7 +39,11 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
   ``_math_kernels``, which states each approximation and its measured error; the
   semantics here are the exact functions, float64 in :func:`reference`):
   ``erf`` (x) -> erf(x); ``gelu_erf`` (x) -> x * 0.5 * (1 + erf(x / sqrt(2))), the exact
-  GELU, NaN at +-inf as PyTorch's fp32 / bf16 / fp16 CPU kernels give.
+  GELU, NaN at +-inf as PyTorch's fp32 / bf16 / fp16 CPU kernels give;
+  ``sign`` (0 for NaN, as torch.sign); ``trunc floor ceil``; ``round`` (half to even);
+  ``isnan isinf`` (1.0 / 0.0 masks); ``expm1 log1p log2 log10 sinh cosh``;
+  ``elu`` (attrs alpha, scale, input_scale: scale * (max(x, 0) + alpha * expm1(min(x, 0) *
+  input_scale))); ``leaky_relu`` (attr slope: x for x > 0, else slope * x).
 """
 
 from __future__ import annotations
@@ -51,10 +55,11 @@ import numpy as np
 from chipforge.errors import ChipforgeError
 
 BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum")
-UNARY_OPS = ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "relu", "gelu", "silu",
+UNARY_OPS = ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "relu", "gelu", "silu",
              "sigmoid", "tanh", "square", "cast")
 REDUCE_OPS = ("sum", "max", "mean")
-MATH_OPS = ("erf", "gelu_erf")
+MATH_OPS = ("erf", "gelu_erf", "sign", "trunc", "floor", "ceil", "round", "isnan", "isinf",
+            "expm1", "log1p", "log2", "log10", "sinh", "cosh", "elu", "leaky_relu")
 LAYOUT_OPS = ("reshape", "permute", "slice", "cat", "expand")
 KERNEL_OPS = (("matmul", "conv2d") + BINARY_OPS + UNARY_OPS + REDUCE_OPS
               + ("softmax", "layernorm", "rmsnorm") + LAYOUT_OPS

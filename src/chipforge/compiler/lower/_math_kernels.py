@@ -12,7 +12,9 @@ are stated at each sequence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from chipforge.compiler.lower._emit import CoreEmitter, Token
@@ -52,9 +54,20 @@ class Seq:
         self.last = ready
         self.out = out
         self.out_flag = out_flag
+        self.offset = 0  # registers below it belong to a caller (see frame)
 
     def reg(self, i: int, dtype: Dtype = F32) -> Src:
-        return Src(self.base + 4 * i * self.rows * self.cols, dtype, self.cols)
+        return Src(self.base + 4 * (self.offset + i) * self.rows * self.cols, dtype,
+                   self.cols)
+
+    @contextmanager
+    def frame(self, n: int) -> Iterator[None]:
+        """Registers 0..n-1 are kept: a called sequence numbers its own from n."""
+        self.offset += n
+        try:
+            yield
+        finally:
+            self.offset -= n
 
     def _flags(self, dst: Src) -> Flag:
         return self.out_flag if dst == self.out else Flag.NONE
@@ -90,6 +103,19 @@ class Seq:
 
     def div(self, a, b, into):
         return self.bin(BinOp.DIV, a, b, into)
+
+    def select(self, m: Src, a: Src, n: Src, b: Src, into: Src) -> Src:
+        """m * a + n * b for complementary 1.0 / 0.0 masks m, n (both 0 where a NaN must
+        show): exact, as long as the branch not taken is finite (0 * inf is NaN)."""
+        self.mul(a, m, a)
+        self.mul(b, n, b)
+        return self.add(a, b, into)
+
+    def sign(self, x: Src, into: Src, tmp: Src) -> Src:
+        """(x > 0) - (x < 0): -1, 0 or 1; 0 for NaN and +-0 (as torch.sign)."""
+        self.bin(BinOp.GT, x, 0.0, into)
+        self.bin(BinOp.LT, x, 0.0, tmp)
+        return self.sub(into, tmp, into)
 
     def horner(self, t: Src, coeffs: tuple[float, ...], into: Src) -> Src:
         """c0 * t**(n-1) + ... + c_{n-1} (highest power first), as (c0 t + c1) t + ...:
@@ -142,6 +168,190 @@ def gelu_erf(s: Seq, x: Src, into: Src) -> Src:
     return s.add(z, d, into)
 
 
+# ---- sign, rounding, classification -------------------------------------------------------
+TWO23 = 8388608.0  # from 2**23 on, every fp32 value is an integer
+
+
+def sign(s: Seq, x: Src, into: Src) -> Src:
+    """3 lane instructions; register 0."""
+    return s.sign(x, into, s.reg(0))
+
+
+def _integral(s: Seq, x: Src, into: Src, rounding: Flag) -> Src:
+    """x rounded to an integer through an int32 cast (``rounding``: RNE or toward zero);
+    where |x| >= 2**23 (x is integral, or infinite) x itself; NaN stays NaN. A zero result
+    is +0. 7 lane instructions; registers 0-2."""
+    i, a, m = s.reg(0, I32), s.reg(1), s.reg(2)
+    s.un(UnOp.COPY, x, i, rounding | Flag.SATURATE)  # NaN -> 0; exact below 2**31
+    s.un(UnOp.ABS, x, a)
+    s.bin(BinOp.LT, a, TWO23, m)
+    s.bin(BinOp.GE, a, TWO23, a)  # neither holds for NaN, whose x * 0 is NaN
+    s.mul(i, m, m)
+    s.mul(x, a, a)
+    return s.add(m, a, into)
+
+
+def trunc(s: Seq, x: Src, into: Src) -> Src:
+    return _integral(s, x, into, Flag.ROUND_TOWARD_ZERO)
+
+
+def round_(s: Seq, x: Src, into: Src) -> Src:
+    """Half to even (the cast's rounding)."""
+    return _integral(s, x, into, Flag.NONE)
+
+
+def floor(s: Seq, x: Src, into: Src) -> Src:
+    """trunc(x) - (trunc(x) > x). 9 lane instructions; registers 0-3."""
+    t, g = s.reg(3), s.reg(1)
+    trunc(s, x, t)
+    s.bin(BinOp.GT, t, x, g)
+    return s.sub(t, g, into)
+
+
+def ceil(s: Seq, x: Src, into: Src) -> Src:
+    """trunc(x) + (trunc(x) < x). 9 lane instructions; registers 0-3."""
+    t, g = s.reg(3), s.reg(1)
+    trunc(s, x, t)
+    s.bin(BinOp.LT, t, x, g)
+    return s.add(t, g, into)
+
+
+def isnan(s: Seq, x: Src, into: Src) -> Src:
+    """(x == x) == 0. 2 lane instructions; register 0."""
+    s.bin(BinOp.EQ, x, x, s.reg(0))
+    return s.bin(BinOp.EQ, s.reg(0), 0.0, into)
+
+
+def isinf(s: Seq, x: Src, into: Src) -> Src:
+    """|x| == inf. 2 lane instructions; register 0."""
+    s.un(UnOp.ABS, x, s.reg(0))
+    return s.bin(BinOp.EQ, s.reg(0), math.inf, into)
+
+
+# ---- exponentials and logarithms ---------------------------------------------------------
+BIG = 1e30  # a finite stand-in for +-inf where a ratio's operands are clamped
+
+
+def _clamp(s: Seq, a: Src, into: Src) -> Src:
+    s.bin(BinOp.MIN, a, BIG, into)
+    return s.bin(BinOp.MAX, into, -BIG, into)
+
+
+def expm1(s: Seq, x: Src, into: Src) -> Src:
+    """Kahan's exp(x) - 1 = (u - 1) * x / log(u), u = exp(x) rounded (x where u == 1),
+    accurate to a few units of rounding for tiny x too. x is taken >= -80 (exp(x) - 1 is
+    -1 in fp32 from -17 on; exp(-80) is still normal) and the ratio's operands are clamped
+    finite, so that +-inf give inf / -1. 11 lane + 2 special; registers 0-4."""
+    u, d, m, lg, xc = (s.reg(i) for i in range(5))
+    s.bin(BinOp.MAX, x, -80.0, xc)
+    s.un(UnOp.EXP, xc, u)
+    s.sub(u, 1.0, d)
+    s.bin(BinOp.EQ, u, 1.0, m)
+    s.un(UnOp.LOG, u, lg)
+    s.add(lg, m, lg)  # 1 where u == 1: no 0 / 0
+    _clamp(s, lg, lg)
+    s.bin(BinOp.MIN, xc, BIG, xc)  # inf / inf would be NaN
+    s.div(xc, lg, lg)  # x / log(u), about 1
+    s.mul(d, lg, d)
+    s.mul(m, xc, m)
+    return s.add(d, m, into)
+
+
+def log1p(s: Seq, x: Src, into: Src) -> Src:
+    """Goldberg's log(1 + x) = log(u) * x / (u - 1), u = 1 + x rounded (x where u == 1);
+    -1 gives -inf, x < -1 NaN. 10 lane + 1 special; registers 0-4."""
+    u, d, m, xc, r = (s.reg(i) for i in range(5))
+    s.add(x, 1.0, u)
+    s.sub(u, 1.0, d)
+    s.bin(BinOp.EQ, d, 0.0, m)
+    s.add(d, m, d)  # 1 where u == 1: no x / 0
+    s.bin(BinOp.MIN, x, BIG, xc)  # inf / inf would be NaN
+    s.bin(BinOp.MIN, d, BIG, d)
+    s.div(xc, d, r)
+    s.un(UnOp.LOG, u, u)
+    s.mul(u, r, u)
+    s.mul(m, xc, m)
+    return s.add(u, m, into)
+
+
+LN2 = math.log(2.0)
+
+
+def log2(s: Seq, x: Src, into: Src) -> Src:
+    s.un(UnOp.LOG, x, s.reg(0))
+    return s.mul(s.reg(0), 1.0 / LN2, into)
+
+
+def log10(s: Seq, x: Src, into: Src) -> Src:
+    s.un(UnOp.LOG, x, s.reg(0))
+    return s.mul(s.reg(0), 1.0 / math.log(10.0), into)
+
+
+def _half_exp(s: Seq, a: Src, h: Src, r: Src) -> Src:
+    """h = exp(a) / 2 as (exp(a / 2) * 0.5) * exp(a / 2) (finite up to a = 89.4, where
+    exp(a) itself overflows at 88.7); r = exp(-a) / 2 = 0.25 / h."""
+    s.mul(a, 0.5, r)
+    s.un(UnOp.EXP, r, r)
+    s.mul(r, 0.5, h)
+    s.mul(h, r, h)
+    s.un(UnOp.RECIP, h, r)
+    return s.mul(r, 0.25, r)
+
+
+def cosh(s: Seq, x: Src, into: Src) -> Src:
+    """exp(|x|) / 2 + exp(-|x|) / 2. 6 lane + 2 special; registers 0-2."""
+    a, h, r = s.reg(0), s.reg(1), s.reg(2)
+    s.un(UnOp.ABS, x, a)
+    _half_exp(s, a, h, r)
+    return s.add(h, r, into)
+
+
+# sinh(a) / a on [0, 1] by its Taylor series in a**2 (truncation <= 1/13! = 1.6e-10)
+SINH_TAYLOR = tuple(1.0 / math.factorial(k) for k in (11, 9, 7, 5, 3, 1))
+
+
+def sinh(s: Seq, x: Src, into: Src) -> Src:
+    """sign(x) * (|x| < 1 ? Taylor series : exp(|x|) / 2 - exp(-|x|) / 2). Registers 0-5."""
+    a, h, r, t, m, n = (s.reg(i) for i in range(6))
+    s.un(UnOp.ABS, x, a)
+    _half_exp(s, a, h, r)
+    s.sub(h, r, h)
+    s.bin(BinOp.MIN, a, 1.0, t)  # the series' operand, finite
+    s.un(UnOp.SQUARE, t, r)
+    s.horner(r, SINH_TAYLOR, m)
+    s.mul(m, t, t)
+    s.bin(BinOp.LT, a, 1.0, m)
+    s.bin(BinOp.GE, a, 1.0, n)
+    s.select(m, t, n, h, h)
+    s.sign(x, a, r)
+    return s.mul(h, a, into)
+
+
+def elu(s: Seq, x: Src, into: Src, *, alpha: float = 1.0, scale: float = 1.0,
+        input_scale: float = 1.0) -> Src:
+    """scale * (max(x, 0) + alpha * expm1(min(x, 0) * input_scale)) (torch's elu; the
+    same instructions whatever the attrs). 15 lane + 2 special; registers 0-6."""
+    p, q = s.reg(0), s.reg(1)
+    s.bin(BinOp.MIN, x, 0.0, q)
+    s.mul(q, input_scale, q)
+    with s.frame(2):
+        expm1(s, q, q)
+    s.mul(q, alpha * scale, q)
+    s.bin(BinOp.MAX, x, 0.0, p)
+    s.mul(p, scale, p)
+    return s.add(p, q, into)
+
+
+def leaky_relu(s: Seq, x: Src, into: Src, *, slope: float = 0.01) -> Src:
+    """max(x, 0) + slope * min(x, 0) (x * slope for x < 0, for any slope). 4 lane
+    instructions; registers 0-1."""
+    p, q = s.reg(0), s.reg(1)
+    s.bin(BinOp.MIN, x, 0.0, q)
+    s.mul(q, slope, q)
+    s.bin(BinOp.MAX, x, 0.0, p)
+    return s.add(p, q, into)
+
+
 @dataclass(frozen=True)
 class MathOp:
     """A sequence kernel: its function, number of tensor operands and fp32 registers."""
@@ -154,6 +364,21 @@ class MathOp:
 MATH_OPS: dict[str, MathOp] = {
     "erf": MathOp(erf, 1, 4),
     "gelu_erf": MathOp(gelu_erf, 1, 5),
+    "sign": MathOp(sign, 1, 1),
+    "trunc": MathOp(trunc, 1, 3),
+    "floor": MathOp(floor, 1, 4),
+    "ceil": MathOp(ceil, 1, 4),
+    "round": MathOp(round_, 1, 3),
+    "isnan": MathOp(isnan, 1, 1),
+    "isinf": MathOp(isinf, 1, 1),
+    "expm1": MathOp(expm1, 1, 5),
+    "log1p": MathOp(log1p, 1, 5),
+    "log2": MathOp(log2, 1, 1),
+    "log10": MathOp(log10, 1, 1),
+    "sinh": MathOp(sinh, 1, 6),
+    "cosh": MathOp(cosh, 1, 3),
+    "elu": MathOp(elu, 1, 7),
+    "leaky_relu": MathOp(leaky_relu, 1, 2),
 }
 
 
@@ -171,7 +396,7 @@ def math_kernel(lw: Lowering, node: KernelNode) -> str:
                 out_flags(out))
         srcs = [Src(addr, o.buf.isa_dtype, stride[o.kind], o.kind == "col")
                 for addr, o in zip(ch.ins, operands)]
-        spec.fn(s, *srcs, s.out)
+        spec.fn(s, *srcs, s.out, **dict(node.attrs))
         return s.last
 
     ops: list[RowOperand] = operands

@@ -98,8 +98,24 @@ def _gelu_erf(x):
     return np.where(np.isinf(x), np.nan, y)  # as PyTorch's CPU kernel
 
 
-# the elementwise math ops of _math_kernels, exact
-_MATH: dict[str, Callable] = {"erf": _erf, "gelu_erf": _gelu_erf}
+def _elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
+    return scale * (np.maximum(x, 0.0) + alpha * np.expm1(np.minimum(x, 0.0) * input_scale))
+
+
+def _mask(test: Callable) -> Callable:
+    return lambda x: test(x).astype(np.float64)
+
+
+# the elementwise math ops of _math_kernels, exact (attrs as keyword arguments)
+_MATH: dict[str, Callable] = {
+    "erf": _erf, "gelu_erf": _gelu_erf,
+    "sign": lambda x: np.where(np.isnan(x), 0.0, np.sign(x)),
+    "trunc": np.trunc, "floor": np.floor, "ceil": np.ceil, "round": np.rint,
+    "isnan": _mask(np.isnan), "isinf": _mask(np.isinf),
+    "expm1": np.expm1, "log1p": np.log1p, "log2": np.log2, "log10": np.log10,
+    "sinh": np.sinh, "cosh": np.cosh, "elu": _elu,
+    "leaky_relu": lambda x, slope=0.01: np.where(x > 0, x, x * slope),
+}
 
 
 def _softmax(x):
@@ -145,7 +161,7 @@ def _scatter_add(idx, rows, num_rows: int):
 _BINARY: dict[str, Callable] = {"add": np.add, "sub": np.subtract, "mul": np.multiply,
                                 "div": np.divide, "maximum": np.maximum, "minimum": np.minimum}
 _UNARY: dict[str, Callable] = {
-    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
     "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x,
     "relu": lambda x: np.maximum(x, 0), "gelu": _gelu, "silu": lambda x: x / (1.0 + np.exp(-x)),
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)), "tanh": np.tanh, "square": np.square,
@@ -172,7 +188,7 @@ def _eval(node: KernelNode, args: list[np.ndarray], out_dtype: str) -> np.ndarra
     if op in _UNARY:
         return _UNARY[op](np.asarray(args[0], np.float64))
     if op in _MATH:
-        return _MATH[op](*(np.asarray(v, np.float64) for v in args))
+        return _MATH[op](*(np.asarray(v, np.float64) for v in args), **dict(node.attrs))
     if op == "pow":
         return np.power(np.asarray(args[0], np.float64), float(a("exponent")))
     if op == "cast":

@@ -148,7 +148,7 @@ def vred(em: CoreEmitter, op: RedOp, dst: int, a: int, rows: int, cols: int, dty
 
 
 # ---- kernels -------------------------------------------------------------------------------
-UNARY = {"neg": UnOp.NEG, "exp": UnOp.EXP, "log": UnOp.LOG, "sqrt": UnOp.SQRT,
+UNARY = {"neg": UnOp.NEG, "abs": UnOp.ABS, "exp": UnOp.EXP, "log": UnOp.LOG, "sqrt": UnOp.SQRT,
          "rsqrt": UnOp.RSQRT, "reciprocal": UnOp.RECIP, "relu": UnOp.RELU, "gelu": UnOp.GELU,
          "silu": UnOp.SILU, "sigmoid": UnOp.SIGMOID, "tanh": UnOp.TANH,
          "square": UnOp.SQUARE, "cast": UnOp.COPY}
