@@ -135,17 +135,23 @@ def capture_function(fn: Callable, args: Sequence[torch.Tensor], *, training: bo
     from torch._decomp import core_aten_decompositions
 
     try:
-        gm = make_fx(fn, decomposition_table=core_aten_decompositions())(*args)
+        # through *args: make_fx would trace a defaulted parameter of fn as an input
+        gm = make_fx(lambda *a: fn(*a), decomposition_table=core_aten_decompositions())(*args)
     except Exception as e:  # noqa: BLE001 - torch's own tracing error, reported as ours
         raise CompileError(f"capture_function: tracing {name} failed: "
                            f"{type(e).__name__}: {e}") from e
+    gm.graph.eliminate_dead_code()  # make_fx keeps unused outputs of multi-output ops
     cap = Capture(name, handlers(training), training=training)
 
     def placeholder(node: torch.fx.Node):
         return add_input(cap, node, node.meta.get("val"), "capture_function")
 
     def get_attr(node: torch.fx.Node):
-        return Const(operator.attrgetter(node.target)(gm).detach(), node.name, node.name)
+        value = operator.attrgetter(node.target)(gm)
+        if not isinstance(value, torch.Tensor):
+            raise CompileError(f"capture_function: {name} uses a {type(value).__name__} "
+                               f"({node.target}); only tensor constants are supported")
+        return Const(value.detach(), node.name, node.name)
 
     for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_function"):
         if not isinstance(value, Dyn | Const):
