@@ -2,8 +2,9 @@
 
 Every op of the installed torch's Core ATen opset, with its status in capture()
 (inference) and capture_fx() (training): supported, folded (creation ops, always constants)
-or not supported with the reason; then the totals. ``--missing`` lists only the ops one
-capture or the other does not cover.
+or not supported with the reason; then the totals (:func:`summary`, the line
+docs/compiler.md quotes). ``--missing`` lists only the ops one capture or the other does
+not cover; ``--markdown`` prints the table as Markdown (the docs' table).
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from chipforge.errors import ChipforgeError
 
 MissingOption = Annotated[bool, typer.Option("--missing", help="list only the ops that "
                                              "capture() or capture_fx() does not cover")]
+MarkdownOption = Annotated[bool, typer.Option("--markdown", help="print the table as Markdown")]
+
+
+def summary(totals: dict) -> str:
+    """The one-line totals, as docs/compiler.md quotes them."""
+    i, t = totals["inference"], totals["training"]
+    return (f"Core ATen coverage: {i['covered']} of {i['total']} ops in inference captures "
+            f"({i['percent']:.1f}%), {t['covered']} of {t['total']} in training captures "
+            f"({t['percent']:.1f}%)")
 
 
 def _coverage():
@@ -30,7 +40,8 @@ def _coverage():
     return rows, coverage_totals(rows)
 
 
-def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False) -> None:
+def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False,
+            markdown: MarkdownOption = False) -> None:
     """Every Core ATen op: supported or not (and why) in inference and training captures."""
     rows, totals = _coverage()
     shown = [r for r in rows if not missing or "unsupported" in (r.inference, r.training)]
@@ -39,13 +50,15 @@ def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False) -> Non
                              "reason": r.reason or None} for r in shown],
                     "totals": totals})
         return
-    table = Table("op", "inference", "training", "reason")
-    for r in shown:
-        table.add_row(r.op, r.inference, r.training, r.reason)
-    print_table(table)
-    for mode in ("inference", "training"):
-        t = totals[mode]
-        say(f"{mode}: {t['covered']} of {t['total']} Core ATen ops covered "
-            f"({t['percent']:.1f}%: supported, or folded as constants)")
-    say("any op whose tensor inputs are all constants is folded at capture time, supported "
-        "or not")
+    if markdown:
+        lines = ["| op | inference | training | reason |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{r.op}` | {r.inference} | {r.training} | {r.reason} |" for r in shown]
+        say("\n".join(lines))
+    else:
+        table = Table("op", "inference", "training", "reason")
+        for r in shown:
+            table.add_row(r.op, r.inference, r.training, r.reason)
+        print_table(table)
+    say(summary(totals) + " (covered: supported, or folded as constants)")
+    say("Any op whose tensor inputs are all constants is folded at capture time, supported "
+        "or not.")
