@@ -16,6 +16,7 @@ from chipforge.isa._instr import (
     FIELDS,
     NUM_SEMAPHORES,
     SPECIAL_UNOPS,
+    UNIT_OF,
     BinOp,
     Dtype,
     Flag,
@@ -29,7 +30,7 @@ from chipforge.isa._program import MAX_DRAM_BYTES, Program, ProgramError, Tensor
 
 __all__ = [
     "ALU_ENUM", "FIELDS", "INSTR_BYTES", "MAX_DRAM_BYTES", "NUM_SEMAPHORES", "SPECIAL_UNOPS",
-    "AsmError", "BinOp",
+    "UNIT_OF", "AsmError", "BinOp",
     "Dtype", "Flag", "Instr", "Opcode", "Program", "ProgramError", "RedOp", "TensorPlacement",
     "UnOp", "Unit", "assemble", "cycles", "decode", "decode_program", "disassemble", "encode",
     "encode_program", "latency",

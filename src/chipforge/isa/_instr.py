@@ -174,16 +174,30 @@ CANONICAL_NAN_BITS = 0x7FC00000  # the quiet NaN float("nan") encodes to
 
 def f32_bits(value: float) -> int:
     """The fp32 bit pattern of ``value`` (rounded to fp32; OverflowError past its range)."""
-    return struct.unpack("<I", struct.pack("<f", value))[0]
+    return _U32.unpack(_F32.pack(value))[0]
 
 
 def f32_value(bits: int) -> float:
     """The fp32 number with bit pattern ``bits`` (a signalling NaN comes back quiet)."""
-    return struct.unpack("<f", struct.pack("<I", bits))[0]
+    return _F32.unpack(_U32.pack(bits))[0]
 
 
 def _semaphore_ok(value: object) -> bool:
     return isinstance(value, int) and 0 <= value < NUM_SEMAPHORES
+
+
+_F32, _U32 = struct.Struct("<f"), struct.Struct("<I")
+_put = object.__setattr__  # Instr is frozen: __post_init__ normalizes its own fields
+# per opcode value: (operand field names, ALU enum or None)
+_OP_INFO: list[tuple[tuple[str, ...], type[enum.IntEnum] | None] | None] = [None] * 256
+for _op in Opcode:
+    _OP_INFO[_op] = (FIELDS[_op], ALU_ENUM.get(_op))
+
+
+def _fail(op: Opcode, name: str, expected: str, value: object) -> AsmError:
+    if isinstance(value, enum.Enum) and isinstance(value, int):
+        value = int(value)  # 300, not <Flag.ACCUMULATE|...: 300>
+    return AsmError(f"{op.name}.{name} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,14 +232,6 @@ class Instr:
     _imm_bits: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        def fail(name: str, expected: str, value: object) -> AsmError:
-            if isinstance(value, enum.Enum) and isinstance(value, int):
-                value = int(value)  # 300, not <Flag.ACCUMULATE|...: 300>
-            return AsmError(f"{op.name}.{name} must be {expected}, got {value!r}")
-
-        def put(name: str, value: object) -> None:
-            object.__setattr__(self, name, value)
-
         op = self.op
         if type(op) is not Opcode:
             try:
@@ -233,52 +239,46 @@ class Instr:
             except ValueError:
                 raise AsmError(f"op must be an Opcode ({', '.join(o.name for o in Opcode)}), "
                                f"got {self.op!r}") from None
-            put("op", op)
-        names = FIELDS[op]
+            _put(self, "op", op)
+        # list indexing by the opcode's value: a dict keyed by the enum would call
+        # Enum.__hash__, in Python, once per lookup (a compiled model builds ~10**5 Instrs)
+        names, enum_ = _OP_INFO[op]
         args = self.args
         if type(args) is not tuple:
             if not isinstance(args, list):
                 raise AsmError(f"{op.name} takes {len(names)} fields "
                                f"({', '.join(names) or 'none'}), got {args!r}")
             args = tuple(args)
-            put("args", args)
+            _put(self, "args", args)
         if len(args) != len(names):
             raise AsmError(f"{op.name} takes {len(names)} fields "
                            f"({', '.join(names) or 'none'}), got {len(args)}")
         for name, value in zip(names, args):
             if not isinstance(value, int) or value < 0 or value >= 1 << 48:
-                raise fail(name, "an integer in [0, 2**48)", value)
+                raise _fail(op, name, "an integer in [0, 2**48)", value)
         alu = self.alu
-        enum_ = ALU_ENUM.get(op)
         if enum_ is not None:
             if not (isinstance(alu, int) and alu in enum_._value2member_map_):
-                raise fail("alu", f"a {enum_.__name__} ("
-                           f"{', '.join(f'{a.name}={a.value}' for a in enum_)})", alu)
+                raise _fail(op, "alu", f"a {enum_.__name__} ("
+                            f"{', '.join(f'{a.name}={a.value}' for a in enum_)})", alu)
         elif not (isinstance(alu, int) and alu == 0):
-            raise fail("alu", f"0 ({op.name} has no ALU op)", alu)
+            raise _fail(op, "alu", f"0 ({op.name} has no ALU op)", alu)
         if type(alu) is not int:
-            put("alu", int(alu))
-        for name in ("dtype", "dtype_a", "dtype_b"):
-            value = getattr(self, name)
-            if type(value) is Dtype:
-                continue
-            try:
-                put(name, Dtype(value))
-            except ValueError:
-                raise fail(name, f"a Dtype ({', '.join(d.name_str for d in Dtype)})",
-                           value) from None
+            _put(self, "alu", int(alu))
+        if not (type(self.dtype) is type(self.dtype_a) is type(self.dtype_b) is Dtype):
+            self._dtypes(op)
         flags = self.flags
         if not isinstance(flags, int) or not 0 <= int(flags) <= 255:
-            raise fail("flags", "a Flag combination in 0..255", flags)
+            raise _fail(op, "flags", "a Flag combination in 0..255", flags)
         if type(flags) is not Flag:
-            put("flags", Flag(int(flags)))
+            _put(self, "flags", Flag(int(flags)))
         try:
-            bits = f32_bits(self.imm)
+            bits = _U32.unpack(_F32.pack(self.imm))[0]  # f32_bits
         except (OverflowError, TypeError, struct.error):
-            raise fail("imm", "a number within fp32's range", self.imm) from None
+            raise _fail(op, "imm", "a number within fp32's range", self.imm) from None
         # the immediate is encoded as fp32: keep exactly the value the hardware sees
-        put("imm", f32_value(bits))
-        put("_imm_bits", bits)
+        _put(self, "imm", _F32.unpack(_U32.pack(bits))[0])  # f32_value
+        _put(self, "_imm_bits", bits)
         for name in ("wait", "wait2"):
             value = getattr(self, name)
             if value is None:
@@ -286,16 +286,33 @@ class Instr:
             if not (isinstance(value, tuple | list) and len(value) == 2
                     and _semaphore_ok(value[0]) and isinstance(value[1], int)
                     and 0 <= value[1] < 1 << 32):
-                raise fail(name, f"(semaphore in 0..{NUM_SEMAPHORES - 1}, value in "
-                           f"[0, 2**32))", value)
-            put(name, (int(value[0]), int(value[1])))
+                raise _fail(op, name, f"(semaphore in 0..{NUM_SEMAPHORES - 1}, value in "
+                            f"[0, 2**32))", value)
+            if type(value) is not tuple or type(value[0]) is not int \
+                    or type(value[1]) is not int:
+                _put(self, name, (int(value[0]), int(value[1])))
         if self.signal is not None and not _semaphore_ok(self.signal):
-            raise fail("signal", f"None or a semaphore in 0..{NUM_SEMAPHORES - 1}",
-                       self.signal)
-        if not isinstance(self.comment, str) or \
-                self.comment.splitlines() not in ([], [self.comment]):
-            raise fail("comment", "one line of text (assembly is one line per instruction)",
-                       self.comment)
+            raise _fail(op, "signal", f"None or a semaphore in 0..{NUM_SEMAPHORES - 1}",
+                        self.signal)
+        comment = self.comment
+        # a printable string has no line boundary (every one splitlines knows is a control
+        # or separator character); the splitlines test decides the rest
+        if not isinstance(comment, str) or not (
+                comment.isprintable() or comment.splitlines() in ([], [comment])):
+            raise _fail(op, "comment", "one line of text (assembly is one line per "
+                        "instruction)", comment)
+
+    def _dtypes(self, op: Opcode) -> None:
+        """dtype, dtype_a and dtype_b as Dtype members (AsmError for an unknown value)."""
+        for name in ("dtype", "dtype_a", "dtype_b"):
+            value = getattr(self, name)
+            if type(value) is Dtype:
+                continue
+            try:
+                _put(self, name, Dtype(value))
+            except ValueError:
+                raise _fail(op, name, f"a Dtype ({', '.join(d.name_str for d in Dtype)})",
+                            value) from None
 
     @property
     def imm_bits(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chipforge.compiler.lower._kernel_graph import CompileError
-from chipforge.isa import Dtype, Flag, Instr, Opcode, Unit
+from chipforge.isa import UNIT_OF, Dtype, Flag, Instr, Opcode, Unit
 
 SEM = {Unit.DMA: 0, Unit.MXU: 1, Unit.VEC: 2}
 ALIGN = 64  # bytes: DRAM and SRAM buffers start on 64-byte boundaries
@@ -64,8 +64,7 @@ class CoreEmitter:
         waits = sorted(latest.items())
         if len(waits) > 2:
             raise AssertionError(f"{op.name} needs {len(waits)} waits; the ISA carries two")
-        probe = Instr(op, args)
-        unit = probe.unit
+        unit = UNIT_OF[op]
         signal = SEM.get(unit)
         if signal is not None:
             self.counts[unit] += 1
