@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from chipforge.compiler import ChipRunner, KernelGraph, capture, compile_graph, reference
+from chipforge.compiler.lower._math_kernels import MATH_OPS
 from chipforge.isa import SPECIAL_UNOPS, Opcode, UnOp
 from chipforge.machine import VectorPasses, vector_passes
 
@@ -159,9 +160,10 @@ def test_exact_gelu_and_erf_captured_and_run_on_chip():
 # ---- the schedule the timing model charges ---------------------------------------------------
 
 
-@pytest.mark.parametrize("op", ["erf", "gelu_erf"])
+@pytest.mark.parametrize("op", [*MATH_OPS, "abs"])
 def test_emitted_passes_are_the_schedule(op: str):
-    program = compile_graph(_graph(op, [(4, 256)]), "forge-t1", dtype="bf16")
+    arity = MATH_OPS[op].arity if op in MATH_OPS else 1
+    program = compile_graph(_graph(op, [(4, 256)] * arity), "forge-t1", dtype="bf16")
     vector = [i for i in program.cores[0] if i.op in (Opcode.V_UN, Opcode.V_BIN, Opcode.V_RED)]
     special = sum(i.op is Opcode.V_UN and UnOp(i.alu) in SPECIAL_UNOPS for i in vector)
     assert VectorPasses(len(vector) - special, special) == vector_passes(op)
@@ -258,3 +260,105 @@ def test_elementwise_ops_captured_and_run_on_chip():
     for g, w in zip(got, _Elementwise()(x, i)):
         w = w.double().numpy()
         np.testing.assert_allclose(g.double().numpy(), w, rtol=1e-5, atol=1e-5)
+
+
+# ---- trigonometric and inverse hyperbolic ------------------------------------------------------
+# units of 2**-24 relative to the exact result; absolute bounds where the result crosses 0
+# sin, cos: the Cody-Waite reduction is exact to a few 1e-15 for |x| <= 8192 (h * PI_HI and
+#   h * PI_MID exact), so the error is the reduced series': r's rounding, the series' (<= 2
+#   units), the sign product: |err| <= 2 units of max(|sin|, 2**-... ) -> absolute 1.1e-7
+#   (measured 1.03e-7 up to 8192), and relative 2 units where |x| is small (measured 1.8)
+# tan = sin / cos: both within 2 units relative, the division once: 5 units (measured 3.3)
+# atan (cephes atanf: polynomial error ~1e-7 relative), the reduction's divide, the sum with
+#   pi/4: 3 units (measured 1.9); asin, acos: atan's 3 and the argument's 1.5: 5 (3.5, 3.6)
+# asinh, acosh, atanh: log1p's 5 units (Goldberg) and its argument's rounding, damped by
+#   log1p's derivative: 5 units (measured 2.7, 2.9, 2.9); atan2: atan's 3 and y / x: 4 (2.5)
+TRIG = {"sin": (torch.sin, -8192, 8192, 2), "cos": (torch.cos, -8192, 8192, 2),
+        "tan": (torch.tan, -10, 10, 5), "atan": (torch.atan, -100, 100, 3),
+        "asin": (torch.asin, -1, 1, 5), "acos": (torch.acos, -1, 1, 5),
+        "asinh": (torch.asinh, -1e5, 1e5, 5), "acosh": (torch.acosh, 1, 1e5, 5),
+        "atanh": (torch.atanh, -1, 1, 5)}
+
+
+@pytest.mark.parametrize("op", sorted(TRIG))
+def test_trig_ops_within_their_bounds(op: str):
+    fn, lo, hi, units = TRIG[op]
+    x = np.concatenate([np.linspace(lo, hi, 4096), np.linspace(max(lo, -4), min(hi, 4), 2048),
+                        [lo, hi]])
+    tiny = np.geomspace(1e-30, 1e-2, 1024)
+    x = np.concatenate([x, tiny, -tiny if lo < 0 else 1 + tiny]).astype(np.float32)[None, :]
+    exact = _torch64(fn, x)
+    err = np.abs(_chip(op, x) - exact)
+    # sin and cos: relative near their zeros' neighbourhood of 0, absolute for large |x|
+    scale = np.where(np.abs(x) > 4, 1.0, np.abs(exact)) if op in ("sin", "cos") else \
+        np.abs(exact)
+    finite = np.isfinite(exact) & (exact != 0)
+    assert (err[finite] <= units * ULP1 * scale[finite]).all()
+    assert (err[exact == 0] == 0).all()
+    np.testing.assert_allclose(_ref(op, x.astype(np.float64)), exact, rtol=1e-14, atol=1e-300)
+
+
+def test_sin_cos_beyond_their_range_are_nan_not_wrong():
+    """|error| grows past 16384 (1e-6 at 65536, 0.03 at 2**20): beyond 65536 the chip gives
+    NaN; up to it, within 1e-6."""
+    x = np.concatenate([np.linspace(16384, 65536, 2048), [65536.0, 65540.0, 1e6, 3e9, 1e30,
+                                                           -1e30]]).astype(np.float32)
+    x = np.concatenate([x, -x])[None, :]
+    for op, fn in (("sin", torch.sin), ("cos", torch.cos), ("tan", torch.tan)):
+        y, exact = _chip(op, x), _torch64(fn, x)
+        inside = np.abs(x) <= 65536
+        np.testing.assert_array_equal(np.isnan(y), ~inside)
+        if op != "tan":
+            assert np.abs(y - exact)[inside].max() <= 1e-6
+
+
+@pytest.mark.parametrize("op", sorted(TRIG))
+def test_trig_ops_edge_values(op: str):
+    fn, _, hi, units = TRIG[op]
+    x = EDGES[(np.abs(EDGES) <= 65536) | ~np.isfinite(EDGES)] \
+        if op in ("sin", "cos", "tan") else EDGES
+    x = np.concatenate([x, [1.0, -1.0, 1.0000001, -1.0000001]]).astype(np.float32)[None, :]
+    y = _chip(op, x)
+    want = fn(torch.from_numpy(x)).double().numpy()  # PyTorch's fp32 kernel
+    exact = _torch64(fn, x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(y[np.isinf(want)], want[np.isinf(want)])
+    finite = np.isfinite(exact) & (exact != 0)
+    assert (np.abs(y - exact)[finite] <= units * ULP1 * np.abs(exact[finite])).all()
+
+
+def test_atan2_random_and_edges():
+    rng = np.random.default_rng(2)
+    y, x = (rng.standard_normal((2, 4, 256)) * np.exp(rng.uniform(-10, 10, (2, 4, 256)))
+            ).astype(np.float32)
+    exact = torch.atan2(torch.from_numpy(y).double(), torch.from_numpy(x).double()).numpy()
+    assert (np.abs(_chip("atan2", y, x) - exact) <= 4 * ULP1 * np.abs(exact)).all()
+    np.testing.assert_allclose(_ref("atan2", y.astype(np.float64), x.astype(np.float64)),
+                               exact, rtol=1e-15)
+    # broadcasting a row, and the edge values PyTorch's kernel agrees on (signed zeros and
+    # a finite value over an infinite one are documented differences)
+    e = np.array([0.0, 1.0, -1.0, INF, -INF, NAN, 1e-30, -3e38], np.float32)
+    ys, xs = np.meshgrid(e, e)
+    got = _chip("atan2", ys.astype(np.float32), xs.astype(np.float32))
+    want = torch.atan2(torch.from_numpy(ys), torch.from_numpy(xs)).double().numpy()
+    agree = ~((ys == 0) & (xs <= 0))  # signed zeros aside
+    np.testing.assert_allclose(got[agree], want[agree], rtol=3 * ULP1, atol=3e-9)
+    row = _chip("atan2", y[0], x[0, :1])
+    np.testing.assert_allclose(row, np.arctan2(y[0], x[0, :1]).astype(np.float64), rtol=4 * ULP1)
+
+
+class _Trig(torch.nn.Module):
+    def forward(self, x):
+        t = torch.tanh(x)
+        return (torch.sin(x) + torch.cos(x) + torch.tan(t) + torch.atan(x) + torch.asin(t)
+                + torch.acos(t) + torch.asinh(x) + torch.acosh(x.abs() + 1) + torch.atanh(t)
+                + torch.atan2(x, t + 2))
+
+
+def test_trig_ops_captured_and_run_on_chip():
+    torch.manual_seed(0)
+    x = torch.randn(4, 16) * 2
+    graph = capture(_Trig(), (x,))
+    assert {"sin", "cos", "atan2", "acosh"} <= {n.op for n in graph.nodes}
+    got = ChipRunner(graph, "forge-t1", "fp32")(x)[0].double().numpy()
+    np.testing.assert_allclose(got, _Trig()(x).double().numpy(), rtol=1e-5, atol=1e-5)

@@ -32,7 +32,9 @@ MATH_SEQUENCES: dict[str, tuple[int, int]] = {
     "erf": (25, 0), "gelu_erf": (31, 0), "sign": (3, 0), "trunc": (7, 0), "round": (7, 0),
     "floor": (9, 0), "ceil": (9, 0), "isnan": (2, 0), "isinf": (2, 0), "expm1": (11, 2),
     "log1p": (10, 1), "log2": (1, 1), "log10": (1, 1), "sinh": (28, 2), "cosh": (6, 2),
-    "elu": (17, 2), "leaky_relu": (4, 0)}
+    "elu": (17, 2), "leaky_relu": (4, 0), "sin": (34, 1), "cos": (37, 1), "tan": (72, 2),
+    "atan": (33, 1), "asin": (38, 2), "acos": (33, 2), "atan2": (55, 2), "asinh": (28, 3),
+    "acosh": (25, 4), "atanh": (20, 1)}
 # affine row operands (weight, bias) an op-IR norm carries: each is loaded once per core
 NORM_AFFINE_OPERANDS = {"layernorm": 2, "rmsnorm": 1}
 

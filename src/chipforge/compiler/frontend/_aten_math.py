@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chipforge.compiler.frontend._aten_ops import binary
-from chipforge.compiler.frontend._capture import Capture, registrar
+import torch
+
+from chipforge.compiler.frontend._aten_ops import binary, is_number
+from chipforge.compiler.frontend._capture import Capture, Const, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
@@ -30,7 +32,8 @@ def _op_name(cap: Capture) -> str:
     return cap.node.target.overloadpacket.__name__
 
 
-@handles("erf", "abs", "sign", "expm1", "log1p", "log2", "log10", "sinh", "cosh")
+@handles("erf", "abs", "sign", "expm1", "log1p", "log2", "log10", "sinh", "cosh", "sin", "cos",
+         "tan", "atan", "asin", "acos", "asinh", "acosh", "atanh")
 def _same_name(cap: Capture, x):
     return unary(cap, _op_name(cap), x)
 
@@ -82,3 +85,17 @@ def _leaky_relu(cap: Capture, x, negative_slope=0.01):
 def _hardtanh(cap: Capture, x, min_val=-1.0, max_val=1.0):
     """clamp(x, min_val, max_val): maximum then minimum (NaN stays NaN, as in PyTorch)."""
     return binary(cap, "minimum", binary(cap, "maximum", x, float(min_val)), float(max_val))
+
+
+def binary_math(cap: Capture, op: str, a, b):
+    """Kernel op ``op`` of two operands (numbers, constants or computed), broadcast to the
+    result's shape and read in its dtype."""
+    shape, dtype = cap.out()
+    a, b = (Const(torch.tensor(v), cap.fresh()) if is_number(v) else v for v in (a, b))
+    return cap.emit(op, [cap.name(a, dtype, len(shape)), cap.name(b, dtype, len(shape))],
+                    shape, dtype)
+
+
+@handles("atan2")
+def _atan2(cap: Capture, y, x):
+    return binary_math(cap, "atan2", y, x)

@@ -229,6 +229,7 @@ def isinf(s: Seq, x: Src, into: Src) -> Src:
 
 
 # ---- exponentials and logarithms ---------------------------------------------------------
+FLT_MAX = 3.4028234663852886e38
 BIG = 1e30  # a finite stand-in for +-inf where a ratio's operands are clamped
 
 
@@ -352,6 +353,256 @@ def leaky_relu(s: Seq, x: Src, into: Src, *, slope: float = 0.01) -> Src:
     return s.add(p, q, into)
 
 
+# ---- trigonometric -------------------------------------------------------------------------
+# Cody-Waite reduction r = x - h * pi in three parts: PI_HI has 8 significant bits and PI_MID
+# 12 (cephes sinf's DP1..DP3, times 4), so h * PI_HI and h * PI_MID are exact for |h| < 2**12,
+# i.e. |x| <= 8192 (cephes' own range). Measured on the simulator: |error| <= 1.1e-7 for
+# |x| <= 16384, 1e-6 up to 65536, 0.03 at 2**20 (PyTorch reduces exactly): so beyond
+# TRIG_RANGE the result is NaN, never a silently wrong value.
+PI_HI, PI_MID, PI_LO = 3.140625, 9.67502593994140625e-4, 1.509957990978376432e-7
+TRIG_RANGE = 65536.0
+# sin(r) / r on [-pi/2, pi/2] by its Taylor series in r**2 (truncation <= (pi/2)**14 / 15!)
+SIN_TAYLOR = tuple((-1.0) ** (k // 2) / math.factorial(k) for k in (13, 11, 9, 7, 5, 3))
+
+
+def _sin_reduced(s: Seq, x: Src, into: Src, half: float) -> Src:
+    """(-1)**k * sin(x - (k + half) * pi), k = round(x / pi - half): sin(x) for half 0,
+    -cos(x) for half 0.5; NaN for NaN and |x| > TRIG_RANGE (+-inf included). Registers
+    0-4."""
+    k, h, r, t, p = s.reg(0, I32), s.reg(1), s.reg(2), s.reg(3), s.reg(4)
+    s.mul(x, 1.0 / math.pi, h)
+    if half:
+        s.sub(h, half, h)
+    s.un(UnOp.COPY, h, k, Flag.SATURATE)  # round half to even
+    src = k
+    if half:
+        src = s.add(k, half, h)
+    s.mul(src, PI_HI, t)
+    s.sub(x, t, r)
+    for part in (PI_MID, PI_LO):
+        s.mul(src, part, t)
+        s.sub(r, t, r)
+    s.un(UnOp.SQUARE, r, t)
+    s.horner(t, SIN_TAYLOR, p)  # -1/6 + ... : sin(r) = r + r * t * p
+    s.mul(p, t, p)
+    s.mul(p, r, p)
+    s.add(p, r, p)
+    # (-1)**k = 1 - 2 |k - 2 round(k / 2)|
+    s.mul(k, 0.5, t)
+    s.un(UnOp.COPY, t, s.reg(1, I32), Flag.SATURATE)
+    s.mul(s.reg(1, I32), -2.0, t)
+    s.add(t, k, t)
+    s.un(UnOp.ABS, t, t)
+    s.mul(t, -2.0, t)
+    s.add(t, 1.0, t)
+    s.mul(p, t, p)
+    s.un(UnOp.ABS, x, t)
+    s.bin(BinOp.GT, t, TRIG_RANGE, t)
+    s.mul(t, -1.0, t)
+    s.un(UnOp.SQRT, t, t)  # NaN out of range, else -0
+    return s.add(p, t, into)
+
+
+def sin(s: Seq, x: Src, into: Src) -> Src:
+    return _sin_reduced(s, x, into, 0.0)
+
+
+def cos(s: Seq, x: Src, into: Src) -> Src:
+    """-(-1)**k sin(x - (k + 1/2) pi): cos near its zeros keeps its relative accuracy."""
+    _sin_reduced(s, x, s.reg(5), 0.5)
+    return s.mul(s.reg(5), -1.0, into)
+
+
+def tan(s: Seq, x: Src, into: Src) -> Src:
+    """sin(x) / cos(x), each reduced as above. Registers 0-6."""
+    sin(s, x, s.reg(6))
+    cos(s, x, s.reg(5))
+    return s.div(s.reg(6), s.reg(5), into)
+
+
+# atan on [0, tan(pi/8)] (cephes atanf: a polynomial in t**2, relative error ~1e-7)
+ATAN_P = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1, -3.33329491539e-1)
+TAN_3PI_8, TAN_PI_8 = 2.414213562373095, 0.4142135623730950
+
+
+def _atan_abs(s: Seq, a: Src, into: Src) -> Src:
+    """atan(a) for a >= 0 (cephes atanf's reduction): t = a (a <= tan(pi/8)),
+    (a - 1) / (a + 1) + pi/4 (a <= tan(3pi/8)), -1/a + pi/2 (beyond); the three branches
+    are selected by disjoint masks with their operands clamped finite, so each select is
+    exact and NaN propagates. Registers 0-5."""
+    m2, m1, t, u, v, w = (s.reg(i) for i in range(6))
+    s.bin(BinOp.GT, a, TAN_3PI_8, m2)
+    s.bin(BinOp.GT, a, TAN_PI_8, m1)
+    s.bin(BinOp.LE, a, TAN_PI_8, w)
+    s.bin(BinOp.MIN, a, 0.5, t)
+    s.mul(t, w, t)  # t0 * (a <= tan(pi/8))
+    s.bin(BinOp.MIN, a, 3.0, u)
+    s.add(u, 1.0, v)
+    s.sub(u, 1.0, u)
+    s.div(u, v, u)
+    s.sub(m1, m2, w)
+    s.mul(u, w, u)  # t1 * (tan(pi/8) < a <= tan(3pi/8))
+    s.add(t, u, t)
+    s.bin(BinOp.MAX, a, 1.0, v)
+    s.un(UnOp.RECIP, v, v)
+    s.mul(v, m2, v)
+    s.sub(t, v, t)  # + t2 * m2, t2 = -1/a
+    s.add(m1, m2, m1)
+    s.mul(m1, math.pi / 4, m1)  # y0: 0, pi/4 or pi/2
+    s.un(UnOp.SQUARE, t, u)
+    s.horner(u, ATAN_P, v)
+    s.mul(v, u, v)
+    s.mul(v, t, v)
+    s.add(v, t, v)
+    return s.add(v, m1, into)
+
+
+def _odd(s: Seq, x: Src, into: Src, fn: Callable[[Seq, Src, Src], Src], regs: int) -> Src:
+    """sign(x) * fn(|x|) for an odd function fn (NaN stays NaN: fn(NaN) * 0)."""
+    a, g = s.reg(regs), s.reg(regs + 1)
+    s.un(UnOp.ABS, x, a)
+    with s.frame(regs + 2):
+        fn(s, a, a)
+    s.sign(x, g, s.reg(regs + 2))
+    return s.mul(a, g, into)
+
+
+def atan(s: Seq, x: Src, into: Src) -> Src:
+    """Registers 0-8."""
+    return _odd(s, x, into, _atan_abs, 0)
+
+
+def asin(s: Seq, x: Src, into: Src) -> Src:
+    """atan(x / sqrt((1 - x)(1 + x))): +-pi/2 at +-1 (x / 0), NaN beyond. Registers 0-9."""
+    q, w = s.reg(0), s.reg(1)
+    s.mul(x, -1.0, q)
+    s.add(q, 1.0, q)  # 1 - x as -x + 1: +0 at 1, where x - 1 negated is -0
+    s.add(x, 1.0, w)
+    s.mul(q, w, q)
+    s.un(UnOp.SQRT, q, q)
+    s.div(x, q, q)
+    with s.frame(1):
+        return atan(s, q, into)
+
+
+def acos(s: Seq, x: Src, into: Src) -> Src:
+    """2 atan(sqrt((1 - x) / (1 + x))): pi at -1 (1 / 0), NaN beyond +-1. Registers 0-9."""
+    q, w = s.reg(0), s.reg(1)
+    s.mul(x, -1.0, q)
+    s.add(q, 1.0, q)
+    s.add(x, 1.0, w)
+    s.div(q, w, q)
+    s.un(UnOp.SQRT, q, q)
+    with s.frame(1):
+        _atan_abs(s, q, q)
+    return s.mul(q, 2.0, into)
+
+
+def atan2(s: Seq, y: Src, x: Src, into: Src) -> Src:
+    """atan(y / x) + (x < 0) * (y >= 0 ? pi : -pi); where both are infinite they are
+    clamped to +-FLT_MAX first (+-pi/4, +-3pi/4, as in PyTorch); 0 for y = x = 0. Signed
+    zeros are not told apart: atan2(+-0, -0) and atan2(-0, x < 0) are 0 and pi (PyTorch:
+    +-pi, -pi). Registers 0-12."""
+    q, z, yc, xc = s.reg(0), s.reg(1), s.reg(2), s.reg(3)
+    s.un(UnOp.ABS, y, q)
+    s.bin(BinOp.EQ, q, math.inf, q)
+    s.un(UnOp.ABS, x, z)
+    s.bin(BinOp.EQ, z, math.inf, z)
+    s.mul(q, z, q)
+    s.un(UnOp.RECIP, q, q)
+    s.mul(q, FLT_MAX, q)  # the clamp bound: FLT_MAX where both are infinite, else inf
+    s.mul(q, -1.0, z)
+    for v, c in ((y, yc), (x, xc)):
+        s.bin(BinOp.MIN, v, q, c)
+        s.bin(BinOp.MAX, c, z, c)
+    s.bin(BinOp.EQ, xc, 0.0, z)
+    s.bin(BinOp.EQ, yc, 0.0, q)
+    s.mul(z, q, z)
+    s.add(z, xc, z)  # x, or 1 where y = x = 0 (0 / 1 = 0)
+    s.div(yc, z, q)
+    with s.frame(4):
+        atan(s, q, q)
+    s.bin(BinOp.GE, y, 0.0, z)
+    s.mul(z, 2 * math.pi, z)
+    s.sub(z, math.pi, z)
+    s.bin(BinOp.LT, x, 0.0, s.reg(2))
+    s.mul(z, s.reg(2), z)
+    return s.add(q, z, into)
+
+
+# ---- inverse hyperbolic ---------------------------------------------------------------------
+LARGE = 4096.0  # from here asinh(a) = log(2a) + 1/(4a**2) - ... is log(a) + log(2) in fp32
+
+
+def _log_large(s: Seq, a: Src, into: Src) -> Src:
+    """log(max(a, LARGE)) + log 2, finite for any a >= 0."""
+    s.bin(BinOp.MAX, a, LARGE, into)
+    s.un(UnOp.LOG, into, into)
+    return s.add(into, LN2, into)
+
+
+def _asinh_abs(s: Seq, a: Src, into: Src) -> Src:
+    """a < LARGE: log1p(a + a**2 / (1 + sqrt(1 + a**2))); beyond: log(a) + log 2.
+    Registers 0-9."""
+    c, q, w, b, m = (s.reg(i) for i in range(5))
+    s.bin(BinOp.MIN, a, LARGE, c)
+    s.un(UnOp.SQUARE, c, q)
+    s.add(q, 1.0, w)
+    s.un(UnOp.SQRT, w, w)
+    s.add(w, 1.0, w)
+    s.div(q, w, q)
+    s.add(q, c, q)
+    with s.frame(5):
+        log1p(s, q, q)
+    _log_large(s, a, b)
+    s.bin(BinOp.LT, a, LARGE, m)
+    s.bin(BinOp.GE, a, LARGE, c)
+    return s.select(m, q, c, b, into)
+
+
+def asinh(s: Seq, x: Src, into: Src) -> Src:
+    return _odd(s, x, into, _asinh_abs, 0)
+
+
+def acosh(s: Seq, x: Src, into: Src) -> Src:
+    """x < LARGE: log1p((x - 1) + sqrt((x - 1)(x + 1))) (x - 1 exact); beyond: log(x) +
+    log 2; NaN below 1. Registers 0-9."""
+    c, q, w, b, m = (s.reg(i) for i in range(5))
+    s.bin(BinOp.MIN, x, LARGE, c)
+    s.sub(c, 1.0, q)
+    s.add(c, 1.0, w)
+    s.mul(w, q, w)
+    s.un(UnOp.SQRT, w, w)
+    s.add(q, w, q)
+    with s.frame(5):
+        log1p(s, q, q)
+    _log_large(s, x, b)
+    s.bin(BinOp.LT, x, LARGE, m)
+    s.bin(BinOp.GE, x, LARGE, c)
+    s.select(m, q, c, b, q)
+    s.sub(x, 1.0, w)
+    s.bin(BinOp.MIN, w, 0.0, w)
+    s.un(UnOp.SQRT, w, w)  # NaN below 1 (-inf too, which the branches miss), else 0
+    return s.add(q, w, into)
+
+
+def _atanh_abs(s: Seq, a: Src, into: Src) -> Src:
+    """0.5 * log1p(2a / (1 - a)) for a >= 0 (no cancellation in log1p's 1 + q): inf at 1,
+    NaN beyond. Registers 0-6."""
+    q, w = s.reg(0), s.reg(1)
+    s.mul(a, -1.0, w)
+    s.add(w, 1.0, w)  # +0 at a = 1: 2 / +0 = inf
+    s.mul(a, 2.0, q)
+    s.div(q, w, q)
+    with s.frame(2):
+        log1p(s, q, q)
+    return s.mul(q, 0.5, into)
+
+
+def atanh(s: Seq, x: Src, into: Src) -> Src:
+    return _odd(s, x, into, _atanh_abs, 0)
+
+
 @dataclass(frozen=True)
 class MathOp:
     """A sequence kernel: its function, number of tensor operands and fp32 registers."""
@@ -379,6 +630,16 @@ MATH_OPS: dict[str, MathOp] = {
     "cosh": MathOp(cosh, 1, 3),
     "elu": MathOp(elu, 1, 7),
     "leaky_relu": MathOp(leaky_relu, 1, 2),
+    "sin": MathOp(sin, 1, 5),
+    "cos": MathOp(cos, 1, 6),
+    "tan": MathOp(tan, 1, 7),
+    "atan": MathOp(atan, 1, 9),
+    "asin": MathOp(asin, 1, 10),
+    "acos": MathOp(acos, 1, 10),
+    "atan2": MathOp(atan2, 2, 13),
+    "asinh": MathOp(asinh, 1, 12),
+    "acosh": MathOp(acosh, 1, 10),
+    "atanh": MathOp(atanh, 1, 10),
 }
 
 

@@ -115,6 +115,9 @@ _MATH: dict[str, Callable] = {
     "expm1": np.expm1, "log1p": np.log1p, "log2": np.log2, "log10": np.log10,
     "sinh": np.sinh, "cosh": np.cosh, "elu": _elu,
     "leaky_relu": lambda x, slope=0.01: np.where(x > 0, x, x * slope),
+    "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan, "asin": np.arcsin,
+    "acos": np.arccos, "atan2": np.arctan2, "asinh": np.arcsinh, "acosh": np.arccosh,
+    "atanh": np.arctanh,
 }
 
 
