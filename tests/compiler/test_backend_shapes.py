@@ -219,3 +219,24 @@ def test_a_shape_that_cannot_compile_is_a_clean_error():
         with pytest.raises(CompileError, match="float64"):
             compiled(torch.ones(5, 4, dtype=torch.float64))
     assert len(backend.summary().failures) == 1
+
+
+# ---- a permute the lowering has no single copy for ------------------------------------------
+
+
+@pytest.mark.parametrize("dims", [(0, 3, 1, 2), (3, 0, 2, 1), (2, 0, 1)])
+def test_a_permute_moving_the_last_dim_far_runs_as_two(dims):
+    """Attention's backward permutes [B, H, T, D] so; capture_fx splits such a permute into
+    two the lowering has, and the result is PyTorch's."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from chipforge.compiler import ChipRunner, capture_fx
+
+    x = torch.randn(*(2, 3, 4, 5)[:len(dims)])
+    gm = make_fx(lambda v: ((v * 2.0).permute(*dims) + 1.0,))(x)
+    graph, _ = capture_fx(gm, (x,), name="t")
+    permutes = [n.attr("dims") for n in graph.nodes if n.op == "permute"]
+    assert len(permutes) == 2
+    assert all(p[-1] == len(dims) - 1 or p[-2] == len(dims) - 1 for p in permutes)
+    [got] = ChipRunner(graph, "forge-i1", "fp32")(x)
+    assert torch.allclose(got, (x * 2.0).permute(*dims) + 1.0, atol=1e-6)
