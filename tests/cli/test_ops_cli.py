@@ -19,7 +19,7 @@ from chipforge.compiler import coverage_totals, op_coverage  # noqa: E402
 
 runner = CliRunner()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compiler.md"
-STATUSES = {"supported", "folded", "unsupported"}
+STATUSES = {"supported", "folded", "decomposed", "unsupported"}
 
 
 def _core_ops() -> set[str]:

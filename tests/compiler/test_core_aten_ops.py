@@ -265,6 +265,18 @@ add("_pdist_forward", lambda a: aten._pdist_forward.default(a, 2.0), r(5, 3))
 add("avg_pool2d_backward",
     lambda g: aten.avg_pool2d_backward.default(g, torch.zeros(2, 3, 6, 5), [2, 2], [2, 1],
                                                [0, 0], False, True, None), r(2, 3, 3, 4))
+add("native_layer_norm_backward",
+    lambda g, a, m, s: aten.native_layer_norm_backward.default(g, a, [4], m, s, C4, B4,
+                                                              [True, True, True]),
+    r(2, 3, 4, seed=1), X, X.mean(-1, keepdim=True),
+    (X.var(-1, unbiased=False, keepdim=True) + 1e-5).rsqrt())
+_G = r(2, 6, 2, 2, seed=5)
+_GM = _G.reshape(2, 3, -1).mean(-1)
+_GR = (_G.reshape(2, 3, -1).var(-1, unbiased=False) + 1e-5).rsqrt()
+add("native_group_norm_backward",
+    lambda g, a, m, s: aten.native_group_norm_backward.default(g, a, m, s, C6, 2, 6, 4, 3,
+                                                              [True, True, True]),
+    r(2, 6, 2, 2, seed=6), _G, _GM, _GR)
 add("_adaptive_avg_pool2d_backward",
     lambda g: aten._adaptive_avg_pool2d_backward.default(g, torch.zeros(2, 3, 6, 5)),
     r(2, 3, 4, 3))
@@ -309,7 +321,7 @@ add("masked_scatter", lambda a, s: aten.masked_scatter.default(a, torch.arange(4
 
 # ---- the ops that run on the simulator (fp32 kernels), a bounded subset -------------------------
 
-SIMULATED = ("flip", "constant_pad_nd", "reflection_pad2d", "upsample_bilinear2d", "avg_pool2d",
+SIMULATED = ("flip", "constant_pad_nd", "diagonal", "upsample_bilinear2d", "avg_pool2d",
              "sum", "amin", "prod", "var", "max", "native_group_norm", "index", "as_strided",
              "repeat", "_cdist_forward")
 
@@ -366,7 +378,8 @@ def test_the_table_covers_the_core_opset_with_reasons():
     assert len(rows) == len({r.op for r in rows}) >= 160
     assert {"add", "convolution", "native_layer_norm", "rand"} <= {r.op for r in rows}
     for row in rows:
-        assert {row.inference, row.training} <= {"supported", "folded", "unsupported"}
+        assert {row.inference, row.training} <= {"supported", "folded", "decomposed",
+                                                 "unsupported"}
         assert bool(row.reason) == ("unsupported" in (row.inference, row.training)), row
 
 

@@ -1,8 +1,9 @@
 """``chipforge ops``: the Core ATen coverage of the PyTorch captures.
 
 Every op of the installed torch's Core ATen opset, with its status in capture()
-(inference) and capture_fx() (training): supported, folded (creation ops, always constants)
-or not supported with the reason; then the totals (:func:`summary`, the line
+(inference) and capture_fx() (training): supported, folded (creation ops, always constants),
+decomposed (PyTorch rewrites it into other ops before capture) or not supported with the
+reason; then the totals (:func:`summary`, the line
 docs/compiler.md quotes). ``--missing`` lists only the ops one capture or the other does
 not cover; ``--markdown`` prints the table as Markdown (the docs' table).
 """
@@ -59,6 +60,7 @@ def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False,
         for r in shown:
             table.add_row(r.op, r.inference, r.training, r.reason)
         print_table(table)
-    say(summary(totals) + " (covered: supported, or folded as constants)")
+    say(summary(totals) + " (covered: supported, folded as constants, or decomposed by "
+        "PyTorch into ops that are)")
     say("Any op whose tensor inputs are all constants is folded at capture time, supported "
         "or not.")

@@ -4,7 +4,7 @@ and normalization ops beyond _aten_nn (see ``_aten_ops`` for the handler contrac
 Mapping choices, all composed from ``KERNEL_OPS``:
 
 - Data movement (``as_strided``, ``diagonal``, ``flip``, ``repeat``, ``constant_pad_nd``,
-  ``reflection_pad1d/2d/3d``, ``replication_pad2d/3d``, ``upsample_nearest2d``): the op is
+  ``upsample_nearest2d``): the op is
   run at capture time on ``arange(numel)`` shaped like its input, which gives the flat
   source index of every output element (:func:`gather_elements`); the copy is one
   ``embedding`` gather of constant int32 indices from the input viewed as ``[numel / w, w]``
@@ -12,19 +12,22 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   ``as_strided`` reads the input's memory as PyTorch laid it out (its strides and offset),
   which the chip stores row-major; a read outside the input's elements is refused.
 - Linear resampling (``upsample_bilinear2d``, ``avg_pool2d/3d`` other than global,
-  ``_adaptive_avg_pool2d/3d``, ``col2im``, ``avg_pool2d_backward``,
-  ``_adaptive_avg_pool2d_backward``): the op is linear in its tensor operand and acts on each
+  ``_adaptive_avg_pool2d/3d``, ``avg_pool2d_backward``, ``_adaptive_avg_pool2d_backward``):
+  the op is linear in its tensor operand and acts on each
   (batch, channel) plane alone, so it is one ``matmul`` of the planes ``[N*C, S]`` with the
   constant ``[S, S']`` matrix that the op itself gives on the one-hot basis at capture time
   (exact: the matrix holds the op's own weights). Matrices over 2**22 elements are refused.
 - Reductions over any dims (``sum``, ``mean``, ``amax``, ``amin``, ``prod``, ``var``,
-  ``any``, ``max.dim``/``min.dim`` values): each run of adjacent dims is merged and moved
-  last, then reduced (:func:`reduce_over`). ``min`` is ``-max(-x)``; ``prod`` multiplies
-  halves pairwise (ones pad an odd length); ``var`` is ``sum((x - mean)**2) / (n -
-  correction)``; ``any`` is the max of ``x != 0``.
+  ``any``; ``max.dim``/``min.dim`` are ``_aten_index``'s): each run of adjacent dims is
+  merged and moved last, then reduced (:func:`reduce_over`). ``min`` is ``-max(-x)``;
+  ``prod`` multiplies halves pairwise (ones pad an odd length); ``var`` is
+  ``sum((x - mean)**2) / (n - correction)``; ``any`` is the max of ``x != 0``.
 - Creation ops with no tensor inputs (``arange``, ``full``, ``empty``, ``empty_strided``,
-  ``scalar_tensor``) never reach a handler: they are folded. ``fill`` of a computed tensor
-  is a constant; ``copy(dst, src)`` is ``src`` broadcast to ``dst``'s shape and dtype.
+  ``scalar_tensor``) never reach a handler: they are folded. ``copy(dst, src)`` is ``src``
+  broadcast to ``dst``'s shape and dtype.
+- Ops PyTorch's Core ATen decompositions rewrite before either capture sees them (the
+  reflection and replication pads, ``avg_pool1d``, ``col2im``, ``fill``, ...) have no
+  handler here: their decompositions are captured (see ``_coverage``).
 - ``native_group_norm`` (inference and forward): ``layernorm`` over each group, then the
   per-channel affine; ``_native_batch_norm_legit`` (training batch norm): the batch
   statistics over (N, H, W), biased variance; both also give mean and rstd.
@@ -154,8 +157,7 @@ def _source_index(shape, op: Callable, *args, **kwargs) -> np.ndarray:
         return op(base, *args, **kwargs).round().to(torch.int64).numpy()
 
 
-@handles("flip", "repeat", "diagonal", "reflection_pad1d", "reflection_pad2d",
-         "reflection_pad3d", "replication_pad2d", "replication_pad3d", "upsample_nearest2d")
+@handles("flip", "repeat", "diagonal", "upsample_nearest2d")
 @_empty_aware
 def _movement(cap: Capture, x, *args, **kwargs):
     """A pure data-movement op: the gather its own index map gives."""
@@ -197,39 +199,6 @@ def _as_strided(cap: Capture, x, size, stride, storage_offset=None):
     return gather_elements(cap, x, index)
 
 
-@handles("index")
-@_empty_aware
-def _index(cap: Capture, x, indices):
-    """``x[i0, i1, ...]`` (advanced indexing; None is a full slice). Index tensors all known:
-    the gather torch's own index map gives (any number of them, broadcast, negative ones
-    wrapped, boolean masks). One computed index tensor: its dim moved first and the rest
-    merged, an ``embedding`` lookup, then the original layout (a computed index must be in
-    range)."""
-    if all(v is None or isinstance(v, Const) for v in indices):
-        known = [None if v is None else v.value for v in indices]
-        try:
-            index = _source_index(cap.info(x)[0], torch.ops.aten.index.Tensor, known)
-        except (IndexError, RuntimeError) as e:
-            raise cap.fail(f"constant index out of range: {e}") from e
-        return gather_elements(cap, x, index)
-    used = [i for i, v in enumerate(indices) if v is not None]
-    if len(used) != 1:
-        raise cap.fail("indexing with a computed index tensor is supported with exactly one "
-                       "index tensor")
-    k, idx = used[0], indices[used[0]]
-    shape, dtype = cap.info(x)
-    others = [d for d in range(len(shape)) if d != k]
-    table = cap.reshape(cap.permute(cap.name(x), [k] + others),
-                        (shape[k], prod(shape[d] for d in others)))
-    idx_shape = cap.info(idx)[0]
-    rows = cap.emit("embedding", [table, cap.name(idx, "int32")],
-                    idx_shape + (prod(shape[d] for d in others),), dtype)
-    rows = cap.reshape(rows, idx_shape + tuple(shape[d] for d in others))
-    n = len(idx_shape)
-    order = list(range(n, n + k)) + list(range(n)) + list(range(n + k, n + len(others)))
-    return cap.permute(rows, order)
-
-
 # ---- linear resampling: one matmul with the op's own matrix ------------------------------
 
 
@@ -268,8 +237,7 @@ def _apply_with(cap: Capture, position: int, args, kwargs) -> Callable:
     return apply
 
 
-@handles("upsample_bilinear2d", "avg_pool1d", "adaptive_avg_pool1d", "avg_pool3d",
-         "_adaptive_avg_pool3d")
+@handles("upsample_bilinear2d", "avg_pool3d", "_adaptive_avg_pool3d")
 @_empty_aware
 def _resample(cap: Capture, x, *args, **kwargs):
     return linear_planes(cap, x, len(cap.info(x)[0]) - _plane_rank(cap), _apply_with(
@@ -277,8 +245,7 @@ def _resample(cap: Capture, x, *args, **kwargs):
 
 
 def _plane_rank(cap: Capture) -> int:
-    name = cap.node.target.overloadpacket.__name__
-    return int(name[-2])  # ..._pool1d, ..._pool3d, upsample_..._2d
+    return 3 if cap.node.target.overloadpacket.__name__.endswith("3d") else 2
 
 
 @handles("avg_pool2d", "_adaptive_avg_pool2d")
@@ -299,27 +266,6 @@ def _avg_pool2d(cap: Capture, x, *args, **kwargs):
     if len(in_shape) == 4 and whole:
         return cap.emit("global_avg_pool2d", [x], shape, dtype)
     return linear_planes(cap, x, len(in_shape) - 2, _apply_with(cap, 0, (x, *args), kwargs))
-
-
-@handles("col2im")
-@_empty_aware
-def _col2im(cap: Capture, x, output_size, kernel_size, *args):
-    """fold: [N, C*kh*kw, L] -> [N, C, H, W]; each channel's [kh*kw, L] block is a plane."""
-    shape = cap.info(x)[0]
-    k = prod(kernel_size)
-    batched = cap.reshape(x, (prod(shape[:-2]) * shape[-2] // k, k, shape[-1]))
-
-    def apply(basis):  # [S, 1, k, L] -> [S, 1, H, W]
-        return cap.node.target(basis.reshape(basis.shape[0], k, shape[-1]), output_size,
-                               kernel_size, *args)
-
-    out_shape, dtype = cap.out()
-    matrix = _plane_matrix(cap, apply, (k, shape[-1]), tuple(out_shape[-2:]))
-    rows = prod(cap.info(batched)[0][:1])
-    flat = cap.reshape(batched, (rows, k * shape[-1]))
-    y = cap.emit("matmul", [flat, cap.name(matrix, dtype)], (rows, prod(out_shape[-2:])),
-                 dtype)
-    return cap.reshape(y, out_shape)
 
 
 @handles("avg_pool2d_backward", "_adaptive_avg_pool2d_backward")
@@ -410,42 +356,6 @@ def _reduction(cap: Capture, x, dims=None, keepdim=False, **kwargs):
     return cap.reshape(reduce_over(cap, op, x, dims, keepdim, cap.out()[1]), cap.out()[0])
 
 
-@handles("max", "min")
-@_empty_aware
-def _max_min_dim(cap: Capture, x, dim=None, keepdim=False):
-    """``max.dim``/``min.dim``: the values and the index of the first extreme value (as
-    PyTorch on CPU): the min over ``dim`` of ``arange + n * (x != values)``, exact in fp32
-    below 2**24 elements per row."""
-    if dim is None:
-        raise cap.fail("max/min of a whole tensor (no dim) is not a core ATen form; use amax")
-    op = cap.node.target.overloadpacket.__name__
-    shape, dtype = cap.info(x)
-    dim %= max(len(shape), 1)
-    values = reduce_over(cap, op, x, [dim], True, cap.out(0)[1])
-    if not shape:
-        return values, Const(torch.zeros((), dtype=torch.int64), cap.fresh())
-    spread = cap.emit("expand", [values], shape, cap.info(values)[1], shape=shape)
-    hit = cap.emit("eq", [cap.name(x, cap.info(values)[1]), spread], shape, "fp32")
-    n = shape[dim]
-    positions = torch.arange(n, dtype=torch.float32).reshape((n,) + (1,) * (len(shape) - dim - 1))
-    missed = binary_as(cap, "mul", hit, -float(n), "fp32")
-    ranked = binary_as(cap, "add", missed, Const(positions + n, cap.fresh()), "fp32")
-    index = reduce_over(cap, "min", ranked, [dim], keepdim, "fp32")
-    out_shape = cap.out(0)[0]
-    return (cap.reshape(values, out_shape),
-            cap.reshape(cap.cast(index, cap.out(1)[1]), out_shape))
-
-
-def binary_as(cap: Capture, op: str, a, b, dtype: str) -> Dyn:
-    """``a op b`` (a computed, b a number or a constant) in ``dtype``, whatever the current
-    node's result dtype (``binary`` uses that one)."""
-    shape = cap.info(a)[0]
-    if not isinstance(b, Const):
-        return cap.emit(op, [cap.name(a, dtype)], shape, dtype, scalar=float(b))
-    out = tuple(np.broadcast_shapes(shape, tuple(b.value.shape)))
-    return cap.emit(op, [cap.name(a, dtype, len(out)), cap.name(b, dtype, len(out))], out, dtype)
-
-
 @handles("var")
 @_empty_aware
 def _var(cap: Capture, x, dims=None, *, correction=None, keepdim=False, unbiased=None):
@@ -489,16 +399,6 @@ def _in_row_guard(node: torch.fx.Node) -> bool:
 
 
 # ---- creation, copies ----------------------------------------------------------------------
-
-
-@handles("fill")
-def _fill(cap: Capture, x, value):
-    """A tensor of x's shape and dtype, every element ``value`` (x's values are not read)."""
-    val = _val(cap)
-    if isinstance(value, Dyn):
-        return cap.emit("expand", [value], cap.out()[0], cap.out()[1], shape=cap.out()[0])
-    value = value.value.item() if isinstance(value, Const) else value
-    return Const(torch.full(tuple(val.shape), value, dtype=val.dtype), cap.fresh())
 
 
 @handles("copy")

@@ -1,5 +1,6 @@
-"""Core-ATen op handlers of the PyTorch front end: matmul, reductions, normalization,
-convolution, pooling, embedding and indexing (see ``_aten_ops`` for the conventions)."""
+"""Core-ATen op handlers of the PyTorch front end: matmul, softmax, normalization,
+convolution, max pooling and embedding (see ``_aten_ops`` for the conventions; reductions
+and average pooling are in ``_aten_layout``, indexing in ``_aten_index``)."""
 
 from __future__ import annotations
 
@@ -54,44 +55,6 @@ def _matmul(cap: Capture, a, b):
 def _addmm(cap: Capture, bias, a, b, beta=1, alpha=1):
     product = scaled(cap, matmul(cap, a, b), alpha)
     return cap.reshape(binary(cap, "add", product, scaled(cap, bias, beta)), cap.out()[0])
-
-
-def reduce_dims(cap: Capture, op: str, x, dims):
-    """``op`` over ``dims`` (all if empty), one run of adjacent dims at a time (the last run
-    first): the run merged into one dim, moved last, reduced, kept as 1s; then reshaped to
-    the result's shape (which says whether the dims are kept). Each permute so moves the
-    last dim at most to second-to-last ([A, B, C] summed over A, B is [A*B, C] transposed)."""
-    out_shape, dtype = cap.out()
-    shape = cap.info(x)[0]
-    dims = sorted({d % len(shape) for d in dims} if dims else range(len(shape)))
-    if op == "mean" and len(shape) == 4 and dims == [2, 3]:
-        pooled = cap.emit("global_avg_pool2d", [x], shape[:2] + (1, 1), dtype)
-        return cap.reshape(pooled, out_shape)
-    runs: list[list[int]] = []
-    for d in dims:
-        if runs and runs[-1][-1] == d - 1:
-            runs[-1].append(d)
-        else:
-            runs.append([d])
-    for run in reversed(runs):
-        shape = cap.info(x)[0]
-        lo, hi = run[0], run[-1] + 1
-        merged = shape[:lo] + (prod(shape[lo:hi]),) + shape[hi:]
-        order = [d for d in range(len(merged)) if d != lo] + [lo]
-        moved = cap.permute(cap.reshape(x, merged), order)
-        reduced = cap.emit(op, [moved], [merged[d] for d in order[:-1]] + [1], dtype)
-        x = cap.reshape(reduced, shape[:lo] + (1,) * (hi - lo) + shape[hi:])
-    return cap.reshape(x, out_shape)
-
-
-@handles("mean", "sum")
-def _mean_sum(cap: Capture, x, dims=None, keepdim=False, **kwargs):
-    return reduce_dims(cap, cap.node.target.overloadpacket.__name__, x, dims)
-
-
-@handles("amax")
-def _amax(cap: Capture, x, dims=(), keepdim=False):
-    return reduce_dims(cap, "max", x, dims)
 
 
 def _on_last(cap: Capture, x, dim: int, fn):
@@ -193,49 +156,8 @@ def _max_pool(cap: Capture, x, kernel_size, stride=(), padding=0, dilation=1, ce
     return y, None
 
 
-@handles("avg_pool2d", "_adaptive_avg_pool2d")
-def _avg_pool(cap: Capture, x, size, stride=(), padding=0, *args):
-    """Global average pooling only: adaptive to 1x1, or a whole-image window."""
-    shape, dtype = cap.out()
-    in_shape = cap.info(x)[0]
-    if cap.node.target.overloadpacket.__name__ == "avg_pool2d":
-        p = _pairs(cap, kernel=size, padding=padding)
-        whole = p["kernel"] == in_shape[2:] and p["padding"] == (0, 0)
-    else:
-        whole = shape[2:] == (1, 1)
-    if len(in_shape) != 4 or not whole:
-        raise cap.fail("average pooling is supported only over the whole image (global)")
-    return cap.emit("global_avg_pool2d", [x], shape, dtype)
-
-
 @handles("embedding")
 def _embedding(cap: Capture, table, indices, *args, **kwargs):
     shape, dtype = cap.out()
     return cap.emit("embedding", [cap.name(table, dtype), cap.name(indices, "int32")], shape,
                     dtype)
-
-
-@handles("index")
-def _index(cap: Capture, x, indices):
-    """x[..., idx, ...] with one index tensor: its dim moved first and the rest merged, an
-    embedding lookup, then the original layout. Negative indices are wrapped when the index
-    is a constant (a computed index must be in range)."""
-    used = [i for i, v in enumerate(indices) if v is not None]
-    if len(used) != 1:
-        raise cap.fail("indexing is supported with exactly one index tensor")
-    k, idx = used[0], indices[used[0]]
-    shape, dtype = cap.info(x)
-    if isinstance(idx, Const):
-        if idx.value.dtype == torch.bool:
-            raise cap.fail("boolean-mask indexing is not supported")
-        idx = Const(idx.value.long() % shape[k], cap.fresh())
-    others = [d for d in range(len(shape)) if d != k]
-    table = cap.reshape(cap.permute(cap.name(x), [k] + others),
-                        (shape[k], prod(shape[d] for d in others)))
-    idx_shape = cap.info(idx)[0]
-    rows = cap.emit("embedding", [table, cap.name(idx, "int32")],
-                    idx_shape + (prod(shape[d] for d in others),), dtype)
-    rows = cap.reshape(rows, idx_shape + tuple(shape[d] for d in others))
-    n = len(idx_shape)
-    order = list(range(n, n + k)) + list(range(n)) + list(range(n + k, n + len(others)))
-    return cap.permute(rows, order)

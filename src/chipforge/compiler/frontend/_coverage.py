@@ -7,6 +7,9 @@ The Core ATen opset is read from the installed torch: every overload packet of
 - ``supported`` when the capture's handler registry (``_handlers``, read live) maps it;
 - ``folded`` when it takes no tensor inputs (creation ops such as ``arange``, ``full``): its
   result is always known at capture time and becomes a constant;
+- ``decomposed`` when PyTorch's Core ATen decompositions (which both captures apply) rewrite
+  every Core overload of it into other ops before capture, and it has no handler: it runs
+  as those ops (the op-by-op tests check each such op through its decomposition);
 - ``unsupported`` otherwise, with the reason from :data:`REASONS` (one table), or a generic
   one. Any op whose tensor inputs are all constants is folded at capture time as well,
   whether or not it is supported.
@@ -61,8 +64,6 @@ REASONS: dict[str, str] = {
     "max_pool2d_with_indices_backward": _BACKWARD,
     "max_pool3d_with_indices": "3-D max pooling is not implemented yet",
     "convolution_backward": _BACKWARD,
-    "native_group_norm_backward": _BACKWARD,
-    "native_layer_norm_backward": _BACKWARD,
 }
 _DEFAULT = "not implemented yet: no handler maps it onto the chip's kernel ops"
 
@@ -92,19 +93,37 @@ def core_aten_ops() -> list[str]:
     return sorted(names)
 
 
-def _status(op: str, supported: set[str]) -> str:
+def decomposed_ops() -> set[str]:
+    """The Core ATen ops whose every Core overload ``core_aten_decompositions()`` rewrites."""
+    from torch._decomp import core_aten_decompositions
+
+    table = set(core_aten_decompositions())
+    out = set()
+    for name in core_aten_ops():
+        packet = getattr(torch.ops.aten, name)
+        core = [getattr(packet, o) for o in packet.overloads()
+                if torch.Tag.core in getattr(packet, o).tags]
+        if all(o in table for o in core):
+            out.add(name)
+    return out
+
+
+def _status(op: str, supported: set[str], decomposed: set[str]) -> str:
     if op in supported:
         return "supported"
-    return "folded" if op in FOLDED else "unsupported"
+    if op in FOLDED:
+        return "folded"
+    return "decomposed" if op in decomposed and op not in REASONS else "unsupported"
 
 
 def op_coverage() -> list[OpCoverage]:
     """Every Core ATen op with its status in both captures and, where either does not
     support it, the reason."""
     inference, training = set(supported_ops()), set(supported_ops(training=True))
+    decomposed = decomposed_ops()
     rows = []
     for op in core_aten_ops():
-        i, t = _status(op, inference), _status(op, training)
+        i, t = _status(op, inference, decomposed), _status(op, training, decomposed)
         reason = ""
         if t == "unsupported":
             reason = REASONS.get(op, _DEFAULT)
@@ -115,7 +134,8 @@ def op_coverage() -> list[OpCoverage]:
 
 
 def coverage_totals(rows: Sequence[OpCoverage] | None = None) -> dict[str, dict[str, float]]:
-    """Per capture: ``covered`` (supported or folded), ``total`` and ``percent``."""
+    """Per capture: ``covered`` (supported, folded or decomposed), ``total`` and
+    ``percent``."""
     rows = op_coverage() if rows is None else rows
     out = {}
     for mode in ("inference", "training"):
@@ -161,4 +181,4 @@ def capture_function(fn: Callable, args: Sequence[torch.Tensor], *, training: bo
 
 
 __all__ = ["FOLDED", "REASONS", "OpCoverage", "capture_function", "core_aten_ops",
-           "coverage_totals", "op_coverage"]
+           "coverage_totals", "decomposed_ops", "op_coverage"]
