@@ -110,6 +110,8 @@ SCATTERS = {
                                                      accumulate=True),
                          X, torch.tensor([1, 4]), torch.randn(2, 2, generator=_G)),
     "masked_scatter": (lambda x, s: x.masked_scatter(x > 0, s), X, Y),
+    "inverse_permutation_into_empty": (lambda p: torch.empty_like(p).index_put(
+        (p,), torch.arange(6)), torch.randperm(6, generator=_G)),
     "select_scatter": (lambda x, y: torch.select_scatter(x, y[0], 0, -1), X, Y),
     "slice_scatter_step": (lambda x, y: torch.slice_scatter(x, y[:, :3], 1, 0, 5, 2), X, Y),
 }
@@ -151,6 +153,10 @@ ORDER = {
     "cumsum_dim0": (lambda x: torch.cumsum(x, -2), torch.randn(7, 2, generator=_G)),
     "position_ids": (lambda m: m.cumsum(-1) - 1, torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]])),
     "cumsum_bool": (lambda x: (x > 0).cumsum(0), X),
+    "histc_integers": (lambda e: torch.histc(e, bins=4, min=0, max=3),
+                       torch.tensor([3.0, 0, 1, 3, 3, 7, -1, 2])),
+    "histc_floats": (lambda x: torch.histc(x, bins=5, min=-1, max=1),
+                     torch.tensor([-0.95, -0.5, 0.1, 0.3, 0.99, 1.0, 1.5, -0.1])),
 }
 
 CASES = {**{f"mask/{k}": v for k, v in MASKS.items()},
@@ -211,6 +217,20 @@ def test_max_dim_indices_over_a_wide_row_are_exact_in_bf16():
 def test_embedding_bag_module_with_computed_offsets_on_the_simulator():
     bag = torch.nn.EmbeddingBag(10, 4, mode="sum")
     _check_chip(lambda i, o: bag(i, o), BAG_IDX, torch.tensor([0, 2, 2, 5]))
+
+
+@pytest.mark.parametrize("computed_offsets", [False, True])
+def test_transformers_grouped_mm_matches_torch(computed_offsets):
+    """transformers' MoE grouped matmul custom op (Mixtral's default experts path): rows
+    sorted by expert times their expert's weight; an expert with no rows."""
+    pytest.importorskip("transformers.integrations.moe")
+    x, weight = torch.randn(6, 4, generator=_G), torch.randn(3, 4, 5, generator=_G)
+    offs = torch.tensor([2, 2, 6], dtype=torch.int32)
+    grouped = torch.ops.transformers.grouped_mm_fallback
+    if computed_offsets:
+        _check(lambda a, w, o: grouped(a, w, offs=o), x, weight, offs)
+    else:
+        _check(lambda a, w: grouped(a, w, offs=offs), x, weight)
 
 
 def _error(fn, *args) -> str:

@@ -449,6 +449,17 @@ def scatter_table(cap: Capture, base, rows, values, mode: str, include_self: boo
     return ew(cap, "add", total, ew(cap, "mul", kept, unhit, dtype), dtype)
 
 
+_EMPTY = ("empty", "empty_like", "empty_permuted", "empty_strided", "new_empty")
+
+
+def _uninitialized(cap: Capture) -> bool:
+    """Whether the current node's base (argument 0) comes straight from an ``empty`` op: its
+    values are arbitrary, so a scatter into it may take them as zeros."""
+    base = cap.node.args[0]
+    packet = getattr(getattr(base, "target", None), "overloadpacket", None)
+    return getattr(packet, "__name__", None) in _EMPTY
+
+
 def _broadcast_to(cap: Capture, values, shape, dtype: str):
     """``values`` (a value, constant or number) broadcast to ``shape``."""
     shape = tuple(shape)
@@ -467,6 +478,7 @@ def _broadcast_to(cap: Capture, values, shape, dtype: str):
 def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
     """base[indices] = values (``accumulate``: +=), indices as for ``index``."""
     shape, dtype = cap.out()
+    base = 0 if _uninitialized(cap) else base
     indices = _expand_bool_indices(cap, list(indices))
     slots = [k for k, v in enumerate(indices) if v is not None]
     rest = [d for d in range(len(shape)) if d not in slots]
@@ -507,6 +519,7 @@ def _scatter_along(cap: Capture, base, dim: int, idx, src, mode: str,
     """scatter / scatter_add / scatter_reduce along ``dim``: base viewed as [numel, 1], the
     flat positions of idx, src restricted to idx's shape."""
     shape, dtype = cap.out()
+    base = 0 if _uninitialized(cap) else base
     dim %= max(len(shape), 1)
     t_shape = cap.info(idx)[0]
     flat = cap.reshape(flat_positions(cap, shape, dim, idx), (prod(t_shape),))
@@ -920,3 +933,46 @@ def _nonzero(cap: Capture, x):
     raise cap.fail("nonzero's result shape depends on the data, which a static chip program "
                    "cannot have; keep a mask (torch.where(mask, x, 0)) or call it after the "
                    "compiled call")
+
+
+@handles("histc")
+def _histc(cap: Capture, x, bins: int = 100, lo=0, hi=0):
+    """Counts of x's elements in ``bins`` equal bins over [lo, hi] (hi in the last bin, values
+    outside left out): bin = trunc((x - lo) * bins / (hi - lo)) in int32, then the sum of its
+    one-hot, O(numel * bins). The bin is computed in fp32, so a value within rounding of an
+    edge may count in the neighbouring bin (integer values with integer edges are exact)."""
+    shape, dtype = cap.out()
+    if lo == hi:
+        raise cap.fail("histc with min == max (the data's own range) is data-dependent; give "
+                       "min and max")
+    n = prod(cap.info(x)[0])
+    _exact(cap, n * bins, "histc's one-hot")
+    flat = cap.reshape(x, (n, 1))
+    inside = ew(cap, "mul", ew(cap, "ge", flat, lo, "fp32"), ew(cap, "le", flat, hi, "fp32"),
+                MASK)
+    scaled_x = ew(cap, "mul", ew(cap, "sub", flat, lo, "fp32"), bins / (hi - lo), "fp32")
+    which = ew(cap, "minimum", cap.cast(scaled_x, INT), bins - 1, INT)
+    iota = _const(cap, torch.arange(bins, dtype=torch.int32).reshape(1, bins))
+    hot = ew(cap, "mul", ew(cap, "eq", which, iota, INT), inside, dtype)  # [n, bins]
+    counts = _reduce_last(cap, "sum", cap.permute(hot, (1, 0)), dtype)
+    return cap.reshape(counts, shape)
+
+
+@handles("grouped_mm_fallback")
+def _grouped_mm(cap: Capture, x, weight, offs):
+    """transformers' MoE grouped matmul (``transformers::grouped_mm_fallback``): row s of x
+    [S, K] (rows sorted by expert) times weight[e] [K, N] of its group e (the number of
+    cumulative counts ``offs`` <= s), rows from offs[-1] on zero: each row's weight gathered,
+    then one batched matmul [S, 1, K] @ [S, K, N]."""
+    shape, dtype = cap.out()
+    s, k = cap.info(x)[0]
+    experts, _, n = cap.info(weight)[0]
+    group = ew(cap, "minimum", ew(cap, "add", _bag_of(cap, offs, s), 1, INT), experts - 1, INT)
+    weights = gather_rows(cap, cap.reshape(weight, (experts, k * n)), group, dtype)
+    product = cap.emit("matmul", [cap.reshape(x, (s, 1, k)), cap.reshape(weights, (s, k, n))],
+                       (s, 1, n), dtype)
+    iota = _const(cap, torch.arange(s, dtype=torch.int32).reshape(s, 1))
+    last = cap.reshape(slice_(cap, offs, 0, experts - 1, experts) if not isinstance(offs, Const)
+                       else _const(cap, offs.value[-1:]), (1, 1))
+    used = ew(cap, "lt", iota, last, INT)  # [S, 1]
+    return ew(cap, "mul", cap.reshape(product, shape), used, dtype)
