@@ -265,6 +265,14 @@ add("_pdist_forward", lambda a: aten._pdist_forward.default(a, 2.0), r(5, 3))
 add("avg_pool2d_backward",
     lambda g: aten.avg_pool2d_backward.default(g, torch.zeros(2, 3, 6, 5), [2, 2], [2, 1],
                                                [0, 0], False, True, None), r(2, 3, 3, 4))
+add("convolution_backward",
+    lambda g, a, w: aten.convolution_backward.default(g, a, w, [4], [2, 1], [1, 1], [1, 1],
+                                                      False, [0, 0], 1, [True, True, True]),
+    r(2, 4, 3, 5, seed=1), IMG, CONV_W)
+add("convolution_backward",  # a patch embedding: stride = kernel, no input gradient
+    lambda g, a, w: aten.convolution_backward.default(g, a, w, [4], [2, 2], [0, 0], [1, 1],
+                                                      False, [0, 0], 1, [False, True, True])[1:],
+    r(2, 4, 3, 2, seed=1), IMG, r(4, 3, 2, 2, seed=3))
 add("native_layer_norm_backward",
     lambda g, a, m, s: aten.native_layer_norm_backward.default(g, a, [4], m, s, C4, B4,
                                                               [True, True, True]),
@@ -323,7 +331,7 @@ add("masked_scatter", lambda a, s: aten.masked_scatter.default(a, torch.arange(4
 
 SIMULATED = ("flip", "constant_pad_nd", "diagonal", "upsample_bilinear2d", "avg_pool2d",
              "sum", "amin", "prod", "var", "max", "native_group_norm", "index", "as_strided",
-             "repeat", "_cdist_forward")
+             "repeat", "_cdist_forward", "convolution_backward")
 
 
 def _modes(op: str) -> list[bool]:
