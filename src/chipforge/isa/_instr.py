@@ -33,6 +33,10 @@ class Unit(enum.Enum):
     VEC = "vec"
     CTRL = "ctrl"
 
+    # members are singletons compared by identity: object's C hash agrees with that, where
+    # Enum's hashes the name in Python (the emitter looks units up ~5 times an instruction)
+    __hash__ = object.__hash__
+
 
 class Opcode(enum.IntEnum):
     NOP = 0x00
