@@ -362,3 +362,114 @@ def test_trig_ops_captured_and_run_on_chip():
     assert {"sin", "cos", "atan2", "acosh"} <= {n.op for n in graph.nodes}
     got = ChipRunner(graph, "forge-t1", "fp32")(x)[0].double().numpy()
     np.testing.assert_allclose(got, _Trig()(x).double().numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---- remainders, tensor powers, clamp with tensor bounds, xor -----------------------------------
+
+
+@pytest.mark.parametrize("op, fn", [("fmod", torch.fmod), ("remainder", torch.remainder)])
+def test_fmod_remainder_exact_below_two_to_the_24(op: str, fn):
+    """Exact (every bit as PyTorch's fp32 kernel) while |a / b| < 2**24, for floats whose
+    quotient rounds across an integer too (1 % 0.1, 0.3 % 0.1), and for integers."""
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal((4, 256)) * 100).astype(np.float32)
+    b = (rng.standard_normal((4, 256)) * np.exp(rng.uniform(-3, 3, (4, 256)))).astype(np.float32)
+    a[0, :8] = [0.3, -0.3, 0.3, -0.3, 1.0, 7.0, -7.0, 0.7]
+    b[0, :8] = [0.1, 0.1, -0.1, -0.1, 0.1, 0.7, 0.7, 0.1]
+    assert np.abs(a / b).max() < 2**24
+    want = fn(torch.from_numpy(a), torch.from_numpy(b)).double().numpy()
+    np.testing.assert_array_equal(_chip(op, a, b), want)
+    exact = fn(torch.from_numpy(a).double(), torch.from_numpy(b).double()).numpy()
+    np.testing.assert_array_equal(_ref(op, a.astype(np.float64), b.astype(np.float64)), exact)
+    ai = rng.integers(-2**23, 2**23, (4, 256))
+    bi = rng.integers(1, 1000, (4, 256)) * rng.choice([-1, 1], (4, 256))
+    got = ChipRunner(_graph(op, [(4, 256)] * 2, "int32"), "forge-t1", "fp32")(
+        torch.from_numpy(ai), torch.from_numpy(bi))[0].numpy()
+    np.testing.assert_array_equal(got, fn(torch.from_numpy(ai), torch.from_numpy(bi)).numpy())
+    # a column of divisors (broadcast), and inf / NaN
+    e = np.array([[0.0, 1.0, -1.0, 3.5, INF, -INF, NAN]], np.float32)
+    col = np.array([[2.0], [-0.75], [0.0], [NAN]], np.float32)
+    got = _chip(op, np.repeat(e, 4, 0), col)
+    want = fn(torch.from_numpy(e), torch.from_numpy(col)).double().numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+class _Powers(torch.nn.Module):
+    def forward(self, x, y, k):
+        return (torch.pow(x, y), torch.pow(2.0, y), torch.clamp(x, y - 1, y + 1),
+                torch.clamp(x, min=y), torch.fmod(k, 7), torch.remainder(k, -5))
+
+
+def test_pow_tensor_exponent_clamp_tensor_bounds_int_remainder():
+    """pow with a tensor exponent: relative error <= (|y log|x|| + 6) * 2**-24 (exp's
+    argument y log|x| rounds once; measured 5.1 units beyond it); NaN where PyTorch's is
+    (negative base, non-integral exponent); the signs of odd integer powers."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 64) * 3
+    y = torch.randn(4, 64) * 3
+    y[:2] = y[:2].round()
+    k = torch.randint(-100, 100, (4, 64))
+    graph = capture(_Powers(), (x, y, k))
+    assert {"pow_tensor", "fmod", "remainder", "maximum", "minimum"} <= {
+        n.op for n in graph.nodes}
+    got = ChipRunner(graph, "forge-t1", "fp32")(x, y, k)
+    want = _Powers()(x, y, k)
+    exact = torch.pow(x.double(), y.double()).numpy()
+    p = got[0].double().numpy()
+    np.testing.assert_array_equal(np.isnan(p), np.isnan(exact))
+    ok = np.isfinite(exact) & (exact != 0)
+    bound = (np.abs(y.double() * x.abs().double().log()).numpy() + 6) * ULP1
+    assert (np.abs(p - exact)[ok] <= bound[ok] * np.abs(exact[ok])).all()
+    two = torch.pow(2.0, y.double()).numpy()
+    assert (np.abs(got[1].double().numpy() - two) <= (np.abs(y.numpy()) + 6) * ULP1 * two).all()
+    for g, w in zip(got[2:], want[2:]):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_pow_tensor_edge_values():
+    e = np.array([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, 3.0, -3.0, INF, -INF, NAN], np.float32)
+    xs, ys = (v.astype(np.float32) for v in np.meshgrid(e, e))
+    got = _chip("pow_tensor", xs, ys)
+    want = torch.pow(torch.from_numpy(xs), torch.from_numpy(ys)).double().numpy()
+    # documented differences: NaN ** 0 and 1 ** NaN (PyTorch: 1), (-inf) ** 0.5 (PyTorch inf)
+    differ = (np.isnan(xs) & (ys == 0)) | ((xs == 1) & np.isnan(ys)) | ((xs == -INF) & (ys == 0.5))
+    np.testing.assert_allclose(got[~differ], want[~differ], rtol=8 * ULP1, atol=0)
+    assert np.isnan(got[differ]).all()
+
+
+def _xor_masks(a, b):
+    return torch.logical_xor(a > 0, b > 0).float() + torch.bitwise_xor(a < 0, b < 0).float()
+
+
+def test_xor_of_masks_in_the_training_capture():
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from chipforge.compiler import capture_fx
+
+    a, b = torch.randn(4, 16), torch.randn(4, 16)
+    a[0, :4], b[0, :4] = torch.tensor([0.0, 1.0, 0.0, -1.0]), torch.tensor([0.0, 0.0, 1.0, 1.0])
+    gm = make_fx(_xor_masks)(a, b)
+    graph, _ = capture_fx(gm, (a, b), name="xor")
+    got = ChipRunner(graph, "forge-t1", "fp32")(a, b)[0]
+    np.testing.assert_array_equal(got.numpy(), _xor_masks(a, b).numpy())
+
+
+class _IntXor(torch.nn.Module):
+    def forward(self, k):
+        return torch.bitwise_xor(k, 3)
+
+
+class _IntModZero(torch.nn.Module):
+    def forward(self, k):
+        return torch.remainder(k, torch.tensor([1, 0, 2]))
+
+
+def test_integer_xor_and_constant_zero_divisor_are_refused_by_name():
+    from chipforge.compiler import CompileError
+
+    k = torch.randint(0, 9, (2, 3))
+    with pytest.raises(CompileError, match=r"aten\.bitwise_xor.*test_aten_math.py:\d+ .*"
+                                           r"bool tensors \(masks\) only"):
+        capture(_IntXor(), (k,))
+    with pytest.raises(CompileError, match=r"aten\.remainder.*integer division by zero"):
+        capture(_IntModZero(), (k,))

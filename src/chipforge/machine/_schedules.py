@@ -34,7 +34,8 @@ MATH_SEQUENCES: dict[str, tuple[int, int]] = {
     "log1p": (10, 1), "log2": (1, 1), "log10": (1, 1), "sinh": (28, 2), "cosh": (6, 2),
     "elu": (17, 2), "leaky_relu": (4, 0), "sin": (34, 1), "cos": (37, 1), "tan": (72, 2),
     "atan": (33, 1), "asin": (38, 2), "acos": (33, 2), "atan2": (55, 2), "asinh": (28, 3),
-    "acosh": (25, 4), "atanh": (20, 1)}
+    "acosh": (25, 4), "atanh": (20, 1), "fmod": (38, 0), "remainder": (48, 0),
+    "pow_tensor": (30, 3)}
 # affine row operands (weight, bias) an op-IR norm carries: each is loaded once per core
 NORM_AFFINE_OPERANDS = {"layernorm": 2, "rmsnorm": 1}
 

@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import torch
 
+from chipforge.compiler.frontend._aten_ops import _pow as number_pow
 from chipforge.compiler.frontend._aten_ops import binary, is_number
-from chipforge.compiler.frontend._capture import Capture, Const, registrar
+from chipforge.compiler.frontend._capture import Capture, Const, Deferred, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
@@ -99,3 +100,44 @@ def binary_math(cap: Capture, op: str, a, b):
 @handles("atan2")
 def _atan2(cap: Capture, y, x):
     return binary_math(cap, "atan2", y, x)
+
+
+@handles("fmod", "remainder")
+def _fmod(cap: Capture, a, b):
+    """Integer operands: a divisor known to hold 0 is refused here (PyTorch raises at run
+    time; the chip would give 0)."""
+    divisor = b.value if isinstance(b, Const) else b
+    if cap.out()[1] in _INTS and not isinstance(b, Dyn) and not torch.as_tensor(divisor).all():
+        raise cap.fail("integer division by zero (PyTorch raises ZeroDivisionError)")
+    return binary_math(cap, _op_name(cap), a, b)
+
+
+@handles("pow")
+def _pow(cap: Capture, x, exponent):
+    """A number or one-element constant exponent with a computed base: ``_aten_ops``'
+    pow (exact unary ops for 2, 0.5, -0.5, -1; kernel op ``pow``); a tensor exponent, or a
+    number base: kernel op ``pow_tensor``."""
+    one = isinstance(exponent, Const) and exponent.value.numel() == 1
+    if isinstance(x, Dyn) and (is_number(exponent) or one):
+        return number_pow(cap, x, exponent)
+    return binary_math(cap, "pow_tensor", x, exponent)
+
+
+def _mask_of(cap: Capture, v, i: int):
+    """A 1.0 / 0.0 mask operand: a computed bool tensor (the training capture's masks),
+    or a constant one; anything else is refused."""
+    if isinstance(v, Deferred):
+        raise cap.unsupported(v.node)
+    arg = cap.node.args[i]
+    dtype = arg.meta["val"].dtype if isinstance(arg, torch.fx.Node) else type(arg)
+    if dtype not in (torch.bool, bool):
+        raise cap.fail("xor is supported on bool tensors (masks) only, not on integers")
+    return v
+
+
+@handles("logical_xor", "bitwise_xor")
+def _xor(cap: Capture, a, b):
+    """|a - b| of two masks: 1.0 where exactly one holds."""
+    a, b = _mask_of(cap, a, 0), _mask_of(cap, b, 1)
+    diff = binary(cap, "sub", a, b)
+    return cap.emit("abs", [diff], cap.info(diff)[0], cap.info(diff)[1])

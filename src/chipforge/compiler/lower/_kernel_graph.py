@@ -44,8 +44,9 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
   ``isnan isinf`` (1.0 / 0.0 masks); ``expm1 log1p log2 log10 sinh cosh``;
   ``elu`` (attrs alpha, scale, input_scale: scale * (max(x, 0) + alpha * expm1(min(x, 0) *
   input_scale))); ``leaky_relu`` (attr slope: x for x > 0, else slope * x);
-  ``sin cos tan atan asin acos asinh acosh atanh``; ``atan2`` (y, x), two inputs
-  broadcast as the binary ops.
+  ``sin cos tan atan asin acos asinh acosh atanh``; two inputs, broadcast as the binary
+  ops: ``atan2`` (y, x), ``fmod`` (a, b) (sign of a, C's fmod), ``remainder`` (a, b) (sign
+  of b, a - b * floor(a / b)), ``pow_tensor`` (x, y) -> x ** y (numpy's power).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ UNARY_OPS = ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "relu", 
 REDUCE_OPS = ("sum", "max", "mean")
 MATH_OPS = ("erf", "gelu_erf", "sign", "trunc", "floor", "ceil", "round", "isnan", "isinf",
             "expm1", "log1p", "log2", "log10", "sinh", "cosh", "elu", "leaky_relu", "sin",
-            "cos", "tan", "atan", "asin", "acos", "atan2", "asinh", "acosh", "atanh")
+            "cos", "tan", "atan", "asin", "acos", "atan2", "asinh", "acosh", "atanh", "fmod",
+            "remainder", "pow_tensor")
 LAYOUT_OPS = ("reshape", "permute", "slice", "cat", "expand")
 KERNEL_OPS = (("matmul", "conv2d") + BINARY_OPS + UNARY_OPS + REDUCE_OPS
               + ("softmax", "layernorm", "rmsnorm") + LAYOUT_OPS

@@ -603,6 +603,106 @@ def atanh(s: Seq, x: Src, into: Src) -> Src:
     return _odd(s, x, into, _atanh_abs, 0)
 
 
+# ---- two-operand: remainders, powers ----------------------------------------------------------
+
+
+def _remainder(s: Seq, a: Src, b: Src, into: Src, rounding, side: Src) -> Src:
+    """r = a - b * rounding(a / b), the product q * b exact as four products of 12-bit
+    halves (Veltkamp's split, which no FMA needs), then the correction of a quotient a / b
+    that rounded across an integer: r on the wrong side of 0 (the side of ``side``) moves
+    toward it by |b|, and |r| >= |b| moves back by |b|. Exact for integers below 2**24 and
+    for floats while |a / b| < 2**24 (measured); NaN for b = 0 (an integer result of 0:
+    PyTorch raises), infinite a or b (PyTorch: a for infinite b) and |b| > 8e34 (the
+    split's b * 4097 overflows). Registers 0-11."""
+    q, g, m, h = s.reg(4), s.reg(5), s.reg(6), s.reg(7)
+    s.div(a, b, q)
+    rounding(s, q, q)
+    bh, bl, qh, ql = s.reg(8), s.reg(9), s.reg(10), s.reg(11)
+    for v, hi, lo in ((b, bh, bl), (q, qh, ql)):
+        s.mul(v, 4097.0, hi)  # 2**12 + 1
+        s.sub(hi, v, lo)
+        s.sub(hi, lo, hi)  # v's upper 12 bits
+        s.sub(v, hi, lo)  # the rest, exact
+    s.mul(qh, bh, g)
+    s.sub(a, g, q)  # r, the largest part first
+    for x, y in ((qh, bl), (ql, bh), (ql, bl)):
+        s.mul(x, y, g)
+        s.sub(q, g, q)
+    s.sign(side, g, m)  # the sign r must have (or be 0)
+    s.un(UnOp.ABS, b, h)
+    s.mul(h, g, h)  # |b| toward that side
+    s.mul(q, g, m)
+    s.bin(BinOp.LT, m, 0.0, m)  # r on the wrong side
+    s.mul(m, h, m)
+    s.add(q, m, q)
+    s.un(UnOp.ABS, q, m)
+    s.un(UnOp.ABS, b, g)
+    s.bin(BinOp.GE, m, g, m)  # |r| >= |b|
+    s.mul(m, h, m)
+    return s.sub(q, m, into)
+
+
+def fmod(s: Seq, a: Src, b: Src, into: Src) -> Src:
+    """a - b * trunc(a / b): the sign of a (C's fmod, torch.fmod)."""
+    return _remainder(s, a, b, into, trunc, a)
+
+
+def remainder(s: Seq, a: Src, b: Src, into: Src) -> Src:
+    """a - b * floor(a / b), the sign of b (Python's %), computed as PyTorch does: fmod,
+    plus b where that is non-zero and of the other sign than b (one rounding).
+    Registers 0-14."""
+    r, g, h = s.reg(12), s.reg(13), s.reg(14)
+    fmod(s, a, b, r)
+    s.sign(r, g, h)
+    s.sign(b, h, s.reg(0))
+    s.mul(g, h, g)
+    s.bin(BinOp.LT, g, 0.0, g)
+    s.mul(g, b, g)
+    return s.add(r, g, into)
+
+
+def _clamp_max(s: Seq, a: Src, into: Src) -> Src:
+    s.bin(BinOp.MIN, a, FLT_MAX, into)
+    return s.bin(BinOp.MAX, into, -FLT_MAX, into)
+
+
+def pow_tensor(s: Seq, x: Src, y: Src, into: Src) -> Src:
+    """x ** y = exp(y * log|x|) (log|x| and y clamped finite, so that 0 ** 0 = inf ** 0 =
+    (+-1) ** +-inf = 1), times -1 for x < 0 and an odd integer y, NaN for x < 0 and a
+    non-integral y; |x| ** y carries exp's argument's rounding: relative error up to
+    (|y log x| + 6) * 2**-24 (as kernel op ``pow``). Not as PyTorch: NaN ** 0 and 1 ** NaN
+    are NaN (PyTorch: 1), (-0) ** odd negative y is +inf (-inf), (-inf) ** non-integral y
+    is NaN (+inf or 0). Registers 0-5."""
+    r, n, yi, t, p = (s.reg(i) for i in range(5))
+    s.un(UnOp.ABS, x, r)
+    s.un(UnOp.LOG, r, r)
+    _clamp_max(s, r, r)
+    _clamp_max(s, y, t)
+    s.mul(r, t, r)
+    s.un(UnOp.EXP, r, r)
+    s.bin(BinOp.LT, x, 0.0, n)
+    with s.frame(3):
+        trunc(s, y, yi)
+    # parity of the integral part, clamped to +-2**24 (even beyond): |k - 2 round(k / 2)|
+    s.bin(BinOp.MIN, yi, 16777216.0, t)
+    s.bin(BinOp.MAX, t, -16777216.0, t)
+    s.mul(t, 0.5, p)
+    s.un(UnOp.COPY, p, s.reg(4, I32), Flag.SATURATE)
+    s.mul(s.reg(4, I32), -2.0, p)
+    s.add(p, t, p)
+    s.un(UnOp.ABS, p, p)
+    s.mul(p, n, p)
+    s.mul(p, -2.0, p)
+    s.add(p, 1.0, p)  # -1 for x < 0 with an odd y, else 1
+    s.mul(r, p, r)
+    s.bin(BinOp.EQ, yi, y, t)
+    s.mul(t, n, t)
+    s.sub(n, t, t)  # x < 0 and y not integral
+    s.mul(t, -1.0, t)
+    s.un(UnOp.SQRT, t, t)  # NaN there, else -0
+    return s.add(r, t, into)
+
+
 @dataclass(frozen=True)
 class MathOp:
     """A sequence kernel: its function, number of tensor operands and fp32 registers."""
@@ -640,6 +740,9 @@ MATH_OPS: dict[str, MathOp] = {
     "asinh": MathOp(asinh, 1, 12),
     "acosh": MathOp(acosh, 1, 10),
     "atanh": MathOp(atanh, 1, 10),
+    "fmod": MathOp(fmod, 2, 12),
+    "remainder": MathOp(remainder, 2, 15),
+    "pow_tensor": MathOp(pow_tensor, 2, 6),
 }
 
 

@@ -102,6 +102,13 @@ def _elu(x, alpha=1.0, scale=1.0, input_scale=1.0):
     return scale * (np.maximum(x, 0.0) + alpha * np.expm1(np.minimum(x, 0.0) * input_scale))
 
 
+def _remainder(a, b):
+    """a - b * floor(a / b), computed exactly (torch.remainder): fmod, moved by b where
+    its sign differs from b's."""
+    r = np.fmod(a, b)
+    return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
 def _mask(test: Callable) -> Callable:
     return lambda x: test(x).astype(np.float64)
 
@@ -117,7 +124,7 @@ _MATH: dict[str, Callable] = {
     "leaky_relu": lambda x, slope=0.01: np.where(x > 0, x, x * slope),
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "atan": np.arctan, "asin": np.arcsin,
     "acos": np.arccos, "atan2": np.arctan2, "asinh": np.arcsinh, "acosh": np.arccosh,
-    "atanh": np.arctanh,
+    "atanh": np.arctanh, "fmod": np.fmod, "remainder": _remainder, "pow_tensor": np.power,
 }
 
 
