@@ -1,0 +1,71 @@
+"""Print the model suite's results table (docs/compiler.md, "The model suite"): each model
+in each mode on forge-i1 through ``torch.compile`` under ``torch.no_grad()``, with the
+measured figure (bf16: max abs error / max abs output against PyTorch fp32; int8 and fp8
+PTQ: cosine against PyTorch fp32) or the first line of the error.
+
+    .venv/bin/python tests/models/results.py [MODES [MODELS]]   # e.g. bf16,int8 gpt2,dlrm
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import hf_models as hf  # noqa: E402
+from suite import QUANTS, cosine, on_chip, quantized_nodes, relative_error  # noqa: E402
+
+from chipforge.examples import DIN, DLRM, TwoTower  # noqa: E402
+
+PLATFORM = {"dlrm": DLRM, "twotower": TwoTower, "din": DIN}
+
+
+def _model(name: str):
+    """(model, inputs of a seed, call) for a suite model."""
+    if name in PLATFORM:
+        torch.manual_seed(0)
+        model = PLATFORM[name]().eval()
+        return model, lambda seed: model.example_inputs(4, seed), lambda m, x: m(*x)
+    return (hf.build(name), lambda seed: hf.example_inputs(name, seed=seed),
+            lambda m, x: hf.logits(m, name, x))
+
+
+def row(name: str, mode: str) -> str:
+    model, inputs, call = _model(name)
+    x = inputs(0)
+    with torch.no_grad():
+        want = call(model, x)
+    options = {} if mode == "bf16" else {"quant": mode,
+                                         "calibration": [inputs(s) for s in (1, 2, 3, 4)]}
+    start = time.perf_counter()
+    try:
+        got, backend = on_chip(model, lambda m: call(m, x), **options)
+    except Exception as e:  # noqa: BLE001 - the table shows what failed
+        first = str(e).split("raised:")[-1].strip().splitlines()[0]
+        return f"| {name} | {mode} | fails: {first[:160]} | |"
+    seconds = time.perf_counter() - start
+    if not backend.summary().all_on_chip or (mode != "bf16" and not quantized_nodes(backend)):
+        return f"| {name} | {mode} | not all on the chip: {backend.summary()} | |"
+    figure = (f"error {relative_error(got, want):.4f}" if mode == "bf16"
+              else f"cosine {cosine(got, want):.4f}")
+    return f"| {name} | {mode} | {figure} | {seconds:.1f} |"
+
+
+def main() -> None:
+    modes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["bf16", *QUANTS]
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*hf.BUILDERS, *PLATFORM]
+    warnings.simplefilter("ignore")
+    print("| model | mode | result | compile + run, s |")
+    print("|---|---|---|---|")
+    for name in names:
+        for mode in modes:
+            print(row(name, mode), flush=True)
+
+
+if __name__ == "__main__":
+    main()
