@@ -63,7 +63,8 @@ def vit():
     t = _transformers()
     config = t.ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=32,
                          num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         num_labels=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                         num_labels=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                         problem_type="single_label_classification")  # set, or the loss sets it
     data = [(torch.randn(2, 3, 16, 16), torch.randint(0, 5, (2,))) for _ in range(4)]
     return (t.ViTForImageClassification(config), data,
             lambda m, x, y: m(pixel_values=x, labels=y).loss)

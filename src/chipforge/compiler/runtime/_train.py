@@ -21,25 +21,26 @@ def training_backend(chip: str, dtype: str, runners: list):
     from torch._decomp import core_aten_decompositions
     from torch._dynamo.backends.common import aot_autograd
 
-    from chipforge.compiler.frontend._aot_autograd import capture_fx
+    from chipforge.compiler.frontend._aot_autograd import (
+        arrange_outputs,
+        capture_fx,
+        graph_arguments,
+    )
 
     def make_compiler(kind: str):
         def compiler(gm, example_inputs):
-            graph, outputs = capture_fx(gm, example_inputs, name=kind)
+            graph, slots = capture_fx(gm, example_inputs, name=kind)
             runner = ChipRunner(graph, chip, dtype)
             runners.append(runner)
             dtypes = _output_dtypes(gm)
+            taken = graph_arguments(gm, graph)  # zero-size arguments are left out
 
             def run(*args):
-                values = iter(runner(*args))
-                out = []
-                for slot, want in zip(outputs, dtypes):
-                    if slot is None:
-                        out.append(None)
-                        continue
-                    value = next(values)
-                    out.append(value.to(want) if want is not None else value)
-                return out
+                values = runner(*(args[i] for i in taken))
+                return [value if value is None or want is None or not isinstance(slot, int)
+                        else value.to(want)
+                        for slot, value, want in zip(slots, arrange_outputs(slots, values),
+                                                     dtypes)]
 
             return make_boxed_func(run)
 
