@@ -15,6 +15,9 @@ from chipforge.compiler.lower._math_kernels import MATH_OPS
 from chipforge.isa import SPECIAL_UNOPS, Opcode, UnOp
 from chipforge.machine import VectorPasses, vector_passes
 
+# NaN and inf edge values are compared on purpose
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
+                                        "ignore:overflow encountered:RuntimeWarning")
 ULP1 = 2.0**-24  # half the spacing of fp32 just below 1: one unit of fp32 rounding at 1
 INF, NAN = math.inf, math.nan
 EDGES = np.array([0.0, -0.0, INF, -INF, NAN, 1e30, -1e30, 3e38, -3e38, 1e-30, -1e-30,
@@ -473,3 +476,17 @@ def test_integer_xor_and_constant_zero_divisor_are_refused_by_name():
         capture(_IntXor(), (k,))
     with pytest.raises(CompileError, match=r"aten\.remainder.*integer division by zero"):
         capture(_IntModZero(), (k,))
+
+
+@pytest.mark.parametrize("op", ["gelu_erf", "sin", "floor", "remainder", "pow_tensor"])
+def test_timing_model_agrees_with_the_simulator(op: str):
+    """The engine's row-kernel model, charged the sequence's passes (machine
+    MATH_SEQUENCES), within 1% of the simulated cycles (measured <= 0.4%)."""
+    from chipforge.compiler import agreement
+
+    arity = MATH_OPS[op].arity
+    rng = np.random.default_rng(4)
+    inputs = {f"x{i}": rng.standard_normal((64, 512)).astype(np.float32) + 3 * i
+              for i in range(arity)}
+    (result,) = agreement(_graph(op, [(64, 512)] * arity), "forge-t1", inputs)
+    assert abs(result.error) < 0.01
