@@ -230,6 +230,19 @@ add("convolution", lambda a: aten.convolution.default(a, CONV_W, B4, [1, 1], [1,
                                                        [1, 1], False, [0, 0], 1), IMG)
 add("max_pool2d_with_indices",
     lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [2, 2])[0], IMG)
+add("max_pool2d_with_indices",
+    lambda a: aten.max_pool2d_with_indices.default(a, [3, 2], [2, 2], [1, 1], [1, 2], True), IMG)
+add("max_pool2d_with_indices",
+    lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [1, 1], [0, 0], [1, 1], False),
+    (IMG * 2).round())  # ties: the first index
+add("max_pool3d_with_indices",
+    lambda a: aten.max_pool3d_with_indices.default(a[None], [2, 3, 2], [1, 2, 2], [0, 1, 1]),
+    IMG)
+add("max_pool2d_with_indices_backward",
+    lambda g, a: aten.max_pool2d_with_indices_backward.default(
+        g, a, [2, 2], [2, 1], [1, 0], [1, 1], False,
+        aten.max_pool2d_with_indices.default(a, [2, 2], [2, 1], [1, 0])[1]),
+    r(2, 3, 4, 4, seed=1), IMG)
 add("avg_pool1d", lambda a: aten.avg_pool1d.default(a, [2], [1], [1]), X)
 add("avg_pool2d", lambda a: aten.avg_pool2d.default(a, [3, 2], [2, 1], [1, 0], True, False),
     IMG)
@@ -331,7 +344,8 @@ add("masked_scatter", lambda a, s: aten.masked_scatter.default(a, torch.arange(4
 
 SIMULATED = ("flip", "constant_pad_nd", "diagonal", "upsample_bilinear2d", "avg_pool2d",
              "sum", "amin", "prod", "var", "max", "native_group_norm", "index", "as_strided",
-             "repeat", "_cdist_forward", "convolution_backward")
+             "repeat", "_cdist_forward", "convolution_backward", "max_pool3d_with_indices",
+             "max_pool2d_with_indices_backward")
 
 
 def _modes(op: str) -> list[bool]:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable
 
 import numpy as np
@@ -247,7 +248,7 @@ def _resample(cap: Capture, x, *args, **kwargs):
 
 
 def _plane_rank(cap: Capture) -> int:
-    return 3 if cap.node.target.overloadpacket.__name__.endswith("3d") else 2
+    return 3 if "3d" in cap.node.target.overloadpacket.__name__ else 2
 
 
 @handles("avg_pool2d", "_adaptive_avg_pool2d")
@@ -593,3 +594,99 @@ def _convolution_backward(cap: Capture, grad, x, w, bias_sizes, stride, padding,
     if output_mask[2]:
         outs[2] = reduce_over(cap, "sum", grad, [0] + list(range(2, len(g_shape))), False, dtype)
     return tuple(outs)
+
+
+# ---- max pooling: window gathers ----------------------------------------------------------
+
+
+def _window_index(cap: Capture, x_shape, kernel, stride, padding, dilation) -> np.ndarray:
+    """[N, C, *out, K]: the flat index in x of each window element (-1 in the padding), the
+    windows of the current node's result (its ceil_mode windows padded on the right)."""
+    rank = len(kernel)
+    out = cap.out(0)[0][-rank:]
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    base = torch.arange(1, prod(x_shape) + 1, dtype=torch.float64).reshape(tuple(x_shape))
+    pads = []
+    for i in reversed(range(rank)):
+        extra = (out[i] - 1) * stride[i] + spans[i] - (x_shape[2 + i] + 2 * padding[i])
+        pads += [padding[i], padding[i] + max(0, extra)]
+    windows = torch.nn.functional.pad(base, pads)
+    for i in range(rank):
+        windows = windows.unfold(2 + i, spans[i], stride[i]).narrow(2 + i, 0, out[i])
+    # the window dims follow the positions, in order; dilation keeps every d-th tap
+    taps = windows[(...,) + tuple(slice(None, None, d) for d in dilation)]
+    return (taps.reshape(tuple(x_shape[:2]) + tuple(out) + (-1,)).round().to(torch.int64)
+            - 1).numpy()
+
+
+def _tuple(v, rank: int, default) -> tuple[int, ...]:
+    v = default if v is None or (isinstance(v, list | tuple) and not v) else v
+    v = [int(v)] if isinstance(v, int | float) else [int(i) for i in v]
+    return tuple(v * rank if len(v) == 1 else v)
+
+
+@handles("max_pool2d_with_indices", "max_pool3d_with_indices")
+@_empty_aware
+def _max_pool(cap: Capture, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    """Max pooling and the plane index of each window's first max. 2-D pooling whose indices
+    nothing reads, without dilation or ceil_mode, is the kernel op ``max_pool2d``; any other
+    is a gather of the windows (-inf in the padding) and their max; the index is the min over
+    the window of ``plane index + P * (value != max)`` (P the plane size; exact below 2**23)."""
+    shape, dtype = cap.out(0)
+    rank = _plane_rank(cap)
+    kernel = _tuple(kernel_size, rank, 1)
+    stride, padding = _tuple(stride, rank, kernel), _tuple(padding, rank, 0)
+    dilation = _tuple(dilation, rank, 1)
+    used = any(u.target is not operator.getitem or (u.args[1] == 1 and u.users)
+               for u in cap.node.users)  # whether the indices are read
+    if rank == 2 == len(shape) - 2 and not used and not ceil_mode and dilation == (1, 1):
+        y = cap.emit("max_pool2d", [x], shape, dtype, kernel=kernel, stride=stride,
+                     padding=padding)
+        return y, None
+    x_shape = cap.info(x)[0]
+    if len(x_shape) != rank + 2:
+        raise cap.fail(f"max pooling of a {len(x_shape)}-D input: give it a batch dim")
+    index = _window_index(cap, x_shape, kernel, stride, padding, dilation)
+    windows = gather_elements(cap, x, index, fill=float("-inf"))
+    values = _reduce_last(cap, "max", windows, dtype)
+    plane = prod(x_shape[2:])
+    if not used:
+        return cap.reshape(values, shape), None
+    hit = cap.emit("eq", [cap.name(windows, dtype),
+                          cap.emit("expand", [values], index.shape, dtype, shape=index.shape)],
+                   index.shape, "fp32")
+    ranks = np.where(index < 0, plane, index % plane) + plane
+    ranked = binary_as(cap, "add", binary_as(cap, "mul", hit, -float(plane), "fp32"),
+                       Const(torch.from_numpy(ranks.astype(np.float32)), cap.fresh()), "fp32")
+    first = _reduce_last(cap, "min", ranked, "fp32")
+    return cap.reshape(values, shape), cap.reshape(cap.cast(first, cap.out(1)[1]), shape)
+
+
+def binary_as(cap: Capture, op: str, a, b, dtype: str) -> Dyn:
+    """``a op b`` (a computed, b a number or a constant) in ``dtype``, whatever the current
+    node's result dtype (``binary`` uses that one)."""
+    shape = cap.info(a)[0]
+    if not isinstance(b, Const):
+        scalar = int(b) if dtype in ("int8", "int32") else float(b)
+        return cap.emit(op, [cap.name(a, dtype)], shape, dtype, scalar=scalar)
+    out = tuple(np.broadcast_shapes(shape, tuple(b.value.shape)))
+    return cap.emit(op, [cap.name(a, dtype, len(out)), cap.name(b, dtype, len(out))], out, dtype)
+
+
+@handles("max_pool2d_with_indices_backward")
+@_empty_aware
+def _max_pool_backward(cap: Capture, grad, x, kernel_size, stride, padding, dilation,
+                       ceil_mode, indices):
+    """Each output gradient added into the input position its window's max came from
+    (``indices``, plane indices): one ``scatter_add`` over the flattened planes."""
+    x_shape, dtype = cap.info(x)
+    g_shape = cap.info(grad)[0]
+    planes, plane = prod(x_shape[:2]), prod(x_shape[2:])
+    offsets = Const((torch.arange(planes, dtype=torch.int64) * plane).reshape(
+        tuple(x_shape[:2]) + (1,) * (len(x_shape) - 2)), cap.fresh())
+    where = binary_as(cap, "add", cap.name(indices, "int32"), offsets, "int32")
+    count = prod(g_shape)
+    rows = cap.reshape(cap.name(grad, dtype), (count, 1))
+    summed = cap.emit("scatter_add", [cap.reshape(where, (count,)), rows],
+                      (planes * plane, 1), dtype, num_rows=planes * plane)
+    return cap.reshape(summed, x_shape)

@@ -1,6 +1,6 @@
 """Core-ATen op handlers of the PyTorch front end: matmul, softmax, normalization,
-convolution, max pooling and embedding (see ``_aten_ops`` for the conventions; reductions
-and average pooling are in ``_aten_layout``, indexing in ``_aten_index``)."""
+convolution and embedding (see ``_aten_ops`` for the conventions; reductions, pooling and
+convolution's backward are in ``_aten_layout``, indexing in ``_aten_index``)."""
 
 from __future__ import annotations
 
@@ -142,18 +142,6 @@ def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed
     y = cap.emit("conv2d", [x, cap.name(w, dtype)], shape, dtype, stride=p["stride"],
                  padding=p["padding"], groups=int(groups))
     return y if bias is None else binary(cap, "add", y, cap.reshape(bias, (shape[1], 1, 1)))
-
-
-@handles("max_pool2d_with_indices")
-def _max_pool(cap: Capture, x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
-    shape, dtype = cap.out(0)
-    p = _pairs(cap, kernel=kernel_size, stride=stride or kernel_size, padding=padding,
-               dilation=dilation)
-    if ceil_mode or p["dilation"] != (1, 1):
-        raise cap.fail("max pooling with ceil_mode or dilation is not supported")
-    y = cap.emit("max_pool2d", [x], shape, dtype, kernel=p["kernel"], stride=p["stride"],
-                 padding=p["padding"])
-    return y, None
 
 
 @handles("embedding")

@@ -61,8 +61,6 @@ REASONS: dict[str, str] = {
     "resize_": ("an in-place storage resize: chipforge captures functional graphs, where a "
                 "tensor's size is fixed"),
     "grid_sampler_2d": "data-dependent addresses: it gathers at coordinates computed from inputs",
-    "max_pool2d_with_indices_backward": _BACKWARD,
-    "max_pool3d_with_indices": "3-D max pooling is not implemented yet",
     "convolution_backward": _BACKWARD,
 }
 _DEFAULT = "not implemented yet: no handler maps it onto the chip's kernel ops"
