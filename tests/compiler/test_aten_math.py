@@ -490,3 +490,14 @@ def test_timing_model_agrees_with_the_simulator(op: str):
               for i in range(arity)}
     (result,) = agreement(_graph(op, [(64, 512)] * arity), "forge-t1", inputs)
     assert abs(result.error) < 0.01
+
+
+def test_rows_longer_than_the_local_sram_are_cut():
+    """forge-i1's 4 MiB local SRAM holds no 100,000-element row of remainder's operands and
+    15 registers: the elementwise kernel cuts it into rows of a divisor of its length."""
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal((2, 2, 100_000)) * 5 + [[[0]], [[1]]]).astype(np.float32)
+    runner = ChipRunner(_graph("remainder", [a.shape, b.shape]), "forge-i1", "fp32")
+    got = runner(torch.from_numpy(a), torch.from_numpy(b))[0].numpy()
+    np.testing.assert_array_equal(got, torch.remainder(torch.from_numpy(a),
+                                                       torch.from_numpy(b)).numpy())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from chipforge.compiler.lower._emit import CoreEmitter, Token
 from chipforge.compiler.lower._kernel_graph import KernelNode
-from chipforge.compiler.lower._lowering import Lowering
+from chipforge.compiler.lower._lowering import Buf, Lowering
 from chipforge.compiler.lower._row_kernels import (
     RowOperand,
     _operand,
@@ -746,13 +746,33 @@ MATH_OPS: dict[str, MathOp] = {
 }
 
 
+def _row_view(lw: Lowering, out: Buf, operands: list[RowOperand], regs: int
+              ) -> tuple[Buf, list[RowOperand]]:
+    """Elementwise over full operands, the row split is free: a row too long for the
+    local SRAM (double-buffered operands and ``regs`` registers) is cut into rows of the
+    largest divisor of its length that fits."""
+    def per_elem(bufs: list[Buf]) -> int:
+        return 2 * sum(b.itemsize for b in bufs) + 2 * out.itemsize + 4 * regs
+
+    bufs = [o.buf for o in operands]
+    free = lw.ems[0].sram_free
+    if any(o.kind != "full" for o in operands) or per_elem(bufs) * out.cols <= free:
+        return out, operands
+    fits = free // per_elem(bufs)
+    cols = max(d for d in range(1, min(out.cols, fits) + 1) if out.cols % d == 0)
+    rows = out.numel // cols
+    return (Buf(out.addr, (rows, cols), out.dtype),
+            [RowOperand("full", Buf(b.addr, (rows, cols), b.dtype)) for b in bufs])
+
+
 def math_kernel(lw: Lowering, node: KernelNode) -> str:
     """Any op of ``MATH_OPS``: operands broadcast to the output as full tensors, rows,
     one value per row or scalars; the sequence runs once per chunk."""
     spec = MATH_OPS[node.op]
     out = lw.place(node.output)
-    cols = out.cols
     operands = [_operand(lw, name, out.shape) for name in node.inputs[:spec.arity]]
+    out, operands = _row_view(lw, out, operands, spec.regs)
+    cols = out.cols
     stride = {"full": cols, "row": 0, "col": 1}
 
     def body(em: CoreEmitter, ch, tmp: int) -> Token:
@@ -763,6 +783,5 @@ def math_kernel(lw: Lowering, node: KernelNode) -> str:
         spec.fn(s, *srcs, s.out, **dict(node.attrs))
         return s.last
 
-    ops: list[RowOperand] = operands
-    row_pipeline(lw, out, ops, 4 * spec.regs * cols, body)
+    row_pipeline(lw, out, operands, 4 * spec.regs * cols, body)
     return f"vector sequence {node.op}"
