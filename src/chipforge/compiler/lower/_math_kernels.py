@@ -119,7 +119,7 @@ class Seq:
 
     def horner(self, t: Src, coeffs: tuple[float, ...], into: Src) -> Src:
         """c0 * t**(n-1) + ... + c_{n-1} (highest power first), as (c0 t + c1) t + ...:
-        2(n - 1) instructions."""
+        2(n - 1) instructions; ``into`` must not be ``t``, which every step reads."""
         p = self.mul(t, coeffs[0], into)
         p = self.add(p, coeffs[1], into)
         for c in coeffs[2:]:
