@@ -1,22 +1,25 @@
-"""Core-ATen op handlers of the PyTorch front end: layout, creation, reduction, padding, pooling
-and normalization ops beyond _aten_nn (see ``_aten_ops`` for the handler contract).
+"""Core-ATen op handlers of the PyTorch front end: layout, creation, reduction, padding,
+pooling, resampling and normalization ops beyond _aten_nn, and convolution's backward (see
+``_aten_ops`` for the handler contract).
 
 Mapping choices, all composed from ``KERNEL_OPS``:
 
 - Data movement (``as_strided``, ``diagonal``, ``flip``, ``repeat``, ``constant_pad_nd``,
-  ``upsample_nearest2d``): the op is
-  run at capture time on ``arange(numel)`` shaped like its input, which gives the flat
-  source index of every output element (:func:`gather_elements`); the copy is one
-  ``embedding`` gather of constant int32 indices from the input viewed as ``[numel / w, w]``
-  rows, ``w`` the widest run the map copies whole. A padding value is one extra row.
+  ``upsample_nearest2d``): the op is run at capture time on ``arange(numel)`` shaped like
+  its input, which gives the flat source index of every output element
+  (:func:`gather_elements`); the copy is one ``embedding`` gather of constant int32
+  indices from the input viewed as ``[numel / w, w]`` rows, ``w`` the widest run the map
+  copies whole. A padding value is one extra row.
   ``as_strided`` reads the input's memory as PyTorch laid it out (its strides and offset),
   which the chip stores row-major; a read outside the input's elements is refused.
-- Linear resampling (``upsample_bilinear2d``, ``avg_pool2d/3d`` other than global,
-  ``_adaptive_avg_pool2d/3d``, ``avg_pool2d_backward``, ``_adaptive_avg_pool2d_backward``):
-  the op is linear in its tensor operand and acts on each
-  (batch, channel) plane alone, so it is one ``matmul`` of the planes ``[N*C, S]`` with the
-  constant ``[S, S']`` matrix that the op itself gives on the one-hot basis at capture time
-  (exact: the matrix holds the op's own weights). Matrices over 2**22 elements are refused.
+- ``upsample_bilinear2d``: separable, one matmul along the rows and one along the columns
+  with the matrices the op itself gives on one-hot inputs.
+- Linear resampling (``avg_pool2d/3d`` other than global, ``_adaptive_avg_pool2d/3d``,
+  ``avg_pool2d_backward``, ``_adaptive_avg_pool2d_backward``): the op is linear in its
+  tensor operand and acts on each (batch, channel) plane alone, so it is one ``matmul`` of
+  the planes ``[N*C, S]`` with the constant ``[S, S']`` matrix that the op itself gives on
+  the one-hot basis at capture time (exact: the matrix holds the op's own weights).
+  Matrices over 2**22 elements are refused.
 - Reductions over any dims (``sum``, ``mean``, ``amax``, ``amin``, ``prod``, ``var``,
   ``any``; ``max.dim``/``min.dim`` are ``_aten_index``'s): each run of adjacent dims is
   merged and moved last, then reduced (:func:`reduce_over`). ``min`` is ``-max(-x)``;
@@ -35,6 +38,10 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   for any other ``p``).
 - ``_cdist_forward`` (p = 2, 1 or inf) and ``_pdist_forward``: differences of broadcast
   (``_pdist``: constant-index gathered) rows, their norms.
+- Max pooling (2-D and 3-D, ``ceil_mode``, dilation, the indices): a gather of the windows
+  (-inf in the padding) and their max; 2-D pooling whose indices nothing reads, without
+  ``ceil_mode`` or dilation, is the kernel op ``max_pool2d``. Its backward is one
+  ``scatter_add`` of the output gradients at the indices.
 - ``convolution_backward`` (2-D, groups 1): im2col as one constant-index gather, the weight
   gradient one matmul, the input gradient a ``scatter_add`` of the patch gradients.
 - A result with a zero-size dim is an empty constant; a result that reads only zero-size
@@ -240,7 +247,33 @@ def _apply_with(cap: Capture, position: int, args, kwargs) -> Callable:
     return apply
 
 
-@handles("upsample_bilinear2d", "avg_pool3d", "_adaptive_avg_pool3d")
+@handles("upsample_bilinear2d")
+@_empty_aware
+def _bilinear(cap: Capture, x, *args, **kwargs):
+    """Separable: the rows, then the columns, each one matmul with the [in, out] matrix the
+    op gives on one-hot rows (columns) constant along the other axis (which it keeps)."""
+    shape, dtype = cap.info(x)
+    out_shape = cap.out()[0]
+    (h, w), (ho, wo) = shape[-2:], out_shape[-2:]
+    apply = _apply_with(cap, 0, (x, *args), kwargs)
+    planes = prod(shape[:-2])
+    with torch.no_grad():
+        eye_w = torch.eye(w, dtype=torch.float64)[:, None, None, :].expand(w, 1, h, w)
+        eye_h = torch.eye(h, dtype=torch.float64)[:, None, :, None].expand(h, 1, h, w)
+        along_w = apply(eye_w.contiguous())[:, 0, 0, :]  # [W, Wo]
+        along_h = apply(eye_h.contiguous())[:, 0, :, 0]  # [H, Ho]
+    y = cap.reshape(x, (planes * h, w))
+    y = cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(along_w.float(), cap.fresh()),
+                                                          dtype)], (planes * h, wo), dtype)
+    y = cap.permute(cap.reshape(y, (planes, h, wo)), (0, 2, 1))
+    y = cap.reshape(y, (planes * wo, h))
+    y = cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(along_h.float(), cap.fresh()),
+                                                          dtype)], (planes * wo, ho), dtype)
+    y = cap.permute(cap.reshape(y, (planes, wo, ho)), (0, 2, 1))
+    return cap.reshape(y, out_shape)
+
+
+@handles("avg_pool3d", "_adaptive_avg_pool3d")
 @_empty_aware
 def _resample(cap: Capture, x, *args, **kwargs):
     return linear_planes(cap, x, len(cap.info(x)[0]) - _plane_rank(cap), _apply_with(
