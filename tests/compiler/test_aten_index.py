@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.proxy_tensor import make_fx
 
-from chipforge.compiler import ChipRunner, CompileError, capture, feed, reference
+from chipforge.compiler import ChipRunner, CompileError, capture, capture_fx, feed, reference
 
 
 class _Fn(torch.nn.Module):
@@ -135,6 +136,14 @@ BAGS = {
                 torch.tensor([[1, 2, 2], [9, 0, 4]])),
 }
 
+_BAG = torch.ops.aten._embedding_bag
+BAG_OUTPUTS = {  # all four outputs (offset2bag, bag_size, max_indices feed the backward)
+    f"all_outputs_mode{mode}_pad{pad}": (
+        lambda w, i, o, mode=mode, pad=pad: _BAG(w, i, o, False, mode, False, None, False, pad),
+        TABLE, BAG_IDX, torch.tensor([0, 3, 3]))
+    for mode in (0, 1, 2) for pad in (-1, 2)}
+BAGS.update(BAG_OUTPUTS)
+
 ORDER = {
     "argmax_keepdim": (lambda x: torch.argmax(x, dim=1, keepdim=True), X),
     "argmax_flat": (lambda x: torch.argmax(x), X),
@@ -166,18 +175,7 @@ CASES = {**{f"mask/{k}": v for k, v in MASKS.items()},
          **{f"order/{k}": v for k, v in ORDER.items()}}
 
 
-# _aten_layout registers its own ``index`` and ``max``/``min`` handlers after _aten_index's
-# in the inference table (_handlers), so these run theirs: one computed index tensor only,
-# negative computed indices not wrapped; max.dim's indices computed in float tensors
-_OVERRIDDEN = pytest.mark.xfail(strict=True, raises=CompileError, reason=(
-    "_aten_layout's index handler overrides _aten_index's: one computed index tensor only, "
-    "no negative wrap"))
-_OVERRIDDEN_CASES = {"gather/index_middle", "gather/index_non_adjacent",
-                     "gather/index_none_slot_negative", "gather/index_two_broadcast"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_OVERRIDDEN) if n in _OVERRIDDEN_CASES
-                                  else n for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_op_matches_torch_through_reference(name):
     fn, *args = CASES[name]
     _check(fn, *args)
@@ -207,9 +205,6 @@ def test_argmax_over_a_wide_row_is_exact_in_bf16():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "_aten_layout's max.dim handler overrides _aten_index's and computes the indices in "
-    "float tensors, stored as bf16: wrong above 256 (measured: 408 for 409)"))
 def test_max_dim_indices_over_a_wide_row_are_exact_in_bf16():
     _check_chip(lambda v: torch.max(v, dim=-1)[1], _WIDE, dtype="bf16")
 
@@ -231,6 +226,30 @@ def test_transformers_grouped_mm_matches_torch(computed_offsets):
         _check(lambda a, w, o: grouped(a, w, offs=o), x, weight, offs)
     else:
         _check(lambda a, w: grouped(a, w, offs=offs), x, weight)
+
+
+@pytest.mark.parametrize("mode, pad, last, weighted", [
+    (0, -1, False, True), (0, 2, True, False), (1, 2, False, False), (1, -1, True, False),
+    (2, -1, False, False), (2, 2, False, False)])
+def test_embedding_bag_backward_matches_torch(mode, pad, last, weighted):
+    """The weight gradient of _embedding_bag (capture_fx, the training capture), from the
+    forward's own outputs 1-3 as PyTorch makes them; an empty bag in every case."""
+    offsets = torch.tensor([0, 3, 3, 7] if last else [0, 3, 3])  # the last offset is N
+    psw = torch.randn(7, generator=_G) if weighted else None
+    _, offset2bag, sizes, argmax = torch.ops.aten._embedding_bag(
+        TABLE, BAG_IDX, offsets, False, mode, False, psw, last, pad)
+    grad = torch.randn(3, 4, generator=_G)
+
+    def backward(g, i, o, o2b, size, top, w):
+        return torch.ops.aten._embedding_bag_backward(g, i, o, o2b, size, top, 10, False, mode,
+                                                      False, w if weighted else None, pad)
+
+    args = (grad, BAG_IDX, offsets, offset2bag, sizes, argmax,
+            psw if weighted else torch.zeros(7))
+    graph, _ = capture_fx(make_fx(backward, tracing_mode="fake")(*args), args, name="bag")
+    fed = [a for a in args if a.numel()]  # a zero-size input is a known constant, not fed
+    got = reference(graph, feed(graph, fed))[graph.outputs[0]]
+    _compare(got, backward(*args))
 
 
 def _error(fn, *args) -> str:

@@ -29,7 +29,7 @@ address holds): the reference (``reference()``) checks them.
   include_last_offset, padding_idx): the rows gathered, the bag of each index
   (``sum(offsets <= i) - 1``, O(N * bags) when offsets are computed), then ``scatter_add``
   per bag (mean: divided by the bag's count, an empty bag gives 0); max: the dense max over
-  a member mask, O(bags * N * D). Only its first output is provided.
+  a member mask, O(bags * N * D). Its outputs 1-3 (for the backward) as PyTorch's.
 - ``argmax``/``argmin``, ``max.dim``/``min.dim``: the max, then the first index holding it
   (``n - max(hit * (n - i))``, in int32): O(n). ``topk``: k rounds of that, each
   excluding the element taken (adding ``log(1 - one_hot)``): O(k n), ties in index order.
@@ -682,8 +682,11 @@ def _bag_of(cap: Capture, offsets, n: int):
 def _embedding_bag(cap: Capture, weight, indices, offsets, scale_grad_by_freq=False,
                    mode: int = 0, sparse=False, per_sample_weights=None,
                    include_last_offset: bool = False, padding_idx: int = -1):
-    """nn.EmbeddingBag (see the module docstring); outputs 1-3 (offset2bag, bag_size,
-    max_indices, for the backward) are not provided."""
+    """nn.EmbeddingBag (see the module docstring), with the outputs its backward reads as
+    PyTorch gives them: offset2bag (each index's bag; empty in mode sum without
+    padding_idx), bag_size (the non-padding count per bag; zeros in mode sum) and
+    max_indices (mode max: the weight row of each bag's max [bags, D], 0 for an empty bag;
+    mode mean: bag_size; mode sum: zeros)."""
     (bags, d), dtype = cap.out(0)
     n = prod(cap.info(indices)[0])
     flat = cap.reshape(indices, (n,))
@@ -694,14 +697,16 @@ def _embedding_bag(cap: Capture, weight, indices, offsets, scale_grad_by_freq=Fa
     rows = gather_rows(cap, weight, flat, dtype)  # [n, D]
     keep = None
     if padding_idx is not None and padding_idx >= 0:
-        keep = (_const(cap, (flat.value != padding_idx).float().reshape(n, 1))
+        keep = (_const(cap, (flat.value != padding_idx).to(torch.int32).reshape(n, 1))
                 if isinstance(flat, Const) else
                 cap.reshape(logical_not(cap, compare(cap, "eq", flat, padding_idx)), (n, 1)))
     bag = _bag_of(cap, offsets, n)
+    ones = keep if keep is not None else _const(cap, torch.ones(n, 1, dtype=torch.int32))
+    count = scatter_table(cap, 0, bag, ones, "sum", True, INT, n_off)  # [n_off, 1]
     if mode == 2:
         if per_sample_weights is not None:
             raise cap.fail("embedding_bag mode='max' does not take per_sample_weights")
-        out = _bag_max(cap, rows, bag, keep, n_off, dtype)
+        out, argmax = _bag_max(cap, rows, flat, bag, keep, n_off, dtype)
     else:
         factor = keep
         if per_sample_weights is not None:
@@ -711,18 +716,21 @@ def _embedding_bag(cap: Capture, weight, indices, offsets, scale_grad_by_freq=Fa
             rows = ew(cap, "mul", rows, factor, dtype)
         out = scatter_table(cap, 0, bag, rows, "sum", True, dtype, n_off)
         if mode == 1:
-            ones = keep if keep is not None else _const(cap, torch.ones(n, 1, dtype=torch.int32))
-            count = scatter_table(cap, 0, bag, cap.name(ones, INT) if isinstance(ones, Dyn)
-                                  else ones, "sum", True, INT, n_off)
             out = ew(cap, "div", out, ew(cap, "maximum", count, 1, INT), dtype)
     if n_off != bags:
-        out = slice_(cap, out, 0, 0, bags)
-    return out, None, None, None
+        out, count = (slice_(cap, t, 0, 0, bags) for t in (out, count))
+        argmax = slice_(cap, argmax, 0, 0, bags) if mode == 2 else None
+    sizes = cap.reshape(count, (bags,)) if mode else _const(cap, torch.zeros(bags,
+                                                                              dtype=torch.long))
+    offset2bag = bag if mode or keep is not None else _const(cap, torch.zeros(0,
+                                                                              dtype=torch.long))
+    return out, offset2bag, sizes, argmax if mode == 2 else sizes
 
 
-def _bag_max(cap: Capture, rows, bag, keep, bags: int, dtype: str) -> Dyn:
+def _bag_max(cap: Capture, rows, flat, bag, keep, bags: int, dtype: str) -> tuple[Dyn, Dyn]:
     """The elementwise max of each bag's rows [n, D] (an empty bag: 0), dense over a member
-    mask [bags, 1, n]."""
+    mask [bags, 1, n], and the weight row (``flat`` [n]) it came from (first in the bag; an
+    empty bag: 0)."""
     n, d = cap.info(rows)[0]
     if bags * d * n >= EXACT:
         raise cap.fail(f"embedding_bag mode='max' is dense here ({bags * d * n} elements); "
@@ -733,11 +741,63 @@ def _bag_max(cap: Capture, rows, bag, keep, bags: int, dtype: str) -> Dyn:
         member = ew(cap, "mul", member, cap.reshape(keep, (1, 1, n)), MASK)
     logs = cap.emit("log", [cap.name(member, dtype)], cap.info(member)[0], dtype)
     values = cap.reshape(cap.permute(rows, (1, 0)), (1, d, n))
-    best = _reduce_last(cap, "max", ew(cap, "add", values, logs, dtype), dtype)  # [bags, D, 1]
+    best, where = first_max(cap, ew(cap, "add", values, logs, dtype), dtype)  # [bags, D, 1]
     hit = _reduce_last(cap, "max", member, MASK)  # [bags, 1, 1]
     unhit = logical_not(cap, hit)
-    floor = cap.emit("log", [cap.name(unhit, dtype)], cap.info(unhit)[0], dtype)
-    return cap.reshape(ew(cap, "maximum", best, floor, dtype), (bags, d))
+    empty = cap.emit("log", [cap.name(unhit, dtype)], cap.info(unhit)[0], dtype)
+    out = cap.reshape(ew(cap, "maximum", best, empty, dtype), (bags, d))
+    row = gather_rows(cap, cap.reshape(flat, (n, 1)), cap.reshape(where, (bags, d)), INT)
+    return out, cap.reshape(ew(cap, "mul", cap.reshape(row, (bags, d, 1)), hit, INT), (bags, d))
+
+
+@handles("_embedding_bag_backward")
+def _embedding_bag_backward(cap: Capture, grad, indices, offsets, offset2bag, bag_size,
+                            max_indices, num_weights: int, scale_grad_by_freq: bool,
+                            mode: int, sparse: bool = False, per_sample_weights=None,
+                            padding_idx: int = -1):
+    """The weight's gradient [num_weights, D]: each index's bag's gradient row (times its
+    per-sample weight; mean: divided by the bag's size) added into the index's row,
+    padding_idx left out; max: each bag's gradient added where its max came from."""
+    shape, dtype = cap.out()
+    if scale_grad_by_freq:
+        raise cap.fail("embedding_bag with scale_grad_by_freq=True is not supported")
+    bags, d = cap.info(grad)[0]
+    if mode == 2:
+        nonempty = ew(cap, "gt", cap.reshape(bag_size, (bags, 1)), 0, INT)
+        flat = ew(cap, "add", ew(cap, "mul", max_indices, d, INT),
+                  _const(cap, torch.arange(d, dtype=torch.int32).reshape(1, d)), INT)
+        rows = ew(cap, "mul", grad, nonempty, dtype)
+        out = scatter_table(cap, 0, cap.reshape(flat, (bags * d,)),
+                            cap.reshape(rows, (bags * d, 1)), "sum", True, dtype,
+                            num_weights * d)
+        return cap.reshape(out, shape)
+    n = prod(cap.info(indices)[0])
+    flat = cap.reshape(indices, (n,))
+    if len(cap.info(indices)[0]) == 2:
+        offsets = _const(cap, torch.arange(0, n, cap.info(indices)[0][1]))
+    n_off = prod(cap.info(offsets)[0])
+    table = grad
+    if n_off > bags:  # include_last_offset: indices past the last offset are in no bag
+        table = cap.emit("cat", [cap.name(grad, dtype),
+                                 cap.name(_const(cap, torch.zeros(n_off - bags, d)), dtype)],
+                         (n_off, d), dtype, dim=0)
+    bag = _bag_of(cap, offsets, n)
+    rows = gather_rows(cap, table, bag, dtype)  # [n, D]
+    factors = []
+    if per_sample_weights is not None:
+        factors.append(cap.reshape(per_sample_weights, (n, 1)))
+    if padding_idx is not None and padding_idx >= 0:
+        factors.append(cap.reshape(logical_not(cap, compare(cap, "eq", flat, padding_idx)),
+                                   (n, 1)))
+    if mode == 1:
+        sizes = cap.reshape(ew(cap, "maximum", bag_size, 1, INT), (bags, 1))
+        if n_off > bags:
+            sizes = cap.emit("cat", [sizes, cap.name(_const(cap, torch.ones(n_off - bags, 1)),
+                                                      INT)], (n_off, 1), INT, dim=0)
+        factors.append(ew(cap, "div", 1.0, gather_rows(cap, sizes, bag, dtype), dtype))
+    for factor in factors:
+        rows = ew(cap, "mul", rows, factor, dtype)
+    return scatter_table(cap, 0, flat, rows, "sum", True, dtype, num_weights)
 
 
 # ---- ordering: argmax, max/min over a dim, topk, sort ------------------------------------
