@@ -458,3 +458,55 @@ class _Noise(torch.nn.Module):
 def test_random_ops_are_refused_not_frozen():
     with pytest.raises(CompileError, match="RNG"):
         capture(_Noise(), (r(3),))
+
+
+class _SmallCnn(torch.nn.Module):
+    """Patch embedding, 3x3 conv, group norm, ceil-mode max pooling, bilinear upsampling."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.norm = torch.nn.GroupNorm(2, 8)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(self.patch(x)))
+        h = torch.nn.functional.max_pool2d(self.norm(h), 2, ceil_mode=True)
+        h = torch.nn.functional.interpolate(h, scale_factor=2, mode="bilinear")
+        return self.head(h.mean((2, 3))).square().sum()
+
+
+def test_a_small_cnn_trains_through_capture_fx():
+    """aot_autograd's forward and backward graphs (convolution_backward, the max-pooling and
+    group-norm backwards) captured and evaluated by reference() give PyTorch's gradients."""
+    from functorch.compile import aot_function, make_boxed_func
+    from torch._decomp import core_aten_decompositions
+
+    from chipforge.compiler import arrange_outputs, capture_fx
+
+    torch.manual_seed(0)
+    net = _SmallCnn()
+    names = [n for n, _ in net.named_parameters()]
+
+    def compiler(gm, example_inputs):
+        graph, slots = capture_fx(gm, example_inputs)
+
+        def run(args):
+            out = reference(graph, feed(graph, args))
+            values = [torch.from_numpy(np.asarray(out[n], np.float32)) for n in graph.outputs]
+            return arrange_outputs(slots, values)
+        return make_boxed_func(run)
+
+    def loss_fn(x, *params):
+        return torch.func.functional_call(net, dict(zip(names, params)), (x,))
+
+    x = r(2, 3, 16, 16)
+    compiled = aot_function(loss_fn, fw_compiler=compiler, bw_compiler=compiler,
+                            decompositions=core_aten_decompositions())
+    ours = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    theirs = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    compiled(x, *ours).backward()
+    loss_fn(x, *theirs).backward()
+    for name, a, b in zip(names, ours, theirs):
+        _check(a.grad.double().numpy(), b.grad, TOL, name)
