@@ -492,7 +492,7 @@ def test_a_small_cnn_trains_through_capture_fx():
     def compiler(gm, example_inputs):
         graph, slots = capture_fx(gm, example_inputs)
 
-        def run(args):
+        def run(*args):
             out = reference(graph, feed(graph, args))
             values = [torch.from_numpy(np.asarray(out[n], np.float32)) for n in graph.outputs]
             return arrange_outputs(slots, values)
