@@ -510,3 +510,41 @@ def test_a_small_cnn_trains_through_capture_fx():
     loss_fn(x, *theirs).backward()
     for name, a, b in zip(names, ours, theirs):
         _check(a.grad.double().numpy(), b.grad, TOL, name)
+
+
+class _Call(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+F = torch.nn.functional
+# user-level code as models write it, through torch.export (capture()) rather than make_fx
+EXPORTED = {
+    "reflect_pad": lambda a: F.pad(a, (2, 1, 1, 2), mode="reflect"),
+    "replicate_pad": lambda a: F.pad(a, (1, 2, 2, 1), mode="replicate"),
+    "constant_pad": lambda a: F.pad(a, (1, 1, 0, 2), value=-1.0),
+    "bilinear": lambda a: F.interpolate(a, scale_factor=2, mode="bilinear"),
+    "nearest": lambda a: F.interpolate(a, size=(9, 7), mode="nearest"),
+    "avg_pool": lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+    "adaptive": lambda a: F.adaptive_avg_pool2d(a, (3, 2)),
+    "max_pool": lambda a: F.max_pool2d(a, 3, 2, 1, dilation=1, ceil_mode=True),
+    "group_norm": lambda a: F.group_norm(a, 3, C3 * 0 + 1.5, B3),
+    "reductions": lambda a: (a.var((0, 2), keepdim=True), a.amin(-1), a.prod(1),
+                             a.flip(0, 3), a.repeat(1, 1, 2, 1), a.diagonal(0, 2, 3)),
+    "unfold": lambda a: F.unfold(a, 2, stride=2),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPORTED))
+def test_exported_models_match_pytorch(name):
+    model = _Call(EXPORTED[name])
+    graph = capture(model, (IMG,))
+    want = model(IMG)
+    want = list(want) if isinstance(want, tuple) else [want]
+    out = reference(graph, feed(graph, (IMG,)))
+    for n, w in zip(graph.outputs, want):
+        _check(out[n], w, TOL, name)
