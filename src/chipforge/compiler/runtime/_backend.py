@@ -7,6 +7,16 @@ with calibration inputs, compiled and run on the simulator for every call. Train
 that require grad): aot_autograd splits the forward and backward graphs, each is compiled
 with its parameters as inputs; see :mod:`chipforge.compiler.runtime._train`.
 
+Inference runs when gradients are off (``torch.no_grad()``) or no input needs one; an eval
+model called with gradients on goes down the training path (its outputs may be
+differentiated), whose forward gives the same values. dynamo's ``view`` calls are
+re-exported as ``reshape`` (the same values wherever ``view`` is valid); an exception
+torch.export raises on the graph is a :class:`CompileError`.
+
+Dynamic shapes: a graph dynamo gives with symbolic sizes (``dynamic=True``, or a batch size
+that changed) is compiled for each concrete shape on its first call and cached by the
+inputs' shapes and dtypes (``summary().shape_caches``); a seen shape is not compiled again.
+
 No silent fallback: dynamo runs the code around a graph break eagerly on the host. Every
 break the backend sees (the graph before it, or the graph resumed after it) is recorded in
 ``backend.breaks`` and reported with a :class:`ChipFallbackWarning`; ``strict=True`` makes
@@ -292,8 +302,9 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
     calibrating activation scales on ``calibration`` (a list of input tuples).
     The returned backend keeps every compiled graph in ``backend.runners``, the graph
     breaks it saw in ``backend.breaks`` (each also a :class:`ChipFallbackWarning`), and
-    ``backend.summary()`` says what ran where. ``strict=True`` turns any graph break into
-    a :class:`CompileError`. A graph the chip cannot run always raises.
+    ``backend.summary()`` says what ran where (and, for graphs with dynamic shapes, the
+    shapes compiled and the calls that reused one). ``strict=True`` turns any graph break
+    into a :class:`CompileError`. A graph the chip cannot run always raises.
     """
     spec = load_chip(chip)
     qdtype = {"int8": "int8", "fp8": "fp8_e4m3", None: None}.get(quant, "?")
