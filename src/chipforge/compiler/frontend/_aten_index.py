@@ -32,7 +32,8 @@ address holds): the reference (``reference()``) checks them.
   a member mask, O(bags * N * D). Its outputs 1-3 (for the backward) as PyTorch's.
 - ``argmax``/``argmin``, ``max.dim``/``min.dim``: the max, then the first index holding it
   (``n - max(hit * (n - i))``, in int32): O(n). ``topk``: k rounds of that, each
-  excluding the element taken (adding ``log(1 - one_hot)``): O(k n), ties in index order.
+  excluding the element taken (adding ``log(1 - one_hot)``): O(k n), ties in index order;
+  k > 8 or integers: a sort, then the first k.
   ``sort``/``argsort`` (stable; ascending or descending): each element's rank (the number
   of elements before it: O(n^2) comparisons), the indices scattered to their ranks and the
   values gathered. NaN is not ordered as PyTorch orders it (as the largest value).
@@ -805,11 +806,15 @@ def _embedding_bag_backward(cap: Capture, grad, indices, offsets, offset2bag, ba
 
 def first_max(cap: Capture, v, dtype: str) -> tuple[Dyn, Dyn]:
     """The max of ``v`` [..., n] over its last dim and the first index holding it (int32),
-    both [..., 1]: ``n - max(hit * (n - i))`` with hit = (v == max). O(n)."""
+    both [..., 1]: ``n - max(hit * (n - i))`` with hit = (v == max) or isnan(v) (a NaN is the
+    max, as in PyTorch: max is NaN then, and no element equals it). O(n)."""
     n = cap.info(v)[0][-1]
     _exact(cap, n, "the reduced dim")
     m = _reduce_last(cap, "max", v, dtype)
     hit = ew(cap, "eq", v, m, dtype)
+    if dtype not in _INTS:
+        nan = cap.emit("isnan", [cap.name(v, dtype)], cap.info(v)[0], MASK)
+        hit = ew(cap, "maximum", hit, nan, MASK)
     score = ew(cap, "mul", hit, _const(cap, torch.arange(n, 0, -1, dtype=torch.int32)), INT)
     best = _reduce_last(cap, "max", score, INT)
     return m, ew(cap, "add", ew(cap, "mul", best, -1, INT), n, INT)
@@ -866,11 +871,9 @@ def _topk(cap: Capture, x, k: int, dim: int = -1, largest: bool = True, sorted: 
     """The k largest (smallest) values over ``dim`` and their indices, in order (ties by
     index): k rounds of max and first index, each excluding the one taken."""
     (shape, dtype), index_shape = cap.out(0), cap.out(1)[0]
-    if cap.info(x)[1] in _INTS:
-        raise cap.fail("topk of an integer tensor is not supported; convert it to float")
     v, dims = _to_last(cap, x, dim)
     n = cap.info(v)[0][-1]
-    if k > 8:  # a sort is cheaper than k rounds
+    if k > 8 or dtype in _INTS:  # a sort is cheaper than k rounds (integers: no -inf)
         values, indices = _sort_last(cap, v, largest, dtype)
         values, indices = (slice_(cap, t, -1 % len(shape), 0, k) for t in (values, indices))
     else:
