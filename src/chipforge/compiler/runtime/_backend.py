@@ -252,18 +252,20 @@ def _specialized(gm, args, scalars: set[int]):
     return torch.fx.GraphModule(gm, graph)
 
 
-def _raised_in_export(error: BaseException) -> bool:
-    """Whether ``error`` was raised inside ``torch.export`` (a frame of torch/export or
-    torch/_export on its traceback), not by chipforge's own capture."""
+def _raised_in_torch(error: BaseException, part: str) -> bool:
+    """Whether torch raised ``error`` (its innermost frame is not chipforge's) while in
+    torch's ``part`` (a frame under torch/<part> on its traceback): a failure of
+    torch.export ("export") or aot_autograd ("_functorch"), not a chipforge bug."""
     import os
     import traceback
 
     import torch
 
-    roots = tuple(os.path.join(os.path.dirname(torch.__file__), d) + os.sep
-                  for d in ("export", "_export"))
-    return any(frame.filename.startswith(roots)
-               for frame in traceback.extract_tb(error.__traceback__))
+    frames = traceback.extract_tb(error.__traceback__)
+    root = os.path.join(os.path.dirname(torch.__file__), part) + os.sep
+    ours = os.path.dirname(os.path.dirname(os.path.dirname(__file__))) + os.sep
+    return bool(frames) and not frames[-1].filename.startswith(ours) and any(
+        frame.filename.startswith(root) for frame in frames)
 
 
 def _bind_state(gm, example_inputs):
@@ -363,15 +365,26 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
 
     def compile_for_chip(gm, example_inputs):
         import torch
+        from torch._dynamo.exc import exceptions_allowed_to_be_fallback
 
         # dynamo passes parameters as graph inputs: training if any input needs a gradient
         if torch.is_grad_enabled() and any(getattr(x, "requires_grad", False)
                                            for x in example_inputs):
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
-            # the math attention is differentiated op by op: no fused attention backward
-            with sdpa_kernel([SDPBackend.MATH]):
-                return training_backend(spec.name, dtype, backend.runners)(gm, example_inputs)
+            try:
+                # the math attention is differentiated op by op: no fused attention backward
+                with sdpa_kernel([SDPBackend.MATH]):
+                    return training_backend(spec.name, dtype, backend.runners)(gm,
+                                                                               example_inputs)
+            except (CompileError, *exceptions_allowed_to_be_fallback):
+                raise
+            except Exception as e:  # noqa: BLE001 - aot_autograd's own failures, made clean
+                if not _raised_in_torch(e, "_functorch"):
+                    raise
+                raise CompileError(f"{spec.name}: aot_autograd could not trace the graph for "
+                                   f"training ({type(e).__name__}: {_first_line(e)}); the "
+                                   f"model cannot train on the chip as written") from e
 
         from chipforge.compiler.frontend._torch_export import capture
 
@@ -382,7 +395,7 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         except CompileError:
             raise
         except Exception as e:  # noqa: BLE001 - torch.export's own failures, made clean
-            if not _raised_in_export(e):
+            if not _raised_in_torch(e, "export"):
                 raise
             raise CompileError(f"{spec.name}: torch.export could not re-export the graph "
                                f"dynamo captured ({type(e).__name__}: {_first_line(e)}); "
