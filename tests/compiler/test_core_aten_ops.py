@@ -235,6 +235,8 @@ add("max_pool2d_with_indices",
 add("max_pool2d_with_indices",
     lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [1, 1], [0, 0], [1, 1], False),
     (IMG * 2).round())  # ties: the first index
+add("max_pool2d_with_indices",  # integers: the padding is int32's minimum, not -inf
+    lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [2, 2], [1, 1]), ri(9, 1, 2, 5, 5))
 add("max_pool3d_with_indices",
     lambda a: aten.max_pool3d_with_indices.default(a[None], [2, 3, 2], [1, 2, 2], [0, 1, 1]),
     IMG)

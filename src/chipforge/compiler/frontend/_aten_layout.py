@@ -67,6 +67,7 @@ MAX_MATRIX = 2 ** 22  # elements of a capture-time resampling matrix (16 MiB in 
 
 
 def _val(cap: Capture, index: int | None = None) -> torch.Tensor:
+    """The current node's (``index``-th) result as PyTorch traced it (shape, dtype)."""
     val = cap.node.meta["val"]
     return val[index or 0] if isinstance(val, tuple | list) else val
 
@@ -91,6 +92,7 @@ def _empty_aware(fn: Callable) -> Callable:
 
 
 def _flat(args, kwargs) -> list:
+    """The arguments, lists and tuples opened one level (where ATen ops keep tensors)."""
     out = []
     for a in [*args, *kwargs.values()]:
         out.extend(a if isinstance(a, list | tuple) else [a])
@@ -98,7 +100,10 @@ def _flat(args, kwargs) -> list:
 
 
 def _fold_on_zeros(cap: Capture, args, kwargs):
-    dtypes = {n.name: n.meta["val"].dtype for n in cap.node.all_input_nodes}
+    """The current node evaluated with torch, zeros of the right shape and dtype standing in
+    for its (zero-size) computed inputs."""
+    dtypes = {n.name: getattr(n.meta.get("val"), "dtype", torch.float32)
+              for n in cap.node.all_input_nodes}
 
     def real(v):
         if isinstance(v, Const):
@@ -151,7 +156,11 @@ def gather_elements(cap: Capture, x, index: np.ndarray, fill=None):
     table = cap.reshape(x, (n // w, w))
     rows = flat.reshape(-1, w)[:, 0]
     if (rows == -1).any():
-        pad = Const(torch.full((1, w), fill, dtype=_val(cap).dtype), cap.fresh())
+        kind = _val(cap).dtype
+        if not kind.is_floating_point and not math.isfinite(fill):  # -inf of integer pooling
+            bounds = torch.iinfo(torch.int32)  # the chip's integer dtype
+            fill = bounds.min if fill < 0 else bounds.max
+        pad = Const(torch.full((1, w), fill, dtype=kind), cap.fresh())
         table = cap.emit("cat", [table, cap.name(pad, dtype)], (n // w + 1, w), dtype, dim=0)
         rows = np.where(rows == -1, n, rows)
     idx = Const(torch.from_numpy(rows // w), cap.fresh())
