@@ -111,6 +111,10 @@ SCATTERS = {
                                                      accumulate=True),
                          X, torch.tensor([1, 4]), torch.randn(2, 2, generator=_G)),
     "masked_scatter": (lambda x, s: x.masked_scatter(x > 0, s), X, Y),
+    "masked_assign_scalar": (lambda x: x.index_put((x > 0.5,), torch.tensor(-1.0)), X),
+    "masked_assign_rows": (lambda x, m: x.index_put((m,), torch.arange(5.0)), X, X[:, 0] > 0),
+    "masked_accumulate_rows": (lambda x, m, v: x.index_put((m,), v, accumulate=True), X,
+                               X[:, 0] > 0, Y[0]),
     "inverse_permutation_into_empty": (lambda p: torch.empty_like(p).index_put(
         (p,), torch.arange(6)), torch.randperm(6, generator=_G)),
     "select_scatter": (lambda x, y: torch.select_scatter(x, y[0], 0, -1), X, Y),

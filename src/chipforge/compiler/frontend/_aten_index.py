@@ -477,9 +477,13 @@ def _broadcast_to(cap: Capture, values, shape, dtype: str):
 
 @handles("index_put", "_unsafe_index_put")
 def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
-    """base[indices] = values (``accumulate``: +=), indices as for ``index``."""
+    """base[indices] = values (``accumulate``: +=), indices as for ``index``; a computed
+    bool mask with values broadcast over the selected elements is a where()."""
     shape, dtype = cap.out()
     base = 0 if _uninitialized(cap) else base
+    masked = _masked_put(cap, base, indices, values, accumulate)
+    if masked is not None:
+        return masked
     indices = _expand_bool_indices(cap, list(indices))
     slots = [k for k, v in enumerate(indices) if v is not None]
     rest = [d for d in range(len(shape)) if d not in slots]
@@ -513,6 +517,31 @@ def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
     for position, d in enumerate(slots + rest):
         inverse[d] = position
     return cap.permute(out, inverse)
+
+
+def _masked_put(cap: Capture, base, indices, values, accumulate: bool):
+    """``base[mask] = values`` (``+=`` with ``accumulate``) for one computed bool mask whose
+    values broadcast over the dims after it (no data-dependent shape): ``where(mask, values,
+    base)`` (``base + mask * values``); None for any other index_put."""
+    slots = [k for k, v in enumerate(indices) if v is not None]
+    if len(slots) != 1 or isinstance(indices[slots[0]], Const) or not _is_bool(cap, 1, slots[0]):
+        return None
+    shape, dtype = cap.out()
+    k, mask = slots[0], indices[slots[0]]
+    covered = len(cap.info(mask)[0])
+    trailing = shape[k + covered:]
+    v_shape = () if is_number(values) else cap.info(values)[0]
+    while v_shape and v_shape[0] == 1 and len(v_shape) > len(trailing):
+        v_shape = v_shape[1:]
+    if len(v_shape) > len(trailing) or any(a not in (1, b) for a, b in
+                                           zip(v_shape[::-1], trailing[::-1])):
+        return None  # one value per selected element: refused as a data-dependent shape
+    cond = cap.reshape(mask, (1,) * k + cap.info(mask)[0] + (1,) * len(trailing))
+    if not is_number(values):
+        values = cap.reshape(values, (1,) * (len(shape) - len(v_shape)) + v_shape)
+    if accumulate:
+        return ew(cap, "add", base, ew(cap, "mul", cond, values, dtype), dtype)
+    return _where(cap, cond, values, base)
 
 
 def _scatter_along(cap: Capture, base, dim: int, idx, src, mode: str,
