@@ -276,7 +276,10 @@ add("_cdist_forward", lambda a, b: aten._cdist_forward.default(a, b, 2.0, None),
     r(2, 5, 4, seed=1))
 add("_cdist_forward", lambda a, b: aten._cdist_forward.default(a, b, 1.0, None), X,
     r(2, 5, 4, seed=1))
+add("_cdist_forward", lambda a, b: aten._cdist_forward.default(a, b, 3.0, None), X,
+    r(2, 5, 4, seed=1))
 add("_pdist_forward", lambda a: aten._pdist_forward.default(a, 2.0), r(5, 3))
+add("_pdist_forward", lambda a: aten._pdist_forward.default(a, float("inf")), r(4, 3))
 add("avg_pool2d_backward",
     lambda g: aten.avg_pool2d_backward.default(g, torch.zeros(2, 3, 6, 5), [2, 2], [2, 1],
                                                [0, 0], False, True, None), r(2, 3, 3, 4))
@@ -542,6 +545,10 @@ EXPORTED = {
     "reductions": lambda a: (a.var((0, 2), keepdim=True), a.amin(-1), a.prod(1),
                              a.flip(0, 3), a.repeat(1, 1, 2, 1), a.diagonal(0, 2, 3)),
     "unfold": lambda a: F.unfold(a, 2, stride=2),
+    "tensor_unfold": lambda a: a.unfold(-1, 2, 2),
+    "norms": lambda a: (F.normalize(a, dim=1), torch.linalg.vector_norm(a, 1, dim=(0, 2)),
+                        torch.linalg.vector_norm(a, float("inf"), dim=-1, keepdim=True),
+                        torch.linalg.vector_norm(a, 3), torch.cdist(a[0], a[1], p=0.5)),
 }
 
 

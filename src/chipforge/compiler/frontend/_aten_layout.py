@@ -5,13 +5,13 @@ pooling, resampling and normalization ops beyond _aten_nn, and convolution's bac
 Mapping choices, all composed from ``KERNEL_OPS``:
 
 - Data movement (``as_strided``, ``diagonal``, ``flip``, ``repeat``, ``constant_pad_nd``,
-  ``upsample_nearest2d``): the op is run at capture time on ``arange(numel)`` shaped like
-  its input, which gives the flat source index of every output element
-  (:func:`gather_elements`); the copy is one ``embedding`` gather of constant int32
-  indices from the input viewed as ``[numel / w, w]`` rows, ``w`` the widest run the map
-  copies whole. A padding value is one extra row.
-  ``as_strided`` reads the input's memory as PyTorch laid it out (its strides and offset),
-  which the chip stores row-major; a read outside the input's elements is refused.
+  ``upsample_nearest2d``; ``unfold``, which torch.export keeps): the op is run at capture
+  time on ``arange(numel)`` shaped like its input, which gives the flat source index of
+  every output element (:func:`gather_elements`); the copy is one ``embedding`` gather of
+  constant int32 indices from the input viewed as ``[numel / w, w]`` rows, ``w`` the
+  widest run the map copies whole. A padding value is one extra row. ``as_strided`` reads
+  the input's memory as PyTorch laid it out (its strides and offset), which the chip
+  stores row-major; a read outside the input's elements is refused.
 - ``upsample_bilinear2d``: separable, one matmul along the rows and one along the columns
   with the matrices the op itself gives on one-hot inputs.
 - Linear resampling (``avg_pool2d/3d`` other than global, ``_adaptive_avg_pool2d/3d``,
@@ -36,8 +36,9 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   statistics over (N, H, W), biased variance; both also give mean and rstd.
 - ``native_dropout`` with ``p == 0`` or ``train=False`` is the identity (the chip has no RNG
   for any other ``p``).
-- ``_cdist_forward`` (p = 2, 1 or inf) and ``_pdist_forward``: differences of broadcast
-  (``_pdist``: constant-index gathered) rows, their norms.
+- ``_cdist_forward`` and ``_pdist_forward``: differences of broadcast (``_pdist``:
+  constant-index gathered) rows, their p-norms (:func:`norm_over`, as ``linalg_vector_norm``,
+  which is not Core ATen but torch.export keeps it: ``F.normalize``).
 - Max pooling (2-D and 3-D, ``ceil_mode``, dilation, the indices): a gather of the windows
   (-inf in the padding) and their max; 2-D pooling whose indices nothing reads, without
   ``ceil_mode`` or dilation, is the kernel op ``max_pool2d``. Its backward is one
@@ -176,7 +177,7 @@ def _source_index(shape, op: Callable, *args, **kwargs) -> np.ndarray:
         return op(base, *args, **kwargs).round().to(torch.int64).numpy()
 
 
-@handles("flip", "repeat", "diagonal", "upsample_nearest2d")
+@handles("flip", "repeat", "diagonal", "upsample_nearest2d", "unfold")
 @_empty_aware
 def _movement(cap: Capture, x, *args, **kwargs):
     """A pure data-movement op: the gather its own index map gives."""
@@ -541,18 +542,37 @@ def _batch_norm_train(cap: Capture, x, weight, bias, *args):
 # ---- distances -------------------------------------------------------------------------------
 
 
-def _norm_last(cap: Capture, diff, p: float, dtype: str):
-    """The p-norm (p = 1, 2 or inf) of ``diff`` over its last dim, which is dropped."""
-    shape = cap.info(diff)[0]
-    sq = cap.emit("square", [diff], shape, dtype)
+def norm_over(cap: Capture, x, p: float, dims, keepdim: bool, dtype: str):
+    """The p-norm of ``x`` over ``dims`` (all if None or empty): p = 2 is
+    sqrt(sum(x**2)), 1 sum(|x|), inf max(|x|), -inf min(|x|), 0 the count of non-zeros,
+    any other p sum(|x|**p) ** (1 / p)."""
+    shape = cap.info(x)[0]
+    x = cap.name(x, dtype)
     if p == 2:
-        out = cap.emit("sqrt", [_reduce_last(cap, "sum", sq, dtype)], shape[:-1] + (1,), dtype)
-    elif p in (1, math.inf):
-        absolute = cap.emit("sqrt", [sq], shape, dtype)
-        out = _reduce_last(cap, "sum" if p == 1 else "max", absolute, dtype)
-    else:
-        raise cap.fail(f"p={p}: only the 1-, 2- and inf-norms are supported")
-    return cap.reshape(out, shape[:-1])
+        total = reduce_over(cap, "sum", cap.emit("square", [x], shape, dtype), dims, keepdim,
+                            dtype)
+        return cap.emit("sqrt", [total], cap.info(total)[0], dtype)
+    if p == 0:
+        zero = cap.emit("eq", [x], shape, dtype, scalar=0.0)
+        nonzero = cap.emit("eq", [zero], shape, dtype, scalar=0.0)
+        return reduce_over(cap, "sum", nonzero, dims, keepdim, dtype)
+    absolute = cap.emit("abs", [x], shape, dtype)
+    if p in (1, math.inf, -math.inf):
+        op = {1: "sum", math.inf: "max", -math.inf: "min"}[p]
+        return reduce_over(cap, op, absolute, dims, keepdim, dtype)
+    powered = cap.emit("pow", [absolute], shape, dtype, exponent=float(p))
+    total = reduce_over(cap, "sum", powered, dims, keepdim, dtype)
+    return cap.emit("pow", [total], cap.info(total)[0], dtype, exponent=1.0 / float(p))
+
+
+@handles("linalg_vector_norm")
+@_empty_aware
+def _vector_norm(cap: Capture, x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """``torch.linalg.vector_norm`` (``F.normalize``'s norm; not Core ATen, but torch.export
+    keeps it): :func:`norm_over`."""
+    dims = [dim] if isinstance(dim, int) else dim
+    shape, out_dtype = cap.out()
+    return cap.reshape(norm_over(cap, x, float(ord), dims, keepdim, out_dtype), shape)
 
 
 @handles("_cdist_forward")
@@ -564,7 +584,7 @@ def _cdist(cap: Capture, x1, x2, p: float, compute_mode=None):
     a = cap.reshape(x1, s1[:-1] + (1, s1[-1]))
     b = cap.reshape(x2, s2[:-2] + (1,) + s2[-2:])
     diff = binary(cap, "sub", a, b)
-    return cap.reshape(_norm_last(cap, diff, float(p), dtype), shape)
+    return cap.reshape(norm_over(cap, diff, float(p), [-1], False, dtype), shape)
 
 
 @handles("_pdist_forward")
@@ -578,7 +598,7 @@ def _pdist(cap: Capture, x, p: float = 2.0):
                                                  "int32")], (len(k), cap.info(x)[0][1]), dtype)
              for k in (i, j)]
     diff = cap.emit("sub", parts, cap.info(parts[0])[0], dtype)
-    return cap.reshape(_norm_last(cap, diff, float(p), dtype), shape)
+    return cap.reshape(norm_over(cap, diff, float(p), [-1], False, dtype), shape)
 
 
 # ---- convolution backward: im2col gathers and matmuls ---------------------------------------
