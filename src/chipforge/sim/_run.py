@@ -57,7 +57,17 @@ def _span(program: Program, name: str) -> tuple[int, int, np.dtype, tuple[int, .
 
 
 def _load_dram(program: Program, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    dram = np.zeros(program.dram_bytes, np.uint8)
+    """DRAM: zeros, then the init segments in order, then the inputs.
+
+    Every page is written here, the zeros only where no segment goes: pages first touched
+    by the run's scattered DMA stores cost more (measured, GPT-2 small on forge-i1: its
+    13,600 DMA_STOREs took 0.3-0.5 s CPU into untouched DRAM, 0.08 s into written DRAM)."""
+    dram = np.empty(program.dram_bytes, np.uint8)
+    top = 0
+    for addr, end in sorted((a, a + len(d)) for a, d in program.init.items()):
+        dram[top:addr] = 0  # empty where the segment starts at or below top
+        top = max(top, end)
+    dram[top:] = 0
     for addr, data in program.init.items():
         if addr + len(data) > dram.size:
             raise SimError(f"DRAM init segment at {addr} ({len(data)} bytes) ends past the "
