@@ -180,7 +180,26 @@ ORDER = {
                      torch.tensor([-0.95, -0.5, 0.1, 0.3, 0.99, 1.0, 1.5, -0.1])),
 }
 
+_S = torch.tensor(1.5)
+_E = torch.randn(0, 3, generator=_G)
+EDGES = {  # 0-d tensors and zero-size dims: the result, never a raw error
+    "sort_0d": (lambda s: torch.sort(s), _S),
+    "topk_0d": (lambda s: torch.topk(s, 1), _S),
+    "max_dim_0d": (lambda s: torch.max(s, 0), _S),
+    "gather_0d": (lambda s, i: torch.gather(s, 0, i), _S, torch.tensor(0)),
+    "scatter_0d": (lambda s, i: s.scatter(0, i, s * 2), _S, torch.tensor(0)),
+    "masked_scatter_0d": (lambda s: s.masked_scatter(s > 0, s * 2), _S),
+    "topk_k0": (lambda x: torch.topk(x, 0), X),
+    "sort_empty": (lambda e: torch.sort(e, dim=0), _E),
+    "gather_empty_index": (lambda x, i: torch.gather(x, 1, i), X,
+                           torch.zeros(3, 0, dtype=torch.long)),
+    "cumsum_empty": (lambda e: torch.cumsum(e, 0), _E),
+    "embedding_bag_no_indices": (lambda w, i, o: F.embedding_bag(i, w, o), TABLE,
+                                 torch.zeros(0, dtype=torch.long), torch.tensor([0, 0])),
+}
+
 CASES = {**{f"mask/{k}": v for k, v in MASKS.items()},
+         **{f"edge/{k}": v for k, v in EDGES.items()},
          **{f"gather/{k}": v for k, v in GATHERS.items()},
          **{f"scatter/{k}": v for k, v in SCATTERS.items()},
          **{f"embedding_bag/{k}": v for k, v in BAGS.items()},

@@ -357,6 +357,8 @@ def _index(cap: Capture, x, indices):
 @handles("index_select")
 def _index_select(cap: Capture, x, dim: int, idx):
     shape, dtype = cap.out()
+    if not cap.info(x)[0]:  # 0-d: as [1]
+        x = cap.reshape(x, (1,))
     rank = len(cap.info(x)[0])
     slots = [None] * (dim % rank) + [cap.reshape(idx, (prod(cap.info(idx)[0]),))]
     return cap.reshape(index(cap, x, slots, dtype), shape)
@@ -391,8 +393,10 @@ def flat_positions(cap: Capture, shape, dim: int, idx):
 def _gather(cap: Capture, x, dim: int, idx, sparse_grad: bool = False):
     """out[t] = x[t with t_dim replaced by idx[t]]: a row gather of x viewed as [numel, 1]."""
     shape, dtype = cap.out()
+    if not cap.info(x)[0]:  # 0-d: as [1]
+        x, idx = cap.reshape(x, (1,)), cap.reshape(idx, (1,))
     x_shape = cap.info(x)[0]
-    dim %= max(len(x_shape), 1)
+    dim %= len(x_shape)
     flat = flat_positions(cap, x_shape, dim, idx)
     table = cap.reshape(x, (prod(x_shape), 1))
     return cap.reshape(gather_rows(cap, table, flat, dtype), shape)
@@ -550,7 +554,10 @@ def _scatter_along(cap: Capture, base, dim: int, idx, src, mode: str,
     flat positions of idx, src restricted to idx's shape."""
     shape, dtype = cap.out()
     base = 0 if _uninitialized(cap) else base
-    dim %= max(len(shape), 1)
+    if not shape:  # 0-d: as [1]
+        out = _scatter_along_1d(cap, base, idx, src, mode, include_self)
+        return cap.reshape(out, shape)
+    dim %= len(shape)
     t_shape = cap.info(idx)[0]
     flat = cap.reshape(flat_positions(cap, shape, dim, idx), (prod(t_shape),))
     if not is_number(src) and cap.info(src)[0] != t_shape:
@@ -562,6 +569,15 @@ def _scatter_along(cap: Capture, base, dim: int, idx, src, mode: str,
     table = 0 if _is_zero(base) else cap.reshape(base, (prod(shape), 1))
     out = scatter_table(cap, table, flat, vals, mode, include_self, dtype, prod(shape))
     return cap.reshape(out, shape)
+
+
+def _scatter_along_1d(cap: Capture, base, idx, src, mode: str, include_self: bool):
+    """A 0-d scatter as one of shape [1]."""
+    vals = src if is_number(src) else cap.reshape(src, (1, 1))
+    vals = _const(cap, torch.full((1, 1), float(src))) if is_number(src) else vals
+    table = 0 if _is_zero(base) else cap.reshape(base, (1, 1))
+    flat = flat_positions(cap, (1,), 0, cap.reshape(idx, (1,)))
+    return scatter_table(cap, table, flat, vals, mode, include_self, cap.out()[1], 1)
 
 
 @handles("scatter")
@@ -853,8 +869,22 @@ def _negated(cap: Capture, x, dtype: str):
     return cap.emit("neg", [cap.name(x, dtype)], cap.info(x)[0], dtype)
 
 
+def _empty_results(cap: Capture):
+    """The current node's results as empty constants if every one has a zero-size dim (a
+    tuple for a multi-output op), else None."""
+    val = cap.node.meta["val"]
+    vals = val if isinstance(val, tuple | list) else (val,)
+    if not all(isinstance(v, torch.Tensor) and v.numel() == 0 for v in vals):
+        return None
+    consts = tuple(_const(cap, torch.empty(tuple(v.shape), dtype=v.dtype)) for v in vals)
+    return consts if isinstance(val, tuple | list) else consts[0]
+
+
 def _to_last(cap: Capture, x, dim: int) -> tuple[Dyn, list[int]]:
-    """``x`` with ``dim`` swapped to the last place, and the permutation (its own inverse)."""
+    """``x`` with ``dim`` swapped to the last place, and the permutation (its own inverse);
+    a 0-d ``x`` as [1]."""
+    if not cap.info(x)[0]:
+        return cap.reshape(x, (1,)), [0]
     rank = len(cap.info(x)[0])
     dims = list(range(rank))
     dims[dim % rank], dims[-1] = dims[-1], dims[dim % rank]
@@ -900,6 +930,8 @@ def _topk(cap: Capture, x, k: int, dim: int = -1, largest: bool = True, sorted: 
     """The k largest (smallest) values over ``dim`` and their indices, in order (ties by
     index): k rounds of max and first index, each excluding the one taken."""
     (shape, dtype), index_shape = cap.out(0), cap.out(1)[0]
+    if (empty := _empty_results(cap)) is not None:  # k = 0
+        return empty
     v, dims = _to_last(cap, x, dim)
     n = cap.info(v)[0][-1]
     if k > 8 or dtype in _INTS:  # a sort is cheaper than k rounds (integers: no -inf)
@@ -967,6 +999,8 @@ def _sort(cap: Capture, x, dim: int = -1, descending: bool = False, *, stable=No
     dim = kwargs.get("dim", dim)
     descending = kwargs.get("descending", descending)
     (shape, dtype), index_shape = cap.out(0), cap.out(1)[0]
+    if (empty := _empty_results(cap)) is not None:
+        return empty
     v, dims = _to_last(cap, x, dim)
     values, indices = _sort_last(cap, v, descending, dtype)
     return (cap.reshape(cap.permute(values, dims), shape),
