@@ -174,6 +174,19 @@ ORDER = {
     "cumsum_dim0": (lambda x: torch.cumsum(x, -2), torch.randn(7, 2, generator=_G)),
     "position_ids": (lambda m: m.cumsum(-1) - 1, torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]])),
     "cumsum_bool": (lambda x: (x > 0).cumsum(0), X),
+    "cumprod_int64": (lambda i: torch.cumprod(i, 1), torch.randint(-2, 3, (2, 5), generator=_G)),
+    "cummax": (lambda x: torch.cummax(x, 1), X),
+    "cummin_ties": (lambda x: torch.cummin(x, 0), TIES),
+    "cummax_int64": (lambda i: torch.cummax(i, -1), torch.randint(0, 3, (2, 7), generator=_G)),
+    "searchsorted_right_ties": (lambda b, v: torch.searchsorted(b, v, right=True),
+                                torch.tensor([0.0, 1.0, 1.0, 5.0]),
+                                torch.tensor([1.0, -1, 7, 0.5])),
+    "searchsorted_batched": (lambda b, v: torch.searchsorted(b, v),
+                             torch.sort(torch.randn(2, 5, generator=_G))[0], Y[:2, :3]),
+    "bucketize_int64": (lambda v, b: torch.bucketize(v, b), IDX, torch.tensor([1, 3])),
+    "median": (lambda x: torch.median(x), X),
+    "median_dim_keepdim": (lambda x: torch.median(x, 0, keepdim=True), X),
+    "kthvalue": (lambda x: torch.kthvalue(x, 4, dim=-1), X),
     "histc_integers": (lambda e: torch.histc(e, bins=4, min=0, max=3),
                        torch.tensor([3.0, 0, 1, 3, 3, 7, -1, 2])),
     "histc_floats": (lambda x: torch.histc(x, bins=5, min=-1, max=1),
@@ -217,7 +230,8 @@ ON_CHIP = ["mask/masked_fill_-inf", "mask/where_broadcast", "gather/gather_dim1"
            "scatter/index_put", "scatter/masked_scatter", "scatter/scatter_reduce_amax",
            "embedding_bag/mean_offsets", "embedding_bag/max", "order/topk",
            "order/sort_stable_ties", "order/position_ids", "order/argmin_ties",
-           "order/argmax_nan", "order/topk_int64"]
+           "order/argmax_nan", "order/topk_int64", "order/cummin_ties",
+           "order/searchsorted_batched"]
 
 
 @pytest.mark.parametrize("name", ON_CHIP)
@@ -292,10 +306,14 @@ def _error(fn, *args) -> str:
     return message
 
 
-def test_nonzero_is_refused_by_name():
-    message = _error(lambda x: torch.nonzero(x > 0), X)
-    assert message.startswith("aten.nonzero.default at ")
-    assert "depends on the data" in message
+@pytest.mark.parametrize("fn, op", [
+    (lambda x: torch.nonzero(x > 0), "nonzero"),
+    (lambda x: torch.masked_select(x, x > 0), "masked_select"),
+    (lambda x: torch.unique(x), "_unique2"),
+    (lambda x: x.repeat_interleave((x[:, 0] > 0).long() + 1, dim=0), "repeat_interleave")])
+def test_data_dependent_shapes_are_refused_by_name(fn, op):
+    message = _error(fn, X)
+    assert message.startswith(f"aten.{op}.") and "depends on the data" in message
 
 
 def test_nan_branch_of_a_computed_where_is_refused():

@@ -37,11 +37,16 @@ address holds): the reference (``reference()``) checks them.
   ``sort``/``argsort`` (stable; ascending or descending): each element's rank (the number
   of elements before it: O(n^2) comparisons), the indices scattered to their ranks and the
   values gathered. NaN is not ordered as PyTorch orders it (as the largest value).
-- ``cumsum`` along any dim: log2(n) steps of ``x + shift(x, 2**s)`` (``slice``, ``cat``,
-  ``add``); exact for integers, float sums rounded in the activation dtype at each step.
+- ``cumsum`` (``cumprod``, and ``cummax``/``cummin`` with the maximum's scan) along any
+  dim: log2(n) steps of ``x + shift(x, 2**s)`` (``slice``, ``cat``, ``add``); exact for
+  integers, float sums rounded in the activation dtype at each step. cummax's index: the
+  max-scan of ``j * (x_j == running max_j)`` (the last position attaining it, as PyTorch).
+- ``searchsorted``/``bucketize``: the count of boundaries below each value (all pairs
+  compared); ``kthvalue``/``median`` (the lower median): a stable sort, then one slice.
 - ``slice_scatter`` (step 1): ``cat`` of base's parts with src; another step: the known
   mask of the slice and a constant gather of src.
-- ``nonzero`` is refused: its output shape depends on the data.
+- ``nonzero``, ``masked_select``, ``unique``, ``repeat_interleave`` of computed repeats are
+  refused by name: their result shapes depend on the data.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ import torch
 from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
 from chipforge.compiler.frontend._aten_ops import _where as _known_where
 from chipforge.compiler.frontend._aten_ops import binary, is_number, prod, slice_
-from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
+from chipforge.compiler.frontend._capture import DATA_DEPENDENT, Capture, Const, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
@@ -1010,9 +1015,9 @@ def _sort(cap: Capture, x, dim: int = -1, descending: bool = False, *, stable=No
 # ---- cumsum, masked_scatter, nonzero -----------------------------------------------------
 
 
-def scan(cap: Capture, v, dim: int, dtype: str) -> Dyn:
-    """The inclusive prefix sum of ``v`` along ``dim``: log2(n) steps of v + v shifted by
-    2**s (zeros shifted in)."""
+def scan(cap: Capture, v, dim: int, dtype: str, op: str = "add", fill: float = 0.0) -> Dyn:
+    """The inclusive prefix ``op`` (add, mul, maximum, minimum: associative) of ``v`` along
+    ``dim``: log2(n) steps of ``v op shift(v, 2**s)``, ``fill`` (op's identity) shifted in."""
     shape = cap.info(v)[0]
     dim %= len(shape)
     n, step = shape[dim], 1
@@ -1020,20 +1025,98 @@ def scan(cap: Capture, v, dim: int, dtype: str) -> Dyn:
     while step < n:
         pad = list(shape)
         pad[dim] = step
-        zeros = cap.name(_const(cap, torch.zeros(pad)), dtype)
-        shifted = cap.emit("cat", [zeros, slice_(cap, v, dim, 0, n - step)], shape, dtype,
+        identity = cap.name(_const(cap, torch.full(pad, fill)), dtype)
+        shifted = cap.emit("cat", [identity, slice_(cap, v, dim, 0, n - step)], shape, dtype,
                            dim=dim)
-        v = cap.emit("add", [v, shifted], shape, dtype)
+        v = cap.emit(op, [v, shifted], shape, dtype)
         step *= 2
     return Dyn(v)
 
 
-@handles("cumsum")
+@handles("cumsum", "cumprod")
 def _cumsum(cap: Capture, x, dim: int, dtype=None):
+    """Prefix sums (products) along ``dim``; exact for integers, floats rounded in the
+    activation dtype at each of the log2(n) steps."""
     shape, out_dtype = cap.out()
-    if len(shape) == 0:
-        return cap.name(x, out_dtype)
+    if len(shape) == 0 or (empty := _empty_results(cap)) is not None:
+        return cap.name(x, out_dtype) if len(shape) == 0 else empty
+    if _packet(cap) == "cumprod":
+        return scan(cap, x, dim, out_dtype, "mul", 1.0)
     return scan(cap, x, dim, out_dtype)
+
+
+@handles("cummax", "cummin")
+def _cummax(cap: Capture, x, dim: int):
+    """Running max (min) along ``dim`` and the index where it was last attained (PyTorch's
+    choice for ties): the max-scan of the values, then the max-scan of ``j * (x_j ==
+    running_j)`` (position j is where the running max last changed or tied)."""
+    (shape, dtype), index_shape = cap.out(0), cap.out(1)[0]
+    if (empty := _empty_results(cap)) is not None:
+        return empty
+    if not shape:
+        return x, _const(cap, torch.zeros((), dtype=torch.long))
+    dim %= len(shape)
+    largest = _packet(cap) == "cummax"
+    v = cap.name(x, dtype) if largest else _negated(cap, x, dtype)
+    lowest = -(2 ** 31) if dtype in _INTS else float("-inf")
+    running = scan(cap, v, dim, dtype, "maximum", lowest)
+    view = [1] * len(shape)
+    view[dim] = shape[dim]
+    positions = _const(cap, torch.arange(shape[dim], dtype=torch.int32).reshape(view))
+    marks = ew(cap, "mul", ew(cap, "eq", v, running, dtype), positions, INT)
+    index = scan(cap, marks, dim, INT, "maximum", 0)
+    values = running if largest else _negated(cap, running, dtype)
+    return values, cap.reshape(index, index_shape)
+
+
+@handles("searchsorted", "bucketize")
+def _searchsorted(cap: Capture, *args, out_int32: bool = False, right: bool = False,
+                  side=None, sorter=None):
+    """The insertion position of each value in the sorted boundaries (last dim): the count of
+    boundaries < value (``right``: <=), compared all against all, O(values * boundaries)."""
+    shape = cap.out()[0]
+    if _packet(cap) == "searchsorted":
+        boundaries, values = args[:2]
+    else:
+        values, boundaries = args[:2]
+    if sorter is not None:
+        raise cap.fail("searchsorted with a sorter is not supported; sort the boundaries first")
+    right = right or side == "right"
+    b_shape = cap.info(boundaries)[0]
+    v_shape = () if is_number(values) else cap.info(values)[0]
+    if len(b_shape) > 1 and b_shape[:-1] != v_shape[:-1]:
+        raise cap.fail("searchsorted needs the boundaries' leading dims equal to the values'")
+    dtype = cap.info(boundaries)[1] if is_number(values) else cap.info(values)[1]
+    if len(b_shape) <= 1:
+        bounds = cap.reshape(boundaries, (1,) * len(v_shape) + b_shape[-1:])
+    else:
+        bounds = cap.reshape(boundaries, b_shape[:-1] + (1, b_shape[-1]))
+    vals = (_const(cap, torch.tensor(float(values)).reshape(1))
+            if is_number(values) else cap.reshape(values, v_shape + (1,)))
+    before = ew(cap, "le" if right else "lt", bounds, vals, dtype)  # [..., n, m]
+    return cap.reshape(_reduce_last(cap, "sum", before, INT), shape)
+
+
+@handles("kthvalue", "median")
+def _kthvalue(cap: Capture, x, *args):
+    """kthvalue(x, k, dim, keepdim) and median(x[, dim, keepdim]) (the lower median): the
+    k-th smallest after a stable sort (O(n^2) comparisons), with its index."""
+    if _packet(cap) == "kthvalue":
+        k, dim = args[0], args[1] if len(args) > 1 else -1
+    else:
+        dim = args[0] if args else None
+        n = cap.info(x)[0][dim] if dim is not None and cap.info(x)[0] else prod(cap.info(x)[0])
+        k = (n - 1) // 2 + 1
+    if dim is None:
+        x, dim = cap.reshape(x, (prod(cap.info(x)[0]),)), 0
+    dtype = cap.info(x)[1]
+    v, dims = _to_last(cap, x, dim)
+    values, indices = _sort_last(cap, v, False, dtype)
+    last = len(cap.info(values)[0]) - 1
+    picked = [cap.permute(slice_(cap, t, last, k - 1, k), dims) for t in (values, indices)]
+    if args or _packet(cap) == "kthvalue":
+        return cap.reshape(picked[0], cap.out(0)[0]), cap.reshape(picked[1], cap.out(1)[0])
+    return cap.reshape(picked[0], cap.out()[0])
 
 
 @handles("masked_scatter")
@@ -1054,11 +1137,11 @@ def _masked_scatter(cap: Capture, x, mask, source):
     return _where(cap, mask, picked, x)
 
 
-@handles("nonzero")
-def _nonzero(cap: Capture, x):
-    raise cap.fail("nonzero's result shape depends on the data, which a static chip program "
-                   "cannot have; keep a mask (torch.where(mask, x, 0)) or call it after the "
-                   "compiled call")
+@handles(*DATA_DEPENDENT)
+def _data_dependent(cap: Capture, *args, **kwargs):
+    raise cap.fail(f"{_packet(cap)}'s result shape depends on the data, which a static chip "
+                   f"program cannot have; keep a mask (torch.where(mask, x, 0)) or call it "
+                   f"after the compiled call")
 
 
 @handles("histc")

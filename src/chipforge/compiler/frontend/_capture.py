@@ -248,9 +248,12 @@ def registrar(table: dict[str, Callable]) -> Callable:
     return handles
 
 
+# ops whose result shape depends on the data (no static program has it)
+DATA_DEPENDENT = ("nonzero", "masked_select", "_unique2", "unique_dim", "unique_consecutive",
+                  "repeat_interleave")
 # ops with a handler only to refuse them by name (not "supported"): host scalars and
 # data-dependent result shapes
-REFUSED = frozenset({"_local_scalar_dense", "nonzero"})
+REFUSED = frozenset({"_local_scalar_dense", *DATA_DEPENDENT})
 
 
 def op_names(handlers: dict[str, Callable]) -> list[str]:
