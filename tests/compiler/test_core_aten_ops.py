@@ -249,6 +249,8 @@ add("avg_pool1d", lambda a: aten.avg_pool1d.default(a, [2], [1], [1]), X)
 add("avg_pool2d", lambda a: aten.avg_pool2d.default(a, [3, 2], [2, 1], [1, 0], True, False),
     IMG)
 add("avg_pool2d", lambda a: aten.avg_pool2d.default(a, [6, 5]), IMG)
+add("avg_pool2d", lambda a: aten.avg_pool2d.default(a, [6, 5], [6, 5], [0, 0], False, True, 7),
+    IMG)  # a whole-image window with a divisor of its own
 add("avg_pool3d", lambda a: aten.avg_pool3d.default(a, [2, 2, 2], [1, 2, 2]), IMG)
 add("adaptive_avg_pool1d", lambda a: aten.adaptive_avg_pool1d.default(a, [3]), X)
 add("_adaptive_avg_pool2d", lambda a: aten._adaptive_avg_pool2d.default(a, [4, 3]), IMG)

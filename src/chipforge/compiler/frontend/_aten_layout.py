@@ -257,28 +257,31 @@ def _apply_with(cap: Capture, position: int, args, kwargs) -> Callable:
     return apply
 
 
+def _rows_times(cap: Capture, y, matrix: torch.Tensor, dtype: str) -> Dyn:
+    """``y`` [R, K] @ the constant ``matrix`` [K, M]."""
+    rows = cap.info(y)[0][0]
+    return cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(matrix.float(), cap.fresh()),
+                                                          dtype)],
+                    (rows, matrix.shape[1]), dtype)
+
+
 @handles("upsample_bilinear2d")
 @_empty_aware
 def _bilinear(cap: Capture, x, *args, **kwargs):
     """Separable: the rows, then the columns, each one matmul with the [in, out] matrix the
-    op gives on one-hot rows (columns) constant along the other axis (which it keeps)."""
+    op gives on one-hot rows (columns) one pixel tall (wide): the weights along one axis do
+    not depend on the other's size."""
     shape, dtype = cap.info(x)
     out_shape = cap.out()[0]
     (h, w), (ho, wo) = shape[-2:], out_shape[-2:]
     apply = _apply_with(cap, 0, (x, *args), kwargs)
     planes = prod(shape[:-2])
     with torch.no_grad():
-        eye_w = torch.eye(w, dtype=torch.float64)[:, None, None, :].expand(w, 1, h, w)
-        eye_h = torch.eye(h, dtype=torch.float64)[:, None, :, None].expand(h, 1, h, w)
-        along_w = apply(eye_w.contiguous())[:, 0, 0, :]  # [W, Wo]
-        along_h = apply(eye_h.contiguous())[:, 0, :, 0]  # [H, Ho]
-    y = cap.reshape(x, (planes * h, w))
-    y = cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(along_w.float(), cap.fresh()),
-                                                          dtype)], (planes * h, wo), dtype)
+        along_w = apply(torch.eye(w, dtype=torch.float64).reshape(w, 1, 1, w))[:, 0, 0, :]
+        along_h = apply(torch.eye(h, dtype=torch.float64).reshape(h, 1, h, 1))[:, 0, :, 0]
+    y = _rows_times(cap, cap.reshape(x, (planes * h, w)), along_w, dtype)  # [P*H, Wo]
     y = cap.permute(cap.reshape(y, (planes, h, wo)), (0, 2, 1))
-    y = cap.reshape(y, (planes * wo, h))
-    y = cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(along_h.float(), cap.fresh()),
-                                                          dtype)], (planes * wo, ho), dtype)
+    y = _rows_times(cap, cap.reshape(y, (planes * wo, h)), along_h, dtype)  # [P*Wo, Ho]
     y = cap.permute(cap.reshape(y, (planes, wo, ho)), (0, 2, 1))
     return cap.reshape(y, out_shape)
 
@@ -286,11 +289,13 @@ def _bilinear(cap: Capture, x, *args, **kwargs):
 @handles("avg_pool3d", "_adaptive_avg_pool3d")
 @_empty_aware
 def _resample(cap: Capture, x, *args, **kwargs):
+    """3-D average pooling: the matmul of its planes."""
     return linear_planes(cap, x, len(cap.info(x)[0]) - _plane_rank(cap), _apply_with(
         cap, 0, (x, *args), kwargs))
 
 
 def _plane_rank(cap: Capture) -> int:
+    """2 or 3: the spatial rank of the current pooling op."""
     return 3 if "3d" in cap.node.target.overloadpacket.__name__ else 2
 
 
@@ -304,9 +309,10 @@ def _avg_pool2d(cap: Capture, x, *args, **kwargs):
     window = list(args[0]) if args else []
     if cap.node.target.overloadpacket.__name__ == "avg_pool2d":
         padding = args[2] if len(args) > 2 else 0
+        divisor = args[5] if len(args) > 5 else kwargs.get("divisor_override")
         window = window * 2 if len(window) == 1 else window
         whole = (tuple(window) == in_shape[-2:] and not any(np.atleast_1d(padding))
-                 and shape[-2:] == (1, 1))
+                 and shape[-2:] == (1, 1) and divisor is None)
     else:
         whole = shape[-2:] == (1, 1)
     if len(in_shape) == 4 and whole:
