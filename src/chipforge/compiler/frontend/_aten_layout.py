@@ -229,10 +229,14 @@ def _plane_matrix(cap: Capture, apply: Callable, plane, out_plane) -> Const:
     if s * s_out > MAX_MATRIX:
         raise cap.fail(f"its resampling matrix would have {s} x {s_out} elements (the limit is "
                        f"{MAX_MATRIX}); use smaller planes")
-    basis = torch.eye(s, dtype=torch.float64).reshape((s, 1, *plane))
+    rows = []
     with torch.no_grad():
-        matrix = apply(basis).reshape(s, s_out)
-    return Const(matrix.to(torch.float32), cap.fresh())
+        for start in range(0, s, 256):  # one-hot planes in chunks: never an [S, S] basis
+            count = min(256, s - start)
+            basis = torch.zeros((count, s), dtype=torch.float64)
+            basis[torch.arange(count), torch.arange(start, start + count)] = 1.0
+            rows.append(apply(basis.reshape((count, 1, *plane))).reshape(count, s_out))
+    return Const(torch.cat(rows).to(torch.float32), cap.fresh())
 
 
 def linear_planes(cap: Capture, x, lead: int, apply: Callable):
