@@ -26,9 +26,7 @@ from chipforge.examples import DIN, DLRM, TwoTower  # noqa: E402
 
 MODELS = {"dlrm": DLRM, "twotower": TwoTower, "din": DIN}
 # name -> what is missing, as the error names it (a strict xfail: it fails until it lands)
-MISSING: dict[str, str] = {
-    "twotower": "aten.linalg_vector_norm (F.normalize of the towers' outputs) is unsupported",
-}
+MISSING: dict[str, str] = {}
 BATCH = 4
 
 
@@ -91,7 +89,6 @@ def test_capture_runs_on_the_chip(name):
 
 @pytest.mark.parametrize("name", _params(MODELS, {
     **MISSING,
-    "dlrm": "output 1 of aten._embedding_bag is used (the training path takes its offsets)",
     "din": "batch norm parameters must be known at capture time (the training path takes "
            "them as inputs)"}))
 def test_inference_without_no_grad(name):
