@@ -211,7 +211,16 @@ EDGES = {  # 0-d tensors and zero-size dims: the result, never a raw error
                                  torch.zeros(0, dtype=torch.long), torch.tensor([0, 0])),
 }
 
+_IMAGE = torch.randn(2, 3, 5, 6, generator=_G)
+_GRID = torch.rand(2, 4, 7, 2, generator=_G) * 2.4 - 1.2  # some points outside the image
+GRIDS = {f"{mode}_{pad}_{'aligned' if aligned else 'unaligned'}": (
+    lambda x, g, mode=mode, pad=pad, aligned=aligned: F.grid_sample(
+        x, g, mode=mode, padding_mode=pad, align_corners=aligned), _IMAGE, _GRID)
+    for mode in ("bilinear", "nearest") for pad in ("zeros", "border") for aligned in (False,
+                                                                                       True)}
+
 CASES = {**{f"mask/{k}": v for k, v in MASKS.items()},
+         **{f"grid_sample/{k}": v for k, v in GRIDS.items()},
          **{f"edge/{k}": v for k, v in EDGES.items()},
          **{f"gather/{k}": v for k, v in GATHERS.items()},
          **{f"scatter/{k}": v for k, v in SCATTERS.items()},
@@ -231,7 +240,7 @@ ON_CHIP = ["mask/masked_fill_-inf", "mask/where_broadcast", "gather/gather_dim1"
            "embedding_bag/mean_offsets", "embedding_bag/max", "order/topk",
            "order/sort_stable_ties", "order/position_ids", "order/argmin_ties",
            "order/argmax_nan", "order/topk_int64", "order/cummin_ties",
-           "order/searchsorted_batched"]
+           "order/searchsorted_batched", "grid_sample/bilinear_zeros_unaligned"]
 
 
 @pytest.mark.parametrize("name", ON_CHIP)
@@ -326,6 +335,11 @@ def test_index_arithmetic_beyond_2_24_is_refused():
     message = _error(lambda x, i: torch.gather(x, 1, i), big, torch.zeros(1, 1,
                                                                          dtype=torch.long))
     assert "2**24" in message
+
+
+def test_bicubic_grid_sample_is_refused():
+    assert "bicubic" in _error(lambda x, g: F.grid_sample(x, g, mode="bicubic",
+                                                          align_corners=False), _IMAGE, _GRID)
 
 
 def test_sort_of_a_long_row_is_refused():

@@ -45,6 +45,8 @@ address holds): the reference (``reference()``) checks them.
   compared); ``kthvalue``/``median`` (the lower median): a stable sort, then one slice.
 - ``slice_scatter`` (step 1): ``cat`` of base's parts with src; another step: the known
   mask of the slice and a constant gather of src.
+- ``grid_sampler_2d`` (bilinear or nearest; zeros or border padding): pixel coordinates
+  computed on the chip (in the activation dtype), each corner one row gather.
 - ``nonzero``, ``masked_select``, ``unique``, ``repeat_interleave`` of computed repeats are
   refused by name: their result shapes depend on the data.
 """
@@ -1185,3 +1187,67 @@ def _grouped_mm(cap: Capture, x, weight, offs):
                        else _const(cap, offs.value[-1:]), (1, 1))
     used = ew(cap, "lt", iota, last, INT)  # [S, 1]
     return ew(cap, "mul", cap.reshape(product, shape), used, dtype)
+
+
+# ---- grid_sampler_2d: gathers at computed coordinates -----------------------------------
+
+
+def _unnormalize(cap: Capture, g, size: int, align_corners: bool, border: bool) -> Dyn:
+    """Grid coordinates in [-1, 1] as pixel positions (``border``: clamped into the image)."""
+    scale = (size - 1) / 2 if align_corners else size / 2
+    pos = ew(cap, "add", ew(cap, "mul", g, scale, "fp32"), (size - 1) / 2, "fp32")
+    if border:
+        pos = ew(cap, "minimum", ew(cap, "maximum", pos, 0.0, "fp32"), float(size - 1), "fp32")
+    return pos
+
+
+def _corner(cap: Capture, table, xs, ys, weight, hw: tuple[int, int], base, dtype: str) -> Dyn:
+    """weight * input[n, :, ys, xs] (0 where outside the image), as [N, Ho, Wo, C]."""
+    h, w = hw
+    inside = None
+    for pos, size in ((xs, w), (ys, h)):
+        ok = ew(cap, "mul", ew(cap, "ge", pos, 0.0, "fp32"), ew(cap, "le", pos, size - 1.0,
+                                                               "fp32"), MASK)
+        inside = ok if inside is None else ew(cap, "mul", inside, ok, MASK)
+    clamp = [cap.cast(ew(cap, "minimum", ew(cap, "maximum", pos, 0.0, "fp32"), size - 1.0,
+                         "fp32"), INT) for pos, size in ((xs, w), (ys, h))]
+    flat = ew(cap, "add", ew(cap, "add", ew(cap, "mul", clamp[1], w, INT), clamp[0], INT),
+              base, INT)  # [N, Ho, Wo, 1]
+    shape = cap.info(flat)[0]
+    rows = gather_rows(cap, table, cap.reshape(flat, shape[:-1]), dtype)  # [N, Ho, Wo, C]
+    factor = inside if weight is None else ew(cap, "mul", weight, inside, "fp32")
+    return ew(cap, "mul", rows, factor, dtype)
+
+
+@handles("grid_sampler_2d")
+def _grid_sampler(cap: Capture, x, grid, mode: int, padding_mode: int, align_corners: bool):
+    """F.grid_sample in 2-D, bilinear (mode 0) or nearest (1, half to even), zeros (0) or
+    border (1) padding: the coordinates computed on the chip, each corner one row gather
+    of x as [N*H*W, C]. Coordinates are held in the activation dtype: with bf16 they carry
+    bf16's 8-bit precision (use fp32 activations where sub-pixel accuracy matters)."""
+    shape, dtype = cap.out()
+    if mode not in (0, 1) or padding_mode not in (0, 1):
+        raise cap.fail("grid_sample is supported with mode 'bilinear' or 'nearest' and "
+                       "padding_mode 'zeros' or 'border' (not bicubic or reflection)")
+    n, c, h, w = cap.info(x)[0]
+    _exact(cap, n * h * w, "grid_sample's input")
+    table = _view(cap, x, (0, 2, 3, 1), (n * h * w, c))
+    base = _const(cap, (torch.arange(n, dtype=torch.int32) * h * w).reshape(n, 1, 1, 1))
+    xs, ys = (_unnormalize(cap, slice_(cap, grid, 3, k, k + 1), size, align_corners,
+                           padding_mode == 1) for k, size in ((0, w), (1, h)))
+    if mode == 1:
+        xs, ys = (cap.emit("round", [p], cap.info(p)[0], "fp32") for p in (xs, ys))
+        out = _corner(cap, table, xs, ys, None, (h, w), base, dtype)
+    else:
+        x0, y0 = (cap.emit("floor", [p], cap.info(p)[0], "fp32") for p in (xs, ys))
+        x1, y1 = (ew(cap, "add", p, 1.0, "fp32") for p in (x0, y0))
+        fx, fy = ew(cap, "sub", xs, x0, "fp32"), ew(cap, "sub", ys, y0, "fp32")
+        gx, gy = ew(cap, "sub", x1, xs, "fp32"), ew(cap, "sub", y1, ys, "fp32")
+        out = None
+        for cx, cy, wx, wy in ((x0, y0, gx, gy), (x1, y0, fx, gy), (x0, y1, gx, fy),
+                               (x1, y1, fx, fy)):
+            term = _corner(cap, table, cx, cy, ew(cap, "mul", wx, wy, "fp32"), (h, w), base,
+                           dtype)
+            out = term if out is None else ew(cap, "add", out, term, dtype)
+    rows = cap.reshape(out, (n, shape[2] * shape[3], c))  # one permute of the last two dims
+    return cap.reshape(cap.permute(rows, (0, 2, 1)), shape)
