@@ -12,14 +12,14 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   widest run the map copies whole. A padding value is one extra row. ``as_strided`` reads
   the input's memory as PyTorch laid it out (its strides and offset), which the chip
   stores row-major; a read outside the input's elements is refused.
-- ``upsample_bilinear2d``: separable, one matmul along the rows and one along the columns
-  with the matrices the op itself gives on one-hot inputs.
-- Linear resampling (``avg_pool2d/3d`` other than global, ``_adaptive_avg_pool2d/3d``,
-  ``avg_pool2d_backward``, ``_adaptive_avg_pool2d_backward``): the op is linear in its
-  tensor operand and acts on each (batch, channel) plane alone, so it is one ``matmul`` of
-  the planes ``[N*C, S]`` with the constant ``[S, S']`` matrix that the op itself gives on
-  the one-hot basis at capture time (exact: the matrix holds the op's own weights).
-  Matrices over 2**22 elements are refused.
+- Linear resampling (``upsample_bilinear2d``, ``avg_pool2d/3d`` other than global,
+  ``_adaptive_avg_pool2d/3d``, ``avg_pool2d_backward``, ``_adaptive_avg_pool2d_backward``):
+  the op is linear in its tensor operand and acts on each (batch, channel) plane alone.
+  The 2-D ones are separable (checked at capture time on a random plane): one matmul along
+  the rows and one along the columns, with the matrices the op itself gives on lines of
+  ones (:func:`resample_planes`). Otherwise (3-D) it is one ``matmul`` of the planes
+  ``[N*C, S]`` with the constant ``[S, S']`` matrix the op gives on the one-hot basis;
+  such matrices over 2**22 elements are refused. Either way the weights are the op's own.
 - Reductions over any dims (``sum``, ``mean``, ``amax``, ``amin``, ``prod``, ``var``,
   ``any``; ``max.dim``/``min.dim`` are ``_aten_index``'s): each run of adjacent dims is
   merged and moved last, then reduced (:func:`reduce_over`). ``min`` is ``-max(-x)``;
@@ -269,25 +269,72 @@ def _rows_times(cap: Capture, y, matrix: torch.Tensor, dtype: str) -> Dyn:
                     (rows, matrix.shape[1]), dtype)
 
 
-@handles("upsample_bilinear2d")
-@_empty_aware
-def _bilinear(cap: Capture, x, *args, **kwargs):
-    """Separable: the rows, then the columns, each one matmul with the [in, out] matrix the
-    op gives on one-hot rows (columns) one pixel tall (wide): the weights along one axis do
-    not depend on the other's size."""
+def _one_hot_planes(apply: Callable, plane, axis: int) -> torch.Tensor:
+    """``apply`` on the planes that are 1 on one line across ``axis`` (a column for axis 1, a
+    row for axis 0) and 0 elsewhere, one plane per line, in chunks: [lines, *out_plane]."""
+    lines, outs = plane[axis], []
+    for start in range(0, lines, 64):
+        count = min(64, lines - start)
+        basis = torch.zeros((count, 1, *plane), dtype=torch.float64)
+        for k in range(count):
+            basis[(k, 0) + ((slice(None), start + k) if axis else (start + k,))] = 1.0
+        outs.append(apply(basis)[:, 0])
+    return torch.cat(outs)
+
+
+def _axis_matrices(apply: Callable, plane, out_plane):
+    """(A_h [H, Ho], A_w [W, Wo]) with ``apply(x) = A_h^T x A_w`` for every [H, W] plane x, or
+    None if the op is not so separable (checked on a random plane). From the op on lines of
+    ones: column l gives r_i A_w[l, j], row k gives A_h[k, i] c_j, with r x c the op's
+    result on a plane of ones T; so A_h from one output column j0 scaled by 1 / T[i0, j0]
+    and A_w from one output row i0 (T[i0, j0] its largest entry)."""
+    with torch.no_grad():
+        total = apply(torch.ones((1, 1, *plane), dtype=torch.float64))[0, 0]
+        i0, j0 = divmod(int(total.abs().argmax()), out_plane[1])
+        if total[i0, j0] == 0:
+            return None
+        along_w = _one_hot_planes(apply, plane, 1)[:, i0, :]
+        along_h = _one_hot_planes(apply, plane, 0)[:, :, j0] / total[i0, j0]
+        probe = torch.rand((1, 1, *plane), dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(0))
+        if not torch.allclose(along_h.T @ probe[0, 0] @ along_w, apply(probe)[0, 0],
+                              rtol=1e-9, atol=1e-12):
+            return None
+    return along_h, along_w
+
+
+def _rows_times(cap: Capture, y, matrix: torch.Tensor, dtype: str) -> Dyn:
+    """``y`` [R, K] @ the constant ``matrix`` [K, M]."""
+    rows = cap.info(y)[0][0]
+    return cap.emit("matmul", [cap.name(y, dtype), cap.name(Const(matrix.float(), cap.fresh()),
+                                                          dtype)],
+                    (rows, matrix.shape[1]), dtype)
+
+
+def resample_planes(cap: Capture, x, apply: Callable):
+    """A linear op on each [H, W] plane of ``x`` (the last two dims) alone, as ``apply`` gives
+    it: separable ones as two matmuls (along the rows, then the columns), others as one
+    matmul with the dense matrix (:func:`linear_planes`)."""
     shape, dtype = cap.info(x)
     out_shape = cap.out()[0]
     (h, w), (ho, wo) = shape[-2:], out_shape[-2:]
-    apply = _apply_with(cap, 0, (x, *args), kwargs)
+    matrices = _axis_matrices(apply, (h, w), (ho, wo))
+    if matrices is None:
+        return linear_planes(cap, x, len(shape) - 2, apply)
+    along_h, along_w = matrices
     planes = prod(shape[:-2])
-    with torch.no_grad():
-        along_w = apply(torch.eye(w, dtype=torch.float64).reshape(w, 1, 1, w))[:, 0, 0, :]
-        along_h = apply(torch.eye(h, dtype=torch.float64).reshape(h, 1, h, 1))[:, 0, :, 0]
     y = _rows_times(cap, cap.reshape(x, (planes * h, w)), along_w, dtype)  # [P*H, Wo]
     y = cap.permute(cap.reshape(y, (planes, h, wo)), (0, 2, 1))
     y = _rows_times(cap, cap.reshape(y, (planes * wo, h)), along_h, dtype)  # [P*Wo, Ho]
     y = cap.permute(cap.reshape(y, (planes, wo, ho)), (0, 2, 1))
     return cap.reshape(y, out_shape)
+
+
+@handles("upsample_bilinear2d")
+@_empty_aware
+def _bilinear(cap: Capture, x, *args, **kwargs):
+    """Bilinear upsampling: separable (:func:`resample_planes`)."""
+    return resample_planes(cap, x, _apply_with(cap, 0, (x, *args), kwargs))
 
 
 @handles("avg_pool3d", "_adaptive_avg_pool3d")
@@ -307,7 +354,7 @@ def _plane_rank(cap: Capture) -> int:
 @_empty_aware
 def _avg_pool2d(cap: Capture, x, *args, **kwargs):
     """Global pooling (an adaptive 1x1, or a window of the whole unpadded image) is the kernel
-    op ``global_avg_pool2d``; any other pooling the matmul of its planes."""
+    op ``global_avg_pool2d``; any other pooling :func:`resample_planes` (separable)."""
     shape, dtype = cap.out()
     in_shape = cap.info(x)[0]
     window = list(args[0]) if args else []
@@ -321,21 +368,20 @@ def _avg_pool2d(cap: Capture, x, *args, **kwargs):
         whole = shape[-2:] == (1, 1)
     if len(in_shape) == 4 and whole:
         return cap.emit("global_avg_pool2d", [x], shape, dtype)
-    return linear_planes(cap, x, len(in_shape) - 2, _apply_with(cap, 0, (x, *args), kwargs))
+    return resample_planes(cap, x, _apply_with(cap, 0, (x, *args), kwargs))
 
 
 @handles("avg_pool2d_backward", "_adaptive_avg_pool2d_backward")
 @_empty_aware
 def _avg_pool_backward(cap: Capture, grad, x, *args):
     """The pooling's transpose, linear in the gradient (``x`` only gives the shape)."""
-    lead = len(cap.info(grad)[0]) - 2
-    plane = tuple(cap.out()[0][lead:])
+    plane = tuple(cap.out()[0][-2:])
 
     def apply(basis):
         zeros = torch.zeros((basis.shape[0], 1, *plane), dtype=basis.dtype)
         return cap.node.target(basis, zeros, *args)
 
-    return linear_planes(cap, grad, lead, apply)
+    return resample_planes(cap, grad, apply)
 
 
 # ---- reductions --------------------------------------------------------------------------
