@@ -17,26 +17,31 @@ address holds): the reference (``reference()``) checks them.
   then not multiplied. Exact when the branch not taken is finite (an inf or NaN there gives
   NaN); a constant branch holding NaN, or inf in only some elements, is refused.
 - ``index`` (any index tensors, broadcast, None slots, negative indices, a constant bool
-  mask), ``index_select``, ``gather``, ``embedding``: one row gather (kernel op
-  ``embedding``) of a flat row index computed in int32 (folded when the indices are
-  constants). O(output).
+  mask), ``index_select``, ``gather``: one row gather (kernel op ``embedding``) of a flat
+  row index computed in int32 (folded when the indices are constants). O(output).
 - ``index_put``, ``scatter`` (src and value), ``scatter_add``, ``scatter_reduce`` (sum,
   mean; include_self), ``embedding_dense_backward``: ``scatter_add`` of the flat indices.
   Where several writes hit one element without accumulation (PyTorch: undefined which
   wins) the result is their mean; constant indices are deduplicated at capture time,
-  keeping the last write (PyTorch on CPU).
+  keeping the last write (PyTorch on CPU). A base straight from ``empty`` counts as zeros.
+  ``x[mask] = v`` with a computed mask and v broadcast over the selected elements is a
+  where(). ``scatter_reduce`` amax/amin: dense over a one-hot, O(P Q C K).
 - ``_embedding_bag`` (sum, mean, max; offsets constant or computed, per_sample_weights,
   include_last_offset, padding_idx): the rows gathered, the bag of each index
   (``sum(offsets <= i) - 1``, O(N * bags) when offsets are computed), then ``scatter_add``
   per bag (mean: divided by the bag's count, an empty bag gives 0); max: the dense max over
-  a member mask, O(bags * N * D). Its outputs 1-3 (for the backward) as PyTorch's.
+  a member mask, O(bags * N * D). Its outputs 1-3 (for the backward) as PyTorch's;
+  ``_embedding_bag_backward``: the gradient rows of each index's bag scattered back.
+- ``histc``: int32 bins and a one-hot sum; transformers' ``grouped_mm_fallback`` (MoE
+  experts): each row's expert weight gathered, one batched matmul.
 - ``argmax``/``argmin``, ``max.dim``/``min.dim``: the max, then the first index holding it
-  (``n - max(hit * (n - i))``, in int32): O(n). ``topk``: k rounds of that, each
-  excluding the element taken (adding ``log(1 - one_hot)``): O(k n), ties in index order;
-  k > 8 or integers: a sort, then the first k.
+  (``n - max(hit * (n - i))``, in int32; a NaN is the max, as in PyTorch): O(n).
+  ``topk``: k rounds of that, each excluding the element taken (adding
+  ``log(1 - one_hot)``): O(k n), ties in index order; k > 8 or integers: a sort, then the
+  first k.
   ``sort``/``argsort`` (stable; ascending or descending): each element's rank (the number
   of elements before it: O(n^2) comparisons), the indices scattered to their ranks and the
-  values gathered. NaN is not ordered as PyTorch orders it (as the largest value).
+  values gathered. topk and sort do not order NaN as PyTorch does (as the largest).
 - ``cumsum`` (``cumprod``, and ``cummax``/``cummin`` with the maximum's scan) along any
   dim: log2(n) steps of ``x + shift(x, 2**s)`` (``slice``, ``cat``, ``add``); exact for
   integers, float sums rounded in the activation dtype at each step. cummax's index: the
