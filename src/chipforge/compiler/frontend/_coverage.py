@@ -60,7 +60,6 @@ REASONS: dict[str, str] = {
     "sym_is_contiguous": _SYMBOLIC,
     "resize_": ("an in-place storage resize: chipforge captures functional graphs, where a "
                 "tensor's size is fixed"),
-    "grid_sampler_2d": "data-dependent addresses: it gathers at coordinates computed from inputs",
     "convolution_backward": _BACKWARD,
 }
 _DEFAULT = "not implemented yet: no handler maps it onto the chip's kernel ops"
