@@ -346,8 +346,7 @@ add("embedding_dense_backward",
     lambda g, i: aten.embedding_dense_backward.default(g, i, 7, -1, False), r(5, 4), ri(7, 5))
 add("nonzero", lambda a: aten.nonzero.default(a > 0), X, may_refuse=True)  # data-dependent
 add("grid_sampler_2d",
-    lambda a, g: aten.grid_sampler_2d.default(a, g, 0, 0, False), IMG, r(2, 3, 3, 2, lo=-1, hi=1),
-    may_refuse=True)
+    lambda a, g: aten.grid_sampler_2d.default(a, g, 0, 0, False), IMG, r(2, 3, 3, 2, lo=-1, hi=1))
 add("masked_scatter", lambda a, s: aten.masked_scatter.default(a, torch.arange(4) % 2 == 0, s),
     X, r(2, 3, 4, seed=1))
 
