@@ -79,13 +79,15 @@ def test_the_docs_quote_the_live_coverage():
     """docs/compiler.md gives today's count and the --missing table; regenerate them with
     `chipforge ops --missing --markdown` after adding a handler."""
     text = DOC.read_text(encoding="utf-8")
-    assert summary(coverage_totals()) + "." in text
+    stale = ("docs/compiler.md's Core ATen section is stale: paste the table and the summary "
+             "line of `chipforge ops --missing --markdown` into it")
+    assert summary(coverage_totals()) + "." in text, stale
     table = re.search(r"<!-- chipforge ops --missing --markdown -->\n(.*?)\n<!-- end", text,
                       re.S)
     assert table is not None
     result = runner.invoke(app, ["ops", "--missing", "--markdown"])
     live = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert table[1].splitlines() == live
+    assert table[1].splitlines() == live, stale
 
 
 def test_coverage_meets_the_target():
