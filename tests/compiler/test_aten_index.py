@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._decomp import core_aten_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from chipforge.compiler import ChipRunner, CompileError, capture, capture_fx, feed, reference
@@ -305,6 +306,41 @@ def test_embedding_bag_backward_matches_torch(mode, pad, last, weighted):
     fed = [a for a in args if a.numel()]  # a zero-size input is a known constant, not fed
     got = reference(graph, feed(graph, fed))[graph.outputs[0]]
     _compare(got, backward(*args))
+
+
+GRADS = {  # gradients through the training capture: the backward ops of these ops
+    "gather": (lambda x, i: torch.gather(x, 1, i), X, IDX),
+    "index_two": (lambda x, i: x[i, i], X, torch.tensor([[0, 2], [1, -1]])),
+    "topk": (lambda x: torch.topk(x, 2)[0], X),
+    "sort": (lambda x: torch.sort(x, dim=0)[0], X),
+    "max_dim": (lambda x: torch.max(x, 1)[0], X),
+    "cumsum": (lambda x: torch.cumsum(x, 1), X),
+    "cummax": (lambda x: torch.cummax(x, 1)[0], X),
+    "masked_fill": (lambda x: x.masked_fill(x > 0, 0.0), X),
+    "embedding_bag_mean": (lambda w, i: F.embedding_bag(i, w, torch.tensor([0, 2]), mode="mean"),
+                           TABLE, torch.tensor([1, 2, 2, 5])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADS))
+def test_gradients_match_torch_through_the_training_capture(name):
+    fn, *args = GRADS[name]
+
+    def grads(*inputs):
+        inputs = [t.detach().requires_grad_(True) if t.is_floating_point() else t
+                  for t in inputs]
+        out = fn(*inputs)
+        # the gradient of sum(out**2) / 2: the incoming gradient is out itself
+        return torch.autograd.grad(out, [t for t in inputs if t.requires_grad], out.detach())
+
+    gm = make_fx(grads, decomposition_table=core_aten_decompositions(),
+                 tracing_mode="fake")(*args)
+    graph, _ = capture_fx(gm, args, name=name)
+    values = reference(graph, feed(graph, args))
+    want = grads(*args)
+    assert len(graph.outputs) == len(want)
+    for out, w in zip(graph.outputs, want):
+        _compare(values[out], w)
 
 
 def _error(fn, *args) -> str:
