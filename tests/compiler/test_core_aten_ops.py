@@ -228,6 +228,10 @@ add("bmm", aten.bmm.default, r(2, 3, 4), r(2, 4, 5, seed=1))
 add("addmm", aten.addmm.default, r(5), r(3, 4, seed=1), r(4, 5, seed=2))
 add("convolution", lambda a: aten.convolution.default(a, CONV_W, B4, [1, 1], [1, 1],
                                                        [1, 1], False, [0, 0], 1), IMG)
+add("convolution", lambda a, w: aten.convolution.default(a, w, None, [2, 1], [1, 0], [1, 1],
+                                                          False, [0, 0], 1), IMG, CONV_W)
+add("convolution", lambda a: aten.convolution.default(a, CONV_W, B4, [1, 1], [2, 1], [2, 1],
+                                                       False, [0, 0], 1), IMG)  # dilated
 add("max_pool2d_with_indices",
     lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [2, 2])[0], IMG)
 add("max_pool2d_with_indices",
@@ -440,6 +444,18 @@ def test_op_runs_on_the_simulator(op):
     for name, w in zip(graph.outputs, _expected(sample)):
         got = np.asarray(result.outputs[name], np.float64).reshape(graph.tensors[name].shape)
         _check(got, w, BF16_TOL if matrix else SIM_TOL, f"{op} on forge-i1")
+
+
+def test_convolution_with_computed_weights_runs_on_the_simulator():
+    """The training path's convolution (weights are graph inputs) through im2col."""
+    sample = SAMPLES["convolution"][1]
+    graph = capture_function(sample.fn, sample.args)
+    assert "conv2d" not in {node.op for node in graph.nodes}
+    program = compile_graph(graph, "forge-i1", dtype="bf16")
+    result = simulate(program, "forge-i1", feed(graph, sample.args))
+    got = np.asarray(result.outputs[graph.outputs[0]], np.float64)
+    _check(got.reshape(graph.tensors[graph.outputs[0]].shape), _expected(sample)[0], BF16_TOL,
+           "convolution with input weights on forge-i1")
 
 
 def test_zero_size_result_is_refused_cleanly_by_the_compiler():

@@ -668,6 +668,24 @@ def _im2col_index(x_shape, kernel, stride, padding, dilation) -> np.ndarray:
     return (cols.round().to(torch.int64) - 1).transpose(1, 2).numpy()
 
 
+def conv2d_matmul(cap: Capture, x, w, stride, padding, dilation) -> Dyn:
+    """A 2-D convolution (groups 1) as im2col and one matmul: the input's patches
+    [N, L, C*kh*kw] (one constant-index gather, zeros in the padding) times the weights
+    [O, C*kh*kw] transposed, [N, L, O] moved to [N, O, Ho, Wo]. For weights computed at run
+    time (the training path's parameters), which the ``conv2d`` kernel op cannot take, and
+    for dilation."""
+    x_shape, dtype = cap.info(x)
+    w_shape = cap.info(w)[0]
+    o, k = w_shape[0], prod(w_shape[1:])
+    index = _im2col_index(x_shape, tuple(w_shape[2:]), tuple(stride), tuple(padding),
+                          tuple(dilation))
+    n, positions = index.shape[:2]
+    cols = gather_elements(cap, x, index, fill=0.0)
+    weights = cap.permute(cap.reshape(cap.name(w, dtype), (o, k)), (1, 0))
+    y = cap.emit("matmul", [cap.name(cols, dtype), weights], (n, positions, o), dtype)
+    return cap.reshape(cap.permute(y, (0, 2, 1)), cap.out()[0])
+
+
 @handles("convolution_backward")
 @_empty_aware
 def _convolution_backward(cap: Capture, grad, x, w, bias_sizes, stride, padding, dilation,
