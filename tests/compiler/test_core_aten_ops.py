@@ -271,6 +271,9 @@ add("_native_batch_norm_legit_no_training",
     lambda a: aten._native_batch_norm_legit_no_training.default(
         a, C3, B3, B3 * 0.5, VAR3, 0.1, 1e-5)[0],
     IMG)
+add("_native_batch_norm_legit_no_training",  # parameters as inputs (the training path)
+    lambda a, w, b, m, v: aten._native_batch_norm_legit_no_training.default(
+        a, w, b, m, v, 0.1, 1e-5)[0], IMG, C3, B3, B3 * 0.5, VAR3)
 add("_native_batch_norm_legit",
     lambda a: aten._native_batch_norm_legit.no_stats(a, C3, B3, True, 0.1,
                                                      1e-5), IMG)
@@ -487,17 +490,19 @@ def test_random_ops_are_refused_not_frozen():
 
 
 class _SmallCnn(torch.nn.Module):
-    """Patch embedding, 3x3 conv, group norm, ceil-mode max pooling, bilinear upsampling."""
+    """Patch embedding, batch norm (eval: running statistics), 3x3 conv, group norm,
+    ceil-mode max pooling, bilinear upsampling."""
 
     def __init__(self):
         super().__init__()
-        self.patch = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.patch = torch.nn.Conv2d(3, 8, 4, stride=4, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
         self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
         self.norm = torch.nn.GroupNorm(2, 8)
         self.head = torch.nn.Linear(8, 5)
 
     def forward(self, x):
-        h = torch.relu(self.conv(self.patch(x)))
+        h = torch.relu(self.conv(self.bn(self.patch(x))))
         h = torch.nn.functional.max_pool2d(self.norm(h), 2, ceil_mode=True)
         h = torch.nn.functional.interpolate(h, scale_factor=2, mode="bilinear")
         return self.head(h.mean((2, 3))).square().sum()
@@ -505,15 +510,19 @@ class _SmallCnn(torch.nn.Module):
 
 def test_a_small_cnn_trains_through_capture_fx():
     """aot_autograd's forward and backward graphs (convolution_backward, the max-pooling and
-    group-norm backwards) captured and evaluated by reference() give PyTorch's gradients."""
+    group-norm backwards, batch norm with its parameters and running statistics as graph
+    inputs) captured and evaluated by reference() give PyTorch's gradients."""
     from functorch.compile import aot_function, make_boxed_func
     from torch._decomp import core_aten_decompositions
 
     from chipforge.compiler import arrange_outputs, capture_fx
 
     torch.manual_seed(0)
-    net = _SmallCnn()
-    names = [n for n, _ in net.named_parameters()]
+    net = _SmallCnn().eval()
+    net.bn.running_mean.uniform_(-1, 1)
+    net.bn.running_var.uniform_(0.5, 2)
+    names = [n for n, _ in net.named_parameters()] + [n for n, _ in net.named_buffers()]
+    buffers = list(net.buffers())
 
     def compiler(gm, example_inputs):
         graph, slots = capture_fx(gm, example_inputs)
@@ -532,8 +541,8 @@ def test_a_small_cnn_trains_through_capture_fx():
                             decompositions=core_aten_decompositions())
     ours = [p.detach().clone().requires_grad_() for p in net.parameters()]
     theirs = [p.detach().clone().requires_grad_() for p in net.parameters()]
-    compiled(x, *ours).backward()
-    loss_fn(x, *theirs).backward()
+    compiled(x, *ours, *buffers).backward()
+    loss_fn(x, *theirs, *buffers).backward()
     for name, a, b in zip(names, ours, theirs):
         _check(a.grad.double().numpy(), b.grad, TOL, name)
 

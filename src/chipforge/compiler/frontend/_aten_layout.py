@@ -147,17 +147,17 @@ def gather_elements(cap: Capture, x, index: np.ndarray, fill=None):
     (row-major), or ``fill`` where the index is -1: one ``embedding`` gather of constant
     indices from x viewed as rows of the widest run the map copies whole."""
     shape, dtype = cap.info(x)
+    kind = torch.int64 if dtype in ("int8", "int32") else torch.float32  # x's, in torch
     n, out_shape = prod(shape), tuple(index.shape)
     flat = index.reshape(-1).astype(np.int64)
     if (flat == -1).all():
-        return Const(torch.full(out_shape, fill, dtype=_val(cap).dtype), cap.fresh())
+        return Const(torch.full(out_shape, fill, dtype=kind), cap.fresh())
     if np.array_equal(flat, np.arange(n)):
         return cap.reshape(x, out_shape)
     w = _block(flat, n) if n else 1
     table = cap.reshape(x, (n // w, w))
     rows = flat.reshape(-1, w)[:, 0]
     if (rows == -1).any():
-        kind = _val(cap).dtype
         if not kind.is_floating_point and not math.isfinite(fill):  # -inf of integer pooling
             bounds = torch.iinfo(torch.int32)  # the chip's integer dtype
             fill = bounds.min if fill < 0 else bounds.max

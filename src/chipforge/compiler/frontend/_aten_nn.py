@@ -103,19 +103,35 @@ def _layer_norm_stats(cap: Capture, x, eps: float) -> tuple:
 
 @handles("_native_batch_norm_legit_no_training")
 def _batch_norm(cap: Capture, x, weight, bias, mean, var, momentum, eps):
-    """Inference batch norm folded into x * scale + shift, constants shaped [C, 1, 1]."""
-    if not all(isinstance(v, Const | None) for v in (weight, bias, mean, var)):
-        raise cap.fail("batch norm parameters must be known at capture time")
+    """Inference batch norm: x * scale + shift with scale = w / sqrt(var + eps) and shift =
+    b - mean * scale, shaped [C, 1, 1]: folded into constants when the parameters are known,
+    else computed (the training path takes them as inputs). Outputs 1 and 2 are empty, as
+    in PyTorch."""
     shape = cap.out(0)[0]
-    c = shape[1]
+    empties = tuple(Const(torch.zeros(tuple(cap.node.meta["val"][i].shape)), cap.fresh())
+                    for i in (1, 2))
+    per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+    if all(isinstance(v, Const | None) for v in (weight, bias, mean, var)):
+        scale, shift = _folded_scale_shift(shape[1], weight, bias, mean, var, eps)
+        scale = Const(scale.float().reshape(per_channel), f"{cap.node.name}_scale")
+        shift = Const(shift.float().reshape(per_channel), f"{cap.node.name}_shift")
+        return (binary(cap, "add", binary(cap, "mul", x, scale), shift),) + empties
+    scale = cap.emit("rsqrt", [binary(cap, "add", cap.reshape(var, per_channel), float(eps))],
+                     per_channel, cap.out(0)[1])
+    if weight is not None:
+        scale = binary(cap, "mul", scale, cap.reshape(weight, per_channel))
+    y = binary(cap, "mul", binary(cap, "sub", x, cap.reshape(mean, per_channel)), scale)
+    if bias is not None:
+        y = binary(cap, "add", y, cap.reshape(bias, per_channel))
+    return (y,) + empties
+
+
+def _folded_scale_shift(c: int, weight, bias, mean, var, eps):
+    """float64 (scale, shift) [C] of a batch norm with known parameters."""
     w = weight.value.double() if weight is not None else torch.ones(c, dtype=torch.float64)
     b = bias.value.double() if bias is not None else torch.zeros(c, dtype=torch.float64)
     scale = w / torch.sqrt(var.value.double() + eps)
-    shift = b - mean.value.double() * scale
-    per_channel = (c,) + (1,) * (len(shape) - 2)
-    scale = Const(scale.float().reshape(per_channel), f"{cap.node.name}_scale")
-    shift = Const(shift.float().reshape(per_channel), f"{cap.node.name}_shift")
-    return binary(cap, "add", binary(cap, "mul", x, scale), shift), None, None
+    return scale, b - mean.value.double() * scale
 
 
 # ---- convolution, pooling, embedding ------------------------------------------------------
