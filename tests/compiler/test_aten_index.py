@@ -254,6 +254,15 @@ _WIDE = torch.randn(2, 600, generator=_G).to(torch.bfloat16).float()
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dims", [(2, 0, 1), (0, 3, 1, 2), (3, 2, 1, 0), (1, 3, 0, 2)])
+def test_a_permutation_moving_the_last_dim_far_runs_on_the_simulator(dims):
+    """The permute kernel moves the last dim at most to second-to-last: the capture splits
+    any other permutation in two (ConvNeXt's channels-last layer norm back to NCHW)."""
+    x = torch.randn(*(2, 3, 4, 5)[:len(dims)], generator=_G)
+    _check_chip(lambda v: v.permute(*dims) * 2.0, x)
+    _check_chip(lambda v, i: v[..., i], x, torch.tensor([-1, 0]))
+
+
 def test_argmax_over_a_wide_row_is_exact_in_bf16():
     """Index arithmetic stays int32 whatever the activation dtype (bf16 holds integers
     exactly only up to 256): argmax over 600 columns, against torch on the bf16 values."""

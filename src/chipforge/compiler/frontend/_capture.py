@@ -208,12 +208,24 @@ class Capture:
         return self.emit("reshape", [v], shape, self.info(v)[1], shape=shape)
 
     def permute(self, v: Dyn, dims) -> Dyn:
+        """``v`` permuted by ``dims``: one kernel op ``permute`` of the original (a permute of
+        a permute is composed), or two where the last dim would land before second-to-last
+        (the permute kernel moves it at most there): first the last dim to second-to-last
+        with the final last dim after it, then a permute that keeps the last dim."""
         dims = tuple(int(d) for d in dims)
         inner = self.producer.get(v) if isinstance(v, Dyn) else None
         if inner is not None and inner.op == "permute":  # one permute of the original
             v, dims = Dyn(inner.inputs[0]), tuple(inner.attr("dims")[d] for d in dims)
         if dims == tuple(range(len(dims))):
             return v
+        last = len(dims) - 1
+        if last >= 2 and last not in dims[-2:]:
+            first = tuple(d for d in range(last) if d != dims[-1]) + (last, dims[-1])
+            v = self._permute_once(v, first)
+            dims = tuple(first.index(d) for d in dims)
+        return self._permute_once(v, dims)
+
+    def _permute_once(self, v, dims: tuple[int, ...]) -> Dyn:
         shape, dtype = self.info(v)
         return self.emit("permute", [v], [shape[d] for d in dims], dtype, dims=dims)
 
