@@ -232,6 +232,9 @@ add("convolution", lambda a, w: aten.convolution.default(a, w, None, [2, 1], [1,
                                                           False, [0, 0], 1), IMG, CONV_W)
 add("convolution", lambda a: aten.convolution.default(a, CONV_W, B4, [1, 1], [2, 1], [2, 1],
                                                        False, [0, 0], 1), IMG)  # dilated
+add("convolution", lambda a, w: aten.convolution.default(a, w, None, [1, 1], [3, 3], [1, 1],
+                                                          False, [0, 0], 3),
+    IMG, r(6, 1, 7, 7, seed=12))  # depthwise (ConvNeXt) with weights as inputs
 add("max_pool2d_with_indices",
     lambda a: aten.max_pool2d_with_indices.default(a, [2, 2], [2, 2])[0], IMG)
 add("max_pool2d_with_indices",
@@ -449,9 +452,10 @@ def test_op_runs_on_the_simulator(op):
         _check(got, w, BF16_TOL if matrix else SIM_TOL, f"{op} on forge-i1")
 
 
-def test_convolution_with_computed_weights_runs_on_the_simulator():
+@pytest.mark.parametrize("which", [1, 3])  # plain and depthwise
+def test_convolution_with_computed_weights_runs_on_the_simulator(which):
     """The training path's convolution (weights are graph inputs) through im2col."""
-    sample = SAMPLES["convolution"][1]
+    sample = SAMPLES["convolution"][which]
     graph = capture_function(sample.fn, sample.args)
     assert "conv2d" not in {node.op for node in graph.nodes}
     program = compile_graph(graph, "forge-i1", dtype="bf16")

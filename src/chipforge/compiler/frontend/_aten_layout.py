@@ -668,22 +668,25 @@ def _im2col_index(x_shape, kernel, stride, padding, dilation) -> np.ndarray:
     return (cols.round().to(torch.int64) - 1).transpose(1, 2).numpy()
 
 
-def conv2d_matmul(cap: Capture, x, w, stride, padding, dilation) -> Dyn:
-    """A 2-D convolution (groups 1) as im2col and one matmul: the input's patches
-    [N, L, C*kh*kw] (one constant-index gather, zeros in the padding) times the weights
-    [O, C*kh*kw] transposed, [N, L, O] moved to [N, O, Ho, Wo]. For weights computed at run
-    time (the training path's parameters), which the ``conv2d`` kernel op cannot take, and
-    for dilation."""
+def conv2d_matmul(cap: Capture, x, w, stride, padding, dilation, groups: int = 1) -> Dyn:
+    """A 2-D convolution as im2col and one (batched) matmul: the input's patches
+    [N, L, C*kh*kw] (one constant-index gather, zeros in the padding) moved to
+    [G, N*L, C/G*kh*kw] times each group's weights [O/G, C/G*kh*kw] transposed, the result
+    [G, N, L, O/G] moved to [N, O, Ho, Wo]. For weights computed at run time (the training
+    path's parameters), which the ``conv2d`` kernel op cannot take, and for dilation."""
     x_shape, dtype = cap.info(x)
     w_shape = cap.info(w)[0]
-    o, k = w_shape[0], prod(w_shape[1:])
+    o, k = w_shape[0], prod(w_shape[1:])  # k: one group's patch length
     index = _im2col_index(x_shape, tuple(w_shape[2:]), tuple(stride), tuple(padding),
                           tuple(dilation))
     n, positions = index.shape[:2]
-    cols = gather_elements(cap, x, index, fill=0.0)
-    weights = cap.permute(cap.reshape(cap.name(w, dtype), (o, k)), (1, 0))
-    y = cap.emit("matmul", [cap.name(cols, dtype), weights], (n, positions, o), dtype)
-    return cap.reshape(cap.permute(y, (0, 2, 1)), cap.out()[0])
+    cols = cap.reshape(gather_elements(cap, x, index, fill=0.0), (n, positions, groups, k))
+    cols = cap.reshape(cap.permute(cols, (2, 0, 1, 3)), (groups, n * positions, k))
+    weights = cap.permute(cap.reshape(cap.name(w, dtype), (groups, o // groups, k)), (0, 2, 1))
+    y = cap.emit("matmul", [cap.name(cols, dtype), weights], (groups, n * positions, o // groups),
+                 dtype)  # the same batch dims (G) on both sides, as the matrix unit needs
+    y = cap.reshape(y, (groups, n, positions, o // groups))
+    return cap.reshape(cap.permute(y, (1, 0, 3, 2)), cap.out()[0])
 
 
 @handles("convolution_backward")

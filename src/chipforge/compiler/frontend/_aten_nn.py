@@ -153,8 +153,8 @@ def _pairs(cap: Capture, **values) -> dict[str, tuple[int, int]]:
 def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed,
                  output_padding, groups):
     """2-D convolution: the ``conv2d`` kernel op for constant weights without dilation;
-    weights computed at run time (the training path's parameters) or dilation (groups 1)
-    through im2col and a matmul (``_aten_layout.conv2d_matmul``)."""
+    weights computed at run time (the training path's parameters) or dilation through
+    im2col and a matmul (``_aten_layout.conv2d_matmul``)."""
     shape, dtype = cap.out()
     p = _pairs(cap, stride=stride, padding=padding, dilation=dilation)
     if len(shape) != 4 or transposed:
@@ -162,12 +162,8 @@ def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed
     if isinstance(w, Const) and p["dilation"] == (1, 1):
         y = cap.emit("conv2d", [x, cap.name(w, dtype)], shape, dtype, stride=p["stride"],
                      padding=p["padding"], groups=int(groups))
-    elif groups == 1:
-        y = conv2d_matmul(cap, x, w, p["stride"], p["padding"], p["dilation"])
     else:
-        raise cap.fail(f"grouped convolution (groups={groups}) needs constant weights and no "
-                       f"dilation (the conv2d kernel op); call model.eval() under "
-                       f"torch.no_grad() for inference")
+        y = conv2d_matmul(cap, x, w, p["stride"], p["padding"], p["dilation"], int(groups))
     return y if bias is None else binary(cap, "add", y, cap.reshape(bias, (shape[1], 1, 1)))
 
 
