@@ -43,6 +43,8 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   (-inf in the padding) and their max; 2-D pooling whose indices nothing reads, without
   ``ceil_mode`` or dilation, is the kernel op ``max_pool2d``. Its backward is one
   ``scatter_add`` of the output gradients at the indices.
+- Convolution with weights computed at run time, or dilated (``_aten_nn`` calls
+  :func:`conv2d_matmul`): im2col as one constant-index gather and one matmul per group.
 - ``convolution_backward`` (2-D, groups 1): im2col as one constant-index gather, the weight
   gradient one matmul, the input gradient a ``scatter_add`` of the patch gradients.
 - A result with a zero-size dim is an empty constant; a result that reads only zero-size
