@@ -55,6 +55,7 @@ def test_view_of_a_reshaped_transpose_runs_on_the_chip():
     assert backend.summary().all_on_chip
 
 
+@pytest.mark.slow
 def test_gpt2_runs_through_torch_compile():
     transformers = pytest.importorskip("transformers")
     torch._dynamo.reset()
@@ -86,6 +87,25 @@ def test_a_torch_export_failure_is_a_clean_error(monkeypatch):
     error = _compile_error(info)
     assert error is not None
     assert "torch.export" in str(error) and "ValueError: Cannot view" in str(error)
+    assert len(backend.failures) == 1
+
+
+def test_an_aot_autograd_failure_is_a_clean_error(monkeypatch):
+    """Whatever aot_autograd raises while tracing for training comes back as a
+    CompileError."""
+    import torch._functorch.aot_autograd as aot
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracing failed")
+
+    monkeypatch.setattr(aot, "prepare_aot_module_simplified", broken)
+    torch._dynamo.reset()
+    backend = chipforge.torch_backend(chip="forge-t1")
+    with pytest.raises(Exception) as info:
+        torch.compile(torch.nn.Linear(4, 4), backend=backend, dynamic=False)(torch.randn(2, 4))
+    error = _compile_error(info)
+    assert error is not None
+    assert "aot_autograd" in str(error) and "RuntimeError: tracing failed" in str(error)
     assert len(backend.failures) == 1
 
 
@@ -240,3 +260,94 @@ def test_a_permute_moving_the_last_dim_far_runs_as_two(dims):
     assert all(p[-1] == len(dims) - 1 or p[-2] == len(dims) - 1 for p in permutes)
     [got] = ChipRunner(graph, "forge-i1", "fp32")(x)
     assert torch.allclose(got, (x * 2.0).permute(*dims) + 1.0, atol=1e-6)
+
+
+# ---- convolution, batch norm and embedding bags with computed weights (training) ------------
+
+
+def _grads(module, x, weights) -> list:
+    """The gradients of ``(module(x) * weights).sum()`` for x and the parameters."""
+    (module(x) * weights).sum().backward()
+    grads = [x.grad.clone()] + [p.grad.clone() for p in module.parameters()]
+    x.grad = None
+    module.zero_grad()
+    return grads
+
+
+CONVS = {"patches": dict(in_channels=3, out_channels=8, kernel_size=4, stride=4),
+         "strided_padded": dict(in_channels=3, out_channels=5, kernel_size=3, stride=2,
+                                padding=1),
+         "groups": dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2),
+         "depthwise": dict(in_channels=6, out_channels=6, kernel_size=3, padding=1, groups=6)}
+
+
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_convolution_trains_on_the_chip(name):
+    """A convolution whose weights are graph inputs: its output and the gradients of its
+    input, weight and bias against PyTorch's."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(**CONVS[name])
+    x = torch.randn(2, conv.in_channels, 8, 8, requires_grad=True)
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
+    compiled = torch.compile(conv, backend=backend, dynamic=False)
+    weights = torch.randn_like(conv(x))
+    got = compiled(x)
+    assert _close(got.detach(), conv(x).detach())
+    for g, w in zip(_grads(compiled, x, weights), _grads(conv, x, weights)):
+        assert _close(g, w, 3e-2)
+    assert backend.summary().all_on_chip
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_embedding_bag_trains_on_the_chip(mode):
+    """nn.EmbeddingBag with offsets, per-sample weights (sum) and a padding index: the
+    table's gradient against PyTorch's."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    bag = torch.nn.EmbeddingBag(10, 4, mode=mode, padding_idx=3)
+    indices = torch.tensor([1, 3, 2, 2, 9, 0, 3, 5])
+    offsets = torch.tensor([0, 3, 3, 6])  # bag 1 is empty
+    extra = {"per_sample_weights": torch.rand(8)} if mode == "sum" else {}
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
+    compiled = torch.compile(bag, backend=backend, dynamic=False)
+    weights = torch.randn(4, 4)
+    got = compiled(indices, offsets, **extra)
+    (got * weights).sum().backward()
+    got_grad = bag.weight.grad.clone()
+    bag.zero_grad()
+    want = bag(indices, offsets, **extra)
+    (want * weights).sum().backward()
+    assert _close(got.detach(), want.detach())
+    assert _close(got_grad, bag.weight.grad)
+    assert backend.summary().all_on_chip
+
+
+VISION = {"vit": ("ViTModel", "ViTConfig", dict(image_size=16, patch_size=8, hidden_size=32,
+                                                 num_hidden_layers=1, num_attention_heads=2,
+                                                 intermediate_size=64)),
+          "resnet": ("ResNetModel", "ResNetConfig", dict(embedding_size=8, hidden_sizes=[8, 16],
+                                                         depths=[1, 1], layer_type="basic")),
+          "convnext": ("ConvNextModel", "ConvNextConfig", dict(hidden_sizes=[8, 16],
+                                                               depths=[1, 1], num_stages=2,
+                                                               patch_size=2, image_size=16))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(VISION))
+def test_vision_model_in_eval_mode_without_no_grad(name):
+    """ViT (layer norm statistics, patch convolution), ResNet (batch norm) and ConvNeXt
+    (depthwise convolution) in eval mode, called with gradients on: the training path's
+    forward gives PyTorch's outputs, and they can be differentiated."""
+    transformers = pytest.importorskip("transformers")
+    model_cls, config_cls, config = VISION[name]
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**config)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    backend = chipforge.torch_backend(chip="forge-i1", strict=True)
+    got = torch.compile(model, backend=backend)(x).last_hidden_state
+    want = model(x).last_hidden_state
+    assert got.requires_grad
+    assert _close(got.detach(), want.detach())
+    assert [name for name, _, _ in backend.summary().graphs] == ["forward"]

@@ -80,10 +80,7 @@ def dlrm():
 
 
 MODELS = {"llama": llama, "bert": bert, "vit": vit, "dlrm": dlrm}
-XFAIL: dict[str, str] = {
-    "vit": "convolution with weights that are graph inputs (the patch embedding)",
-    "dlrm": "outputs 1-3 of aten._embedding_bag (saved for its backward)",
-}
+XFAIL: dict[str, str] = {}  # model -> the missing op, for a strict xfail
 
 
 def _train(make):

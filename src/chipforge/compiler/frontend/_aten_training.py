@@ -7,6 +7,19 @@ are in ``_aten_index``, shared by both captures):
 - ``_to_copy`` to bool is ``x != 0``.
 - ``_log_softmax`` over the last dim (another dim is moved there and back): with
   s = x - max(x), the result is s - log(sum(exp(s))).
+- ``convolution`` with computed weights (the weights are graph inputs in training): the
+  input's patches (im2col: a reshape and permute for non-overlapping patches, else one
+  strided slice per kernel offset of the zero-padded channels-last input) times the
+  weights as one matmul per group; depthwise: an elementwise product summed per patch.
+  ``convolution_backward``: grad_weight = patches^T @ grad, grad_bias = grad summed,
+  grad_input = grad @ weights^T scattered back to the input positions (``scatter_add`` of
+  constant positions), per group. Dilated and transposed convolutions are refused.
+- ``_native_batch_norm_legit_no_training`` with computed parameters (an eval model called
+  with gradients on): (x - mean) * weight * rsqrt(var + eps) + bias per channel.
+- ``_embedding_bag``: outputs 1-3 as PyTorch's CPU kernel gives them (saved for the
+  backward); ``_embedding_bag_backward`` (mode sum and mean): each index's bag recomputed
+  from the offsets, the output gradient's row of that bag (times the per-sample weight,
+  over the bag's count for mean, 0 at padding_idx) added into the table row of the index.
 
 ``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
 kernel op ``pow`` in both front ends (see ``_aten_ops``).
@@ -18,10 +31,14 @@ from collections.abc import Callable
 
 import torch
 
-from chipforge.compiler.frontend._aten_index import logical_not
-from chipforge.compiler.frontend._aten_nn import _on_last
+from chipforge.compiler.frontend._aten_index import _bag_of, compare, logical_not, scatter_table
+from chipforge.compiler.frontend._aten_index import _embedding_bag as _inference_embedding_bag
+from chipforge.compiler.frontend._aten_nn import _batch_norm as _known_batch_norm
+from chipforge.compiler.frontend._aten_nn import _convolution as _known_convolution
+from chipforge.compiler.frontend._aten_nn import _on_last, _pairs
 from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
-from chipforge.compiler.frontend._capture import Capture, Dyn, registrar
+from chipforge.compiler.frontend._aten_ops import binary, prod, slice_
+from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
@@ -53,3 +70,287 @@ def _log_softmax(cap: Capture, x, dim: int, half_to_float: bool = False):
         return cap.emit("sub", [shifted, cap.emit("log", [total], kept, dtype)], shape, dtype)
 
     return _on_last(cap, cap.name(x, dtype), dim, on_last)
+
+
+# ---- convolution with computed weights (the weights are graph inputs in training) ----------
+
+
+def _conv_geometry(cap: Capture, x_shape, w_shape, stride, padding, dilation, transposed,
+                   groups) -> tuple:
+    """(kh, kw, (sh, sw), (ph, pw), (ho, wo)) of a 2-D convolution, or a clean error."""
+    pairs = _pairs(cap, stride=stride, padding=padding, dilation=dilation)
+    if len(x_shape) != 4 or transposed or pairs["dilation"] != (1, 1):
+        raise cap.fail("only 2-D, non-transposed, undilated convolution is supported")
+    (sh, sw), (ph, pw) = pairs["stride"], pairs["padding"]
+    kh, kw = w_shape[2:]
+    ho = (x_shape[2] + 2 * ph - kh) // sh + 1
+    wo = (x_shape[3] + 2 * pw - kw) // sw + 1
+    return kh, kw, (sh, sw), (ph, pw), (ho, wo)
+
+
+def _im2col(cap: Capture, x, kh: int, kw: int, stride, padding, out_hw, dtype: str) -> Dyn:
+    """The patches of x [N, C, H, W] under each output position: [N, Ho, Wo, kh * kw * C],
+    ordered (i, j, c). Non-overlapping patches (stride = kernel, no padding: a ViT's patch
+    embedding) are one reshape and permute; otherwise x in channels-last layout, zero
+    padded, sliced once per kernel offset (i, j) with the stride, the slices concatenated."""
+    n, c, h, w = cap.info(x)[0]
+    (sh, sw), (ph, pw), (ho, wo) = stride, padding, out_hw
+    x = cap.name(x, dtype)
+    if (sh, sw) == (kh, kw) and (ph, pw) == (0, 0) and (h, w) == (ho * kh, wo * kw):
+        patches = cap.permute(cap.reshape(x, (n, c, ho, kh, wo, kw)), (0, 2, 4, 3, 5, 1))
+        return cap.reshape(patches, (n, ho, wo, kh * kw * c))
+    xl = cap.permute(x, (0, 2, 3, 1))  # [N, H, W, C]
+    for dim, pad in ((1, ph), (2, pw)):
+        if pad:
+            shape = list(cap.info(xl)[0])
+            zeros = Const(torch.zeros(shape[:dim] + [pad] + shape[dim + 1:]), cap.fresh())
+            shape[dim] += 2 * pad
+            xl = cap.emit("cat", [cap.name(zeros, dtype), xl, cap.name(zeros, dtype)],
+                          shape, dtype, dim=dim)
+    pieces = []
+    for i in range(kh):
+        for j in range(kw):
+            piece = slice_(cap, xl, 1, i, i + sh * (ho - 1) + 1, sh)
+            pieces.append(slice_(cap, piece, 2, j, j + sw * (wo - 1) + 1, sw))
+    if len(pieces) == 1:
+        return pieces[0]
+    return cap.emit("cat", pieces, (n, ho, wo, kh * kw * c), dtype, dim=3)
+
+
+def _weight_cols(cap: Capture, w, dtype: str) -> Dyn:
+    """Weights [O, C, kh, kw] as [kh * kw * C, O], rows ordered (i, j, c) as _im2col's."""
+    o, c, kh, kw = cap.info(w)[0]
+    return cap.reshape(cap.permute(cap.name(w, dtype), (2, 3, 1, 0)), (kh * kw * c, o))
+
+
+@handles("convolution")
+def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed,
+                 output_padding, groups):
+    """A convolution with constant weights is capture()'s (kernel op conv2d); with computed
+    ones (training), ``_im2col(x) @ weights`` as [N * Ho * Wo, kh * kw * C] x
+    [kh * kw * C, O] per group, plus the bias, moved back to [N, O, Ho, Wo]. A depthwise
+    convolution (one input and one output channel per group) multiplies the patches by
+    the weights elementwise and sums each patch instead."""
+    if isinstance(w, Const):
+        return _known_convolution(cap, x, w, bias, stride, padding, dilation, transposed,
+                                  output_padding, groups)
+    shape, dtype = cap.out()
+    x_shape, w_shape = cap.info(x)[0], cap.info(w)[0]
+    kh, kw, st, pad, hw = _conv_geometry(cap, x_shape, w_shape, stride, padding, dilation,
+                                         transposed, groups)
+    n, o, c = shape[0], shape[1], x_shape[1]
+    m = n * hw[0] * hw[1]
+    if groups == c == o and w_shape[1] == 1:
+        y = _depthwise(cap, _im2col(cap, x, kh, kw, st, pad, hw, dtype), w, m, dtype)
+    else:
+        cg, og = c // groups, o // groups
+        parts = []
+        for g in range(groups):
+            xg = slice_(cap, cap.name(x, dtype), 1, g * cg, (g + 1) * cg)
+            wg = slice_(cap, cap.name(w, dtype), 0, g * og, (g + 1) * og)
+            cols = _im2col(cap, xg, kh, kw, st, pad, hw, dtype)
+            parts.append(cap.emit("matmul", [cap.reshape(cols, (m, kh * kw * cg)),
+                                             _weight_cols(cap, wg, dtype)], (m, og), dtype))
+        y = parts[0] if groups == 1 else cap.emit("cat", parts, (m, o), dtype, dim=1)
+    if bias is not None:
+        y = binary(cap, "add", y, cap.reshape(bias, (1, o)))
+    return cap.permute(cap.reshape(y, (n, *hw, o)), (0, 3, 1, 2))
+
+
+def _depthwise(cap: Capture, cols, w, m: int, dtype: str) -> Dyn:
+    """Per channel c: the patches ``cols`` [.., kh * kw * C] (ordered (i, j, c)) times the
+    weights [C, 1, kh, kw], summed over the patch: [M, C]."""
+    c, _, kh, kw = cap.info(w)[0]
+    k = kh * kw
+    taps = cap.reshape(cap.permute(cap.reshape(cap.name(w, dtype), (c, k)), (1, 0)), (1, k, c))
+    product = cap.emit("mul", [cap.reshape(cols, (m, k, c)), taps], (m, k, c), dtype)
+    total = cap.emit("sum", [cap.permute(product, (0, 2, 1))], (m, c, 1), dtype)
+    return cap.reshape(total, (m, c))
+
+
+@handles("convolution_backward")
+def _convolution_backward(cap: Capture, grad, x, w, bias_sizes, stride, padding, dilation,
+                          transposed, output_padding, groups, output_mask):
+    """(grad_input, grad_weight, grad_bias) of a convolution, each where ``output_mask``
+    asks for it; with groups, each group's (:func:`_group_grads`) concatenated."""
+    dtype = cap.info(grad)[1]
+    x_shape, w_shape = cap.info(x)[0], cap.info(w)[0]
+    geometry = _conv_geometry(cap, x_shape, w_shape, stride, padding, dilation, transposed,
+                              groups)
+    grad, x, w = (cap.name(v, dtype) for v in (grad, x, w))
+    cg, og = x_shape[1] // groups, w_shape[0] // groups
+    parts = [_group_grads(cap, slice_(cap, grad, 1, g * og, (g + 1) * og),
+                          slice_(cap, x, 1, g * cg, (g + 1) * cg),
+                          slice_(cap, w, 0, g * og, (g + 1) * og), geometry, output_mask,
+                          dtype) for g in range(groups)]
+    grads = []
+    for k, dim in enumerate((1, 0, 0)):  # grad_input by channel, the others by output
+        if not output_mask[k]:
+            grads.append(None)
+            continue
+        pieces = [part[k] for part in parts]
+        shape = list(cap.info(pieces[0])[0])
+        shape[dim] *= groups
+        grads.append(pieces[0] if groups == 1 else
+                     cap.emit("cat", pieces, tuple(shape), dtype, dim=dim))
+    return tuple(grads)
+
+
+def _group_grads(cap: Capture, grad, x, w, geometry, output_mask, dtype: str) -> list:
+    """The gradients of one groups=1 convolution. With G the output gradient
+    channels-last [M, O] (M = N * Ho * Wo) and X = _im2col(x) [M, K]: grad_weight = X^T G
+    (back to [O, C, kh, kw]), grad_bias = G summed over M, grad_input = G W^T [M, K] added
+    back into the (padded) input positions each patch element came from (:func:`_col2im`)."""
+    kh, kw, st, pad, hw = geometry
+    x_shape, o = cap.info(x)[0], cap.info(w)[0][0]
+    m, k = x_shape[0] * hw[0] * hw[1], kh * kw * x_shape[1]
+    g = cap.reshape(cap.permute(grad, (0, 2, 3, 1)), (m, o))  # [M, O]
+    grads = [None, None, None]
+    if output_mask[1]:
+        cols = cap.reshape(_im2col(cap, x, kh, kw, st, pad, hw, dtype), (m, k))
+        gw = cap.emit("matmul", [cap.permute(cols, (1, 0)), g], (k, o), dtype)
+        grads[1] = cap.permute(cap.reshape(gw, (kh, kw, x_shape[1], o)), (3, 2, 0, 1))
+    if output_mask[2]:
+        grads[2] = cap.reshape(cap.emit("sum", [cap.permute(g, (1, 0))], (o, 1), dtype), (o,))
+    if output_mask[0]:
+        w_t = cap.permute(_weight_cols(cap, w, dtype), (1, 0))  # [O, K]
+        grads[0] = _col2im(cap, cap.emit("matmul", [g, w_t], (m, k), dtype), x_shape, kh, kw,
+                           st, pad, hw, dtype)
+    return grads
+
+
+def _col2im(cap: Capture, cols, x_shape, kh: int, kw: int, stride, padding, out_hw,
+            dtype: str) -> Dyn:
+    """The input gradient [N, C, H, W] from the patch gradients ``cols`` [M, kh * kw * C]:
+    each patch element added into the padded input position it was read from."""
+    n, c, h, w = x_shape
+    (sh, sw), (ph, pw), (ho, wo) = stride, padding, out_hw
+    hp, wp = h + 2 * ph, w + 2 * pw
+    b, p, q, i, j = torch.meshgrid(torch.arange(n), torch.arange(ho), torch.arange(wo),
+                                   torch.arange(kh), torch.arange(kw), indexing="ij")
+    # cols' rows are (b, p, q) and its columns (i, j, c): one [C] row per (b, p, q, i, j)
+    position = (b * hp + p * sh + i) * wp + q * sw + j
+    position = Const(position.reshape(-1).to(torch.int32), cap.fresh())
+    rows = cap.reshape(cols, (n * ho * wo * kh * kw, c))
+    total = cap.emit("scatter_add", [cap.name(position, "int32"), rows], (n * hp * wp, c),
+                     dtype, num_rows=n * hp * wp)
+    padded = cap.reshape(total, (n, hp, wp, c))
+    inner = slice_(cap, slice_(cap, padded, 1, ph, ph + h), 2, pw, pw + w)
+    return cap.permute(inner, (0, 3, 1, 2))
+
+
+# ---- embedding_bag: the outputs saved for the backward, and the backward ------------------
+
+
+@handles("_embedding_bag")
+def _embedding_bag(cap: Capture, weight, indices, offsets, scale_grad_by_freq=False,
+                   mode: int = 0, sparse=False, per_sample_weights=None,
+                   include_last_offset: bool = False, padding_idx: int = -1):
+    """capture()'s embedding bag (output 0) and outputs 1-3 as PyTorch's CPU kernel gives
+    them, which aot_autograd's forward saves for the backward: for mode sum, offset2bag
+    empty and bag_size, max_indices zeros (constants); for mean, offset2bag the bag of each
+    index and bag_size = max_indices the number of non-padding indices per bag. mode max:
+    output 0 only (its backward is not supported)."""
+    out = _inference_embedding_bag(cap, weight, indices, offsets, scale_grad_by_freq, mode,
+                                   sparse, per_sample_weights, include_last_offset,
+                                   padding_idx)[0]
+    if mode == 2:
+        return out, None, None, None
+    shapes = [tuple(int(s) for s in v.shape) for v in cap.node.meta["val"][1:]]
+    if mode == 0:
+        return (out, *(Const(torch.zeros(s, dtype=torch.int64), cap.fresh()) for s in shapes))
+    n = prod(cap.info(indices)[0])
+    bag = _bag_of(cap, _bag_offsets(cap, indices, offsets), n)
+    count = _bag_counts(cap, bag, _keep(cap, indices, padding_idx), shapes[1][0])
+    return out, bag, count, count
+
+
+def _bag_offsets(cap: Capture, indices, offsets):
+    """The offsets of the bags: given, or those of bags of L for indices [B, L]."""
+    shape = cap.info(indices)[0]
+    if len(shape) == 2:
+        return Const(torch.arange(0, shape[0] * shape[1], shape[1]), cap.fresh())
+    return offsets
+
+
+def _keep(cap: Capture, indices, padding_idx) -> Dyn | Const | None:
+    """1 where an index (flattened, [n, 1]) counts (is not ``padding_idx``), or None."""
+    if padding_idx is None or padding_idx < 0:
+        return None
+    n = prod(cap.info(indices)[0])
+    flat = cap.reshape(indices, (n, 1))
+    if isinstance(flat, Const):
+        return Const((flat.value != padding_idx).to(torch.int32), cap.fresh())
+    return cap.cast(logical_not(cap, compare(cap, "eq", flat, padding_idx)), "int32")
+
+
+def _bag_counts(cap: Capture, bag, keep, bags: int) -> Dyn:
+    """The number of (non-padding) indices in each of ``bags`` bags, int32 [bags]."""
+    n = prod(cap.info(bag)[0])
+    ones = keep if keep is not None else Const(torch.ones(n, 1, dtype=torch.int32),
+                                               cap.fresh())
+    total = cap.emit("scatter_add", [cap.name(bag, "int32"), cap.name(ones, "int32")],
+                     (bags, 1), "int32", num_rows=bags)
+    return cap.reshape(total, (bags,))
+
+
+@handles("_embedding_bag_backward")
+def _embedding_bag_backward(cap: Capture, grad, indices, offsets, offset2bag, bag_size,
+                            max_indices, num_weights: int, scale_grad_by_freq: bool,
+                            mode: int, sparse: bool, per_sample_weights=None,
+                            padding_idx: int = -1):
+    """The weight gradient of an embedding bag, mode sum or mean: grad_weight[idx[i]] +=
+    grad[bag[i]] * w[i] (w the per-sample weight, 1 without; divided by the bag's count
+    for mean; 0 for padding_idx), the bag of each index recomputed from the offsets."""
+    if scale_grad_by_freq or mode == 2 or sparse:
+        raise cap.fail("embedding_bag's backward is supported for mode sum and mean, without "
+                       "scale_grad_by_freq or sparse gradients")
+    shape, dtype = cap.out()
+    n = prod(cap.info(indices)[0])
+    flat = cap.reshape(indices, (n,))
+    bags = cap.info(grad)[0][0]
+    bag = _bag_of(cap, _bag_offsets(cap, indices, offsets), n)
+    rows = cap.emit("embedding", [cap.name(grad, dtype), cap.name(bag, "int32")],
+                    (n, shape[1]), dtype)
+    keep = _keep(cap, indices, padding_idx)
+    factor = None if keep is None else cap.name(keep, dtype)
+    if per_sample_weights is not None:
+        psw = cap.reshape(per_sample_weights, (n, 1))
+        factor = psw if factor is None else binary(cap, "mul", psw, factor)
+    if mode == 1:
+        count = _bag_counts(cap, bag, keep, bags)
+        per = cap.emit("embedding", [cap.name(cap.reshape(count, (bags, 1)), dtype),
+                                     cap.name(bag, "int32")], (n, 1), dtype)
+        inverse = cap.emit("reciprocal", [binary(cap, "maximum", per, 1.0)], (n, 1), dtype)
+        factor = inverse if factor is None else binary(cap, "mul", factor, inverse)
+    if factor is not None:
+        rows = binary(cap, "mul", rows, factor)
+    return scatter_table(cap, 0, flat, rows, "sum", True, dtype, num_weights)
+
+
+# ---- batch norm in eval mode with computed parameters --------------------------------------
+
+
+@handles("_native_batch_norm_legit_no_training")
+def _batch_norm(cap: Capture, x, weight, bias, mean, var, momentum, eps):
+    """Eval-mode batch norm: capture()'s folding when the parameters and statistics are
+    constants; computed ones (an eval model called with gradients on) give
+    (x - mean) * (weight * rsqrt(var + eps)) + bias per channel, each [C, 1, 1]. Outputs 1
+    and 2 are empty, as PyTorch's."""
+    if all(isinstance(v, Const | None) for v in (weight, bias, mean, var)):
+        return _known_batch_norm(cap, x, weight, bias, mean, var, momentum, eps)
+    shape, dtype = cap.out(0)
+    per_channel = (shape[1],) + (1,) * (len(shape) - 2)
+
+    def channel(v, fill: float):
+        if v is None:
+            v = Const(torch.full((shape[1],), fill), cap.fresh())
+        return cap.reshape(v, per_channel)
+
+    scale = cap.emit("rsqrt", [binary(cap, "add", channel(var, 1.0), float(eps))], per_channel,
+                     dtype)
+    scale = binary(cap, "mul", scale, channel(weight, 1.0))
+    y = binary(cap, "mul", binary(cap, "sub", x, channel(mean, 0.0)), scale)
+    empty = [Const(torch.empty(tuple(v.shape), dtype=v.dtype), cap.fresh())
+             if v.numel() == 0 else None for v in cap.node.meta["val"][1:]]
+    return (binary(cap, "add", y, channel(bias, 0.0)), *empty)
