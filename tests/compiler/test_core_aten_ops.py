@@ -365,7 +365,8 @@ add("masked_scatter", lambda a, s: aten.masked_scatter.default(a, torch.arange(4
 SIMULATED = ("flip", "constant_pad_nd", "diagonal", "upsample_bilinear2d", "avg_pool2d",
              "sum", "amin", "prod", "var", "max", "native_group_norm", "index", "as_strided",
              "repeat", "_cdist_forward", "convolution_backward", "max_pool3d_with_indices",
-             "max_pool2d_with_indices_backward", "any", "_native_batch_norm_legit")
+             "max_pool2d_with_indices_backward", "any", "_native_batch_norm_legit",
+             "reflection_pad2d", "upsample_nearest2d", "col2im")
 
 
 def _modes(op: str) -> list[bool]:
