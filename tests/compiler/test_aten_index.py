@@ -91,7 +91,8 @@ GATHERS = {
 
 SCATTERS = {
     "scatter_src": (lambda x, i, s: x.scatter(1, i, s), X, PERM, Y),
-    "scatter_value_duplicates": (lambda x, i: x.scatter(1, i, 2.5), X, IDX),
+    "scatter_value_duplicates": (lambda x, i: x.scatter(1, i, 0.1), X,
+                                 torch.tensor([[1, 1], [0, 4], [3, 3]])),
     "scatter_add_duplicates": (lambda x, i, s: x.scatter_add(0, i, s), X,
                                torch.zeros(3, 2, dtype=torch.long), Y),
     "scatter_reduce_sum": (lambda x, i, s: x.scatter_reduce(1, i, s, "sum",
@@ -293,9 +294,16 @@ def test_transformers_grouped_mm_matches_torch(computed_offsets):
         _check(lambda a, w: grouped(a, w, offs=offs), x, weight)
 
 
+# _aten_training registers its own _embedding_bag_backward (mode sum and mean) over
+# _aten_index's in the training table, so mode max is refused there
+_MAX_OVERRIDDEN = pytest.mark.xfail(strict=True, raises=CompileError, reason=(
+    "_aten_training's _embedding_bag_backward (sum and mean only) overrides _aten_index's"))
+
+
 @pytest.mark.parametrize("mode, pad, last, weighted", [
     (0, -1, False, True), (0, 2, True, False), (1, 2, False, False), (1, -1, True, False),
-    (2, -1, False, False), (2, 2, False, False)])
+    pytest.param(2, -1, False, False, marks=_MAX_OVERRIDDEN),
+    pytest.param(2, 2, False, False, marks=_MAX_OVERRIDDEN)])
 def test_embedding_bag_backward_matches_torch(mode, pad, last, weighted):
     """The weight gradient of _embedding_bag (capture_fx, the training capture), from the
     forward's own outputs 1-3 as PyTorch makes them; an empty bag in every case."""

@@ -439,8 +439,10 @@ def scatter_table(cap: Capture, base, rows, values, mode: str, include_self: boo
     if mode == "set" and isinstance(rows, Const):
         rows, values = _last_writes(cap, rows, values, dtype)
     n, d = cap.info(values)[0]
-    total = cap.emit("scatter_add", [cap.name(rows, INT), cap.name(values, dtype)], (v, d),
-                     dtype, num_rows=v)
+    fill = _uniform(values) if mode == "set" else None
+    total = None if fill is not None else cap.emit(
+        "scatter_add", [cap.name(rows, INT), cap.name(values, dtype)], (v, d), dtype,
+        num_rows=v)
     if mode == "sum" and include_self:
         return total if _is_zero(base) else ew(cap, "add", total, base, dtype)
     if isinstance(rows, Const):
@@ -457,13 +459,25 @@ def scatter_table(cap: Capture, base, rows, values, mode: str, include_self: boo
         divisor = (_const(cap, count.value + 1) if isinstance(count, Const)
                    else ew(cap, "add", count, 1, INT))
         return ew(cap, "div", summed, divisor, dtype)
-    if mode != "sum":  # set, or mean without self: the mean of the writes
+    if fill is not None:  # one value written everywhere: value * hit, exact
+        hit = (_const(cap, 1.0 - unhit.value) if isinstance(unhit, Const)
+               else logical_not(cap, unhit))
+        total = ew(cap, "mul", hit, _const(cap, torch.full((1, d), fill)), dtype)
+    elif mode != "sum":  # set, or mean without self: the mean of the writes
         divisor = (_const(cap, count.value.clamp(min=1)) if isinstance(count, Const)
                    else ew(cap, "maximum", count, 1, INT))
         total = ew(cap, "div", total, divisor, dtype)
     if kept is None:
         return total
     return ew(cap, "add", total, ew(cap, "mul", kept, unhit, dtype), dtype)
+
+
+def _uniform(values) -> float | None:
+    """The one value of a constant whose elements are all equal (a scattered number)."""
+    if not isinstance(values, Const) or not values.value.numel():
+        return None
+    first = values.value.flatten()[0]
+    return float(first) if bool((values.value == first).all()) else None
 
 
 _EMPTY = ("empty", "empty_like", "empty_permuted", "empty_strided", "new_empty")
