@@ -323,31 +323,43 @@ def test_embedding_bag_trains_on_the_chip(mode):
     assert backend.summary().all_on_chip
 
 
-VISION = {"vit": ("ViTModel", "ViTConfig", dict(image_size=16, patch_size=8, hidden_size=32,
-                                                 num_hidden_layers=1, num_attention_heads=2,
-                                                 intermediate_size=64)),
-          "resnet": ("ResNetModel", "ResNetConfig", dict(embedding_size=8, hidden_sizes=[8, 16],
-                                                         depths=[1, 1], layer_type="basic")),
-          "convnext": ("ConvNextModel", "ConvNextConfig", dict(hidden_sizes=[8, 16],
-                                                               depths=[1, 1], num_stages=2,
-                                                               patch_size=2, image_size=16))}
+_IDS = {"input_ids": (2, 8)}
+EVAL_MODELS = {
+    "vit": ("ViTModel", "ViTConfig", dict(image_size=16, patch_size=8, hidden_size=32,
+                                          num_hidden_layers=1, num_attention_heads=2,
+                                          intermediate_size=64), {"pixel_values": None}),
+    "resnet": ("ResNetModel", "ResNetConfig", dict(embedding_size=8, hidden_sizes=[8, 16],
+                                                   depths=[1, 1], layer_type="basic"),
+               {"pixel_values": None}),
+    "convnext": ("ConvNextModel", "ConvNextConfig", dict(hidden_sizes=[8, 16], depths=[1, 1],
+                                                         num_stages=2, patch_size=2,
+                                                         image_size=16), {"pixel_values": None}),
+    "bert": ("BertModel", "BertConfig", dict(vocab_size=64, hidden_size=32,
+                                             intermediate_size=64, num_hidden_layers=1,
+                                             num_attention_heads=2), _IDS),
+    "t5": ("T5Model", "T5Config", dict(vocab_size=64, d_model=32, d_kv=16, d_ff=64,
+                                       num_layers=1, num_heads=2, decoder_start_token_id=0),
+           {**_IDS, "decoder_input_ids": (2, 8)}),
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(VISION))
-def test_vision_model_in_eval_mode_without_no_grad(name):
-    """ViT (layer norm statistics, patch convolution), ResNet (batch norm) and ConvNeXt
-    (depthwise convolution) in eval mode, called with gradients on: the training path's
-    forward gives PyTorch's outputs, and they can be differentiated."""
+@pytest.mark.parametrize("name", sorted(EVAL_MODELS))
+def test_eval_model_without_no_grad(name):
+    """Models in eval mode, called with gradients on: ViT (layer norm statistics, patch
+    convolution), ResNet (batch norm), ConvNeXt (depthwise convolution), BERT (exact GELU)
+    and T5 (encoder-decoder). The training path's forward gives PyTorch's outputs, which
+    can be differentiated."""
     transformers = pytest.importorskip("transformers")
-    model_cls, config_cls, config = VISION[name]
+    model_cls, config_cls, config, inputs = EVAL_MODELS[name]
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**config)).eval()
-    x = torch.randn(2, 3, 16, 16)
+    kwargs = {key: torch.randn(2, 3, 16, 16) if shape is None else torch.randint(0, 64, shape)
+              for key, shape in inputs.items()}
     backend = chipforge.torch_backend(chip="forge-i1", strict=True)
-    got = torch.compile(model, backend=backend)(x).last_hidden_state
-    want = model(x).last_hidden_state
+    got = torch.compile(model, backend=backend)(**kwargs).last_hidden_state
+    want = model(**kwargs).last_hidden_state
     assert got.requires_grad
     assert _close(got.detach(), want.detach())
     assert [name for name, _, _ in backend.summary().graphs] == ["forward"]
