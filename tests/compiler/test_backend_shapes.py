@@ -299,6 +299,32 @@ def test_convolution_trains_on_the_chip(name):
     assert backend.summary().all_on_chip
 
 
+def test_batch_norm_trains_on_the_chip():
+    """A conv (no bias: batch norm cancels it) and BatchNorm2d in training mode, two steps:
+    the parameters' gradients and the running statistics (updated on the chip) against
+    PyTorch's."""
+    import copy
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1, bias=False),
+                                    torch.nn.BatchNorm2d(3)).train()
+    model = copy.deepcopy(reference)
+    backend = chipforge.torch_backend(chip="forge-t1", strict=True)
+    compiled = torch.compile(model, backend=backend, dynamic=False)
+    for _ in range(2):
+        x, weights = torch.randn(2, 2, 4, 4) * 2 + 1, torch.randn(2, 3, 4, 4)
+        (compiled(x) * weights).sum().backward()
+        (reference(x) * weights).sum().backward()
+    for got, want in zip(model.parameters(), reference.parameters()):
+        assert _close(got.grad, want.grad, 3e-2)
+    norm, ref_norm = model[1], reference[1]
+    assert _close(norm.running_mean, ref_norm.running_mean)
+    assert _close(norm.running_var, ref_norm.running_var)
+    assert norm.num_batches_tracked.item() == 2
+    assert backend.summary().all_on_chip
+
+
 @pytest.mark.parametrize("mode", ["sum", "mean"])
 def test_embedding_bag_trains_on_the_chip(mode):
     """nn.EmbeddingBag with offsets, per-sample weights (sum) and a padding index: the

@@ -16,6 +16,10 @@ are in ``_aten_index``, shared by both captures):
   constant positions), per group. Dilated and transposed convolutions are refused.
 - ``_native_batch_norm_legit_no_training`` with computed parameters (an eval model called
   with gradients on): (x - mean) * weight * rsqrt(var + eps) + bias per channel.
+- ``_native_batch_norm_legit_functional`` (training batch norm, running statistics as
+  outputs): normalized with the batch's mean and biased variance over all dims but C;
+  also the mean and rstd, and the running statistics (1 - momentum) * running +
+  momentum * batch, with the unbiased variance (times n / (n - 1)) as PyTorch's.
 - ``_embedding_bag``: outputs 1-3 as PyTorch's CPU kernel gives them (saved for the
   backward); ``_embedding_bag_backward`` (mode sum and mean): each index's bag recomputed
   from the offsets, the output gradient's row of that bag (times the per-sample weight,
@@ -33,6 +37,7 @@ import torch
 
 from chipforge.compiler.frontend._aten_index import _bag_of, compare, logical_not, scatter_table
 from chipforge.compiler.frontend._aten_index import _embedding_bag as _inference_embedding_bag
+from chipforge.compiler.frontend._aten_layout import _affine, _stats, reduce_over
 from chipforge.compiler.frontend._aten_nn import _batch_norm as _known_batch_norm
 from chipforge.compiler.frontend._aten_nn import _convolution as _known_convolution
 from chipforge.compiler.frontend._aten_nn import _on_last, _pairs
@@ -354,3 +359,32 @@ def _batch_norm(cap: Capture, x, weight, bias, mean, var, momentum, eps):
     empty = [Const(torch.empty(tuple(v.shape), dtype=v.dtype), cap.fresh())
              if v.numel() == 0 else None for v in cap.node.meta["val"][1:]]
     return (binary(cap, "add", y, channel(bias, 0.0)), *empty)
+
+
+@handles("_native_batch_norm_legit_functional")
+def _batch_norm_functional(cap: Capture, x, weight, bias, running_mean, running_var,
+                           training: bool, momentum: float, eps: float):
+    """Training batch norm (see the module docstring): (y, mean [C], rstd [C], new running
+    mean, new running var)."""
+    if not training:
+        y = _batch_norm(cap, x, weight, bias, running_mean, running_var, momentum, eps)[0]
+        return y, None, None, running_mean, running_var
+    shape, dtype = cap.out(0)
+    c, dims = shape[1], [0] + list(range(2, len(shape)))
+    count = prod(shape[d] for d in dims)
+    centered, mean, rstd = _stats(cap, x, dims, eps, dtype)
+    y = _affine(cap, binary(cap, "mul", centered, rstd), weight, bias, shape)
+    square = cap.emit("square", [centered], cap.info(centered)[0], dtype)
+    var = cap.reshape(reduce_over(cap, "sum", square, dims, True, dtype), (c,))
+    stats_dtype = cap.out(3)[1]
+
+    def running(old, batch, scale: float):
+        old = cap.emit("mul", [cap.name(old, stats_dtype)], (c,), stats_dtype,
+                       scalar=1.0 - momentum)
+        new = cap.emit("mul", [cap.name(batch, stats_dtype)], (c,), stats_dtype,
+                       scalar=momentum * scale)
+        return cap.emit("add", [old, new], (c,), stats_dtype)
+
+    mean = cap.reshape(mean, (c,))
+    return (y, mean, cap.reshape(rstd, (c,)), running(running_mean, mean, 1.0),
+            running(running_var, var, 1.0 / max(count - 1, 1)))
