@@ -87,10 +87,7 @@ def test_capture_runs_on_the_chip(name):
     assert relative_error(got, want) <= BF16_REL
 
 
-@pytest.mark.parametrize("name", _params(MODELS, {
-    **MISSING,
-    "din": "batch norm parameters must be known at capture time (the training path takes "
-           "them as inputs)"}))
+@pytest.mark.parametrize("name", _params(MODELS, MISSING))
 def test_inference_without_no_grad(name):
     """An eval-mode model called without torch.no_grad() (its parameters require grad)."""
     model = _build(name)
