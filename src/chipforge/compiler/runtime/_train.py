@@ -36,11 +36,10 @@ def training_backend(chip: str, dtype: str, runners: list):
             taken = graph_arguments(gm, graph)  # zero-size arguments are left out
 
             def run(*args):
-                values = runner(*(args[i] for i in taken))
-                return [value if value is None or want is None or not isinstance(slot, int)
-                        else value.to(want)
-                        for slot, value, want in zip(slots, arrange_outputs(slots, values),
-                                                     dtypes)]
+                out = arrange_outputs(slots, runner(*(args[i] for i in taken)))
+                # the chip returns float32 and int32: restore the FX graph's dtypes (int64)
+                return [v if v is None or want is None else v.to(want)
+                        for v, want in zip(out, dtypes)]
 
             return make_boxed_func(run)
 
