@@ -207,8 +207,8 @@ def compile_cmd(
     with status("capturing the model (torch.export)"), _quiet_capture():
         try:
             graph = capture(model.eval(), inputs, name=target.rpartition(":")[2])
-        except ChipforgeError:
-            raise
+        except ChipforgeError as exc:  # the model named first: which one could not be captured
+            raise ChipforgeError(f"{target}: {exc}") from None
         except Exception as exc:  # torch.export could not trace the model
             first = (str(exc).strip().splitlines() or [""])[0]
             raise ChipforgeError(f"{target}: torch.export could not capture the model: "

@@ -119,10 +119,10 @@ def _cat(cap: Capture, tensors, dim: int = 0):
 _COMMUTATIVE = ("add", "mul", "maximum", "minimum")
 
 
-def binary(cap: Capture, op: str, a, b):
-    """``a op b`` for values or Python numbers (one of them computed), in the result dtype
-    of the current node; a one-element constant becomes attr ``scalar``."""
-    dtype = cap.out()[1]
+def binary(cap: Capture, op: str, a, b, dtype: str | None = None):
+    """``a op b`` for values or Python numbers (one of them computed), in ``dtype`` (default:
+    the result dtype of the current node); a one-element constant becomes attr ``scalar``."""
+    dtype = dtype or cap.out()[1]
     if op in _COMMUTATIVE and not isinstance(a, Dyn):
         a, b = b, a
     if isinstance(b, Const) and b.value.numel() == 1 and isinstance(a, Dyn) \
@@ -200,9 +200,18 @@ def _mul(cap: Capture, a, b):
 
 @handles("div")
 def _div(cap: Capture, a, b, rounding_mode=None):
-    if rounding_mode is not None:
-        raise cap.fail(f"rounding_mode={rounding_mode!r} is not supported; only true division")
-    return binary(cap, "div", a, b)
+    """True division, or with ``rounding_mode`` 'trunc' / 'floor' the fp32 quotient rounded
+    by the kernel op of that name. For integers below 2**24 in magnitude this is exact: the
+    rounded quotient of a / b cannot reach the next integer (|a| < 2**24 keeps it at least
+    1 / |b| away, more than half its spacing)."""
+    if rounding_mode is None:
+        return binary(cap, "div", a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise cap.fail(f"rounding_mode={rounding_mode!r}; expected None, 'trunc' or 'floor'")
+    shape, dtype = cap.out()
+    quotient = binary(cap, "div", a, b, "fp32")
+    rounded = cap.emit(rounding_mode, [quotient], shape, "fp32")
+    return rounded if dtype == "fp32" else cap.cast(rounded, dtype)
 
 
 @handles("maximum", "minimum")

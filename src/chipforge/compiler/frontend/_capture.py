@@ -116,10 +116,12 @@ class Capture:
         return CompileError(f"{self.node.target} at {self.source}: {message}")
 
     def unsupported(self, node: torch.fx.Node) -> CompileError:
-        return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}; "
-                            f"supported aten "
-                            f"ops: {', '.join(op_names(self.handlers))} (any op whose inputs "
-                            f"are all constants is folded at capture time)")
+        capture = "training" if self.training else "inference"
+        return CompileError(f"unsupported PyTorch op {node.target} at {source_of(node)}: no "
+                            f"{capture} handler maps it onto the chip's kernel ops; `chipforge "
+                            f"ops --missing` lists the Core ATen ops that are not supported and "
+                            f"why. Write this line with supported ops, or keep it outside the "
+                            f"compiled region")
 
     def out(self, index: int | None = None) -> tuple[tuple[int, ...], str]:
         """Shape and chip dtype of the current FX node's (``index``-th, default first)
@@ -274,6 +276,16 @@ def op_names(handlers: dict[str, Callable]) -> list[str]:
                   if not name.startswith("_assert") and name not in REFUSED)
 
 
+def _draws_random(node: torch.fx.Node, args) -> bool:
+    """Whether ``node`` is a random op (PyTorch tags them ``nondeterministic_seeded``); a
+    dropout of probability 0 draws nothing that matters and is not one."""
+    tags = getattr(node.target, "tags", ())
+    if torch.Tag.nondeterministic_seeded not in tags:
+        return False
+    packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
+    return not (packet in ("native_dropout", "dropout") and len(args) > 1 and args[1] == 0)
+
+
 def _call(cap: Capture, node: torch.fx.Node, env: dict):
     args = map_arg(node.args, env.__getitem__)
     kwargs = map_arg(node.kwargs, env.__getitem__)
@@ -286,6 +298,11 @@ def _call(cap: Capture, node: torch.fx.Node, env: dict):
     flat = tree_flatten((args, kwargs))[0]
     deferred = [v.node for v in flat if isinstance(v, Deferred)]
     if not deferred and not any(isinstance(v, Dyn) for v in flat):
+        if _draws_random(node, args):
+            raise cap.fail("it draws random numbers, and the chip has no random number "
+                           "generator (folding it at capture time would freeze one draw "
+                           "into the program); make the random tensor outside the compiled "
+                           "call and pass it in as an input")
         return _fold(node, args, kwargs)
     packet = getattr(getattr(node.target, "overloadpacket", None), "__name__", None)
     if deferred and packet in _ASSERTS:  # a data-dependent check (e.g. one_hot's range)

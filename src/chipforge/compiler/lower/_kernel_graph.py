@@ -11,7 +11,8 @@ Shapes are tuples of ints, dtypes chipforge names ("fp32", "bf16", "fp8_e4m3", "
 - ``matmul`` (a [..., m, k], b [..., k, n]) -> [..., m, n]; b's batch dims broadcast.
 - ``conv2d`` (x [N, C, H, W], w [O, C/groups, kh, kw]); attrs stride, padding, groups.
 - binary ``add sub mul div maximum minimum``: two inputs, or one input and attr
-  ``scalar`` (the scalar is the second operand).
+  ``scalar`` (the scalar is the second operand); ``div`` to an integer dtype truncates
+  the quotient toward zero.
 - unary ``neg abs exp log sqrt rsqrt reciprocal relu gelu silu sigmoid tanh square cast``;
   ``gelu`` is the tanh approximation; ``cast`` converts to the output dtype: to a float
   format round-to-nearest-even (overflow gives inf, NaN for fp8_e4m3), to an integer

@@ -240,6 +240,9 @@ def binary_kernel(lw: Lowering, node: KernelNode) -> str:
             return 1, col_flag
         return 0, Flag.B_IMM
 
+    rounding = out_flags(out)
+    if node.op == "div" and out.dtype in ("int8", "int32"):
+        rounding |= Flag.ROUND_TOWARD_ZERO  # an integer quotient truncates, as the reference
     a_stride, fa = stride_flag(a, Flag.A_COL)
     b_stride, fb = stride_flag(b, Flag.B_COL)
     operands = [a] + ([b] if b.kind != "imm" else [])
@@ -248,7 +251,7 @@ def binary_kernel(lw: Lowering, node: KernelNode) -> str:
         b_addr = ch.ins[1] if b.kind != "imm" else 0
         return vbin(em, op, ch.out, ch.ins[0], b_addr, ch.rows, cols, out.isa_dtype,
                     a.buf.isa_dtype, b.buf.isa_dtype if b.buf else F32, a_stride=a_stride,
-                    b_stride=b_stride, flags=fa | fb | out_flags(out), imm=b.imm,
+                    b_stride=b_stride, flags=fa | fb | rounding, imm=b.imm,
                     after=(ch.ready,))
 
     # a 'col' operand of one element (a scalar tensor) is loaded as a 1-row chunk

@@ -1,0 +1,54 @@
+"""Division with rounding modes (``//``, ``torch.div(..., rounding_mode=...)``) against
+PyTorch, through reference() and on the simulator, and the chip's integer ``div`` kernel
+truncating like the reference (it once rounded to nearest: 7 / 2 gave 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from chipforge.compiler import ChipRunner, KernelGraph, capture, reference  # noqa: E402
+
+
+class _Divisions(torch.nn.Module):
+    def forward(self, a, b):
+        return (torch.div(a, b, rounding_mode="floor"), torch.div(a, b, rounding_mode="trunc"),
+                a // 3, torch.div(a.float(), b.float(), rounding_mode="floor"))
+
+
+def _operands():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(-5000, 5000, (4, 33), generator=gen)
+    a[0, :4] = torch.tensor([7, -7, 31, -3])  # halves: where round-to-nearest and floor differ
+    sign = torch.where(torch.rand(4, 33, generator=gen) > 0.5, 1, -1)
+    b = torch.randint(1, 50, (4, 33), generator=gen) * sign
+    b[0, :4] = torch.tensor([2, 2, 2, 2])
+    return a, b
+
+
+def test_rounding_modes_match_torch_in_reference_and_on_chip():
+    a, b = _operands()
+    graph = capture(_Divisions(), (a, b))
+    want = _Divisions()(a, b)
+    ref = reference(graph, {"a": a.numpy(), "b": b.numpy()})
+    got = ChipRunner(graph, "forge-i1", "fp32")(a, b)
+    for name, w, g in zip(graph.outputs, want, got):
+        np.testing.assert_array_equal(ref[name], w.numpy())
+        np.testing.assert_array_equal(np.asarray(g, np.float64), w.double().numpy())
+
+
+def test_integer_div_kernel_truncates_toward_zero():
+    graph = KernelGraph(name="idiv")
+    for name in ("a", "b"):
+        graph.add_tensor(name, (1, 6), "int32")
+        graph.inputs.append(name)
+    graph.add_node("div", ("a", "b"), "q", (1, 6), "int32")
+    graph.outputs.append("q")
+    a = np.array([[31, 7, -3, -7, 9, 0]], np.int32)
+    b = np.array([[2, 2, 2, 2, -4, 5]], np.int32)
+    want = np.array([[15, 3, -1, -3, -2, 0]])  # C's / on integers: toward zero
+    np.testing.assert_array_equal(reference(graph, {"a": a, "b": b})["q"], want)
+    (got,) = ChipRunner(graph, "forge-i1", "fp32")(torch.from_numpy(a), torch.from_numpy(b))
+    np.testing.assert_array_equal(np.asarray(got), want)
