@@ -189,8 +189,8 @@ def test_dynamic_true_compiles_each_shape_once():
 
 def test_a_changed_batch_size_recompiles_for_the_new_shape():
     """dynamo compiles the first shape statically, then marks the batch dim dynamic and
-    tries that newer graph first for every call: it compiles each shape it sees once (the
-    first shape too, once more) and a seen one is not compiled again."""
+    tries that newer graph first for every call: each new shape is compiled once; the
+    first shape, captured again by the dynamic graph, reuses its program."""
     torch._dynamo.reset()
     model = _mlp()
     backend = chipforge.torch_backend(chip="forge-i1")
@@ -199,9 +199,12 @@ def test_a_changed_batch_size_recompiles_for_the_new_shape():
         for batch in (2, 4, 2, 4, 6):
             x = torch.randn(batch, 8)
             assert _close(compiled(x), model(x))
-    assert len(backend.runners) == 4  # 2 static; then 4, 2 and 6 in the dynamic graph
+    assert len(backend.runners) == 3  # one program per batch size: 2, 4 and 6
+    assert [r.graph.tensors[r.graph.inputs[0]].shape[0] for r in backend.runners if
+            len(r.graph.inputs) == 1] == [2, 4, 6]
     [cache] = backend.summary().shape_caches
-    assert len(cache.shapes) == 3 and cache.hits == 1
+    assert len(cache.shapes) == 3 and cache.hits == 1  # 4, 2, 6 in the dynamic graph
+    assert [len(r.results) for r in backend.runners] == [2, 2, 1]
 
 
 def test_training_with_dynamic_shapes_matches_pytorch():

@@ -268,6 +268,22 @@ def _raised_in_torch(error: BaseException, part: str) -> bool:
         frame.filename.startswith(root) for frame in frames)
 
 
+def _fingerprint(graph) -> str:
+    """A digest of everything a captured KernelGraph compiles from: its inputs, outputs,
+    tensors, nodes (op, operands, attributes) and constants' values. Equal digests: the
+    same program (dynamo gives a shape's graph again when it marks a dim dynamic)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr((graph.inputs, graph.outputs, sorted(graph.tensors.items()),
+                                  [(n.op, n.inputs, n.output, n.attrs) for n in graph.nodes]))
+                            .encode())
+    for name in sorted(graph.constants):
+        value = graph.constants[name]
+        digest.update(f"{name}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def _bind_state(gm, example_inputs):
     """For inference: a module whose parameters and buffers are the values dynamo passed,
     held as buffers (so they become constants: weights can be quantized, batch norm
@@ -400,14 +416,18 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
             raise CompileError(f"{spec.name}: torch.export could not re-export the graph "
                                f"dynamo captured ({type(e).__name__}: {_first_line(e)}); "
                                f"the model cannot run on the chip as written") from e
-        if qdtype:
-            graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
-        runner = ChipRunner(graph, spec.name, dtype)
-        backend.runners.append(runner)
+        key = _fingerprint(graph)
+        runner = backend.programs.get(key)
+        if runner is None:  # a graph already compiled (by another dynamo graph) is reused
+            if qdtype:
+                graph = quantize_graph(graph, [feed(graph, c) for c in calibration], qdtype)
+            runner = backend.programs[key] = ChipRunner(graph, spec.name, dtype)
+            backend.runners.append(runner)
         return lambda *args: runner(*(args[i] for i in user))
 
     backend.chip = spec.name
     backend.runners = []
+    backend.programs = {}  # inference: the fingerprint of a captured graph -> its runner
     backend.breaks = []
     backend.failures = []
     backend.shape_caches = []
