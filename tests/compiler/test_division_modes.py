@@ -52,3 +52,14 @@ def test_integer_div_kernel_truncates_toward_zero():
     np.testing.assert_array_equal(reference(graph, {"a": a, "b": b})["q"], want)
     (got,) = ChipRunner(graph, "forge-i1", "fp32")(torch.from_numpy(a), torch.from_numpy(b))
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_int64_input_beyond_int32_is_an_error_not_a_wrap():
+    from chipforge.compiler import CompileError, feed
+
+    graph = capture(_Divisions(), _operands())
+    a, b = _operands()
+    a[0, 0] = 2**31
+    with pytest.raises(CompileError, match=r"input a: integer values from .* to 2147483648 do "
+                                           r"not fit int32"):
+        feed(graph, (a, b))

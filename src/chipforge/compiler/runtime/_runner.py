@@ -11,14 +11,20 @@ import numpy as np
 from chipforge.compiler.lower._compile import compile_graph
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
+_INT32 = np.iinfo(np.int32)
 
-def to_numpy(t) -> np.ndarray:
-    """A torch tensor as numpy: floats as float32, integer indices as int32."""
+
+def to_numpy(t, name: str = "input") -> np.ndarray:
+    """A torch tensor as numpy: floats as float32, integer indices as int32 (a value outside
+    int32, which the chip's integers hold, is an error rather than a silent wrap)."""
     import torch
 
     t = t.detach().cpu()
     if t.dtype.is_floating_point or t.dtype == torch.bool:  # bools travel as 0/1 masks
         return t.to(torch.float32).numpy()
+    if t.numel() and (int(t.min()) < _INT32.min or int(t.max()) > _INT32.max):
+        raise CompileError(f"{name}: integer values from {int(t.min())} to {int(t.max())} do "
+                           f"not fit int32, the chip's integer type")
     return t.to(torch.int32).numpy()
 
 
@@ -26,7 +32,8 @@ def feed(graph: KernelGraph, args: Sequence) -> dict[str, np.ndarray]:
     if len(args) != len(graph.inputs):
         raise CompileError(f"{graph.name}: called with {len(args)} inputs; the compiled graph "
                            f"takes {len(graph.inputs)}")
-    return {name: to_numpy(a) for name, a in zip(graph.inputs, args)}
+    return {name: to_numpy(a, f"{graph.name}: input {name}")
+            for name, a in zip(graph.inputs, args)}
 
 
 @dataclass
