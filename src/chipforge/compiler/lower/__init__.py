@@ -11,5 +11,7 @@
 - ``_emit``: per-core instruction streams, semaphore tokens, SRAM and DRAM allocators.
 - the kernels: ``_matmul_kernel`` (the systolic GEMM), ``_row_kernels`` (elementwise,
   reductions, softmax, norms, quantize), ``_layout_kernels`` (DMA copies: permute, slice,
-  cat, expand, embedding, scatter_add), ``_conv_kernels`` (conv2d as implicit GEMM, pooling).
+  cat, expand, embedding, scatter_add), ``_conv_kernels`` (conv2d as implicit GEMM, pooling),
+  ``_math_kernels`` (elementwise math as vector sequences: erf, exact GELU, rounding,
+  trigonometric, remainders, powers).
 """
