@@ -5,6 +5,8 @@ the same inputs."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -107,6 +109,36 @@ def test_an_aot_autograd_failure_is_a_clean_error(monkeypatch):
     assert error is not None
     assert "aot_autograd" in str(error) and "RuntimeError: tracing failed" in str(error)
     assert len(backend.failures) == 1
+
+
+LOG = logging.getLogger("chipforge.tests")
+
+
+class Logging(torch.nn.Module):
+    """A logging call dynamo cannot trace (Hugging Face models warn so): a graph break."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.a(x).relu()
+        LOG.debug("between the layers")
+        return self.b(y)
+
+
+def test_a_graph_break_names_what_dynamo_could_not_trace():
+    torch._dynamo.reset()
+    model, x = Logging().eval(), torch.randn(2, 8)
+    backend = chipforge.torch_backend(chip="forge-i1")
+    with torch.no_grad(), pytest.warns(chipforge.compiler.ChipFallbackWarning) as caught:
+        got = torch.compile(model, backend=backend, dynamic=False)(x)
+        want = model(x)
+    [brk] = backend.summary().breaks
+    assert "logging.Logger method not supported" in brk.reason
+    assert "ignore_logging_functions" in brk.reason
+    assert any("logging.Logger" in str(w.message) for w in caught)
+    assert _close(got, want)
 
 
 # ---- both grad modes ---------------------------------------------------------------------

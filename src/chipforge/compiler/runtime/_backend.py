@@ -112,7 +112,31 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "?")
 
 
-def _breaks_here(gm) -> list[GraphBreak]:
+def _break_counts() -> dict:
+    """dynamo's graph-break messages and their counts so far (empty without torch)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return {}
+    return dict(counters["graph_break"])
+
+
+def _break_reason(reason: str, counted: dict) -> str:
+    """The first line of dynamo's reason for a break and its hint, if it gives one; where
+    the reason is only a step code ("step_unsupported"), those of the message dynamo
+    counted for this break (the one whose count rose since the backend last looked, in
+    ``counted``)."""
+    now = _break_counts()
+    new = [message for message, n in now.items() if n > counted.get(message, 0)]
+    counted.clear()
+    counted.update(now)
+    if " " not in _first_line(reason) and new:
+        reason = new[-1]
+    lines = [line.strip() for line in str(reason).splitlines()]
+    return "; ".join([_first_line(reason), *[ln for ln in lines if ln.startswith("Hint:")][:1]])
+
+
+def _breaks_here(gm, counted: dict) -> list[GraphBreak]:
     """The graph breaks around the graph dynamo is compiling now: the one that ended it (its
     compile reason) and the one it resumes after (a ``torch_dynamo_resume_in_F_at_N``
     frame). Empty when dynamo's tracer is not reachable (a direct call)."""
@@ -132,7 +156,8 @@ def _breaks_here(gm) -> list[GraphBreak]:
         frame = reason.user_stack[-1] if reason.user_stack else None
         found.append(GraphBreak(frame.name if frame else code.co_name,
                                 frame.filename if frame else code.co_filename,
-                                frame.lineno if frame else 0, _first_line(reason.reason)))
+                                frame.lineno if frame else 0,
+                                _break_reason(reason.reason, counted)))
     return found
 
 
@@ -334,7 +359,7 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
         raise CompileError(f"quant={quant!r} needs calibration inputs (a list of input tuples)")
 
     def backend(gm, example_inputs):
-        _record_breaks(backend, _breaks_here(gm), strict)
+        _record_breaks(backend, _breaks_here(gm, backend.break_counts), strict)
         if _symbolic(example_inputs):  # dynamic shapes: one compile per concrete shape
             return guarded(_per_shape, gm, example_inputs)
         return guarded(compile_for_chip, gm, example_inputs)
@@ -429,6 +454,7 @@ def torch_backend(chip: str = "forge-i1", *, quant: str | None = None,
     backend.runners = []
     backend.programs = {}  # inference: the fingerprint of a captured graph -> its runner
     backend.breaks = []
+    backend.break_counts = _break_counts()  # dynamo's break messages and counts, last read
     backend.failures = []
     backend.shape_caches = []
     backend.summary = lambda: BackendSummary(
