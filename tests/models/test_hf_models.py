@@ -31,16 +31,11 @@ from chipforge.compiler import ChipRunner, capture  # noqa: E402
 
 # name -> what is missing, as the error names it (a strict xfail: it fails until it lands)
 MISSING: dict[str, str] = {
-    "mixtral": "aten.div.Tensor_mode: rounding_mode='floor' (MoE routing's perm // 2) is not "
-               "supported",
     "convnext": "grouped convolution is not supported yet (ConvNeXt's depthwise 7x7 conv, "
                 "inference path: constant weights)",
 }
 # inference without torch.no_grad() (an eval model called as is): name -> what is missing
-MISSING_WITH_GRAD: dict[str, str] = {
-    "mixtral": "aten.div.Tensor_mode: rounding_mode='floor' (MoE routing's perm // 2) is not "
-               "supported",
-}
+MISSING_WITH_GRAD: dict[str, str] = {}
 WITH_GRAD = ["bert", "vit", "llama", "mixtral", "resnet", "convnext"]
 
 
