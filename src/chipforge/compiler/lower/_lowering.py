@@ -19,7 +19,7 @@ from chipforge.compiler.lower._emit import DTYPE, CoreEmitter, DramAllocator
 from chipforge.compiler.lower._kernel_graph import KernelGraph, KernelNode
 from chipforge.isa import Dtype
 from chipforge.machine import CoreTiming
-from chipforge.numerics import NP_DTYPE
+from chipforge.numerics import FORMATS, NP_DTYPE
 
 FLOAT_DTYPES = ("fp32", "bf16", "fp16")
 
@@ -67,6 +67,23 @@ def c_bytes(x: np.ndarray, dt: np.dtype) -> bytes:
             np.copyto(out[r:r + _BAND], x[r:r + _BAND], casting="unsafe")
         return out.tobytes()
     return x.astype(dt).tobytes()
+
+
+def saturate_finite(x, dtype: str):
+    """``x`` (an array or a float) with finite values beyond float ``dtype``'s range clipped to
+    its largest finite value; infinities and NaN kept. An fp32 graph stored in bf16 keeps
+    its sentinels finite: ``torch.finfo(torch.float32).min``, the masking value of most
+    models, would round to -inf in bf16 and turn a fully masked softmax row into NaN, where
+    PyTorch gives a uniform row."""
+    fmt = FORMATS.get(dtype)
+    if fmt is None or not np.size(x):
+        return x
+    arr = np.asarray(x, np.float32)
+    with np.errstate(invalid="ignore"):
+        if not (np.nanmax(arr) > fmt.max or np.nanmin(arr) < -fmt.max):
+            return x
+        clipped = np.where(np.isinf(arr), arr, np.clip(arr, -fmt.max, fmt.max))
+    return clipped.astype(np.float32) if np.ndim(x) else float(clipped)
 
 
 def split(total: int, parts: int) -> list[tuple[int, int]]:
@@ -122,7 +139,7 @@ class Lowering:
             buf = self.place(name)
             data = np.asarray(value)
             if buf.dtype in FLOAT_DTYPES or data.dtype.kind == "f":
-                data = np.asarray(data, np.float32)
+                data = saturate_finite(np.asarray(data, np.float32), buf.dtype)
             self.init[buf.addr] = c_bytes(data, NP_DTYPE[buf.dtype])
 
     # ---- kernels ----------------------------------------------------------------------------
@@ -145,7 +162,8 @@ class Lowering:
 
     def constant(self, name: str, value: np.ndarray, dtype: str) -> Buf:
         """A constant the compiler derives (e.g. a reshaped conv weight) placed in DRAM."""
-        data = np.asarray(value, np.float32) if dtype in FLOAT_DTYPES else np.asarray(value)
+        data = saturate_finite(np.asarray(value, np.float32), dtype) if dtype in FLOAT_DTYPES \
+            else np.asarray(value)
         np_dt = NP_DTYPE[dtype]
         buf = Buf(self.dram.alloc(data.size * np_dt.itemsize), tuple(data.shape), dtype)
         self.init[buf.addr] = c_bytes(data, np_dt)

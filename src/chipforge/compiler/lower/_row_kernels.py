@@ -15,7 +15,7 @@ import numpy as np
 from chipforge.compiler.lower._emit import CoreEmitter, Token
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelNode
 from chipforge.compiler.lower._layout_kernels import materialize_broadcast
-from chipforge.compiler.lower._lowering import Buf, Lowering, split
+from chipforge.compiler.lower._lowering import Buf, Lowering, saturate_finite, split
 from chipforge.isa import BinOp, Dtype, Flag, Opcode, RedOp, UnOp
 from chipforge.machine import POW_SEQUENCES as POW_FUNCTIONS
 from chipforge.machine import ROW_CHUNK_ROWS
@@ -226,8 +226,8 @@ def binary_kernel(lw: Lowering, node: KernelNode) -> str:
     out = lw.place(node.output)
     a = _operand(lw, node.inputs[0], out.shape)
     scalar = node.attr("scalar")
-    b = RowOperand("imm", imm=float(scalar)) if scalar is not None else _operand(
-        lw, node.inputs[1], out.shape)
+    b = RowOperand("imm", imm=saturate_finite(float(scalar), out.dtype)) \
+        if scalar is not None else _operand(lw, node.inputs[1], out.shape)
     op = BINARY[node.op]
     cols = out.cols
 
