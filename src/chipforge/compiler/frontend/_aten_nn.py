@@ -152,14 +152,15 @@ def _pairs(cap: Capture, **values) -> dict[str, tuple[int, int]]:
 @handles("convolution")
 def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed,
                  output_padding, groups):
-    """2-D convolution: the ``conv2d`` kernel op for constant weights without dilation;
-    weights computed at run time (the training path's parameters) or dilation through
-    im2col and a matmul (``_aten_layout.conv2d_matmul``)."""
+    """2-D convolution: the ``conv2d`` kernel op for constant weights without dilation or
+    groups; weights computed at run time (the training path's parameters), dilation or
+    groups (ConvNeXt's depthwise convolutions) through im2col and a matmul
+    (``_aten_layout.conv2d_matmul``)."""
     shape, dtype = cap.out()
     p = _pairs(cap, stride=stride, padding=padding, dilation=dilation)
     if len(shape) != 4 or transposed:
         raise cap.fail("only 2-D, non-transposed convolution is supported")
-    if isinstance(w, Const) and p["dilation"] == (1, 1):
+    if isinstance(w, Const) and p["dilation"] == (1, 1) and int(groups) == 1:
         y = cap.emit("conv2d", [x, cap.name(w, dtype)], shape, dtype, stride=p["stride"],
                      padding=p["padding"], groups=int(groups))
     else:
