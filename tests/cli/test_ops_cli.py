@@ -77,10 +77,10 @@ def test_table_ends_with_the_totals():
 
 def test_the_docs_quote_the_live_coverage():
     """docs/compiler.md gives today's count and the --missing table; regenerate them with
-    `chipforge ops --missing --markdown` after adding a handler."""
+    scripts/gen_coverage_docs.py after adding a handler."""
     text = DOC.read_text(encoding="utf-8")
-    stale = ("docs/compiler.md's Core ATen section is stale: paste the table and the summary "
-             "line of `chipforge ops --missing --markdown` into it")
+    stale = ("docs/compiler.md's Core ATen section is stale: run "
+             "`python scripts/gen_coverage_docs.py`")
     assert summary(coverage_totals()) + "." in text, stale
     table = re.search(r"<!-- chipforge ops --missing --markdown -->\n(.*?)\n<!-- end", text,
                       re.S)

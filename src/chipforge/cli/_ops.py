@@ -31,6 +31,18 @@ def summary(totals: dict) -> str:
             f"({t['percent']:.1f}%)")
 
 
+def markdown_table(rows) -> str:
+    """The coverage rows as a Markdown table (the one docs/compiler.md quotes)."""
+    lines = ["| op | inference | training | reason |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{r.op}` | {r.inference} | {r.training} | {r.reason} |" for r in rows]
+    return "\n".join(lines)
+
+
+def missing_rows(rows) -> list:
+    """The rows of ops one of the captures does not cover (``--missing``)."""
+    return [r for r in rows if "unsupported" in (r.inference, r.training)]
+
+
 def _coverage():
     try:
         from chipforge.compiler import coverage_totals, op_coverage
@@ -45,16 +57,14 @@ def ops_cmd(json_out: JsonOption = False, missing: MissingOption = False,
             markdown: MarkdownOption = False) -> None:
     """Every Core ATen op: supported or not (and why) in inference and training captures."""
     rows, totals = _coverage()
-    shown = [r for r in rows if not missing or "unsupported" in (r.inference, r.training)]
+    shown = missing_rows(rows) if missing else rows
     if json_out:
         print_json({"ops": [{"op": r.op, "inference": r.inference, "training": r.training,
                              "reason": r.reason or None} for r in shown],
                     "totals": totals})
         return
     if markdown:
-        lines = ["| op | inference | training | reason |", "| --- | --- | --- | --- |"]
-        lines += [f"| `{r.op}` | {r.inference} | {r.training} | {r.reason} |" for r in shown]
-        say("\n".join(lines))
+        say(markdown_table(shown))
     else:
         table = Table("op", "inference", "training", "reason")
         for r in shown:

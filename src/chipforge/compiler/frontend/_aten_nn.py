@@ -72,6 +72,22 @@ def _softmax(cap: Capture, x, dim: int, *args):
     return _on_last(cap, x, dim, lambda v: cap.emit("softmax", [v], cap.info(v)[0], dtype))
 
 
+@handles("_log_softmax")
+def _log_softmax(cap: Capture, x, dim: int, half_to_float: bool = False):
+    """log_softmax over ``dim``: x - max - log(sum(exp(x - max))), the max subtracted for
+    range (exact in real arithmetic)."""
+    dtype = cap.out()[1]
+
+    def on_last(v):
+        shape = cap.info(v)[0]
+        kept = shape[:-1] + (1,)
+        shifted = cap.emit("sub", [v, cap.emit("max", [v], kept, dtype)], shape, dtype)
+        total = cap.emit("sum", [cap.emit("exp", [shifted], shape, dtype)], kept, dtype)
+        return cap.emit("sub", [shifted, cap.emit("log", [total], kept, dtype)], shape, dtype)
+
+    return _on_last(cap, cap.name(x, dtype), dim, on_last)
+
+
 @handles("native_layer_norm")
 def _layer_norm(cap: Capture, x, normalized_shape, weight, bias, eps):
     shape, dtype = cap.out(0)

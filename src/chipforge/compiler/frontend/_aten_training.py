@@ -40,7 +40,7 @@ from chipforge.compiler.frontend._aten_index import _embedding_bag as _inference
 from chipforge.compiler.frontend._aten_layout import _affine, _stats, reduce_over
 from chipforge.compiler.frontend._aten_nn import _batch_norm as _known_batch_norm
 from chipforge.compiler.frontend._aten_nn import _convolution as _known_convolution
-from chipforge.compiler.frontend._aten_nn import _on_last, _pairs
+from chipforge.compiler.frontend._aten_nn import _pairs
 from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
 from chipforge.compiler.frontend._aten_ops import binary, prod, slice_
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
@@ -58,23 +58,6 @@ def _to_copy(cap: Capture, x, **kwargs):
     if arg.meta["val"].dtype == torch.bool:
         return x
     return logical_not(cap, logical_not(cap, x))
-
-
-# ---- log_softmax ---------------------------------------------------------------------------
-
-
-@handles("_log_softmax")
-def _log_softmax(cap: Capture, x, dim: int, half_to_float: bool = False):
-    dtype = cap.out()[1]
-
-    def on_last(v):
-        shape = cap.info(v)[0]
-        kept = shape[:-1] + (1,)
-        shifted = cap.emit("sub", [v, cap.emit("max", [v], kept, dtype)], shape, dtype)
-        total = cap.emit("sum", [cap.emit("exp", [shifted], shape, dtype)], kept, dtype)
-        return cap.emit("sub", [shifted, cap.emit("log", [total], kept, dtype)], shape, dtype)
-
-    return _on_last(cap, cap.name(x, dtype), dim, on_last)
 
 
 # ---- convolution with computed weights (the weights are graph inputs in training) ----------
