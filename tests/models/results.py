@@ -1,9 +1,10 @@
 """Print the model suite's results table (docs/compiler.md, "The model suite"): each model
 in each mode on forge-i1 through ``torch.compile`` under ``torch.no_grad()``, with the
-measured figure (bf16: max abs error / max abs output against PyTorch fp32; int8 and fp8
-PTQ: cosine against PyTorch fp32) or the first line of the error.
+measured figure (bf16: max abs error / max abs output against PyTorch fp32; "grad": the
+same without torch.no_grad(), parameters requiring grad; int8 and fp8 PTQ: cosine against
+PyTorch fp32) or the first line of the error.
 
-    .venv/bin/python tests/models/results.py [MODES [MODELS]]   # e.g. bf16,int8 gpt2,dlrm
+    .venv/bin/python tests/models/results.py [MODES [MODELS]]   # e.g. bf16,grad,int8 gpt2,dlrm
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def row(name: str, mode: str) -> str:
     x = inputs(0)
     with torch.no_grad():
         want = call(model, x)
-    options = {} if mode == "bf16" else {"quant": mode,
-                                         "calibration": [inputs(s) for s in (1, 2, 3, 4)]}
+    options = {"no_grad": mode != "grad"} if mode in ("bf16", "grad") else {
+        "quant": mode, "calibration": [inputs(s) for s in (1, 2, 3, 4)]}
     start = time.perf_counter()
     try:
         got, backend = on_chip(model, lambda m: call(m, x), **options)
@@ -49,15 +50,15 @@ def row(name: str, mode: str) -> str:
         first = str(e).split("raised:")[-1].strip().splitlines()[0]
         return f"| {name} | {mode} | fails: {first[:160]} | |"
     seconds = time.perf_counter() - start
-    if not backend.summary().all_on_chip or (mode != "bf16" and not quantized_nodes(backend)):
+    if not backend.summary().all_on_chip or (mode in QUANTS and not quantized_nodes(backend)):
         return f"| {name} | {mode} | not all on the chip: {backend.summary()} | |"
-    figure = (f"error {relative_error(got, want):.4f}" if mode == "bf16"
-              else f"cosine {cosine(got, want):.4f}")
+    figure = (f"cosine {cosine(got, want):.4f}" if mode in QUANTS
+              else f"error {relative_error(got, want):.4f}")
     return f"| {name} | {mode} | {figure} | {seconds:.1f} |"
 
 
 def main() -> None:
-    modes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["bf16", *QUANTS]
+    modes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["bf16", "grad", *QUANTS]
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*hf.BUILDERS, *PLATFORM]
     warnings.simplefilter("ignore")
     print("| model | mode | result | compile + run, s |")
