@@ -294,16 +294,9 @@ def test_transformers_grouped_mm_matches_torch(computed_offsets):
         _check(lambda a, w: grouped(a, w, offs=offs), x, weight)
 
 
-# _aten_training registers its own _embedding_bag_backward (mode sum and mean) over
-# _aten_index's in the training table, so mode max is refused there
-_MAX_OVERRIDDEN = pytest.mark.xfail(strict=True, raises=CompileError, reason=(
-    "_aten_training's _embedding_bag_backward (sum and mean only) overrides _aten_index's"))
-
-
 @pytest.mark.parametrize("mode, pad, last, weighted", [
     (0, -1, False, True), (0, 2, True, False), (1, 2, False, False), (1, -1, True, False),
-    pytest.param(2, -1, False, False, marks=_MAX_OVERRIDDEN),
-    pytest.param(2, 2, False, False, marks=_MAX_OVERRIDDEN)])
+    (2, -1, False, False), (2, 2, False, False)])
 def test_embedding_bag_backward_matches_torch(mode, pad, last, weighted):
     """The weight gradient of _embedding_bag (capture_fx, the training capture), from the
     forward's own outputs 1-3 as PyTorch makes them; an empty bag in every case."""

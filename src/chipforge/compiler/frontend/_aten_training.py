@@ -35,8 +35,7 @@ from collections.abc import Callable
 
 import torch
 
-from chipforge.compiler.frontend._aten_index import _bag_of, compare, logical_not, scatter_table
-from chipforge.compiler.frontend._aten_index import _embedding_bag as _inference_embedding_bag
+from chipforge.compiler.frontend._aten_index import logical_not
 from chipforge.compiler.frontend._aten_layout import _affine, _stats, reduce_over
 from chipforge.compiler.frontend._aten_nn import _batch_norm as _known_batch_norm
 from chipforge.compiler.frontend._aten_nn import _convolution as _known_convolution
@@ -225,95 +224,6 @@ def _col2im(cap: Capture, cols, x_shape, kh: int, kw: int, stride, padding, out_
     padded = cap.reshape(total, (n, hp, wp, c))
     inner = slice_(cap, slice_(cap, padded, 1, ph, ph + h), 2, pw, pw + w)
     return cap.permute(inner, (0, 3, 1, 2))
-
-
-# ---- embedding_bag: the outputs saved for the backward, and the backward ------------------
-
-
-@handles("_embedding_bag")
-def _embedding_bag(cap: Capture, weight, indices, offsets, scale_grad_by_freq=False,
-                   mode: int = 0, sparse=False, per_sample_weights=None,
-                   include_last_offset: bool = False, padding_idx: int = -1):
-    """capture()'s embedding bag (output 0) and outputs 1-3 as PyTorch's CPU kernel gives
-    them, which aot_autograd's forward saves for the backward: for mode sum, offset2bag
-    empty and bag_size, max_indices zeros (constants); for mean, offset2bag the bag of each
-    index and bag_size = max_indices the number of non-padding indices per bag. mode max:
-    output 0 only (its backward is not supported)."""
-    out = _inference_embedding_bag(cap, weight, indices, offsets, scale_grad_by_freq, mode,
-                                   sparse, per_sample_weights, include_last_offset,
-                                   padding_idx)[0]
-    if mode == 2:
-        return out, None, None, None
-    shapes = [tuple(int(s) for s in v.shape) for v in cap.node.meta["val"][1:]]
-    if mode == 0:
-        return (out, *(Const(torch.zeros(s, dtype=torch.int64), cap.fresh()) for s in shapes))
-    n = prod(cap.info(indices)[0])
-    bag = _bag_of(cap, _bag_offsets(cap, indices, offsets), n)
-    count = _bag_counts(cap, bag, _keep(cap, indices, padding_idx), shapes[1][0])
-    return out, bag, count, count
-
-
-def _bag_offsets(cap: Capture, indices, offsets):
-    """The offsets of the bags: given, or those of bags of L for indices [B, L]."""
-    shape = cap.info(indices)[0]
-    if len(shape) == 2:
-        return Const(torch.arange(0, shape[0] * shape[1], shape[1]), cap.fresh())
-    return offsets
-
-
-def _keep(cap: Capture, indices, padding_idx) -> Dyn | Const | None:
-    """1 where an index (flattened, [n, 1]) counts (is not ``padding_idx``), or None."""
-    if padding_idx is None or padding_idx < 0:
-        return None
-    n = prod(cap.info(indices)[0])
-    flat = cap.reshape(indices, (n, 1))
-    if isinstance(flat, Const):
-        return Const((flat.value != padding_idx).to(torch.int32), cap.fresh())
-    return cap.cast(logical_not(cap, compare(cap, "eq", flat, padding_idx)), "int32")
-
-
-def _bag_counts(cap: Capture, bag, keep, bags: int) -> Dyn:
-    """The number of (non-padding) indices in each of ``bags`` bags, int32 [bags]."""
-    n = prod(cap.info(bag)[0])
-    ones = keep if keep is not None else Const(torch.ones(n, 1, dtype=torch.int32),
-                                               cap.fresh())
-    total = cap.emit("scatter_add", [cap.name(bag, "int32"), cap.name(ones, "int32")],
-                     (bags, 1), "int32", num_rows=bags)
-    return cap.reshape(total, (bags,))
-
-
-@handles("_embedding_bag_backward")
-def _embedding_bag_backward(cap: Capture, grad, indices, offsets, offset2bag, bag_size,
-                            max_indices, num_weights: int, scale_grad_by_freq: bool,
-                            mode: int, sparse: bool, per_sample_weights=None,
-                            padding_idx: int = -1):
-    """The weight gradient of an embedding bag, mode sum or mean: grad_weight[idx[i]] +=
-    grad[bag[i]] * w[i] (w the per-sample weight, 1 without; divided by the bag's count
-    for mean; 0 for padding_idx), the bag of each index recomputed from the offsets."""
-    if scale_grad_by_freq or mode == 2 or sparse:
-        raise cap.fail("embedding_bag's backward is supported for mode sum and mean, without "
-                       "scale_grad_by_freq or sparse gradients")
-    shape, dtype = cap.out()
-    n = prod(cap.info(indices)[0])
-    flat = cap.reshape(indices, (n,))
-    bags = cap.info(grad)[0][0]
-    bag = _bag_of(cap, _bag_offsets(cap, indices, offsets), n)
-    rows = cap.emit("embedding", [cap.name(grad, dtype), cap.name(bag, "int32")],
-                    (n, shape[1]), dtype)
-    keep = _keep(cap, indices, padding_idx)
-    factor = None if keep is None else cap.name(keep, dtype)
-    if per_sample_weights is not None:
-        psw = cap.reshape(per_sample_weights, (n, 1))
-        factor = psw if factor is None else binary(cap, "mul", psw, factor)
-    if mode == 1:
-        count = _bag_counts(cap, bag, keep, bags)
-        per = cap.emit("embedding", [cap.name(cap.reshape(count, (bags, 1)), dtype),
-                                     cap.name(bag, "int32")], (n, 1), dtype)
-        inverse = cap.emit("reciprocal", [binary(cap, "maximum", per, 1.0)], (n, 1), dtype)
-        factor = inverse if factor is None else binary(cap, "mul", factor, inverse)
-    if factor is not None:
-        rows = binary(cap, "mul", rows, factor)
-    return scatter_table(cap, 0, flat, rows, "sum", True, dtype, num_weights)
 
 
 # ---- batch norm in eval mode with computed parameters --------------------------------------
