@@ -30,13 +30,9 @@ import chipforge  # noqa: E402
 from chipforge.compiler import ChipRunner, capture  # noqa: E402
 
 # name -> what is missing, as the error names it (a strict xfail: it fails until it lands)
-MISSING: dict[str, str] = {
-    "convnext": "grouped convolution is not supported yet (ConvNeXt's depthwise 7x7 conv, "
-                "inference path: constant weights)",
-}
+MISSING: dict[str, str] = {}
 # inference without torch.no_grad() (an eval model called as is): name -> what is missing
 MISSING_WITH_GRAD: dict[str, str] = {}
-WITH_GRAD = ["bert", "vit", "llama", "mixtral", "resnet", "convnext"]
 
 
 def _params(names, missing: dict[str, str]) -> list:
@@ -69,7 +65,8 @@ def test_ptq_keeps_cosine(name, quant):
     assert cosine(got, want) >= PTQ_COSINE
 
 
-@pytest.mark.parametrize("name", _params(WITH_GRAD, MISSING_WITH_GRAD))
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _params(hf.BUILDERS, MISSING_WITH_GRAD))
 def test_inference_without_no_grad(name):
     """An eval-mode model called without torch.no_grad() (its parameters require grad)."""
     model, inputs = hf.build(name), hf.example_inputs(name)
