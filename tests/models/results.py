@@ -1,8 +1,9 @@
-"""Print the model suite's results table (docs/compiler.md, "The model suite"): each model
-in each mode on forge-i1 through ``torch.compile`` under ``torch.no_grad()``, with the
-measured figure (bf16: max abs error / max abs output against PyTorch fp32; "grad": the
-same without torch.no_grad(), parameters requiring grad; int8 and fp8 PTQ: cosine against
-PyTorch fp32) or the first line of the error.
+"""Print the model suite's results table (docs/compiler.md, "The model suite"): one row per
+model, each mode on forge-i1 through ``torch.compile``, with the measured figure or the
+first line of the error. bf16: max abs error / max abs output against PyTorch fp32, under
+``torch.no_grad()``; "grad": the same without it (parameters require grad); int8 and fp8
+PTQ: cosine against PyTorch fp32. The last column is the row's wall time in seconds
+(compile and simulate, all modes).
 
     .venv/bin/python tests/models/results.py [MODES [MODELS]]   # e.g. bf16,grad,int8 gpt2,dlrm
 """
@@ -36,36 +37,38 @@ def _model(name: str):
             lambda m, x: hf.logits(m, name, x))
 
 
-def row(name: str, mode: str) -> str:
+def cell(name: str, mode: str) -> str:
+    """One measurement: the figure, or why there is none."""
     model, inputs, call = _model(name)
     x = inputs(0)
     with torch.no_grad():
         want = call(model, x)
     options = {"no_grad": mode != "grad"} if mode in ("bf16", "grad") else {
         "quant": mode, "calibration": [inputs(s) for s in (1, 2, 3, 4)]}
-    start = time.perf_counter()
     try:
         got, backend = on_chip(model, lambda m: call(m, x), **options)
     except Exception as e:  # noqa: BLE001 - the table shows what failed
-        first = str(e).split("raised:")[-1].strip().splitlines()[0]
-        return f"| {name} | {mode} | fails: {first[:160]} | |"
-    seconds = time.perf_counter() - start
+        return "fails: " + str(e).split("raised:")[-1].strip().splitlines()[0][:120]
     if not backend.summary().all_on_chip or (mode in QUANTS and not quantized_nodes(backend)):
-        return f"| {name} | {mode} | not all on the chip: {backend.summary()} | |"
-    figure = (f"cosine {cosine(got, want):.4f}" if mode in QUANTS
-              else f"error {relative_error(got, want):.4f}")
-    return f"| {name} | {mode} | {figure} | {seconds:.1f} |"
+        return "not all on the chip"
+    return f"{cosine(got, want):.4f}" if mode in QUANTS else f"{relative_error(got, want):.4f}"
+
+
+HEADINGS = {"bf16": "bf16 error", "grad": "bf16 error, no `no_grad`", "int8": "int8 cosine",
+            "fp8": "fp8 cosine"}
 
 
 def main() -> None:
-    modes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["bf16", "grad", *QUANTS]
+    modes = sys.argv[1].split(",") if len(sys.argv) > 1 else list(HEADINGS)
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*hf.BUILDERS, *PLATFORM]
     warnings.simplefilter("ignore")
-    print("| model | mode | result | compile + run, s |")
-    print("|---|---|---|---|")
+    print("| model | " + " | ".join(HEADINGS.get(m, m) for m in modes) + " | seconds |")
+    print("|---" * (len(modes) + 2) + "|")
     for name in names:
-        for mode in modes:
-            print(row(name, mode), flush=True)
+        start = time.perf_counter()
+        cells = [cell(name, mode) for mode in modes]
+        print(f"| {name} | " + " | ".join(cells) + f" | {time.perf_counter() - start:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
