@@ -444,7 +444,7 @@ def test_op_matches_pytorch(op):
 @pytest.mark.parametrize("op", SIMULATED)
 def test_op_runs_on_the_simulator(op):
     sample = SAMPLES[op][0]
-    graph = capture_function(sample.fn, sample.args)
+    graph = capture_function(sample.fn, sample.args, training=_modes(op)[0])
     matrix = any(node.op == "matmul" for node in graph.nodes)
     program = compile_graph(graph, "forge-i1", dtype="bf16" if matrix else "fp32")
     result = simulate(program, "forge-i1", feed(graph, sample.args))

@@ -45,8 +45,6 @@ Mapping choices, all composed from ``KERNEL_OPS``:
   ``scatter_add`` of the output gradients at the indices.
 - Convolution with weights computed at run time, or dilated (``_aten_nn`` calls
   :func:`conv2d_matmul`): im2col as one constant-index gather and one matmul per group.
-- ``convolution_backward`` (2-D, groups 1): im2col as one constant-index gather, the weight
-  gradient one matmul, the input gradient a ``scatter_add`` of the patch gradients.
 - A result with a zero-size dim is an empty constant; a result that reads only zero-size
   computed tensors is folded on zeros of their shapes (its values cannot depend on them).
 """
@@ -659,7 +657,7 @@ def _pdist(cap: Capture, x, p: float = 2.0):
     return cap.reshape(norm_over(cap, diff, float(p), [-1], False, dtype), shape)
 
 
-# ---- convolution backward: im2col gathers and matmuls ---------------------------------------
+# ---- convolution as im2col gathers and a matmul ------------------------------------------
 
 
 def _im2col_index(x_shape, kernel, stride, padding, dilation) -> np.ndarray:
@@ -689,52 +687,6 @@ def conv2d_matmul(cap: Capture, x, w, stride, padding, dilation, groups: int = 1
                  dtype)  # the same batch dims (G) on both sides, as the matrix unit needs
     y = cap.reshape(y, (groups, n, positions, o // groups))
     return cap.reshape(cap.permute(y, (1, 0, 3, 2)), cap.out()[0])
-
-
-@handles("convolution_backward")
-@_empty_aware
-def _convolution_backward(cap: Capture, grad, x, w, bias_sizes, stride, padding, dilation,
-                          transposed, output_padding, groups, output_mask):
-    """The gradients of a 2-D convolution (groups 1, not transposed) through im2col: with
-    ``cols`` [N*L, C*kh*kw] the input's patches (one constant-index gather, zeros in the
-    padding) and ``g`` the output gradient as [N*L, O], grad_weight = g^T @ cols, grad_input
-    the scatter-add of g @ w into the patches' positions, grad_bias = the sum of g over N
-    and the positions; outputs not in ``output_mask`` are None."""
-    x_shape, dtype = cap.info(x)
-    w_shape = cap.info(w)[0]
-    if transposed or groups != 1 or len(x_shape) != 4:
-        raise cap.fail("convolution backward is supported for 2-D, non-transposed convolution "
-                       "with groups=1")
-    n, c, _, _ = x_shape
-    o, k = w_shape[0], prod(w_shape[1:])
-    index = _im2col_index(x_shape, tuple(w_shape[2:]), tuple(stride), tuple(padding),
-                          tuple(dilation))
-    positions = index.shape[1]
-    g_shape = cap.info(grad)[0]
-    g = cap.permute(cap.reshape(grad, (n, o, positions)), (0, 2, 1))  # [N, L, O]
-    g = cap.reshape(g, (n * positions, o))
-    outs = [None, None, None]
-    if output_mask[1]:
-        cols = gather_elements(cap, x, index, fill=0.0)
-        cols = cap.reshape(cols, (n * positions, k))
-        gt = cap.permute(g, (1, 0))
-        gw = cap.emit("matmul", [cap.name(gt, dtype), cap.name(cols, dtype)], (o, k), dtype)
-        outs[1] = cap.reshape(gw, w_shape)
-    if output_mask[0]:
-        patches = cap.emit("matmul", [cap.name(g, dtype), cap.name(cap.reshape(w, (o, k)),
-                                                                    dtype)],
-                           (n * positions, k), dtype)
-        flat = index.reshape(-1)
-        dump = prod(x_shape)  # padding positions go to one extra row, dropped after
-        idx = Const(torch.from_numpy(np.where(flat < 0, dump, flat)), cap.fresh())
-        rows = cap.reshape(patches, (len(flat), 1))
-        summed = cap.emit("scatter_add", [cap.name(idx, "int32"), rows], (dump + 1, 1), dtype,
-                          num_rows=dump + 1)
-        kept = cap.emit("slice", [summed], (dump, 1), dtype, dim=0, start=0, end=dump, step=1)
-        outs[0] = cap.reshape(kept, x_shape)
-    if output_mask[2]:
-        outs[2] = reduce_over(cap, "sum", grad, [0] + list(range(2, len(g_shape))), False, dtype)
-    return tuple(outs)
 
 
 # ---- max pooling: window gathers ----------------------------------------------------------

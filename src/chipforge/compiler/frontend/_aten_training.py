@@ -4,26 +4,18 @@ to capture()'s or overrides, for the forward and backward graphs of aot_autograd
 Mapping additions (on top of capture()'s; comparisons, masks, where, gathers and scatters
 are in ``_aten_index``, shared by both captures):
 
-- ``_to_copy`` to bool is ``x != 0``.
-- ``_log_softmax`` over the last dim (another dim is moved there and back): with
-  s = x - max(x), the result is s - log(sum(exp(s))).
-- ``convolution`` with computed weights (the weights are graph inputs in training): the
+- ``convolution_backward`` (the forward, with computed weights, is ``_aten_nn``'s): the
   input's patches (im2col: a reshape and permute for non-overlapping patches, else one
-  strided slice per kernel offset of the zero-padded channels-last input) times the
-  weights as one matmul per group; depthwise: an elementwise product summed per patch.
-  ``convolution_backward``: grad_weight = patches^T @ grad, grad_bias = grad summed,
-  grad_input = grad @ weights^T scattered back to the input positions (``scatter_add`` of
-  constant positions), per group. Dilated and transposed convolutions are refused.
+  strided slice per kernel offset of the zero-padded channels-last input);
+  grad_weight = patches^T @ grad, grad_bias = grad summed, grad_input = grad @ weights^T
+  scattered back to the input positions (``scatter_add`` of constant positions), per
+  group. Dilated and transposed convolutions are refused.
 - ``_native_batch_norm_legit_no_training`` with computed parameters (an eval model called
   with gradients on): (x - mean) * weight * rsqrt(var + eps) + bias per channel.
 - ``_native_batch_norm_legit_functional`` (training batch norm, running statistics as
   outputs): normalized with the batch's mean and biased variance over all dims but C;
   also the mean and rstd, and the running statistics (1 - momentum) * running +
   momentum * batch, with the unbiased variance (times n / (n - 1)) as PyTorch's.
-- ``_embedding_bag``: outputs 1-3 as PyTorch's CPU kernel gives them (saved for the
-  backward); ``_embedding_bag_backward`` (mode sum and mean): each index's bag recomputed
-  from the offsets, the output gradient's row of that bag (times the per-sample weight,
-  over the bag's count for mean, 0 at padding_idx) added into the table row of the index.
 
 ``pow`` with an exponent other than 1, 2, 0.5, -0.5, -1 (rsqrt's backward has 3) is the
 kernel op ``pow`` in both front ends (see ``_aten_ops``).
@@ -35,28 +27,14 @@ from collections.abc import Callable
 
 import torch
 
-from chipforge.compiler.frontend._aten_index import logical_not
 from chipforge.compiler.frontend._aten_layout import _affine, _stats, reduce_over
 from chipforge.compiler.frontend._aten_nn import _batch_norm as _known_batch_norm
-from chipforge.compiler.frontend._aten_nn import _convolution as _known_convolution
 from chipforge.compiler.frontend._aten_nn import _pairs
-from chipforge.compiler.frontend._aten_ops import _to_copy as _plain_to_copy
 from chipforge.compiler.frontend._aten_ops import binary, prod, slice_
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, registrar
 
 HANDLERS: dict[str, Callable] = {}
 handles = registrar(HANDLERS)
-
-
-@handles("_to_copy")
-def _to_copy(cap: Capture, x, **kwargs):
-    """A conversion; to bool, ``x != 0`` (a mask stays as it is)."""
-    arg = cap.node.args[0]
-    if cap.node.meta["val"].dtype != torch.bool or not isinstance(x, Dyn):
-        return _plain_to_copy(cap, x, **kwargs)
-    if arg.meta["val"].dtype == torch.bool:
-        return x
-    return logical_not(cap, logical_not(cap, x))
 
 
 # ---- convolution with computed weights (the weights are graph inputs in training) ----------
@@ -108,51 +86,6 @@ def _weight_cols(cap: Capture, w, dtype: str) -> Dyn:
     """Weights [O, C, kh, kw] as [kh * kw * C, O], rows ordered (i, j, c) as _im2col's."""
     o, c, kh, kw = cap.info(w)[0]
     return cap.reshape(cap.permute(cap.name(w, dtype), (2, 3, 1, 0)), (kh * kw * c, o))
-
-
-@handles("convolution")
-def _convolution(cap: Capture, x, w, bias, stride, padding, dilation, transposed,
-                 output_padding, groups):
-    """A convolution with constant weights is capture()'s (kernel op conv2d); with computed
-    ones (training), ``_im2col(x) @ weights`` as [N * Ho * Wo, kh * kw * C] x
-    [kh * kw * C, O] per group, plus the bias, moved back to [N, O, Ho, Wo]. A depthwise
-    convolution (one input and one output channel per group) multiplies the patches by
-    the weights elementwise and sums each patch instead."""
-    if isinstance(w, Const):
-        return _known_convolution(cap, x, w, bias, stride, padding, dilation, transposed,
-                                  output_padding, groups)
-    shape, dtype = cap.out()
-    x_shape, w_shape = cap.info(x)[0], cap.info(w)[0]
-    kh, kw, st, pad, hw = _conv_geometry(cap, x_shape, w_shape, stride, padding, dilation,
-                                         transposed, groups)
-    n, o, c = shape[0], shape[1], x_shape[1]
-    m = n * hw[0] * hw[1]
-    if groups == c == o and w_shape[1] == 1:
-        y = _depthwise(cap, _im2col(cap, x, kh, kw, st, pad, hw, dtype), w, m, dtype)
-    else:
-        cg, og = c // groups, o // groups
-        parts = []
-        for g in range(groups):
-            xg = slice_(cap, cap.name(x, dtype), 1, g * cg, (g + 1) * cg)
-            wg = slice_(cap, cap.name(w, dtype), 0, g * og, (g + 1) * og)
-            cols = _im2col(cap, xg, kh, kw, st, pad, hw, dtype)
-            parts.append(cap.emit("matmul", [cap.reshape(cols, (m, kh * kw * cg)),
-                                             _weight_cols(cap, wg, dtype)], (m, og), dtype))
-        y = parts[0] if groups == 1 else cap.emit("cat", parts, (m, o), dtype, dim=1)
-    if bias is not None:
-        y = binary(cap, "add", y, cap.reshape(bias, (1, o)))
-    return cap.permute(cap.reshape(y, (n, *hw, o)), (0, 3, 1, 2))
-
-
-def _depthwise(cap: Capture, cols, w, m: int, dtype: str) -> Dyn:
-    """Per channel c: the patches ``cols`` [.., kh * kw * C] (ordered (i, j, c)) times the
-    weights [C, 1, kh, kw], summed over the patch: [M, C]."""
-    c, _, kh, kw = cap.info(w)[0]
-    k = kh * kw
-    taps = cap.reshape(cap.permute(cap.reshape(cap.name(w, dtype), (c, k)), (1, 0)), (1, k, c))
-    product = cap.emit("mul", [cap.reshape(cols, (m, k, c)), taps], (m, k, c), dtype)
-    total = cap.emit("sum", [cap.permute(product, (0, 2, 1))], (m, c, 1), dtype)
-    return cap.reshape(total, (m, c))
 
 
 @handles("convolution_backward")

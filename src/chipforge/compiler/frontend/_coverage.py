@@ -60,7 +60,8 @@ REASONS: dict[str, str] = {
     "sym_is_contiguous": _SYMBOLIC,
     "resize_": ("an in-place storage resize: chipforge captures functional graphs, where a "
                 "tensor's size is fixed"),
-    "convolution_backward": _BACKWARD,
+    "convolution_backward": ("training only (capture_fx): a backward op, which only "
+                             "aot_autograd's backward graphs contain"),
 }
 _DEFAULT = "not implemented yet: no handler maps it onto the chip's kernel ops"
 
