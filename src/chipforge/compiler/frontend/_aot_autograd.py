@@ -20,7 +20,7 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from chipforge.compiler.frontend._capture import Capture, Const, Dyn, add_input, finish, walk
 from chipforge.compiler.frontend._handlers import handlers
-from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph, KernelNode
+from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
 Slot = int | torch.Tensor | None
 
@@ -79,33 +79,7 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str 
             slots.append(len(cap.graph.outputs))
             cap.graph.outputs.append(cap.name(value))
         graph = finish(cap)
-    split_permutes(graph)
     return graph, tuple(slots)
-
-
-def split_permutes(graph: KernelGraph) -> None:
-    """Rewrite each ``permute`` that moves the last dim elsewhere than second-to-last (which
-    the lowering has no single copy for) as two that it has, in place: with P the dims,
-    n - 1 the last dim, first A = the other dims in P's order, then n - 1, then P[-1] (the
-    last dim goes second-to-last), then the permute of A's dims that gives P (its last dim
-    stays). Autograd's backward of an attention transposes makes such permutes."""
-    nodes = []
-    for node in graph.nodes:
-        dims = tuple(int(d) % len(graph.tensors[node.output].shape)
-                     for d in node.attr("dims", ())) if node.op == "permute" else ()
-        last = len(dims) - 1
-        if len(dims) < 3 or dims[-1] == last or dims[-2] == last:
-            nodes.append(node)
-            continue
-        first = tuple(d for d in dims if d not in (last, dims[-1])) + (last, dims[-1])
-        shape, dtype = graph.tensors[node.inputs[0]].shape, graph.tensors[node.output].dtype
-        middle = graph.add_tensor(f"{node.output}.split", [shape[d] for d in first], dtype)
-        nodes.append(KernelNode("permute", node.inputs, middle, (("dims", first),),
-                                node.source))
-        second = tuple(first.index(d) for d in dims)
-        nodes.append(KernelNode("permute", (middle,), node.output, (("dims", second),),
-                                node.source))
-    graph.nodes = nodes
 
 
 def arrange_outputs(slots: Sequence[Slot], values: Sequence) -> list:
