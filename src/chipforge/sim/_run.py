@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 import numpy as np
 
@@ -46,25 +46,20 @@ def simulate(program: Program, chip: ChipSpec | str,
                      sched.events if trace else None, program.cores, machine)
 
 
-_BLAS: list = []  # the threadpoolctl controller, made on first use (it lists libraries)
+_BLAS: list = []  # the threadpoolctl controller, made on first use
 
 
 def _one_blas_thread() -> AbstractContextManager:
-    """BLAS limited to one thread for the run, where threadpoolctl is installed (else a
-    no-op). Speed only: every product is exact or settled to the exactly rounded result
-    (numerics._exact), whatever the order BLAS sums in. The simulator's products are many
-    and small, so threads only contend: GPT-2 small's prefill on forge-i1 simulated in
-    7.4 s with one OpenBLAS thread, 33.9 s with two, on a shared 2-core machine."""
+    """BLAS limited to one thread for the run. Speed only: every product is exact or settled
+    to the exactly rounded result (numerics._exact), whatever the order BLAS sums in. The
+    simulator's products are many and small, so threads only contend: GPT-2 small's prefill
+    on forge-i1 simulated in 7.4 s with one OpenBLAS thread, 33.9 s with two, on a shared
+    2-core machine."""
     if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _BLAS.append(None)
-        else:
-            _BLAS.append(ThreadpoolController())
-    controller = _BLAS[0]
-    return nullcontext() if controller is None else controller.limit(limits=1,
-                                                                     user_api="blas")
+        from threadpoolctl import ThreadpoolController  # lists the libraries: made once
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _span(program: Program, name: str) -> tuple[int, int, np.dtype, tuple[int, ...]]:
