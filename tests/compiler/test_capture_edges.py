@@ -1,6 +1,7 @@
-"""Division with rounding modes (``//``, ``torch.div(..., rounding_mode=...)``) against
-PyTorch, through reference() and on the simulator, and the chip's integer ``div`` kernel
-truncating like the reference (it once rounded to nearest: 7 / 2 gave 4)."""
+"""Edges of the capture and lowering against PyTorch: division with rounding modes (``//``,
+``torch.div(..., rounding_mode=...)``) and the chip's integer ``div`` truncating like the
+reference (it once rounded to nearest: 7 / 2 gave 4); an int64 input beyond int32 (an error,
+not a wrap); strided slices of the last dim; a lowering error naming the user's line."""
 
 from __future__ import annotations
 
@@ -63,3 +64,29 @@ def test_int64_input_beyond_int32_is_an_error_not_a_wrap():
     with pytest.raises(CompileError, match=r"input a: integer values from .* to 2147483648 do "
                                            r"not fit int32"):
         feed(graph, (a, b))
+
+
+class _Strided(torch.nn.Module):
+    def forward(self, x):
+        return x[..., ::2] * 2, x[:, 1:7:3], x.unsqueeze(-1)[:, ::3]
+
+
+def test_strided_slice_of_the_last_dim_runs_on_chip():
+    """The slice kernel cannot stride the last dim; the capture gathers those elements."""
+    x = torch.randn(4, 9, generator=torch.Generator().manual_seed(1))
+    graph = capture(_Strided(), (x,))
+    for want, got in zip(_Strided()(x), ChipRunner(graph, "forge-i1", "fp32")(x)):
+        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want.numpy())
+
+
+def test_a_lowering_error_names_the_users_line():
+    from chipforge.compiler import CompileError, compile_graph
+
+    graph = capture(_Strided(), (torch.randn(4, 9),))
+    node = next(n for n in graph.nodes if n.source)
+    graph.nodes[graph.nodes.index(node)] = type(node)("slice", node.inputs, node.output,
+                                                      (("dim", 1), ("end", 9), ("start", 0),
+                                                       ("step", 2)), node.source)
+    with pytest.raises(CompileError, match=r"strided slice of the last dim is not supported "
+                                           r"\(from .*test_capture_edges.py:\d+ "):
+        compile_graph(graph, "forge-i1", dtype="fp32")

@@ -84,7 +84,21 @@ def slice_(cap: Capture, x, dim: int, start, end, step: int = 1):
         return x
     out = list(shape)
     out[dim] = len(range(start, end, step))
+    if step != 1 and prod(shape[dim + 1:]) == 1 and out[dim] > 0:
+        return _strided_last(cap, x, shape[dim], range(start, end, step), out)
     return cap.emit("slice", [x], out, dtype, dim=dim, start=start, end=end, step=step)
+
+
+def _strided_last(cap: Capture, x, n: int, picked: range, out: list[int]) -> Dyn:
+    """A strided slice of the last non-unit dim (``x[..., ::2]``), which the slice kernel's
+    row copies cannot stride: one ``embedding`` gather of x's elements as rows of one, at the
+    constant flat positions row * n + i for i in ``picked``."""
+    rows = prod(cap.info(x)[0]) // n
+    flat = (np.arange(rows)[:, None] * n + np.asarray(picked)[None, :]).reshape(-1)
+    table = cap.reshape(x, (rows * n, 1))
+    index = cap.name(Const(torch.from_numpy(flat.astype(np.int64)), cap.fresh()), "int32")
+    picked_rows = cap.emit("embedding", [table, index], (flat.size, 1), cap.info(x)[1])
+    return cap.reshape(picked_rows, out)
 
 
 @handles("slice")

@@ -58,7 +58,12 @@ def lower(lw: Lowering) -> Program:
                                f"{', '.join(sorted(KERNELS))}")
         lw.begin(node)
         before = sum(len(em.instrs) for em in lw.ems)
-        mapping = kernel(lw, node)
+        try:
+            mapping = kernel(lw, node)
+        except CompileError as e:  # the user's line, where the front end recorded it
+            if not node.source or node.source in str(e):
+                raise
+            raise CompileError(f"{e} (from {node.source})") from None
         lw.kernels.append({"label": node.output, "op": node.op, "mapping": mapping or ""})
         if sum(len(em.instrs) for em in lw.ems) > before:  # aliases need no barrier
             lw.end()
