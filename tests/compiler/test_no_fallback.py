@@ -202,6 +202,9 @@ def test_a_failed_graph_raises():
     with torch.no_grad(), pytest.raises(Exception, match="_fft_r2c"):
         torch.compile(Cumulative(), backend=backend, dynamic=False)(torch.randn(2, 8))
     assert len(backend.failures) == 1 and not backend.runners
+    # the error names the user's line, not dynamo's generated code
+    assert "test_no_fallback.py:" in backend.failures[0] and "eval_with_key" not in \
+        backend.failures[0]
 
 
 def test_suppressed_errors_still_warn_and_are_in_the_summary():

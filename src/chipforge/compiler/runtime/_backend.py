@@ -330,7 +330,11 @@ def _bind_state(gm, example_inputs):
         def forward(self, *inputs):
             values = dict(zip(user, inputs))
             values.update({i: getattr(self, f"state{j}") for j, i in enumerate(state)})
-            return self.gm(*(values[i] for i in range(len(holders))))
+            # node by node with dynamo's node metadata kept, so that torch.export records the
+            # user's source lines rather than the generated code's
+            with torch.fx.traceback.preserve_node_meta():
+                return torch.fx.Interpreter(self.gm).run(
+                    *(values[i] for i in range(len(holders))))
 
     return Bound().eval(), user
 
