@@ -12,13 +12,20 @@ values made inside the graph (``full``, ``scalar_tensor``).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
 import torch
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
-from chipforge.compiler.frontend._capture import Capture, Const, Dyn, add_input, finish, walk
+from chipforge.compiler.frontend._capture import (
+    Capture,
+    Const,
+    Dyn,
+    add_input,
+    finish,
+    tensor_attribute,
+    walk,
+)
 from chipforge.compiler.frontend._handlers import handlers
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
@@ -60,11 +67,7 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: Sequence, *, name: str 
         return add_input(cap, node, val, "capture_fx")
 
     def get_attr(node: torch.fx.Node):
-        value = operator.attrgetter(node.target)(gm)
-        if not isinstance(value, torch.Tensor):
-            raise CompileError(f"capture_fx: attribute {node.target} is {value!r}; only tensor "
-                               f"attributes are supported")
-        return Const(value.detach(), node.name, node.name)
+        return tensor_attribute(gm, node, "capture_fx")
 
     # aot_autograd calls its compilers under a FakeTensorMode: ops folded at capture time and
     # constants materialized must run on real tensors (a fake one has no values to read)

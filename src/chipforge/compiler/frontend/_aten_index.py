@@ -326,16 +326,11 @@ def _expand_bool_indices(cap: Capture, indices) -> list:
     return out
 
 
-def index(cap: Capture, x, indices, dtype: str):
-    """x[indices] as PyTorch's advanced indexing (``aten.index``): the indexed dims moved
-    first and flattened into the rows of a table, the rest into its columns; one row gather
-    by the broadcast flat index; the result dims placed where PyTorch places them (at the
-    first indexed dim if the indexed dims are adjacent, else first)."""
-    shape = cap.info(x)[0]
-    indices = _expand_bool_indices(cap, list(indices))
+def _indexed_rows(cap: Capture, shape, indices) -> tuple[list, list, object, tuple]:
+    """For advanced indexing of a tensor of ``shape`` by ``indices`` (None where a dim is
+    not indexed): the indexed dims, the other dims, the flat row of the indexed dims each
+    index combination selects (int32, broadcast to the index shape), and that shape."""
     slots = [k for k, v in enumerate(indices) if v is not None]
-    if not slots:
-        return x
     rest = [d for d in range(len(shape)) if d not in slots]
     sizes = [shape[k] for k in slots]
     strides = [prod(sizes[i + 1:]) for i in range(len(sizes))]
@@ -347,6 +342,20 @@ def index(cap: Capture, x, indices, dtype: str):
     if cap.info(rows)[0] != batch:
         rows = (_const(cap, rows.value.expand(batch)) if isinstance(rows, Const)
                 else cap.emit("expand", [rows], batch, INT, shape=batch))
+    return slots, rest, rows, batch
+
+
+def index(cap: Capture, x, indices, dtype: str):
+    """x[indices] as PyTorch's advanced indexing (``aten.index``): the indexed dims moved
+    first and flattened into the rows of a table, the rest into its columns; one row gather
+    by the broadcast flat index; the result dims placed where PyTorch places them (at the
+    first indexed dim if the indexed dims are adjacent, else first)."""
+    shape = cap.info(x)[0]
+    indices = _expand_bool_indices(cap, list(indices))
+    if all(v is None for v in indices):
+        return x
+    slots, rest, rows, batch = _indexed_rows(cap, shape, indices)
+    sizes = [shape[k] for k in slots]
     width = prod(shape[d] for d in rest)
     table = _view(cap, x, slots + rest, (prod(sizes), width))
     out = gather_rows(cap, table, rows, dtype)
@@ -515,18 +524,8 @@ def _index_put(cap: Capture, base, indices, values, accumulate: bool = False):
     if masked is not None:
         return masked
     indices = _expand_bool_indices(cap, list(indices))
-    slots = [k for k, v in enumerate(indices) if v is not None]
-    rest = [d for d in range(len(shape)) if d not in slots]
+    slots, rest, rows, batch = _indexed_rows(cap, shape, indices)
     sizes = [shape[k] for k in slots]
-    strides = [prod(sizes[i + 1:]) for i in range(len(sizes))]
-    terms = [(wrapped(cap, indices[k], shape[k]), s) for k, s in zip(slots, strides)]
-    if not all(isinstance(i, Const) for i, _ in terms):
-        _exact(cap, prod(sizes), "the indexed dims")
-    batch = tuple(torch.broadcast_shapes(*(cap.info(i)[0] for i, _ in terms)))
-    rows = _linear_index(cap, terms)
-    if cap.info(rows)[0] != batch:
-        rows = (_const(cap, rows.value.expand(batch)) if isinstance(rows, Const)
-                else cap.emit("expand", [rows], batch, INT, shape=batch))
     rows = cap.reshape(rows, (prod(batch),))
     rest_shape = tuple(shape[d] for d in rest)
     lead = slots[0] if slots == list(range(slots[0], slots[-1] + 1)) else 0

@@ -334,6 +334,16 @@ def _prune(graph: KernelGraph) -> None:
     graph.tensors = {k: v for k, v in graph.tensors.items() if k in keep}
 
 
+def tensor_attribute(gm: torch.fx.GraphModule, node: torch.fx.Node, what: str) -> Const:
+    """The tensor a ``get_attr`` node of ``gm`` reads, as a constant (anything else is a
+    clean error naming ``what`` captured it)."""
+    value = operator.attrgetter(node.target)(gm)
+    if not isinstance(value, torch.Tensor):
+        raise CompileError(f"{what}: attribute {node.target} is a {type(value).__name__}; "
+                           f"only tensor attributes are supported")
+    return Const(value.detach(), node.name, node.name)
+
+
 def add_input(cap: Capture, node: torch.fx.Node, val, what: str) -> Dyn:
     """The FX placeholder ``node`` (of value ``val``) as a graph input; a bool tensor is a
     1.0 / 0.0 mask, "fp32" (as the runtime feeds it)."""

@@ -23,13 +23,20 @@ installed.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable, Sequence
 
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from chipforge.compiler.frontend._capture import Capture, Const, Dyn, add_input, finish, walk
+from chipforge.compiler.frontend._capture import (
+    Capture,
+    Const,
+    Dyn,
+    add_input,
+    finish,
+    tensor_attribute,
+    walk,
+)
 from chipforge.compiler.frontend._handlers import handlers, supported_ops
 from chipforge.compiler.lower._kernel_graph import CompileError, KernelGraph
 
@@ -165,11 +172,7 @@ def capture_function(fn: Callable, args: Sequence[torch.Tensor], *, training: bo
         return add_input(cap, node, node.meta.get("val"), "capture_function")
 
     def get_attr(node: torch.fx.Node):
-        value = operator.attrgetter(node.target)(gm)
-        if not isinstance(value, torch.Tensor):
-            raise CompileError(f"capture_function: {name} uses a {type(value).__name__} "
-                               f"({node.target}); only tensor constants are supported")
-        return Const(value.detach(), node.name, node.name)
+        return tensor_attribute(gm, node, "capture_function")
 
     for value in walk(cap, gm.graph, placeholder, get_attr=get_attr, what="capture_function"):
         if not isinstance(value, Dyn | Const):
