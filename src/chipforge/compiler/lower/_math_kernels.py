@@ -552,11 +552,18 @@ def _asinh_abs(s: Seq, a: Src, into: Src) -> Src:
     s.add(w, 1.0, w)
     s.div(q, w, q)
     s.add(q, c, q)
+    return _log1p_or_log_large(s, a, q, (c, b, m), into)
+
+
+def _log1p_or_log_large(s: Seq, x: Src, q: Src, scratch: tuple, into: Src) -> Src:
+    """log1p(q) where x < LARGE, else log(x) + log 2 (asinh's and acosh's two branches);
+    ``scratch`` is three registers below 5 (log1p takes 5-9)."""
+    c, b, m = scratch
     with s.frame(5):
         log1p(s, q, q)
-    _log_large(s, a, b)
-    s.bin(BinOp.LT, a, LARGE, m)
-    s.bin(BinOp.GE, a, LARGE, c)
+    _log_large(s, x, b)
+    s.bin(BinOp.LT, x, LARGE, m)
+    s.bin(BinOp.GE, x, LARGE, c)
     return s.select(m, q, c, b, into)
 
 
@@ -574,12 +581,7 @@ def acosh(s: Seq, x: Src, into: Src) -> Src:
     s.mul(w, q, w)
     s.un(UnOp.SQRT, w, w)
     s.add(q, w, q)
-    with s.frame(5):
-        log1p(s, q, q)
-    _log_large(s, x, b)
-    s.bin(BinOp.LT, x, LARGE, m)
-    s.bin(BinOp.GE, x, LARGE, c)
-    s.select(m, q, c, b, q)
+    _log1p_or_log_large(s, x, q, (c, b, m), q)
     s.sub(x, 1.0, w)
     s.bin(BinOp.MIN, w, 0.0, w)
     s.un(UnOp.SQRT, w, w)  # NaN below 1 (-inf too, which the branches miss), else 0
