@@ -15,3 +15,8 @@ class OpSyntaxError(ChipforgeError):
 
 class WorkloadError(ChipforgeError):
     """A model config or workload that cannot be built."""
+
+
+class ClusterError(ChipforgeError):
+    """A system, training plan, serving deployment, demand file or fleet that cannot be
+    built or does not fit."""

@@ -449,6 +449,11 @@ from chipforge.cli._ops import ops_cmd  # noqa: E402
 
 app.command("ops")(ops_cmd)
 
+from chipforge.cli import _fleet_plan, _serve_plan, _train_plan  # noqa: E402
+
+for _module in (_train_plan, _serve_plan, _fleet_plan):
+    _module.register(app)
+
 
 def main() -> None:
     """Console entry point: usage errors are click's (exit 2), user errors one line."""

@@ -1,0 +1,3 @@
+"""(being written: issue 15)"""
+
+__all__: list[str] = []
