@@ -157,7 +157,7 @@ def test_missing_field_names_file_and_field(tmp_path: Path) -> None:
     ("tie_word_embeddings", "no", "true or false"),
     ("rope_theta", "big", "a number"),
     ("torch_dtype", "float8", "one of"),
-    ("model_type", "gpt2", "one of"),
+    ("model_type", "t5", "one of"),
     ("hidden_act", "gelu", "'silu'"),
     ("num_key_value_heads", 5, "divisor"),
     ("rope_scaling", [1], "an object"),

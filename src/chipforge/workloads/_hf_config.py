@@ -2,7 +2,8 @@
 
 Reads the Llama / Mistral / Mixtral / Qwen2 / Qwen2-MoE / Qwen3 field names in both the
 transformers v4 layout (``rope_theta``, ``rope_scaling``, ``torch_dtype``) and the v5 one
-(``rope_parameters`` holding ``rope_theta``, and ``dtype``).
+(``rope_parameters`` holding ``rope_theta``, and ``dtype``), and the GPT-3-style models
+(GPT-2 and BLOOM field names: LayerNorm, a non-gated GeLU MLP, biases; ``_hf_gpt``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from chipforge.errors import WorkloadError
 from chipforge.workloads._common import pos_int
 from chipforge.workloads._hf_fields import Fields, freeze, read_json
+from chipforge.workloads._hf_gpt import GPT_MODEL_TYPES, gpt_fields
 
 MODEL_TYPES = ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
 
@@ -47,6 +49,9 @@ class LLMConfig:
     mlp_bias: bool = False
     qk_norm: bool = False  # Qwen3 RMSNorm over head_dim on q and k
     sliding_window: int | None = None
+    mlp_gated: bool = True  # SwiGLU (gate, up, down); False: GPT's GeLU MLP (fc1, fc2)
+    norm: str = "rmsnorm"  # or "layernorm" (GPT-2/3, BLOOM: a weight and a bias)
+    position_embeddings: bool = False  # learned absolute positions (GPT-2/3), not RoPE
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +70,9 @@ class LLMConfig:
                 object.__setattr__(self, "moe_layers", self.num_layers)
             if not self.moe_intermediate_size:
                 object.__setattr__(self, "moe_intermediate_size", self.intermediate_size)
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise WorkloadError(f"{where}: norm={self.norm!r}; expected 'rmsnorm' or "
+                                "'layernorm'")
         if not 0 <= self.moe_layers <= self.num_layers:
             raise WorkloadError(f"{where}: moe_layers={self.moe_layers}; expected "
                                 f"0..{self.num_layers}")
@@ -110,10 +118,21 @@ class LLMConfig:
         params += (self.q_dim + 2 * self.kv_dim) * self.qkv_bias + h * self.o_bias
         return params + 2 * self.head_dim * self.qk_norm
 
+    @property
+    def rotary(self) -> bool:
+        """RoPE on q and k (Llama family); GPT-2/3 use learned positions, BLOOM ALiBi."""
+        return self.model_type not in GPT_MODEL_TYPES
+
+    @property
+    def norm_params(self) -> int:
+        """One norm layer: a weight (RMSNorm), plus a bias for LayerNorm."""
+        return self.hidden_size * (2 if self.norm == "layernorm" else 1)
+
     def mlp_params(self, intermediate: int) -> int:
-        """One SwiGLU MLP: gate, up, down matrices (LlamaMLP)."""
-        bias = (2 * intermediate + self.hidden_size) * self.mlp_bias
-        return 3 * self.hidden_size * intermediate + bias
+        """One MLP: SwiGLU's gate, up, down matrices (LlamaMLP), or GPT's fc1, fc2."""
+        matrices = 3 if self.mlp_gated else 2
+        bias = ((matrices - 1) * intermediate + self.hidden_size) * self.mlp_bias
+        return matrices * self.hidden_size * intermediate + bias
 
     def moe_params(self, experts: int) -> int:
         """Router plus ``experts`` routed experts plus the shared expert and its gate."""
@@ -125,11 +144,12 @@ class LLMConfig:
 
     def _count(self, experts: int) -> int:
         h = self.hidden_size
-        per_layer = self.attention_params() + 2 * h  # + input and post-attention RMSNorm
+        per_layer = self.attention_params() + 2 * self.norm_params  # + the two norms
         total = self.num_layers * per_layer + self.dense_layers * self.mlp_params(
             self.intermediate_size) + self.moe_layers * self.moe_params(experts)
         embeddings = self.embedding_params * (1 if self.tie_word_embeddings else 2)
-        return total + embeddings + h  # + final norm
+        positions = self.max_position_embeddings * h * self.position_embeddings
+        return total + embeddings + positions + self.norm_params  # + final norm
 
     def param_count(self) -> int:
         """Exact parameter count, as ``sum(p.numel() for p in model.parameters())``."""
@@ -160,9 +180,11 @@ def _rope(f: Fields) -> tuple[float, tuple]:
 
 def _parse(f: Fields, name: str) -> LLMConfig:
     model_type = f.text("model_type", "llama")
+    if model_type in GPT_MODEL_TYPES:
+        return LLMConfig(**gpt_fields(f, model_type), name=name)
     if model_type not in MODEL_TYPES:
         raise WorkloadError(f"{f.src}: field 'model_type' is {model_type!r}; expected one of "
-                            f"{', '.join(MODEL_TYPES)}")
+                            f"{', '.join(MODEL_TYPES + GPT_MODEL_TYPES)}")
     act = f.text("hidden_act", "silu")
     if act not in ("silu", "swish"):
         raise WorkloadError(f"{f.src}: field 'hidden_act' is {act!r}; expected 'silu' "

@@ -52,11 +52,23 @@ class Shard:
                    math.ceil(cfg.vocab_size / tp), tp, ep)
 
 
-def mlp(tokens: int, hidden: int, ffn: int, dtype: str, prefix: str = "") -> Nodes:
-    """SwiGLU MLP: fused gate+up projection, silu(gate)*up, down projection."""
+def mlp(tokens: int, hidden: int, ffn: int, dtype: str, prefix: str = "",
+        gated: bool = True) -> Nodes:
+    """SwiGLU MLP: fused gate+up projection, silu(gate)*up, down projection; or, not
+    ``gated``, GPT's fc1, GeLU, fc2."""
+    if not gated:
+        return [(ops.matmul(tokens, ffn, hidden, dtype, name=f"{prefix}fc1"), 1),
+                (ops.elementwise(tokens * ffn, "gelu", 1, 1, dtype, name=f"{prefix}gelu"), 1),
+                (ops.matmul(tokens, hidden, ffn, dtype, name=f"{prefix}fc2"), 1)]
     return [(ops.matmul(tokens, 2 * ffn, hidden, dtype, name=f"{prefix}gate_up_proj"), 1),
             (ops.elementwise(tokens * ffn, "swiglu", 2, 1, dtype, name=f"{prefix}swiglu"), 1),
             (ops.matmul(tokens, hidden, ffn, dtype, name=f"{prefix}down_proj"), 1)]
+
+
+def norm(cfg: LLMConfig, rows: int, cols: int, dtype: str, name: str) -> Op:
+    """The model's norm layer: RMSNorm (Llama) or LayerNorm (GPT, BLOOM)."""
+    make = ops.layernorm if cfg.norm == "layernorm" else ops.rmsnorm
+    return make(rows, cols, dtype, name=name)
 
 
 def routed_experts(cfg: LLMConfig, tokens: int, ep: int) -> tuple[int, int]:
@@ -100,20 +112,22 @@ def decoder_layers(cfg: LLMConfig, sh: Shard, tokens: int, attn: Op, dtype: str,
     h, hd, L = cfg.hidden_size, cfg.head_dim, cfg.num_layers * times
     qkv = (sh.heads + 2 * sh.kv_heads) * hd
     ar = [(ops.all_reduce(tokens * h, sh.tp, dtype, name="tp_all_reduce"), L)] if sh.tp > 1 else []
-    nodes: Nodes = [(ops.rmsnorm(tokens, h, dtype, name="input_norm"), L),
+    nodes: Nodes = [(norm(cfg, tokens, h, dtype, "input_norm"), L),
                     (ops.matmul(tokens, qkv, h, dtype, name="qkv_proj"), L)]
     if cfg.qk_norm:
         nodes.append((ops.rmsnorm(tokens * (sh.heads + sh.kv_heads), hd, dtype,
                                   name="qk_norm"), L))
-    nodes.append((ops.elementwise(tokens * (sh.heads + sh.kv_heads) * hd, "rope", 1, 1, dtype,
-                                  name="rope"), L))
+    if cfg.rotary:
+        nodes.append((ops.elementwise(tokens * (sh.heads + sh.kv_heads) * hd, "rope", 1, 1,
+                                      dtype, name="rope"), L))
     if kv_write:
         nodes.append((ops.elementwise(tokens * 2 * sh.kv_heads * hd, "copy", 1, 1, dtype,
                                       name="kv_cache_write"), L))
     nodes += [(attn, L), (ops.matmul(tokens, h, sh.heads * hd, dtype, name="o_proj"), L), *ar,
               (ops.elementwise(tokens * h, "residual_add", 2, 1, dtype, name="residual"), L),
-              (ops.rmsnorm(tokens, h, dtype, name="post_attention_norm"), L)]
-    nodes += [(op, n * cfg.dense_layers * times) for op, n in mlp(tokens, h, sh.ffn, dtype)]
+              (norm(cfg, tokens, h, dtype, "post_attention_norm"), L)]
+    nodes += [(op, n * cfg.dense_layers * times)
+              for op, n in mlp(tokens, h, sh.ffn, dtype, gated=cfg.mlp_gated)]
     if cfg.moe_layers:
         nodes += [(op, n * cfg.moe_layers * times) for op, n in moe(cfg, sh, tokens, dtype)]
     nodes += [*ar, (ops.elementwise(tokens * h, "residual_add", 2, 1, dtype,
@@ -134,7 +148,7 @@ def embed(cfg: LLMConfig, sh: Shard, tokens: int, dtype: str) -> Nodes:
 def lm_head(cfg: LLMConfig, sh: Shard, norm_tokens: int, logit_tokens: int, dtype: str) -> Nodes:
     """Final RMSNorm, then the vocabulary projection for ``logit_tokens`` positions."""
     h = cfg.hidden_size
-    nodes: Nodes = [(ops.rmsnorm(norm_tokens, h, dtype, name="final_norm"), 1),
+    nodes: Nodes = [(norm(cfg, norm_tokens, h, dtype, "final_norm"), 1),
                     (ops.matmul(logit_tokens, sh.vocab, h, dtype, name="lm_head"), 1)]
     if sh.tp > 1:
         nodes.append((ops.all_gather(logit_tokens * sh.vocab * sh.tp, sh.tp, dtype,
