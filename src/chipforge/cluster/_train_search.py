@@ -1,0 +1,241 @@
+"""The plan search: every parallel layout of a training job on a system, pruned by physics,
+best first (docs/cluster.md, "Plan search, goodput and cost").
+
+A *shape* fixes the degrees (TP, PP, CP, DP, EP), the micro-batch and the pipeline schedule.
+Within a shape the memory savers are tried as a staircase: ZeRO 1 -> 2 -> 3 and recompute
+none -> selective -> full each only cost time and only save memory, so once a (zero,
+recompute) pair fits, no pair that is at least as high on both can be faster and none is
+evaluated. TP beyond the scale-up domain is tried only when nothing fits inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from chipforge.cluster._runner import run_tasks
+from chipforge.cluster._train_job import RECOMPUTE, Parallelism, StepEstimate, TrainJob
+from chipforge.errors import ClusterError
+
+Evaluate = Callable[[TrainJob, Any, Parallelism], StepEstimate]
+Progress = Callable[[int, int], None]
+
+ZERO_LEVELS = (1, 2, 3)  # ZeRO-0 is left out: ZeRO-1 moves the same bytes (a reduce-
+# scatter plus an all-gather is one all-reduce; Rajbhandari et al. 2020 Sec. 7) and holds less
+MICRO_BATCHES = (1, 2, 4, 8)
+# assumption: the global batch may move to the nearest multiple of dp x micro_batch
+# sequences within 10%: loss per token is flat near the critical batch size (McCandlish et
+# al. 2018), and published runs round their batch the same way (Llama 3: 16M -> 2^24 tokens)
+BATCH_TOLERANCE = 0.10
+MAX_CP = 16  # assumption: context parallelism beyond 16 ranks is for sequences >> 100k tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """A plan without its memory savers (ZeRO level and recompute)."""
+
+    tp: int
+    pp: int
+    cp: int
+    dp: int
+    ep: int
+    micro_batch: int
+    schedule: str
+    virtual_stages: int
+    global_batch_seqs: int  # the batch this shape runs (a multiple of dp x micro_batch)
+
+    def plan(self, zero: int, recompute: str) -> Parallelism:
+        return Parallelism(tp=self.tp, pp=self.pp, dp=self.dp, cp=self.cp, ep=self.ep,
+                           micro_batch=self.micro_batch, schedule=self.schedule,
+                           virtual_stages=self.virtual_stages, zero=zero,
+                           recompute=recompute, sequence_parallel=self.tp > 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """Fitting plans best first (fastest step per token), then the best plan that does not
+    fit (``fits`` False) when none does; with the count of plans evaluated."""
+
+    plans: list[StepEstimate]
+    evaluated: int
+    smallest_memory: StepEstimate | None  # the evaluated plan with the least memory per chip
+    tp_beyond_scale_up: bool  # True when nothing fit with TP inside the scale-up domain
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _batch_for(job: TrainJob, dp: int, micro_batch: int, pp: int, schedule: str) -> int | None:
+    """The global batch (sequences) of a shape, or None when no multiple of dp x micro_batch
+    lies within BATCH_TOLERANCE of the job's batch."""
+    per_micro = dp * micro_batch
+    micro = max(1, round(job.global_batch_seqs / per_micro))
+    if schedule == "interleaved" and micro % pp:  # Megatron-LM: microbatches % pp == 0
+        micro = max(pp, round(micro / pp) * pp)
+    batch = micro * per_micro
+    if abs(batch - job.global_batch_seqs) > BATCH_TOLERANCE * job.global_batch_seqs:
+        return None
+    return batch
+
+
+def _schedules(layers: int, pp: int) -> Iterator[tuple[str, int]]:
+    yield "1f1b", 1
+    if pp > 1:  # interleaved: v model chunks per stage, layers % (pp * v) == 0 (Megatron-LM)
+        for v in divisors(layers // pp)[1:] if layers % pp == 0 else []:
+            yield "interleaved", v
+
+
+def _cp_values(seq_len: int) -> list[int]:
+    # Megatron-LM's CP cuts the sequence into 2 x cp chunks for causal load balance
+    return [cp for cp in (1, 2, 4, 8, 16) if cp <= MAX_CP and seq_len % (2 * cp) == 0
+            or cp == 1]
+
+
+def shapes(job: TrainJob, chips: int, tp_values: Sequence[int]) -> list[Shape]:
+    """Every shape on exactly ``chips`` chips with TP from ``tp_values``."""
+    cfg = job.model
+    out = []
+    for tp in tp_values:
+        for cp in _cp_values(job.seq_len):
+            for pp in range(1, cfg.num_layers + 1):
+                if chips % (tp * cp * pp):
+                    continue
+                dp = chips // (tp * cp * pp)
+                eps = [e for e in divisors(cfg.num_experts) if (dp * cp) % e == 0] \
+                    if cfg.is_moe else [1]
+                for mb in MICRO_BATCHES:
+                    for schedule, v in _schedules(cfg.num_layers, pp):
+                        batch = _batch_for(job, dp, mb, pp, schedule)
+                        if batch is None:
+                            continue
+                        out += [Shape(tp, pp, cp, dp, ep, mb, schedule, v, batch)
+                                for ep in eps]
+    return out
+
+
+def staircase(job: TrainJob, system: Any, shape: Shape, evaluate: Evaluate,
+              exhaustive: bool = False) -> list[StepEstimate]:
+    """The estimates of one shape: the (zero, recompute) pairs the staircase visits (every
+    pair when ``exhaustive``)."""
+    shaped = dataclasses.replace(job, global_batch_seqs=shape.global_batch_seqs)
+    out = []
+    limit = len(RECOMPUTE)
+    for zero in ZERO_LEVELS:
+        for level in range(len(RECOMPUTE) if exhaustive else limit):
+            estimate = evaluate(shaped, system, shape.plan(zero, RECOMPUTE[level]))
+            out.append(estimate)
+            if estimate.fits and not exhaustive:
+                limit = level  # a higher ZeRO level must fit with less recompute to win
+                break
+    return out
+
+
+def _time_per_token(e: StepEstimate) -> float:
+    return e.step_time_s / e.extras.get("global_batch_tokens", 1.0)
+
+
+def rank(estimates: Sequence[StepEstimate], top: int) -> list[StepEstimate]:
+    """Fitting plans, fastest per token first; the best non-fitting one alone if none fit."""
+    fitting = sorted((e for e in estimates if e.fits), key=_time_per_token)
+    if fitting:
+        return fitting[:top]
+    rest = sorted(estimates, key=lambda e: (e.memory_bytes - e.memory_capacity_bytes,
+                                            _time_per_token(e)))
+    return rest[:1]
+
+
+def search_plans(job: TrainJob, system: Any, *, top: int = 10,
+                 progress: Progress | None = None, use_ray: bool = False,
+                 store: Path | None = None, workers: int = 1,
+                 evaluate: Evaluate | None = None, exhaustive: bool = False) -> SearchResult:
+    """The best ``top`` plans of ``job`` on ``system`` (all of its chips), best first.
+
+    ``evaluate(job, system, plan)`` is the step model (default: the cluster's
+    ``evaluate_plan``); ``exhaustive`` turns the staircase pruning off (for tests).
+    With ``store`` (a JSON-lines file), ``use_ray`` or ``workers`` > 1 the shapes run
+    through ``run_tasks`` (resumable, Ray or local processes).
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ClusterError(f"search_plans: top={top!r}; expected a positive int")
+    evaluate = evaluate or _default_evaluate()
+    domain = min(system.chips_per_node, system.chips)
+    heads = [t for t in divisors(job.model.num_heads) if system.chips % t == 0]
+    inside = [t for t in heads if t <= domain]
+    found: list[StepEstimate] = []
+    evaluated = 0
+    beyond = False
+    for tp_values in (inside, [t for t in heads if t > domain]):
+        if not tp_values:
+            continue
+        batch = _run(job, system, shapes(job, system.chips, tp_values), evaluate,
+                     exhaustive, progress, use_ray, store, workers)
+        found += batch
+        evaluated += len(batch)
+        if any(e.fits for e in found):
+            break
+        beyond = True
+    if not found:
+        raise ClusterError(
+            f"search_plans: no parallel layout of {job.model.name or 'the model'} on "
+            f"{system.chips} chips keeps the global batch {job.global_batch_seqs} sequences "
+            f"within {BATCH_TOLERANCE:.0%}; expected a chip count that divides into "
+            "tp x pp x cp x dp with dp x micro_batch near the batch")
+    smallest = min(found, key=lambda e: e.memory_bytes)
+    return SearchResult(rank(found, top), evaluated, smallest, beyond and any(
+        e.fits for e in found))
+
+
+def _run(job: TrainJob, system: Any, todo: list[Shape], evaluate: Evaluate,
+         exhaustive: bool, progress: Progress | None, use_ray: bool, store: Path | None,
+         workers: int) -> list[StepEstimate]:
+    if store is None and not use_ray and workers == 1:
+        out = []
+        for i, shape in enumerate(todo):
+            out += staircase(job, system, shape, evaluate, exhaustive)
+            if progress is not None:
+                progress(i + 1, len(todo))
+        return out
+    groups = _groups(todo)
+    stamp = _job_key(job, system, evaluate, exhaustive)
+    tasks = [(f"{stamp}:{key}", (job, system, group, evaluate, exhaustive))
+             for key, group in groups.items()]
+    results = run_tasks(_evaluate_group, tasks, store=store, use_ray=use_ray,
+                        workers=workers, progress="plans" if progress else None)
+    return [_from_dict(d) for key, _ in tasks for d in results[key]["estimates"]]
+
+
+def _groups(todo: list[Shape]) -> dict[str, list[Shape]]:
+    """Shapes by (tp, pp, cp): a few hundred tasks of a few milliseconds each."""
+    groups: dict[str, list[Shape]] = {}
+    for s in todo:
+        groups.setdefault(f"tp{s.tp}-pp{s.pp}-cp{s.cp}", []).append(s)
+    return groups
+
+
+def _evaluate_group(arg: tuple) -> dict:
+    job, system, group, evaluate, exhaustive = arg
+    return {"estimates": [dataclasses.asdict(e) for shape in group
+                          for e in staircase(job, system, shape, evaluate, exhaustive)]}
+
+
+def _from_dict(d: dict) -> StepEstimate:
+    return StepEstimate(**{**d, "plan": Parallelism(**d["plan"])})
+
+
+def _job_key(job: TrainJob, system: Any, evaluate: Evaluate, exhaustive: bool) -> str:
+    """What a stored result depends on: the job, the system and the step model."""
+    text = repr((job, system, getattr(evaluate, "__qualname__", repr(evaluate)), exhaustive))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _default_evaluate() -> Evaluate:
+    import importlib  # TEMPORARY until _train_model.py lands (H2a): then a plain import
+
+    return importlib.import_module("chipforge.cluster._train_model").evaluate_plan
+
+
+__all__ = ["SearchResult", "search_plans"]
