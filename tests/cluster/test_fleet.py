@@ -1,0 +1,213 @@
+"""The fleet plan: the MILP against brute force and hand-derived costs, NRE, lead times, the
+power cap, infeasible demand, the demand schema, and one end-to-end plan."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from chipforge.cluster import (
+    DeadlineWorkload,
+    Economics,
+    FleetOption,
+    RateWorkload,
+    load_demand,
+    solve_fleet,
+)
+from chipforge.cluster._fleet_demand import demand_from
+from chipforge.errors import ClusterError
+
+FREE_POWER = Economics(usd_per_kwh=0.0)  # costs are then capex + NRE only
+
+
+def _gpu(**kw) -> FleetOption:
+    return FleetOption(**{"name": "gpu", "kind": "buy", "chip": "h20", "chips_per_node": 2,
+                          "capex_per_chip_usd": 10.0, "power_per_chip_w": 100.0, **kw})
+
+
+def _ours(**kw) -> FleetOption:
+    return FleetOption(**{"name": "ours", "kind": "build", "chip": "forge-i1",
+                          "chips_per_node": 1, "capex_per_chip_usd": 3.0,
+                          "power_per_chip_w": 50.0, "nre_usd": 20.0, **kw})
+
+
+def _chat(demand=7.0, start_day=0.0, **per_chip) -> RateWorkload:
+    return RateWorkload("chat", "serving", demand, "req/s", 0.5,
+                        per_chip or {"gpu": 1.0, "ours": 1.5}, start_day=start_day)
+
+
+def _brute_force(options, rates, runs, most=12) -> float:
+    """Every node count up to ``most`` per (workload, option), every run placement and pool
+    size: the least capex + NRE of a fleet that meets each rate at its start and each run by
+    its deadline (one pool per option, runs back to back in deadline order). The rate part
+    and the training part meet only in which options pay their NRE, so each is enumerated
+    once per set of options used."""
+    def node_cost(o, nodes):
+        return nodes * options[o].chips_per_node * options[o].capex_per_chip_usd
+
+    rate_best: dict[frozenset, float] = {}
+    for counts in itertools.product(range(most + 1), repeat=len(rates) * len(options)):
+        nodes = {(w, o): counts[w * len(options) + o]
+                 for w in range(len(rates)) for o in range(len(options))}
+        if any(sum(nodes[w, o] * opt.chips_per_node * r.per_chip.get(opt.name, 0.0)
+                   for o, opt in enumerate(options) if opt.arrival_day <= r.start_day)
+               < r.demand for w, r in enumerate(rates)):
+            continue
+        used = frozenset(o for (_, o), n in nodes.items() if n)
+        cost = sum(node_cost(o, n) for (_, o), n in nodes.items())
+        rate_best[used] = min(rate_best.get(used, math.inf), cost)
+    run_best: dict[frozenset, float] = {}
+    for placement in itertools.product(range(len(options)), repeat=len(runs)):
+        for pools in itertools.product(range(most + 1), repeat=len(options)):
+            if _runs_fit(options, runs, placement, pools):
+                used = frozenset(o for o, n in enumerate(pools) if n)
+                cost = sum(node_cost(o, n) for o, n in enumerate(pools))
+                run_best[used] = min(run_best.get(used, math.inf), cost)
+    return min(rc + pc + sum(options[o].nre_usd for o in ru | pu)
+               for ru, rc in rate_best.items() for pu, pc in run_best.items())
+
+
+def _runs_fit(options, runs, placement, pools) -> bool:
+    for o, opt in enumerate(options):
+        mine = sorted((runs[r] for r in range(len(runs)) if placement[r] == o),
+                      key=lambda run: run.deadline_days)
+        chips, start, done = pools[o] * opt.chips_per_node, max(0.0, opt.arrival_day), 0.0
+        for run in mine:
+            if opt.name not in run.chip_hours or chips < run.min_chips[opt.name]:
+                return False
+            done += run.chip_hours[opt.name] / (chips * 24)  # days of the whole pool
+            if start + done > run.deadline_days + 1e-9:
+                return False
+    return True
+
+
+def test_milp_matches_brute_force_on_a_small_case():
+    options = [_gpu(), _ours(arrival_day=100.0)]
+    rates = [_chat(7.0), RateWorkload("late", "serving", 9.0, "req/s", 0.5,
+                                      {"gpu": 1.0, "ours": 1.5}, start_day=120.0)]
+    runs = [DeadlineWorkload("pt", 200.0, {"gpu": 24 * 200 * 3.0, "ours": 24 * 90 * 5.0},
+                             {"gpu": 2, "ours": 4})]
+    plan = solve_fleet(options, rates, runs, economics=FREE_POWER)
+    assert plan.total_usd == pytest.approx(_brute_force(options, rates, runs))
+    # by hand: chat on 4 gpu nodes (80); late on 6 of ours (18); pt on 5 of ours from day
+    # 100 (15: 4.5 chips for 100 days); NRE 20 once
+    assert plan.total_usd == pytest.approx(133.0)
+    assert plan.nre_paid == ("ours",) and plan.chips == {"gpu": 8, "ours": 11}
+
+
+def test_milp_two_runs_share_a_pool_by_deadline():
+    options = [_gpu(), _ours(nre_usd=1000.0)]
+    runs = [DeadlineWorkload("a", 50.0, {"gpu": 24 * 50 * 2.0}, {"gpu": 2}),
+            DeadlineWorkload("b", 100.0, {"gpu": 24 * 50 * 2.0}, {"gpu": 2})]
+    plan = solve_fleet(options, (), runs, economics=FREE_POWER)
+    # back to back: a on 2 chips for 50 days, then b; one 2-chip node, no build
+    assert plan.chips == {"gpu": 2, "ours": 0}
+    assert plan.total_usd == pytest.approx(_brute_force(options, [], runs)) == 20.0
+
+
+def test_nre_is_paid_once_and_only_if_the_option_is_used():
+    rates = [_chat(12.0), RateWorkload("feed", "recsys-inference", 12.0, "qps", 0.6,
+                                       {"gpu": 1.0, "ours": 1.0})]
+    cheap = solve_fleet([_gpu(), _ours(nre_usd=20.0)], rates, economics=FREE_POWER)
+    # ours: 8 + 12 chips at $3 + one NRE of 20 = 80, against 6 + 6 gpu nodes = 240
+    assert cheap.nre_paid == ("ours",) and cheap.nre_usd == 20.0
+    assert cheap.total_usd == pytest.approx(80.0)
+    dear = solve_fleet([_gpu(), _ours(nre_usd=500.0)], rates, economics=FREE_POWER)
+    assert dear.nre_paid == () and dear.nre_usd == 0.0 and dear.chips["ours"] == 0
+    assert dear.total_usd == pytest.approx(240.0)
+
+
+def test_a_build_option_serves_nothing_before_its_lead_time():
+    late = solve_fleet([_gpu(), _ours(arrival_day=30.0)], [_chat(7.0)], economics=FREE_POWER)
+    assert late.chips["ours"] == 0  # the traffic starts on day 0
+    on_time = solve_fleet([_gpu(), _ours(arrival_day=30.0)], [_chat(7.0, start_day=30.0)],
+                          economics=FREE_POWER)
+    assert on_time.chips == {"gpu": 0, "ours": 5}
+    run = DeadlineWorkload("pt", 20.0, {"ours": 24.0}, {"ours": 1})
+    with pytest.raises(ClusterError, match=r"'pt'.*ours: arrives on day 30"):
+        solve_fleet([_gpu(), _ours(arrival_day=30.0)], (), [run], economics=FREE_POWER)
+
+
+def test_power_cap_moves_the_fleet_and_an_impossible_cap_names_the_workload():
+    hungry = _gpu(capex_per_chip_usd=1.0, power_per_chip_w=1e6)  # 1 MW a chip, 1.2 with PUE
+    frugal = _ours(kind="buy", nre_usd=0.0, capex_per_chip_usd=5.0, power_per_chip_w=1e5)
+    rates = [_chat(4.0, gpu=1.0, ours=1.0)]
+    free = solve_fleet([hungry, frugal], rates, economics=FREE_POWER)
+    assert free.chips == {"gpu": 4, "ours": 0} and free.mw == pytest.approx(4.8)
+    capped = solve_fleet([hungry, frugal], rates, economics=FREE_POWER, power_cap_mw=2.7)
+    # 2 gpu nodes would be 4.8 MW; one (2.4 MW) and 2 of ours (0.24 MW) fit in 2.7
+    assert capped.chips == {"gpu": 2, "ours": 2} and capped.mw == pytest.approx(2.64)
+    with pytest.raises(ClusterError, match=r"workload 'chat' cannot be met within.*0.1 MW"):
+        solve_fleet([hungry, frugal], rates, economics=FREE_POWER, power_cap_mw=0.1)
+
+
+def test_energy_over_the_year_by_hand():
+    eco = Economics(usd_per_kwh=0.1, pue=1.5, idle_fraction=0.2, horizon_days=10.0)
+    plan = solve_fleet([_gpu(capex_per_chip_usd=0.0)], [_chat(2.0, gpu=1.0)], economics=eco)
+    # 2 chips x 100 W x 1.5 PUE x 240 h x (0.2 + 0.8 x 0.5 load) x $0.1/kWh
+    assert plan.energy_usd == pytest.approx(2 * 0.1 * 1.5 * 240 * 0.6 * 0.1)
+
+
+def test_supply_limit_and_unservable_workload_are_named():
+    with pytest.raises(ClusterError, match=r"'chat' cannot be met within gpu at most 4 chips"):
+        solve_fleet([_gpu(max_chips=4)], [_chat(7.0, gpu=1.0)], economics=FREE_POWER)
+    with pytest.raises(ClusterError, match=r"workload 'chat' cannot be met by any option"):
+        solve_fleet([_gpu()], [_chat(7.0, ours=1.0)], economics=FREE_POWER)
+
+
+def test_owned_chips_cost_no_capex_and_cap_the_count():
+    owned = _gpu(name="old", kind="owned", capex_per_chip_usd=0.0, max_chips=4)
+    plan = solve_fleet([owned, _gpu()], [_chat(7.0, old=1.0, gpu=1.0)], economics=FREE_POWER)
+    assert plan.chips == {"old": 4, "gpu": 4} and plan.total_usd == pytest.approx(40.0)
+
+
+# ---- demand files ---------------------------------------------------------------------------
+
+_MINIMAL = {"name": "t", "options": {"buy": [{"chip": "h20", "source": "assumption: test"}]},
+            "serving": [{"name": "chat", "model": "llama-3.1-8b", "mean_rate_per_s": 10,
+                         "peak_to_mean": 2, "input_len": 100, "output_len": 10,
+                         "source": "assumption: test"}]}
+
+
+def test_demand_schema_errors_name_file_field_and_value():
+    assert demand_from(_MINIMAL, "d.yaml").serving[0].peak_rate_per_s == 20
+    bad = {**_MINIMAL, "serving": [{**_MINIMAL["serving"][0], "mean_rate_per_s": -3}]}
+    with pytest.raises(ClusterError, match=r"^d.yaml: serving\[0\].mean_rate_per_s: .*"
+                                           r"greater than 0 \(got -3\)$"):
+        demand_from(bad, "d.yaml")
+    no_source = {**_MINIMAL, "options": {"buy": [{"chip": "h20"}]}}
+    with pytest.raises(ClusterError, match=r"options.buy\[0\].source: missing required field"):
+        demand_from(no_source, "d.yaml")
+    both = {**_MINIMAL, "serving": [{**_MINIMAL["serving"][0], "hourly_profile": [1] * 24}]}
+    with pytest.raises(ClusterError, match="exactly one of peak_to_mean and hourly_profile"):
+        demand_from(both, "d.yaml")
+    with pytest.raises(ClusterError, match=r"d.yaml: typo: unknown field \(value 1\)"):
+        demand_from({**_MINIMAL, "typo": 1}, "d.yaml")
+    with pytest.raises(ClusterError, match="repeated: chat"):
+        demand_from({**_MINIMAL, "serving": _MINIMAL["serving"] * 2}, "d.yaml")
+
+
+def test_hourly_profile_gives_the_peak():
+    profile = [1.0] * 12 + [3.0] * 12  # mean 2, peak 3
+    d = demand_from({**_MINIMAL, "serving": [{**{k: v for k, v in _MINIMAL["serving"][0].items()
+                                                   if k != "peak_to_mean"},
+                                              "hourly_profile": profile}]}, "d.yaml")
+    assert d.serving[0].peak_rate_per_s == pytest.approx(15.0)
+
+
+def test_missing_demand_file_is_one_error(tmp_path):
+    with pytest.raises(ClusterError, match=r"nope.yaml: cannot read demand file"):
+        load_demand(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ClusterError, match="bad.yaml: YAML syntax error"):
+        load_demand(bad)
+
+
+def test_the_default_demand_loads_with_every_entry_sourced():
+    d = load_demand()
+    assert d.pretraining and d.serving and d.recsys_training and d.recsys_inference
+    entries = [*d.workloads, *d.options.buy, *d.options.build, *d.options.owned]
+    assert all(e.source.startswith(("source:", "assumption:")) for e in entries)
