@@ -1,0 +1,223 @@
+"""The DLRM training step on a system: the planner's sharding, the slowest chip's embedding
+traffic, the data-parallel dense part, the all-to-alls and the gradient all-reduce."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chipforge import ops
+from chipforge.arch import ChipSpec
+from chipforge.cluster._collectives import collective_time
+from chipforge.cluster._recsys_model import (
+    FP32_BYTES,
+    INDEX_BYTES,
+    DLRMSpec,
+    dense_seconds,
+    gather_bytes_per_s,
+    resolve_spec,
+)
+from chipforge.cluster._recsys_shard import SHARDING_KINDS, PlanInputs, ShardingPlan, plan_sharding
+from chipforge.cluster._system import System
+from chipforge.cluster._system import system as make_system
+from chipforge.errors import ClusterError
+
+# source: TorchRec planner, HeuristicalStorageReservation(percentage=0.15): 15% of HBM is
+# kept for activations, workspaces and the allocator; tables get the rest
+STORAGE_RESERVATION = 0.15
+# bytes per dense parameter in training: fp32 master weight, fp32 gradient, fp32 Adagrad
+# state and the 16-bit compute copy (mixed precision)
+DENSE_TRAIN_BYTES_PER_PARAM = 3 * FP32_BYTES + 2
+
+
+@dataclass(frozen=True)
+class DLRMStep:
+    """One step's time on a system, the slowest chip's embedding work included.
+
+    ``ids_all_to_all_s`` overlaps the dense compute (TorchRec's TrainPipelineSparseDist and
+    HugeCTR's inter-iteration overlap send the next batch's ids during this one) and the
+    gradient all-reduce overlaps the embedding backward; only what sticks out counts."""
+
+    step_s: float
+    embedding_forward_s: float
+    embedding_backward_s: float
+    dense_forward_s: float
+    dense_backward_s: float
+    ids_all_to_all_s: float
+    pooled_all_to_all_s: float
+    gradient_all_to_all_s: float
+    all_reduce_s: float
+    exposed_s: float  # the overlapped communication that did not hide
+    ids_bytes: float  # the busiest chip's all-to-all bytes (sent or received) of ids
+    pooled_bytes: float  # ... of pooled vectors (the gradients move the same back)
+
+
+@dataclass(frozen=True)
+class DLRMTrainPlan:
+    """A DLRM training configuration on ``chips`` chips: the sharding, the step time with
+    its breakdown, throughput and the largest per-chip memory (tables, their optimizer
+    state and the replicated dense training state)."""
+
+    model: DLRMSpec
+    system: str
+    chip: str
+    chips: int
+    global_batch: int
+    sharding: ShardingPlan
+    step: DLRMStep
+    eval_step_s: float  # forward only, same batch (MLPerf evaluates in between)
+    memory_per_chip_bytes: float
+    memory_capacity_bytes: float
+
+    @property
+    def step_time_s(self) -> float:
+        return self.step.step_s
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.global_batch / self.step.step_s
+
+
+def _system(chip: str | ChipSpec | System, chips: int | None) -> System:
+    if isinstance(chip, System):
+        if chips is not None and chips != chip.chips:
+            raise ClusterError(f"chips={chips!r} but the system has {chip.chips}; expected "
+                               "one or the other")
+        return chip
+    if chips is None or not isinstance(chips, int) or isinstance(chips, bool) or chips < 1:
+        raise ClusterError(f"chips={chips!r}; expected a positive int with a chip name")
+    return make_system(chip, chips)
+
+
+def _batch(global_batch: object, world: int) -> int:
+    if not isinstance(global_batch, int) or isinstance(global_batch, bool) or global_batch < 1:
+        raise ClusterError(f"global_batch={global_batch!r}; expected a positive int")
+    if global_batch % world:
+        raise ClusterError(f"global_batch={global_batch!r} does not split over {world} chips; "
+                           "expected a multiple of the chip count")
+    return global_batch
+
+
+def _a2a_s(sys: System, nbytes: float) -> float:
+    return collective_time(sys, "all_to_all", nbytes, sys.chips).seconds if nbytes > 0 else 0.0
+
+
+def _all_reduce_s(sys: System, nbytes: float) -> float:
+    return collective_time(sys, "all_reduce", nbytes, sys.chips).seconds if nbytes > 0 else 0.0
+
+
+def _bandwidths(sys: System) -> tuple[float, float]:
+    """Bytes per second per chip of a large all-to-all and all-reduce, for the estimators."""
+    if sys.chips == 1:
+        return math.inf, math.inf
+    probe = 256e6
+    return (probe / _a2a_s(sys, probe),
+            probe * 2 * (sys.chips - 1) / sys.chips / _all_reduce_s(sys, probe))
+
+
+def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, float]:
+    """(ids, pooled) bytes the busiest chip sends or receives in the two all-to-alls.
+
+    Each chip sends its local ids of every table to the table's shards and receives the ids
+    its shards serve; shards send pooled vectors for the whole batch (row-wise shards their
+    partial sums) and each chip receives its local samples' vectors of every table."""
+    n, local = plan.world, batch / plan.world
+    wire = ops.dtype_bytes(spec.dtype)
+    id_send, id_recv, out_send, out_recv = ([0.0] * n for _ in range(4))
+    for t, kind in enumerate(plan.kinds):
+        if kind == "data_parallel":
+            continue
+        hot, dim = spec.pooling[t], spec.embedding_dim
+        shards = [s for s in plan.shards if s.table == t]
+        copies = len(shards) if kind == "column_wise" else 1
+        for r in range(n):
+            id_send[r] += local * hot * INDEX_BYTES * copies
+            out_recv[r] += batch * dim if kind == "row_wise" else local * dim
+        for s in shards:
+            id_recv[s.rank] += s.lookups * INDEX_BYTES
+            out_send[s.rank] += batch * s.cols
+    ids = max(max(a, b) for a, b in zip(id_send, id_recv, strict=True))
+    pooled = max(max(a, b) for a, b in zip(out_send, out_recv, strict=True)) * wire
+    return ids, pooled
+
+
+def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
+              train: bool = True) -> DLRMStep:
+    """The step time of ``plan`` on ``sys`` for a global ``batch`` (forward only unless
+    ``train``)."""
+    bw = gather_bytes_per_s(sys.chip)
+    emb_f = max(plan.forward_bytes()) / bw
+    emb_b = max(plan.backward_bytes()) / bw if train else 0.0
+    dense_f, dense_b = dense_seconds(spec, sys.chip, batch // sys.chips, train)
+    ids_bytes, pooled_bytes = _a2a_bytes(spec, plan, batch)
+    ids_s, pooled_s = _a2a_s(sys, ids_bytes), _a2a_s(sys, pooled_bytes)
+    grad_s = pooled_s if train else 0.0
+    reduce_s = 0.0
+    if train:
+        dp_rows = sum(spec.table_rows[t] for t, k in enumerate(plan.kinds)
+                      if k == "data_parallel")
+        reduce_s = (_all_reduce_s(sys, spec.dense_params * ops.dtype_bytes(spec.dtype))
+                    + _all_reduce_s(sys, dp_rows * spec.embedding_dim * FP32_BYTES))
+    exposed = max(0.0, ids_s - dense_f - dense_b) + max(0.0, reduce_s - emb_b)
+    total = emb_f + emb_b + dense_f + dense_b + pooled_s + grad_s + exposed
+    return DLRMStep(total, emb_f, emb_b, dense_f, dense_b, ids_s, pooled_s, grad_s, reduce_s,
+                    exposed, ids_bytes, pooled_bytes)
+
+
+def _fixed_kinds(spec: DLRMSpec, sharding: Sequence[str | None] | None
+                 ) -> tuple[str | None, ...] | None:
+    if sharding is None:
+        return None
+    if isinstance(sharding, str) or len(sharding) != spec.tables:
+        raise ClusterError(f"sharding={sharding!r}; expected one kind (or None) per table, "
+                           f"{spec.tables} in all")
+    for t, kind in enumerate(sharding):
+        if kind is not None and kind not in SHARDING_KINDS:
+            raise ClusterError(f"sharding[{t}]={kind!r}; expected one of {SHARDING_KINDS} "
+                               "or None")
+    return tuple(sharding)
+
+
+def _inputs(spec: DLRMSpec, sys: System, batch: int, train: bool,
+            sharding: Sequence[str | None] | None = None) -> PlanInputs:
+    capacity = sys.chip.memory.capacity_bytes
+    dense_state = spec.dense_params * (DENSE_TRAIN_BYTES_PER_PARAM if train
+                                       else ops.dtype_bytes(spec.dtype))
+    budget = capacity * (1 - STORAGE_RESERVATION) - dense_state
+    if budget <= 0:
+        raise ClusterError(f"the dense layers' {dense_state / 1e9:.3g} GB leave no room for "
+                           f"tables on {sys.chip.name!r} ({capacity / 1e9:.3g} GB); expected "
+                           "a chip with more memory")
+    a2a_bw, reduce_bw = _bandwidths(sys)
+    return PlanInputs(spec, sys.chips, batch, budget, gather_bytes_per_s(sys.chip), a2a_bw,
+                      reduce_bw, train, _fixed_kinds(spec, sharding))
+
+
+def plan_for(spec: DLRMSpec, sys: System, batch: int, train: bool,
+             sharding: Sequence[str | None] | None = None) -> tuple[ShardingPlan, float]:
+    """The planner's sharding for ``batch`` and the per-chip memory it needs."""
+    inputs = _inputs(spec, sys, batch, train, sharding)
+    plan = plan_sharding(inputs, lambda p: dlrm_step(spec, sys, p, batch, train).step_s)
+    dense_state = (sys.chip.memory.capacity_bytes * (1 - STORAGE_RESERVATION)
+                   - inputs.storage_budget_bytes)
+    return plan, max(plan.storage_bytes()) + dense_state
+
+
+def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
+                    global_batch: int, chips: int | None = None,
+                    sharding: Sequence[str | None] | None = None) -> DLRMTrainPlan:
+    """Plan DLRM training of ``model`` on a system (or ``chips`` of ``chip`` in its default
+    system): the planner's sharding, the step time and breakdown, samples/s and memory.
+    ``sharding`` optionally fixes each table's kind (one of ``table_wise``, ``column_wise``,
+    ``row_wise``, ``data_parallel``, or None to let the planner choose).
+
+    ClusterError when a table fits no chip or the tables fit no placement."""
+    spec = resolve_spec(model)
+    sys = _system(chip, chips)
+    batch = _batch(global_batch, sys.chips)
+    plan, memory = plan_for(spec, sys, batch, train=True, sharding=sharding)
+    step = dlrm_step(spec, sys, plan, batch, train=True)
+    eval_step = dlrm_step(spec, sys, plan, batch, train=False).step_s
+    return DLRMTrainPlan(spec, sys.name, sys.chip.name, sys.chips, batch, plan, step, eval_step,
+                         memory, sys.chip.memory.capacity_bytes)
