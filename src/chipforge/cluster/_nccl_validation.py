@@ -20,7 +20,7 @@ import re
 import statistics
 from dataclasses import dataclass, replace
 
-from chipforge.cluster import _collectives
+from chipforge.cluster import _collective_model
 from chipforge.cluster._system import System, system
 from chipforge.errors import ClusterError
 
@@ -106,7 +106,7 @@ def nccl_validation() -> list[NcclRow]:
         measured = _number(row["busbw_GBps"], "busbw_GBps")
         modelled, algo = None, "n/a"
         if sys_ is not None:
-            t = _collectives.collective_time(sys_, "all_reduce", size,
+            t = _collective_model.collective_time(sys_, "all_reduce", size,
                                              _count(row["gpus"], "gpus"))
             modelled, algo = t.bus_bytes_per_s / 1e9, t.algorithm
         out.append(NcclRow(row["source"], _count(row["nodes"], "nodes"),
@@ -126,16 +126,17 @@ def fit_net_efficiency() -> float:
     assert sys_ is not None
     target = _number(row["busbw_GBps"], "busbw_GBps") * 1e9
     gpus = _count(row["gpus"], "gpus")
-    saved = _collectives.NET_EFFICIENCY
+    saved = _collective_model.NET_EFFICIENCY
     low, high = 0.05, 1.0
     try:
         for _ in range(40):
             mid = (low + high) / 2
-            _collectives.NET_EFFICIENCY = mid  # the shared parameter, set for this search
-            busbw = _collectives.collective_time(sys_, "all_reduce", size, gpus).bus_bytes_per_s
+            _collective_model.NET_EFFICIENCY = mid  # the shared parameter, set for this search
+            busbw = _collective_model.collective_time(sys_, "all_reduce", size, gpus)
+            busbw = busbw.bus_bytes_per_s
             low, high = (mid, high) if busbw < target else (low, mid)
     finally:
-        _collectives.NET_EFFICIENCY = saved
+        _collective_model.NET_EFFICIENCY = saved
     return (low + high) / 2
 
 
