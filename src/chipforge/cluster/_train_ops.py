@@ -230,14 +230,19 @@ def edge_cost(cfg: LLMConfig, sh: LayerShape, chip: ChipSpec, eff: Efficiency) -
 
 @functools.lru_cache(maxsize=4096)
 def optimizer_seconds(params: int, chip: ChipSpec, eff: Efficiency) -> float:
-    """Adam over ``params`` local parameters: read the fp32 master weight, grad, m and v,
-    write weight, m, v (fused multi-tensor Adam, memory-bound), then the low-precision
-    weight copy (a cast)."""
+    """The mixed-precision optimizer step over ``params`` local parameters, memory-bound,
+    as Megatron-LM's optimizer runs it (megatron/optimizer/optimizer.py): unscale the fp32
+    main gradients and check them for inf/NaN (read and write 4 B), the gradient norm for
+    clipping (read 4 B), fused Adam (read weight, grad, m, v; write weight, m, v: 28 B),
+    then copy the fp32 weights to the 2-byte model weights (read 4 B, write 2 B)."""
     if params <= 0:
         return 0.0
-    adam = ops.elementwise(params, "adamw", 4, 3, "fp32")
-    cast = ops.elementwise(params, "cast", 1, 1, "bf16")
-    return estimate(adam, chip, eff).seconds + estimate(cast, chip, eff).seconds
+    passes = [ops.elementwise(params, "mul", 1, 1, "fp32"),
+              ops.reduce(max(1, params // 4096), 4096, "sum", "fp32"),
+              ops.elementwise(params, "adamw", 4, 3, "fp32"),
+              # 4 B read, 2 B written: as two 2-byte reads and one 2-byte write
+              ops.elementwise(params, "cast", 2, 1, "bf16")]
+    return sum(estimate(op, chip, eff).seconds for op in passes)
 
 
 __all__: list[str] = []
