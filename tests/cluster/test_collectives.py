@@ -59,6 +59,15 @@ def test_torus_all_reduce_runs_one_dimension_after_the_other():
                                            + 2 * 15 / 16 * size / per_dim, rel=1e-9)
 
 
+def test_a_part_of_a_torus_dimension_is_a_line_at_half_the_rate():
+    s, size = system("tpu-v5e", 256), GIB
+    # 8 of 16 chips in a row: no wrap-around link, so the ring returns the other way
+    line = 2 * 1 * 100e9 / 2 * DEFAULT.link_efficiency / 2
+    t = collective_time(s, "all_reduce", size, 8)
+    assert t.seconds == pytest.approx(DEFAULT.launch_overhead_s + 2 * 7 * SIMPLE_HOP_S
+                                      + 2 * 7 / 8 * size / line, rel=1e-9)
+
+
 def test_placement_follows_the_stride():
     s = system("a100-sxm", 64)
     assert group_layout(s, 8, 1) == (8, 1)

@@ -172,12 +172,13 @@ def _torus_extents(dims: tuple[int, ...], group: int, stride: int) -> tuple[int,
 def _ring_dir_bytes_per_s(system: System, extent: int, full: int, eff: Efficiency) -> float:
     """One rank's send rate along one torus dimension: the links to its two neighbours in
     it, one direction each (a bidirectional ring); a partial dimension is a line, whose
-    ring must come back the other way, so half of that."""
+    ring must come back the other way, so half of that (two chips of a longer dimension
+    share only the links between them)."""
     dims = max(1, len(system.torus_dims))
     links_per_neighbour = system.chip.links.count / (2 * dims)
     per_direction = system.chip.links.bandwidth_bytes_per_s / 2 * eff.link_efficiency
     both = 2 * links_per_neighbour * per_direction
-    return both if extent == full or extent <= 2 else both / 2
+    return both if extent == full else both / 2
 
 
 def _torus_options(system: System, kind: str, nbytes: float, extents: tuple[int, ...],
@@ -208,14 +209,16 @@ def _torus_options(system: System, kind: str, nbytes: float, extents: tuple[int,
 
 def _net_rank_bytes_per_s(system: System, nodes: int) -> float:
     """One rank's share of the network, one direction: its NIC ports at the fitted
-    efficiency, cut by the oversubscription once the group leaves one leaf switch."""
+    efficiency, cut by the oversubscription once the group leaves one leaf switch (a
+    one-switch network has no uplinks to oversubscribe)."""
     net = system.network
     assert net is not None
     rate = net.bytes_per_s_per_chip * NET_EFFICIENCY
     leaf_nodes = net.switch_radix * net.oversubscription / (1 + net.oversubscription)
     if not net.rail_optimized:
         leaf_nodes /= max(1.0, net.nics_per_chip * system.chips_per_node)
-    return rate / net.oversubscription if nodes > leaf_nodes else rate
+    beyond_leaf = net.tiers > 1 and nodes > leaf_nodes
+    return rate / net.oversubscription if beyond_leaf else rate
 
 
 def _intra_bytes_per_s(system: System, eff: Efficiency = DEFAULT) -> float:
