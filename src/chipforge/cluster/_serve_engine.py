@@ -20,7 +20,7 @@ import numpy as np
 
 from chipforge.cluster._serve_metrics import ServeResult
 from chipforge.cluster._serve_reject import rejections
-from chipforge.cluster._serve_sim import Deployment, StepCost
+from chipforge.cluster._serve_types import Deployment, StepCost
 from chipforge.errors import ClusterError
 
 _ITERATION_END, _TRANSFER_END = 0, 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipforge.cluster._serve_sim import Deployment, StepCost
+from chipforge.cluster._serve_types import Deployment, StepCost
 
 __all__: list[str] = []
 
