@@ -1,0 +1,158 @@
+"""``serve_plan``: the deployment of an LLM on a chip that serves the most output tokens per
+second per chip (and per $) within a latency SLO, and how many chips a request rate needs.
+
+Each candidate deployment (tensor-parallel size, the scheduler's sequence cap and token
+budget, colocated or prefill/decode-disaggregated with a prefill:decode replica ratio) is
+one *unit* of replicas. Its maximum request rate within the SLO comes from simulating
+Poisson traffic: the unit's saturated throughput bounds the rate, and a bisection between a
+sixty-fourth of it and it finds the highest rate whose percentile TTFT and TPOT meet the
+SLO (the same seeded requests every time, so the comparison between rates is paired).
+Units scale out by replication: ``rate`` needs ``ceil(rate / max_rate_per_unit)`` units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from chipforge.cluster._serve_cost import replica_cost
+from chipforge.cluster._serve_sim import Deployment, Scheduler, simulate
+from chipforge.cluster._serve_traffic import LengthDist, Traffic
+from chipforge.errors import ClusterError
+from chipforge.workloads import LLMConfig
+
+# the bisection: rates tried are in [saturated / FLOOR, saturated], and STEPS halvings
+# leave the answer within (1 - 1/FLOOR) / 2^STEPS of the saturated rate
+FLOOR = 64
+STEPS = 7
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One deployment unit: ``prefill_replicas`` (+ ``decode_replicas`` when
+    disaggregated; 0 = colocated) replicas of ``tp`` chips under one scheduler setting."""
+
+    tp: int
+    max_seqs: int
+    max_batch_tokens: int
+    prefill_replicas: int = 1
+    decode_replicas: int = 0
+
+    @property
+    def chips(self) -> int:
+        return self.tp * (self.prefill_replicas + self.decode_replicas)
+
+    @property
+    def label(self) -> str:
+        how = ("colocated" if not self.decode_replicas
+               else f"{self.prefill_replicas}P:{self.decode_replicas}D")
+        return f"tp={self.tp} {how}, {self.max_seqs} seqs / {self.max_batch_tokens} tokens"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one candidate's evaluation needs (picklable, for local processes/Ray)."""
+
+    cfg: LLMConfig
+    system: Any
+    dtype: str
+    candidate: Candidate
+    input_len: LengthDist
+    output_len: LengthDist
+    n_requests: int
+    slo_ttft_s: float
+    slo_tpot_s: float
+    percentile: float
+    seed: int
+
+
+def deployment(job: Job) -> Deployment:
+    c = job.candidate
+    cost = replica_cost(job.cfg, job.system, tp=c.tp, dtype=job.dtype,
+                        max_batch_tokens=c.max_batch_tokens)
+    sched = Scheduler(max_batch_tokens=c.max_batch_tokens, max_seqs=c.max_seqs)
+    if not c.decode_replicas:
+        return Deployment(cost, prefill_replicas=c.prefill_replicas, scheduler=sched)
+    return Deployment(cost, cost, prefill_replicas=c.prefill_replicas,
+                      decode_replicas=c.decode_replicas, scheduler=sched)
+
+
+def _run(job: Job, dep: Deployment, rate: float | None) -> Any:
+    return simulate(dep, Traffic(rate, job.n_requests, job.input_len, job.output_len,
+                                 seed=job.seed))
+
+
+def _point(job: Job, result: Any, rate: float) -> dict:
+    q = job.percentile
+    return {"rate": rate, "ttft_s": result.percentile("ttft_s", q),
+            "tpot_s": result.percentile("tpot_s", q),
+            "ttft_p50_s": result.percentile("ttft_s", 50),
+            "ttft_p99_s": result.percentile("ttft_s", 99),
+            "tpot_p50_s": result.percentile("tpot_s", 50),
+            "tpot_p99_s": result.percentile("tpot_s", 99),
+            "output_tokens_per_s": result.output_tokens_per_s,
+            "meets": result.meets_slo(job.slo_ttft_s, job.slo_tpot_s, q)}
+
+
+def evaluate(job: Job) -> dict:
+    """The candidate's maximum rate within the SLO and its latencies there (a JSON dict;
+    ``feasible`` False with the latencies at the lowest rate tried when none meets it)."""
+    dep = deployment(job)
+    saturated = _run(job, dep, None)
+    top = job.n_requests / saturated.makespan_s
+    low = _point(job, _run(job, dep, top / FLOOR), top / FLOOR)
+    base = {"label": job.candidate.label, "chips": job.candidate.chips,
+            "saturated_rate": top}
+    if not low["meets"]:
+        return {**base, "feasible": False, "max_rate": 0.0, "at": low}
+    best, high = low, top
+    for _ in range(STEPS):
+        mid = (best["rate"] + high) / 2
+        point = _point(job, _run(job, dep, mid), mid)
+        if point["meets"]:
+            best = point
+        else:
+            high = mid
+    return {**base, "feasible": True, "max_rate": best["rate"], "at": best}
+
+
+def candidates(tps: tuple[int, ...], max_seqs: tuple[int, ...],
+               max_batch_tokens: tuple[int, ...],
+               ratios: tuple[tuple[int, int], ...]) -> list[Candidate]:
+    """Colocated: every tp x sequence cap x token budget (budgets below the cap skipped).
+    Disaggregated: every tp x prefill:decode ratio at the largest cap and budget."""
+    out = [Candidate(tp, s, b) for tp in tps for s in max_seqs for b in max_batch_tokens
+           if b >= s]
+    s, b = max(max_seqs), max(max(max_batch_tokens), max(max_seqs))
+    out += [Candidate(tp, s, b, p, d) for tp in tps for p, d in ratios]
+    return out
+
+
+def fitting_tps(cfg: LLMConfig, system: Any, dtype: str, tps: tuple[int, ...] | None,
+                limit: int = 3) -> tuple[int, ...]:
+    """The given sizes, else the ``limit`` smallest powers of two whose replica holds the
+    weights and a KV cache (up to 64 chips). Raises the smallest size's memory error when
+    none fits."""
+    if tps is not None:
+        return tps
+    found: list[int] = []
+    first_error: ClusterError | None = None
+    tp = 1
+    while tp <= 64 and len(found) < limit:
+        try:
+            replica_cost(cfg, system, tp=tp, dtype=dtype)
+            found.append(tp)
+        except ClusterError as e:
+            if "does not fit" not in str(e) and "tp=" not in str(e):
+                raise
+            first_error = first_error or e
+        tp *= 2
+    if not found:
+        assert first_error is not None
+        raise first_error
+    return tuple(found)
+
+
+def units_needed(rate: float, max_rate: float) -> int:
+    return max(1, math.ceil(rate / max_rate - 1e-9))
