@@ -159,6 +159,14 @@ def test_bad_collective_input_is_one_clear_error(args, message):
     assert message in str(err.value)
 
 
+def test_numpy_counts_are_whole_numbers():
+    import numpy as np
+
+    s = system("a100-sxm", np.int64(16))
+    assert collective_time(s, "all_reduce", np.float64(1e6), np.int64(8)).seconds \
+        == collective_time(s, "all_reduce", 1e6, 8).seconds
+
+
 def test_trivial_collectives_take_no_time():
     s = system("a100-sxm", 16)
     assert collective_time(s, "all_reduce", 1e9, 1).seconds == 0.0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 
 from chipforge.cluster._system import System
@@ -87,11 +88,11 @@ def _check(system: System, kind: str, nbytes: float, group: int, stride: int,
     if kind not in COLLECTIVE_KINDS:
         raise ClusterError(f"collective kind {kind!r}; expected one of "
                            f"{', '.join(COLLECTIVE_KINDS)}")
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int | float) \
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Real) \
             or not math.isfinite(nbytes) or nbytes < 0:
         raise ClusterError(f"nbytes: {nbytes!r}; expected a finite number of bytes >= 0")
     for name, value in (("group", group), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ClusterError(f"{name}: {value!r}; expected a whole number >= 1")
     if group * stride > system.chips and group > 1:
         raise ClusterError(f"group {group} x stride {stride} = {group * stride} ranks; "
@@ -109,10 +110,10 @@ def collective_time(system: System, kind: str, nbytes: float, group: int, stride
     _check(system, kind, nbytes, group, stride, itemsize)
     if group == 1 or nbytes == 0:
         return CollectiveTime(0.0, "none", 0.0, 1)
-    return _cached(system, kind, float(nbytes), group, stride, itemsize)
+    return _timed(system, kind, float(nbytes), int(group), int(stride), itemsize)
 
 
-def _cached(system: System, kind: str, nbytes: float, group: int, stride: int,
+def _timed(system: System, kind: str, nbytes: float, group: int, stride: int,
             itemsize: int) -> CollectiveTime:
     per_node, nodes = group_layout(system, group, stride)
     if kind == "send_recv":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,7 @@ from chipforge.cost import CostError, chip_capex_usd
 from chipforge.errors import ClusterError, SpecError
 
 __all__ = ["Network", "System", "load_system", "system", "system_names",
-           "NET_HOP_LATENCY_S", "MAX_CHIPS"]
+           "NET_HOP_LATENCY_S", "MAX_CHIPS", "fat_tree_tiers", "torus_dims_for"]
 
 TOPOLOGIES = ("switched", "torus2d", "torus3d", "ring")
 # assumption: the largest system anyone builds today is ~100k-200k GPUs (xAI Colossus,
@@ -212,10 +213,11 @@ def system_names() -> list[str]:
 
 
 def _check_chips(chips: object) -> int:
-    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= MAX_CHIPS:
+    if isinstance(chips, bool) or not isinstance(chips, numbers.Integral) \
+            or not 1 <= chips <= MAX_CHIPS:
         raise ClusterError(f"chips: {chips!r}; expected a whole number of chips from 1 to "
                            f"{MAX_CHIPS:,}")
-    return chips
+    return int(chips)
 
 
 def torus_dims_for(chips: int, max_dims: tuple[int, ...]) -> tuple[int, ...]:
