@@ -42,6 +42,18 @@ def test_table_wise_all_to_all_bytes_are_hand_derived() -> None:
     assert plan.step.ids_bytes == 32 * b
 
 
+def test_table_row_wise_bytes_are_hand_derived() -> None:
+    # one table split over the 8 chips of the first of 2 nodes (16 chips): each shard
+    # reduce-scatters B·D·2 bytes of partial sums inside the node, then sends its B/8 bags
+    # (B/8·D·2) over the network; every chip receives its B/16 samples' vector (B/16·D·2)
+    b, dim = 16 * 512, 64
+    plan = dlrm_train_plan(_toy((4,), dim=dim), "h100-sxm", chips=16, global_batch=b,
+                           sharding=["table_row_wise"])
+    assert sorted(s.rank for s in plan.sharding.shards) == list(range(8))
+    assert plan.step.pooled_bytes == b // 8 * dim * 2
+    assert plan.step.node_collective_s > 0
+
+
 def test_greedy_placement_finds_the_known_optimum() -> None:
     # 8 table-wise tables with 8..1 lookups on 4 chips: the balanced optimum pairs
     # (8,1), (7,2), (6,3), (5,4): 9 lookups and 2 tables per chip, so every chip reads
@@ -134,12 +146,13 @@ def test_a100_tables_need_two_chips_per_replica() -> None:
 
 # Measured errors of the model against MLPerf Training v3.0 DLRM-DCNv2 (pinned: a change to
 # the model that moves them must update these and docs/validation.md). Single-node rows are
-# the validation; the multi-node rows show what the planner lacks (see docs/cluster.md).
+# the validation; the multi-node rows moved from -43%/-48% to these when the table-row-wise
+# option was added (docs/cluster.md), so they are no longer a blind hold-out.
 PINNED = {  # system: (training-throughput error, time-to-train error)
     "1x NVIDIA DGX H100 (8 H100-SXM)": (0.081, -0.077),
     "Dell XE9680 (8 A100-SXM-80GB)": (0.084, -0.133),
-    "8x NVIDIA DGX H100 (64 H100-SXM)": (-0.430, 0.651),
-    "16x NVIDIA DGX H100 (128 H100-SXM)": (-0.478, 0.894),
+    "8x NVIDIA DGX H100 (64 H100-SXM)": (-0.087, 0.105),
+    "16x NVIDIA DGX H100 (128 H100-SXM)": (-0.074, 0.164),
 }
 
 

@@ -18,7 +18,7 @@ from chipforge.cluster._recsys_model import (
 )
 from chipforge.errors import ClusterError
 
-SHARDING_KINDS = ("table_wise", "column_wise", "row_wise", "data_parallel")
+SHARDING_KINDS = ("table_wise", "column_wise", "row_wise", "table_row_wise", "data_parallel")
 # assumption: column shards no narrower than 32 values (128 B of fp32), the width below
 # which a TBE row read stops filling a 128-byte memory transaction
 MIN_COLUMN_SHARD = 32
@@ -43,6 +43,8 @@ class PlanInputs:
     # per table, the only sharding kind allowed (TorchRec's ParameterConstraints
     # sharding_types); None leaves the planner free
     fixed_kinds: tuple[str | None, ...] | None = None
+    chips_per_node: int = 1  # the scale-up domain; table-row-wise shards stay inside one
+    node_bytes_per_s: float = math.inf  # per chip, a reduce-scatter inside the node
 
     @property
     def local_batch(self) -> float:
@@ -143,6 +145,15 @@ def enumerate_options(p: PlanInputs, table: int) -> list[ShardingOption]:
         shard = _shard(p, table, "row_wise", math.ceil(rows / n), dim, big_b * hot / n, big_b,
                        big_b * (hot / n * INDEX_BYTES + dim * wire))
         opts.append(ShardingOption(table, "row_wise", (shard,) * n))
+        local = p.chips_per_node
+        if 1 < local < n:
+            # rows split over one node's chips: partial sums reduce-scattered over the links,
+            # then each chip sends its 1/local of the bags' vectors over the network
+            shard = _shard(p, table, "table_row_wise", math.ceil(rows / local), dim,
+                           big_b * hot / local, big_b,
+                           big_b * (hot / local * INDEX_BYTES + dim * wire / local))
+            shard = _with(shard, perf_s=shard.perf_s + big_b * dim * wire / p.node_bytes_per_s)
+            opts.append(ShardingOption(table, "table_row_wise", (shard,) * local))
         grad_bytes = rows * dim * FP32_BYTES if p.train else 0.0
         allreduce_s = 2 * (n - 1) / n * grad_bytes / p.allreduce_bytes_per_s
         replica = _shard(p, table, "data_parallel", rows, dim, p.local_batch * hot,
@@ -163,14 +174,19 @@ def _with(shard: TableShard, **changes: float) -> TableShard:
 
 def partition(p: PlanInputs, options: list[ShardingOption]) -> list[TableShard] | None:
     """TorchRec's GreedyPerfPartitioner: options by descending time; row-wise and
-    data-parallel shards one per chip, each table- or column-wise shard onto the chip with
-    the least time so far that has room (column shards of a table on distinct chips).
+    data-parallel shards one per chip, table-row-wise shards one per chip of the least busy
+    node, each table- or column-wise shard onto the chip with the least time so far that
+    has room (column shards of a table on distinct chips).
     None when a shard fits nowhere."""
     perf, storage = [0.0] * p.world, [0.0] * p.world
     placed: list[TableShard] = []
     for opt in sorted(options, key=lambda o: (-o.perf_s, o.table)):
         if opt.kind in ("row_wise", "data_parallel"):
             targets = list(range(p.world))
+        elif opt.kind == "table_row_wise":
+            targets = _roomiest_node(p, perf, storage, opt.shards[0].storage_bytes)
+            if not targets:
+                return None
         else:
             targets = []
             for _ in opt.shards:
@@ -186,6 +202,17 @@ def partition(p: PlanInputs, options: list[ShardingOption]) -> list[TableShard] 
             storage[rank] += shard.storage_bytes
             placed.append(_with(shard, rank=rank))
     return placed
+
+
+def _roomiest_node(p: PlanInputs, perf: list[float], storage: list[float],
+                   need_bytes: float) -> list[int]:
+    """The chips of the node whose busiest chip has the least time and room on every chip."""
+    local = p.chips_per_node
+    nodes = [list(range(first, min(first + local, p.world)))
+             for first in range(0, p.world, local)]
+    fits = [ranks for ranks in nodes
+            if all(storage[r] + need_bytes <= p.storage_budget_bytes for r in ranks)]
+    return min(fits, key=lambda ranks: (max(perf[r] for r in ranks), ranks[0]), default=[])
 
 
 def _proposals(per_table: list[list[ShardingOption]]) -> dict[str, list[ShardingOption]]:

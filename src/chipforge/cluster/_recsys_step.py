@@ -47,6 +47,7 @@ class DLRMStep:
     ids_all_to_all_s: float
     pooled_all_to_all_s: float
     gradient_all_to_all_s: float
+    node_collective_s: float  # table-row-wise partial sums inside the node, both passes
     all_reduce_s: float
     exposed_s: float  # the overlapped communication that did not hide
     ids_bytes: float  # the busiest chip's all-to-all bytes (sent or received) of ids
@@ -107,24 +108,31 @@ def _all_reduce_s(sys: System, nbytes: float) -> float:
     return collective_time(sys, "all_reduce", nbytes, sys.chips).seconds if nbytes > 0 else 0.0
 
 
-def _bandwidths(sys: System) -> tuple[float, float]:
-    """Bytes per second per chip of a large all-to-all and all-reduce, for the estimators."""
+def _bandwidths(sys: System) -> tuple[float, float, float]:
+    """Bytes per second per chip of a large all-to-all, all-reduce and in-node
+    reduce-scatter, for the planner's estimators."""
     if sys.chips == 1:
-        return math.inf, math.inf
+        return math.inf, math.inf, math.inf
     probe = 256e6
+    node_bw = math.inf
+    if 1 < sys.chips_per_node < sys.chips:
+        node_s = collective_time(sys, "reduce_scatter", probe, sys.chips_per_node).seconds
+        node_bw = probe / node_s
     return (probe / _a2a_s(sys, probe),
-            probe * 2 * (sys.chips - 1) / sys.chips / _all_reduce_s(sys, probe))
+            probe * 2 * (sys.chips - 1) / sys.chips / _all_reduce_s(sys, probe), node_bw)
 
 
-def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, float]:
-    """(ids, pooled) bytes the busiest chip sends or receives in the two all-to-alls.
+def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, float, float]:
+    """(ids, pooled, node) bytes of the busiest chip: sent or received in the two
+    all-to-alls, and the input of the in-node reduce-scatter of table-row-wise partial sums.
 
     Each chip sends its local ids of every table to the table's shards and receives the ids
     its shards serve; shards send pooled vectors for the whole batch (row-wise shards their
-    partial sums) and each chip receives its local samples' vectors of every table."""
+    partial sums; table-row-wise shards 1/local of the node-reduced sums) and each chip
+    receives its local samples' vectors of every table."""
     n, local = plan.world, batch / plan.world
     wire = ops.dtype_bytes(spec.dtype)
-    id_send, id_recv, out_send, out_recv = ([0.0] * n for _ in range(4))
+    id_send, id_recv, out_send, out_recv, node = ([0.0] * n for _ in range(5))
     for t, kind in enumerate(plan.kinds):
         if kind == "data_parallel":
             continue
@@ -136,10 +144,14 @@ def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, f
             out_recv[r] += batch * dim if kind == "row_wise" else local * dim
         for s in shards:
             id_recv[s.rank] += s.lookups * INDEX_BYTES
-            out_send[s.rank] += batch * s.cols
+            if kind == "table_row_wise":
+                node[s.rank] += batch * s.cols
+                out_send[s.rank] += batch * s.cols / len(shards)
+            else:
+                out_send[s.rank] += batch * s.cols
     ids = max(max(a, b) for a, b in zip(id_send, id_recv, strict=True))
     pooled = max(max(a, b) for a, b in zip(out_send, out_recv, strict=True)) * wire
-    return ids, pooled
+    return ids, pooled, max(node) * wire
 
 
 def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
@@ -150,9 +162,15 @@ def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
     emb_f = max(plan.forward_bytes()) / bw
     emb_b = max(plan.backward_bytes()) / bw if train else 0.0
     dense_f, dense_b = dense_seconds(spec, sys.chip, batch // sys.chips, train)
-    ids_bytes, pooled_bytes = _a2a_bytes(spec, plan, batch)
+    ids_bytes, pooled_bytes, node_bytes = _a2a_bytes(spec, plan, batch)
     ids_s, pooled_s = _a2a_s(sys, ids_bytes), _a2a_s(sys, pooled_bytes)
     grad_s = pooled_s if train else 0.0
+    node_s = 0.0
+    if node_bytes > 0:  # reduce-scatter forward; the gradients' all-gather backward
+        node_s = collective_time(sys, "reduce_scatter", node_bytes, sys.chips_per_node).seconds
+        if train:
+            node_s += collective_time(sys, "all_gather", node_bytes,
+                                      sys.chips_per_node).seconds
     reduce_s = 0.0
     if train:
         dp_rows = sum(spec.table_rows[t] for t, k in enumerate(plan.kinds)
@@ -160,9 +178,9 @@ def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
         reduce_s = (_all_reduce_s(sys, spec.dense_params * ops.dtype_bytes(spec.dtype))
                     + _all_reduce_s(sys, dp_rows * spec.embedding_dim * FP32_BYTES))
     exposed = max(0.0, ids_s - dense_f - dense_b) + max(0.0, reduce_s - emb_b)
-    total = emb_f + emb_b + dense_f + dense_b + pooled_s + grad_s + exposed
-    return DLRMStep(total, emb_f, emb_b, dense_f, dense_b, ids_s, pooled_s, grad_s, reduce_s,
-                    exposed, ids_bytes, pooled_bytes)
+    total = emb_f + emb_b + dense_f + dense_b + pooled_s + grad_s + node_s + exposed
+    return DLRMStep(total, emb_f, emb_b, dense_f, dense_b, ids_s, pooled_s, grad_s, node_s,
+                    reduce_s, exposed, ids_bytes, pooled_bytes)
 
 
 def _fixed_kinds(spec: DLRMSpec, sharding: Sequence[str | None] | None
@@ -189,9 +207,10 @@ def _inputs(spec: DLRMSpec, sys: System, batch: int, train: bool,
         raise ClusterError(f"the dense layers' {dense_state / 1e9:.3g} GB leave no room for "
                            f"tables on {sys.chip.name!r} ({capacity / 1e9:.3g} GB); expected "
                            "a chip with more memory")
-    a2a_bw, reduce_bw = _bandwidths(sys)
+    a2a_bw, reduce_bw, node_bw = _bandwidths(sys)
     return PlanInputs(spec, sys.chips, batch, budget, gather_bytes_per_s(sys.chip), a2a_bw,
-                      reduce_bw, train, _fixed_kinds(spec, sharding))
+                      reduce_bw, train, _fixed_kinds(spec, sharding), sys.chips_per_node,
+                      node_bw)
 
 
 def plan_for(spec: DLRMSpec, sys: System, batch: int, train: bool,
