@@ -42,6 +42,7 @@ from chipforge.cluster._train_ops import (
     LayerShape,
     PassCost,
     edge_cost,
+    in_training_loop,
     layer_cost,
     optimizer_seconds,
 )
@@ -170,7 +171,7 @@ def _dp_exposed(job: TrainJob, par: Parallelism, system: System, last_bwd_s: flo
     loads = stage_loads(cfg.num_layers, par.pp)
     params = max(stage_params(cfg, s, par.pp) for s in loads) / par.tp
     group, stride = par.dp * par.cp, par.tp
-    grads = params * MAIN_GRAD_BYTES
+    grads = params * grad_reduce_bytes(job.dtype)
     if par.zero == 0:
         sync = _comm(system, "all_reduce", grads, group, stride)
     else:  # reduce-scatter the gradients, all-gather the updated weights
@@ -187,6 +188,13 @@ def _dp_exposed(job: TrainJob, par: Parallelism, system: System, last_bwd_s: flo
         embed = _comm(system, "all_reduce", cfg.embedding_params / par.tp * MAIN_GRAD_BYTES,
                       2, par.tp * par.cp * par.dp)  # stages on different nodes
     return exposed + gather, embed
+
+
+def grad_reduce_bytes(dtype: str) -> int:
+    """Bytes per gradient in the data-parallel reduction. source: Megatron-LM
+    megatron/arguments.py: --accumulate-allreduce-grads-in-fp32 is opt-in and forced on for
+    bf16; fp16 runs reduce the fp16 gradient buffer."""
+    return MAIN_GRAD_BYTES if dtype == "bf16" else 2
 
 
 def model_flops_per_step(job: TrainJob) -> float:
@@ -208,6 +216,7 @@ def evaluate_plan(job: TrainJob, system: System, par: Parallelism,
                   eff: Efficiency = DEFAULT) -> StepEstimate:
     """The step time, exposed time by cause, MFU, HFU and memory per chip of ``par``."""
     micro = check_plan(job, system, par)
+    eff = in_training_loop(eff)
     stages, cost = _stage_times(job, par, system, eff)
     per_mb = [sum(s.values()) for s in stages]
     slow = stages[per_mb.index(max(per_mb))]

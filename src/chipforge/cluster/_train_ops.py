@@ -20,6 +20,7 @@ of plans that share a few hundred layer shapes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -30,6 +31,16 @@ from chipforge.machine import Efficiency
 from chipforge.ops import Op
 from chipforge.perf import estimate
 from chipforge.workloads import LLMConfig
+
+# fitted: the sustained clock of a chip in a training loop relative to the single-kernel
+# benchmarks the engine's clock_fraction was fitted on (Efficiency.clock_fraction). A
+# training step holds the chip at its power limit for minutes, where the benchmarks time
+# kernels one at a time; the factor also absorbs what the step model leaves out and scales
+# with compute (host dispatch, kernels sharing SMs with overlapped NCCL, the small copies).
+# Fitted by chipforge.cluster._train_validation.fit_training_clock() on the even half of
+# the Megatron/Korthikanti rows of train_a100.csv; the odd half is the hold-out (see
+# docs/cluster.md and docs/validation.md). The same value applies to every chip.
+TRAINING_CLOCK_FRACTION = 0.853
 
 # assumption: GPT-3-style Megatron runs use dropout 0.1 on attention probabilities and on
 # both residual branches (Megatron-LM defaults --attention-dropout 0.1 --hidden-dropout 0.1);
@@ -61,6 +72,11 @@ class PassCost:
     bwd_flops: float
     selective_flops: float
     attention_fwd_s: float  # the core attention's forward (what CP comm can hide behind)
+
+
+def in_training_loop(eff: Efficiency) -> Efficiency:
+    """The engine's efficiency with the clock a chip sustains through a training loop."""
+    return dataclasses.replace(eff, clock_fraction=eff.clock_fraction * TRAINING_CLOCK_FRACTION)
 
 
 def attention_style(cfg: LLMConfig) -> str:

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from chipforge.cluster._system import Network, System, system
 from chipforge.cluster._train_job import Parallelism, TrainJob
 from chipforge.cluster._train_model import evaluate_plan
+from chipforge.cluster._train_ops import TRAINING_CLOCK_FRACTION
 from chipforge.errors import ClusterError
+from chipforge.machine import DEFAULT, Efficiency
 from chipforge.perf.validation import read_table, validation_dir
 from chipforge.workloads import LLMConfig, load_llm_config
 
@@ -115,7 +117,7 @@ def _model_row(src: str, model: str, cfg_name: str, batch: int, par: Parallelism
                sys_: System | None = None) -> TrainRow:
     cfg = load_llm_config(cfg_name)
     job = TrainJob(cfg, tokens=1e12, seq_len=2048, global_batch_seqs=batch, dtype=dtype)
-    est = evaluate_plan(job, sys_ or system("a100-sxm", par.chips), par)
+    est = evaluate_plan(job, sys_ or system("a100-sxm", par.chips), par, _EFF[0])
     tokens = batch * 2048
     return TrainRow(src, model, par.chips, par.describe(), tokens / measured_step / par.chips,
                     tokens / est.step_time_s / par.chips, measured_step, est.step_time_s,
@@ -191,10 +193,41 @@ def _excluded(row: dict[str, str]) -> TrainRow:
                     "excluded", reason)
 
 
-def training_validation() -> list[TrainRow]:
+_EFF = [DEFAULT]
+
+
+def training_validation(eff: Efficiency = DEFAULT) -> list[TrainRow]:
     """Every row of train_a100.csv, modelled (or excluded with its reason)."""
     rows = read_table(validation_dir() / TABLE)
-    return [out for row in rows for out in _rows_of(row)]
+    _EFF[0] = eff
+    try:
+        return [out for row in rows for out in _rows_of(row)]
+    finally:
+        _EFF[0] = DEFAULT
+
+
+def fit_rows(rows: list[TrainRow]) -> tuple[list[TrainRow], list[TrainRow]]:
+    """(even, odd) halves of the Megatron-LM 2021 and Korthikanti 2022 rows, in table order:
+    the training clock is fitted on the even half, the odd half is its hold-out."""
+    rows = [r for r in rows if r.group == "primary" and not r.source.startswith("BLOOM")]
+    return rows[0::2], rows[1::2]
+
+
+def fit_training_clock(steps: int = 14) -> float:
+    """The training-loop clock fraction (``_train_ops.TRAINING_CLOCK_FRACTION``) that makes
+    the median signed throughput error of the even half zero, by bisection on [0.6, 1]."""
+    low, high = 0.6, 1.0
+    for _ in range(steps):
+        mid = (low + high) / 2
+        # evaluate_plan applies TRAINING_CLOCK_FRACTION itself: undo it, apply ``mid``
+        scale = mid / TRAINING_CLOCK_FRACTION
+        eff = dataclasses.replace(DEFAULT, clock_fraction=DEFAULT.clock_fraction * scale)
+        even, _ = fit_rows(training_validation(eff))
+        if statistics.median(r.error for r in even) > 0:  # the model is too fast
+            high = mid
+        else:
+            low = mid
+    return (low + high) / 2
 
 
 def median_abs_error(rows: list[TrainRow], group: str = "primary") -> float:
