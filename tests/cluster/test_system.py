@@ -1,10 +1,16 @@
 """Systems: presets, torus sizing, fat-tree tiers, price and power, and their errors."""
 
 import pytest
+import yaml
 
 from chipforge.arch import catalog_names, load_chip
-from chipforge.cluster import NET_HOP_LATENCY_S, load_system, system, system_names
-from chipforge.cluster._system import parse_systems
+from chipforge.cluster import (
+    NET_HOP_LATENCY_S,
+    load_system,
+    parse_systems,
+    system,
+    system_names,
+)
 from chipforge.errors import ClusterError
 
 
@@ -83,19 +89,23 @@ def test_bad_input_is_one_clear_error(call, message):
 
 
 def _doc(**preset_changes):
-    sourced = {"value": 1, "source": "s"}
-    net = {k: sourced for k in ("nic_gbit_per_s", "switch_radix", "switch_hop_latency_s",
+    def sourced():
+        return {"value": 1, "source": "s"}
+
+    net = {k: sourced() for k in ("nic_gbit_per_s", "switch_radix", "switch_hop_latency_s",
                                 "nic_usd", "nic_w", "switch_port_usd", "switch_port_w",
                                 "link_usd", "link_w")}
     preset = {"chip": "a100-sxm", "source": "s", "topology": "switched",
-              "chips_per_node": sourced, "network": "n", "host_usd_per_chip": sourced,
-              "host_w_per_chip": sourced, **preset_changes}
+              "chips_per_node": sourced(), "network": "n", "host_usd_per_chip": sourced(),
+              "host_w_per_chip": sourced(), **preset_changes}
     return {"networks": {"n": {"description": "d", **net}}, "defaults": {},
             "presets": {"p": preset}}
 
 
 def test_a_systems_file_is_validated_field_by_field():
     parse_systems(_doc(), "f.yaml")
+    with pytest.raises(ClusterError, match=r"f.yaml: presets.p.chip: Field required \(got \{\}\)"):
+        parse_systems({"networks": {}, "defaults": {}, "presets": {"p": {}}}, "f.yaml")
     with pytest.raises(ClusterError, match=r"f.yaml: presets.p.host_w_per_chip: Value error, "
                                            r"expected exactly one of 'source' or 'assumption'"):
         parse_systems(_doc(host_w_per_chip={"value": 3}), "f.yaml")
@@ -105,3 +115,22 @@ def test_a_systems_file_is_validated_field_by_field():
         parse_systems(_doc(network="x"), "f.yaml")
     with pytest.raises(ClusterError, match=r"presets.p.torus_dims: \[4\]; expected 2 sizes"):
         parse_systems(_doc(topology="torus2d", torus_dims=[4]), "f.yaml")
+
+
+def test_a_systems_file_of_ones_own(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(_doc(network=None)))
+    one = load_system("p", 1, path=path)
+    # a100-sxm: $15,000 (catalog) + $1 host; 400 W + 1 W; one chip per node, no network
+    assert (one.price_per_chip_usd, one.power_per_chip_w, one.network) == (15_001, 401, None)
+    with pytest.raises(ClusterError, match=r"chips: 2; preset 'p' has no network between "
+                                           r"its 1-chip nodes, so expected at most 1"):
+        load_system("p", 2, path=path)
+    with pytest.raises(ClusterError, match=r"system preset 'q' unknown; expected one of: p$"):
+        load_system("q", 1, path=path)
+    with pytest.raises(ClusterError, match=r"is a directory; expected a systems YAML file"):
+        load_system("p", 1, path=tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("presets: [")
+    with pytest.raises(ClusterError, match=r"bad.yaml: YAML syntax error"):
+        load_system("p", 1, path=bad)

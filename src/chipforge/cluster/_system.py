@@ -22,7 +22,8 @@ from chipforge.cost import CostError, chip_capex_usd
 from chipforge.errors import ClusterError, SpecError
 
 __all__ = ["Network", "System", "load_system", "system", "system_names",
-           "NET_HOP_LATENCY_S", "MAX_CHIPS", "fat_tree_tiers", "torus_dims_for"]
+           "NET_HOP_LATENCY_S", "MAX_CHIPS", "fat_tree_tiers", "parse_systems",
+           "torus_dims_for"]
 
 TOPOLOGIES = ("switched", "torus2d", "torus3d", "ring")
 # assumption: the largest system anyone builds today is ~100k-200k GPUs (xAI Colossus,
@@ -176,11 +177,21 @@ def _network_share(net: _NetworkSpec, nics_per_chip: float, oversub: float,
 
 
 @functools.cache
-def _systems_file() -> _SystemsFile:
-    where = f"chipforge/cluster/data/{_DATA}"
-    text = read_text(Path(__file__).with_name("data") / _DATA, where, "systems",
-                     ClusterError)
+def _shipped_file() -> _SystemsFile:
+    return _read_systems(Path(__file__).with_name("data") / _DATA,
+                         f"chipforge/cluster/data/{_DATA}")
+
+
+def _read_systems(path: Path, where: str) -> _SystemsFile:
+    if path.is_dir():
+        raise ClusterError(f"{where}: is a directory; expected a systems YAML file")
+    text = read_text(path, where, "systems", ClusterError)
     return parse_systems(parse_yaml(text, where, ClusterError), where)
+
+
+def _systems_file(path: str | Path | None = None) -> _SystemsFile:
+    """The shipped presets, or those of the YAML file at ``path`` (same schema)."""
+    return _shipped_file() if path is None else _read_systems(Path(path), str(path))
 
 
 def parse_systems(raw: object, where: str) -> _SystemsFile:
@@ -244,12 +255,13 @@ def torus_dims_for(chips: int, max_dims: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(best, reverse=True))
 
 
-def load_system(name: str, chips: int) -> System:
-    """Preset ``name`` (``system_names()``) scaled to ``chips`` chips."""
-    doc = _systems_file()
+def load_system(name: str, chips: int, path: str | Path | None = None) -> System:
+    """Preset ``name`` (``system_names()``) scaled to ``chips`` chips; ``path``: a systems
+    YAML file of one's own (the schema of ``data/systems.yaml``) instead of the shipped one."""
+    doc = _systems_file(path)
     if name not in doc.presets:
         raise ClusterError(f"system preset {name!r} unknown; expected one of: "
-                           f"{', '.join(system_names())}")
+                           f"{', '.join(sorted(doc.presets))}")
     return _build(name, doc.presets[name], doc, load_chip(doc.presets[name].chip),
                   _check_chips(chips))
 
@@ -289,6 +301,9 @@ def _build(name: str, p: _PresetSpec, doc: _SystemsFile, spec: ChipSpec,
         dims = torus_dims_for(min(chips, per_node), p.torus_dims)
     elif p.topology == "ring":
         dims = (min(chips, per_node),)
+    if p.network is None and chips > per_node:
+        raise ClusterError(f"chips: {chips!r}; preset {name!r} has no network between its "
+                           f"{per_node}-chip nodes, so expected at most {per_node}")
     network = None
     if p.network is not None and chips > per_node:
         network = _network(doc.networks[p.network], p, spec, chips)
