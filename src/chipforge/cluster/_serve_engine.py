@@ -163,13 +163,21 @@ class _Engine:
 
     def _grow_decodes(self, rep: _Replica, j: int) -> None:
         """Decodes whose next token starts a new KV block get it, or preemption makes room."""
-        heap, epoch, block = rep.block_heap, self.epoch, rep.block
+        heap, epoch, held, fin_it, block = (rep.block_heap, self.epoch, self.held, self.fin_it,
+                                            rep.block)
         while heap and heap[0][0] <= j:
-            _, adm, r, ep = heapq.heappop(heap)
-            if ep != epoch[r] or not self._reserve(rep, r, 1, j):
-                continue
-            if j + block <= self.fin_it[r]:
-                heapq.heappush(heap, (j + block, adm, r, ep))
+            _, adm, r, ep = heap[0]
+            if ep == epoch[r]:
+                if rep.free_blocks:  # the common case, inline: one block is free
+                    rep.free_blocks -= 1
+                    held[r] += 1
+                elif not self._reserve(rep, r, 1, j):
+                    heapq.heappop(heap)
+                    continue
+                if j + block <= fin_it[r]:  # its next block, B tokens later
+                    heapq.heapreplace(heap, (j + block, adm, r, ep))
+                    continue
+            heapq.heappop(heap)
 
     def _continue_prefills(self, rep: _Replica, j: int,
                            chunks: list[tuple[int, int]]) -> tuple[int, int]:
