@@ -135,13 +135,13 @@ def test_published_inter_node_measurements():
     # errors as measured (modelled / measured - 1); see docs/validation.md
     assert abs(rows["fit"].error) < 0.005
     assert abs(rows["in node"].error) < 0.035  # Vidur 1 x 8, 64 MiB: -3.0%
-    held = rows["held out"]  # DGX A100 2 x 8: -16.9% (the in-node chain bounds the tree)
-    assert held.error == pytest.approx(-0.169, abs=0.005)
+    held = rows["held out"]  # DGX A100 2 x 8: -15.1% (the in-node chain bounds the tree)
+    assert held.error == pytest.approx(-0.151, abs=0.005)
     assert held.algorithm == "tree Simple"
     assert rows["excluded"].modelled_busbw_gb_s is None
     table = nccl_validation_markdown()
     assert "| held out: DGX A100, 8 HDR NICs per node |" in table
-    assert "Median absolute error over the 2 rows not fitted on: 10.0%." in table
+    assert "Median absolute error over the 2 rows not fitted on: 9.0%." in table
 
 
 @pytest.mark.parametrize(("args", "message"), [

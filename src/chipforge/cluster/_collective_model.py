@@ -51,9 +51,10 @@ _NVL_TREE_US = {"LL": 0.6, "Simple": 4.0}
 # busBw x 1/4 across nodes, i.e. half of the intra-node 1/2); Simple carries data only
 _NET_PAYLOAD = {"LL": 0.25, "Simple": 1.0}
 _NVL_PAYLOAD = {"LL": 0.5, "Simple": 1.0}
-# tuning.cc: tree all-reduce busBw x 0.9 (Simple), and NVLS x NVLS efficiency 0.85 (nvlsEfficiency,
-# Hopper); an NVLS all-reduce needs 16-bit or wider elements (multimem.ld_reduce)
-_TREE_EFF = 0.9
+# tuning.cc: tree all-reduce busBw x 0.92 (Simple; chipforge.perf's TREE_PAYLOAD, from the
+# same file @5067397) and NVLS x nvlsEfficiency 0.85 (Hopper); an NVLS all-reduce needs
+# 16-bit or wider elements (multimem.ld_reduce)
+_TREE_EFF = 0.92
 _NVLS_EFF = 0.85
 _NVLS_MIN_ITEMSIZE = 2
 _DTYPE_OF_ITEMSIZE = {1: "int8", 2: "bf16", 4: "fp32"}
