@@ -147,13 +147,14 @@ def test_one_sequence_at_a_time_is_an_md1_queue() -> None:
 
 
 def test_littles_law_holds_in_a_batched_steady_state() -> None:
-    rate, n = 15.0, 20_000  # about 60% of what the engine can serve: a steady state
+    rate, n = 15.0, 10_000  # about 60% of what the engine can serve: a steady state
     cost = LinearCost(kv_capacity_tokens=60_000)
     traffic = Traffic(rate, n, LengthDist.lognormal(600, 0.8), LengthDist.lognormal(150, 0.8),
                       seed=7)
     result = simulate(Deployment(cost, scheduler=Scheduler(max_batch_tokens=2048)), traffic)
     assert not result.rejected.any() and result.mean_batch_seqs > 5  # it batches
-    assert result.percentile("e2e_s", 99) < 0.01 * result.makespan_s  # and it keeps up
+    # and keeps up: an overloaded queue's e2e would grow with the horizon (here 680 s)
+    assert result.percentile("e2e_s", 99) < 0.02 * result.makespan_s
     # error budget: the Poisson count over the horizon (4 standard errors, 1/sqrt(n)) and
     # the drain after the last arrival (at most the longest e2e) against the horizon
     tolerance = 4 / math.sqrt(n) + np.nanmax(result.e2e_s) / result.makespan_s
@@ -163,7 +164,7 @@ def test_littles_law_holds_in_a_batched_steady_state() -> None:
 
 def test_tokens_are_conserved_under_heavy_preemption() -> None:
     cost = LinearCost(kv_capacity_tokens=8_000, kv_block_tokens=16)
-    traffic = Traffic(None, 3000, LengthDist.lognormal(800, 1.0), LengthDist.lognormal(300, 1.0),
+    traffic = Traffic(None, 2000, LengthDist.lognormal(800, 1.0), LengthDist.lognormal(300, 1.0),
                       seed=11)
     result = simulate(Deployment(cost, prefill_replicas=2,
                                  scheduler=Scheduler(max_batch_tokens=1024)), traffic)
@@ -172,7 +173,7 @@ def test_tokens_are_conserved_under_heavy_preemption() -> None:
     # rejected: exactly those whose prompt + output - 1 tokens exceed the 8000-token cache
     too_long = result.input_len + result.output_len - 1 > 8000
     assert too_long.any() and (result.rejected == too_long).all()
-    assert result.notes[0].startswith(f"{too_long.sum()} of 3000 requests rejected")
+    assert result.notes[0].startswith(f"{too_long.sum()} of 2000 requests rejected")
     assert np.isfinite(result.e2e_s[served]).all()
     # every computed token is a prompt token, a decode or a recomputed token
     computed = sum(call[0] + call[2] for call in cost.calls)
