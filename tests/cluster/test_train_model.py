@@ -122,7 +122,7 @@ def test_too_big_plan_does_not_fit_and_says_so() -> None:
 
 @pytest.mark.parametrize(("plan", "batch", "match"), [
     (dict(tp=7, dp=1), 7, "tp=7 does not divide num_heads"),
-    (dict(tp=8, pp=7, schedule="interleaved", virtual_stages=2), 56, "does not divide num_layers"),
+    (dict(tp=8, pp=8, schedule="interleaved", virtual_stages=16), 64, "exceeds num_layers"),
     (dict(tp=8, dp=2), 3, "global_batch_seqs=3"),
     (dict(tp=8, ep=2, dp=2), 4, "ep=2 for the dense model"),
 ])

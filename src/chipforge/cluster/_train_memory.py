@@ -122,10 +122,17 @@ def stage_memory(cfg: LLMConfig, par: Parallelism, stage: StageLoad, seq: int,
 
 
 def stage_loads(layers: int, pp: int) -> list[StageLoad]:
-    """Layers per stage, as even as possible (the first stages take the remainder, as
-    Megatron-DeepSpeed's balanced partition does)."""
-    base, extra = divmod(layers, pp)
-    return [StageLoad(base + (i < extra), i == 0, i == pp - 1) for i in range(pp)]
+    """Layers per stage: ``ceil(layers / pp)``, with the shortfall taken from the stages
+    that also carry the embedding and the output layer, first and last alternately, then
+    their neighbours (Llama 3, Dubey et al. 2024 §3.3.2: one layer fewer on the first and
+    the last stage; Megatron-DeepSpeed's 'type:transformer|embedding' partition of BLOOM's
+    70 layers over 12 stages gives the same 5, 6 x 10, 5)."""
+    full = -(-layers // pp)
+    counts = [full] * pp
+    order = [i for pair in zip(range(pp), range(pp - 1, -1, -1)) for i in pair]
+    for i in order[:full * pp - layers]:
+        counts[i] -= 1
+    return [StageLoad(n, i == 0, i == pp - 1) for i, n in enumerate(counts)]
 
 
 def plan_memory(cfg: LLMConfig, par: Parallelism, seq: int,

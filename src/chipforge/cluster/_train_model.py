@@ -91,10 +91,10 @@ def check_plan(job: TrainJob, system: System, par: Parallelism) -> int:
     if par.pp > cfg.num_layers:
         raise ClusterError(f"pp={par.pp} exceeds num_layers={cfg.num_layers} of {name}; "
                            "expected at most one stage per layer")
-    if par.schedule == "interleaved" and cfg.num_layers % (par.pp * par.virtual_stages):
+    if par.pp * par.virtual_stages > cfg.num_layers:
         raise ClusterError(f"interleaved schedule: pp*virtual_stages={par.pp} x "
-                           f"{par.virtual_stages} does not divide num_layers="
-                           f"{cfg.num_layers}; expected a divisor (Megatron-LM's rule)")
+                           f"{par.virtual_stages} exceeds num_layers={cfg.num_layers} of "
+                           f"{name}; expected at least one layer per model chunk")
     if par.ep > 1 and not cfg.is_moe:
         raise ClusterError(f"ep={par.ep} for the dense model {name}; expected ep=1")
     if job.seq_len % (2 * par.cp if par.cp > 1 else 1):
