@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
 
 from chipforge import ops
 from chipforge.cluster._recsys_model import (
@@ -70,17 +73,20 @@ class TableShard:
 
 @dataclass(frozen=True)
 class ShardingOption:
+    """One way to shard a table: ``count`` identical shards (rank -1 until placed)."""
+
     table: int
     kind: str
-    shards: tuple[TableShard, ...]  # ranks still unassigned (-1) until partitioned
+    shard: TableShard
+    count: int
 
     @property
     def perf_s(self) -> float:
-        return sum(s.perf_s for s in self.shards)
+        return self.shard.perf_s * self.count
 
     @property
     def max_shard_perf_s(self) -> float:
-        return max(s.perf_s for s in self.shards)
+        return self.shard.perf_s
 
 
 @dataclass(frozen=True)
@@ -88,27 +94,41 @@ class ShardingPlan:
     """Every table's sharding kind and its shards' placement, with per-chip totals."""
 
     world: int
-    kinds: tuple[str, ...]  # per table
-    shards: tuple[TableShard, ...]
+    options: tuple[ShardingOption, ...]  # per table
+    ranks: tuple[tuple[int, ...], ...]  # per table, the chip of each shard
     proposer: str
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(o.kind for o in self.options)
+
+    @cached_property
+    def shards(self) -> tuple[TableShard, ...]:
+        return tuple(replace(o.shard, rank=r) for o, ranks in zip(self.options, self.ranks,
+                                                                  strict=True) for r in ranks)
+
     def on_rank(self, rank: int) -> tuple[TableShard, ...]:
-        return tuple(s for s in self.shards if s.rank == rank)
+        return tuple(replace(o.shard, rank=rank) for o, ranks in
+                     zip(self.options, self.ranks, strict=True) for r in ranks if r == rank)
 
-    def storage_bytes(self) -> tuple[float, ...]:
-        return self._per_rank(lambda s: s.storage_bytes)
+    def storage_bytes(self) -> np.ndarray:
+        return self.per_rank(lambda s: s.storage_bytes)
 
-    def forward_bytes(self) -> tuple[float, ...]:
-        return self._per_rank(lambda s: s.forward_bytes)
+    def forward_bytes(self) -> np.ndarray:
+        return self.per_rank(lambda s: s.forward_bytes)
 
-    def backward_bytes(self) -> tuple[float, ...]:
-        return self._per_rank(lambda s: s.backward_bytes)
+    def backward_bytes(self) -> np.ndarray:
+        return self.per_rank(lambda s: s.backward_bytes)
 
-    def _per_rank(self, key: Callable[[TableShard], float]) -> tuple[float, ...]:
-        out = [0.0] * self.world
-        for s in self.shards:
-            out[s.rank] += key(s)
-        return tuple(out)
+    def per_rank(self, key: Callable[[TableShard], float]) -> np.ndarray:
+        """Per chip, the sum of ``key`` over the shards it holds."""
+        out = np.zeros(self.world)
+        for opt, ranks in zip(self.options, self.ranks, strict=True):
+            if len(ranks) == self.world:
+                out += key(opt.shard)
+            else:
+                np.add.at(out, list(ranks), key(opt.shard))
+        return out
 
 
 def _shard(p: PlanInputs, table: int, kind: str, rows: int, cols: int, lookups: float,
@@ -132,19 +152,19 @@ def enumerate_options(p: PlanInputs, table: int) -> list[ShardingOption]:
     spec, n, big_b = p.spec, p.world, p.global_batch
     rows, dim, hot = spec.table_rows[table], spec.embedding_dim, spec.pooling[table]
     wire = ops.dtype_bytes(spec.dtype) * (2 if p.train else 1)
-    opts = [ShardingOption(table, "table_wise", (
-        _shard(p, table, "table_wise", rows, dim, big_b * hot, big_b,
-               big_b * (hot * INDEX_BYTES + dim * wire)),))]
+    opts = [ShardingOption(table, "table_wise", _shard(
+        p, table, "table_wise", rows, dim, big_b * hot, big_b,
+        big_b * (hot * INDEX_BYTES + dim * wire)), 1)]
     k = 2
     while k <= n and dim // k >= MIN_COLUMN_SHARD and dim % k == 0:
         shard = _shard(p, table, "column_wise", rows, dim // k, big_b * hot, big_b,
                        big_b * (hot * INDEX_BYTES + dim // k * wire))
-        opts.append(ShardingOption(table, "column_wise", (shard,) * k))
+        opts.append(ShardingOption(table, "column_wise", shard, k))
         k *= 2
     if n > 1:
         shard = _shard(p, table, "row_wise", math.ceil(rows / n), dim, big_b * hot / n, big_b,
                        big_b * (hot / n * INDEX_BYTES + dim * wire))
-        opts.append(ShardingOption(table, "row_wise", (shard,) * n))
+        opts.append(ShardingOption(table, "row_wise", shard, n))
         local = p.chips_per_node
         if 1 < local < n:
             # rows split over one node's chips: partial sums reduce-scattered over the links,
@@ -152,67 +172,68 @@ def enumerate_options(p: PlanInputs, table: int) -> list[ShardingOption]:
             shard = _shard(p, table, "table_row_wise", math.ceil(rows / local), dim,
                            big_b * hot / local, big_b,
                            big_b * (hot / local * INDEX_BYTES + dim * wire / local))
-            shard = _with(shard, perf_s=shard.perf_s + big_b * dim * wire / p.node_bytes_per_s)
-            opts.append(ShardingOption(table, "table_row_wise", (shard,) * local))
+            shard = replace(shard, perf_s=shard.perf_s + big_b * dim * wire / p.node_bytes_per_s)
+            opts.append(ShardingOption(table, "table_row_wise", shard, local))
         grad_bytes = rows * dim * FP32_BYTES if p.train else 0.0
         allreduce_s = 2 * (n - 1) / n * grad_bytes / p.allreduce_bytes_per_s
         replica = _shard(p, table, "data_parallel", rows, dim, p.local_batch * hot,
                          p.local_batch, 0.0, extra_storage=grad_bytes)
         if p.train:  # the whole replica is updated from the all-reduced dense gradient
-            replica = _with(replica, backward_bytes=replica.backward_bytes + 2 * grad_bytes,
-                            perf_s=replica.perf_s + allreduce_s
-                            + 2 * grad_bytes / p.gather_bytes_per_s)
-        opts.append(ShardingOption(table, "data_parallel", (replica,) * n))
+            replica = replace(replica, backward_bytes=replica.backward_bytes + 2 * grad_bytes,
+                              perf_s=replica.perf_s + allreduce_s
+                              + 2 * grad_bytes / p.gather_bytes_per_s)
+        opts.append(ShardingOption(table, "data_parallel", replica, n))
     fixed = p.fixed_kinds[table] if p.fixed_kinds else None
-    return [o for o in opts if all(s.storage_bytes <= p.storage_budget_bytes for s in o.shards)
+    return [o for o in opts if o.shard.storage_bytes <= p.storage_budget_bytes
             and (fixed is None or o.kind == fixed)]
 
 
-def _with(shard: TableShard, **changes: float) -> TableShard:
-    return TableShard(**{**shard.__dict__, **changes})
-
-
-def partition(p: PlanInputs, options: list[ShardingOption]) -> list[TableShard] | None:
+def partition(p: PlanInputs, options: list[ShardingOption]) -> tuple[tuple[int, ...], ...] | None:
     """TorchRec's GreedyPerfPartitioner: options by descending time; row-wise and
     data-parallel shards one per chip, table-row-wise shards one per chip of the least busy
     node, each table- or column-wise shard onto the chip with the least time so far that
-    has room (column shards of a table on distinct chips).
-    None when a shard fits nowhere."""
-    perf, storage = [0.0] * p.world, [0.0] * p.world
-    placed: list[TableShard] = []
-    for opt in sorted(options, key=lambda o: (-o.perf_s, o.table)):
+    has room (column shards of a table on distinct chips). Returns each option's chips (in
+    the order given), or None when a shard fits nowhere."""
+    perf, storage = np.zeros(p.world), np.zeros(p.world)
+    budget = p.storage_budget_bytes
+    placed: dict[int, tuple[int, ...]] = {}
+    order = sorted(range(len(options)), key=lambda i: (-options[i].perf_s, options[i].table))
+    for i in order:
+        opt = options[i]
+        need = opt.shard.storage_bytes
+        room = storage + need <= budget
         if opt.kind in ("row_wise", "data_parallel"):
-            targets = list(range(p.world))
+            if not room.all():
+                return None
+            targets = tuple(range(p.world))
         elif opt.kind == "table_row_wise":
-            targets = _roomiest_node(p, perf, storage, opt.shards[0].storage_bytes)
-            if not targets:
+            targets = _least_busy_node(p, perf, room)
+        else:  # the least busy chips with room, distinct for a table's column shards
+            free = np.flatnonzero(room)
+            if len(free) < opt.count:
                 return None
-        else:
-            targets = []
-            for _ in opt.shards:
-                free = [r for r in range(p.world) if r not in targets
-                        and storage[r] + opt.shards[0].storage_bytes <= p.storage_budget_bytes]
-                if not free:
-                    return None
-                targets.append(min(free, key=lambda r: (perf[r], r)))
-        for rank, shard in zip(targets, opt.shards, strict=True):
-            if storage[rank] + shard.storage_bytes > p.storage_budget_bytes:
-                return None
-            perf[rank] += shard.perf_s
-            storage[rank] += shard.storage_bytes
-            placed.append(_with(shard, rank=rank))
-    return placed
+            pick = free[np.argsort(perf[free], kind="stable")[:opt.count]]
+            targets = tuple(int(r) for r in pick)
+        if not targets:
+            return None
+        idx = list(targets)
+        perf[idx] += opt.shard.perf_s
+        storage[idx] += need
+        placed[i] = targets
+    return tuple(placed[i] for i in range(len(options)))
 
 
-def _roomiest_node(p: PlanInputs, perf: list[float], storage: list[float],
-                   need_bytes: float) -> list[int]:
-    """The chips of the node whose busiest chip has the least time and room on every chip."""
+def _least_busy_node(p: PlanInputs, perf: np.ndarray, room: np.ndarray) -> tuple[int, ...]:
+    """The chips of the node whose busiest chip has the least time, among the nodes with
+    room on every chip (ranks fill nodes in order); () if none has room."""
     local = p.chips_per_node
-    nodes = [list(range(first, min(first + local, p.world)))
-             for first in range(0, p.world, local)]
-    fits = [ranks for ranks in nodes
-            if all(storage[r] + need_bytes <= p.storage_budget_bytes for r in ranks)]
-    return min(fits, key=lambda ranks: (max(perf[r] for r in ranks), ranks[0]), default=[])
+    nodes = p.world // local
+    busiest = perf[:nodes * local].reshape(nodes, local).max(axis=1)
+    fits = room[:nodes * local].reshape(nodes, local).all(axis=1)
+    if not fits.any():
+        return ()
+    node = int(np.flatnonzero(fits)[np.argmin(busiest[fits])])
+    return tuple(range(node * local, (node + 1) * local))
 
 
 def _proposals(per_table: list[list[ShardingOption]]) -> dict[str, list[ShardingOption]]:
@@ -254,8 +275,7 @@ def plan_sharding(p: PlanInputs, step_seconds: Callable[[ShardingPlan], float]) 
     hottest = sorted(range(p.spec.tables),
                      key=lambda t: -min(o.perf_s for o in per_table[t]))[:LOCAL_SEARCH_TABLES]
     for t in hottest:
-        current = [next(o for o in per_table[i] if o.kind == k and len(o.shards) ==
-                        _count(best[1], i)) for i, k in enumerate(best[1].kinds)]
+        current = list(best[1].options)
         for alt in per_table[t]:
             if alt is current[t]:
                 continue
@@ -265,16 +285,12 @@ def plan_sharding(p: PlanInputs, step_seconds: Callable[[ShardingPlan], float]) 
     return best[1]
 
 
-def _count(plan: ShardingPlan, table: int) -> int:
-    return sum(1 for s in plan.shards if s.table == table)
-
-
 def _better(p: PlanInputs, choice: list[ShardingOption], name: str,
             step_seconds: Callable[[ShardingPlan], float],
             best: tuple[float, ShardingPlan] | None) -> tuple[float, ShardingPlan] | None:
-    placed = partition(p, choice)
-    if placed is None:
+    ranks = partition(p, choice)
+    if ranks is None:
         return best
-    plan = ShardingPlan(p.world, tuple(o.kind for o in choice), tuple(placed), name)
+    plan = ShardingPlan(p.world, tuple(choice), ranks, name)
     seconds = step_seconds(plan)
     return (seconds, plan) if best is None or seconds < best[0] else best

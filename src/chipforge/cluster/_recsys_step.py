@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from chipforge import ops
 from chipforge.arch import ChipSpec
 from chipforge.cluster._collectives import collective_time
@@ -132,26 +134,25 @@ def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, f
     receives its local samples' vectors of every table."""
     n, local = plan.world, batch / plan.world
     wire = ops.dtype_bytes(spec.dtype)
-    id_send, id_recv, out_send, out_recv, node = ([0.0] * n for _ in range(5))
-    for t, kind in enumerate(plan.kinds):
-        if kind == "data_parallel":
+    id_send = out_recv = 0.0  # the same on every chip
+    id_recv, out_send, node = np.zeros(n), np.zeros(n), np.zeros(n)
+    for opt, ranks in zip(plan.options, plan.ranks, strict=True):
+        if opt.kind == "data_parallel":
             continue
-        hot, dim = spec.pooling[t], spec.embedding_dim
-        shards = [s for s in plan.shards if s.table == t]
-        copies = len(shards) if kind == "column_wise" else 1
-        for r in range(n):
-            id_send[r] += local * hot * INDEX_BYTES * copies
-            out_recv[r] += batch * dim if kind == "row_wise" else local * dim
-        for s in shards:
-            id_recv[s.rank] += s.lookups * INDEX_BYTES
-            if kind == "table_row_wise":
-                node[s.rank] += batch * s.cols
-                out_send[s.rank] += batch * s.cols / len(shards)
-            else:
-                out_send[s.rank] += batch * s.cols
-    ids = max(max(a, b) for a, b in zip(id_send, id_recv, strict=True))
-    pooled = max(max(a, b) for a, b in zip(out_send, out_recv, strict=True)) * wire
-    return ids, pooled, max(node) * wire
+        hot, dim, shard = spec.pooling[opt.table], spec.embedding_dim, opt.shard
+        copies = opt.count if opt.kind == "column_wise" else 1
+        id_send += local * hot * INDEX_BYTES * copies
+        out_recv += batch * dim if opt.kind == "row_wise" else local * dim
+        idx = list(ranks)
+        np.add.at(id_recv, idx, shard.lookups * INDEX_BYTES)
+        if opt.kind == "table_row_wise":
+            np.add.at(node, idx, batch * shard.cols)
+            np.add.at(out_send, idx, batch * shard.cols / opt.count)
+        else:
+            np.add.at(out_send, idx, batch * shard.cols)
+    ids = max(id_send, float(id_recv.max()))
+    pooled = max(out_recv, float(out_send.max())) * wire
+    return ids, pooled, float(node.max()) * wire
 
 
 def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
@@ -159,8 +160,8 @@ def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
     """The step time of ``plan`` on ``sys`` for a global ``batch`` (forward only unless
     ``train``)."""
     bw = gather_bytes_per_s(sys.chip)
-    emb_f = max(plan.forward_bytes()) / bw
-    emb_b = max(plan.backward_bytes()) / bw if train else 0.0
+    emb_f = float(plan.forward_bytes().max()) / bw
+    emb_b = float(plan.backward_bytes().max()) / bw if train else 0.0
     dense_f, dense_b = dense_seconds(spec, sys.chip, batch // sys.chips, train)
     ids_bytes, pooled_bytes, node_bytes = _a2a_bytes(spec, plan, batch)
     ids_s, pooled_s = _a2a_s(sys, ids_bytes), _a2a_s(sys, pooled_bytes)
@@ -220,7 +221,7 @@ def plan_for(spec: DLRMSpec, sys: System, batch: int, train: bool,
     plan = plan_sharding(inputs, lambda p: dlrm_step(spec, sys, p, batch, train).step_s)
     dense_state = (sys.chip.memory.capacity_bytes * (1 - STORAGE_RESERVATION)
                    - inputs.storage_budget_bytes)
-    return plan, max(plan.storage_bytes()) + dense_state
+    return plan, float(plan.storage_bytes().max()) + dense_state
 
 
 def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
