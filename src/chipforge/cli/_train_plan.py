@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from chipforge.cli._output import JsonOption, fmt_s, print_json, print_table, progress_bar, say
+from chipforge.cli._output import (
+    JsonOption,
+    fmt_s,
+    fmt_si,
+    print_json,
+    print_table,
+    progress_bar,
+    say,
+)
 from chipforge.errors import ChipforgeError
 
 # the GPU fleets each plan is compared with on an equal budget: the best Hopper, the
@@ -97,7 +105,7 @@ def _print(doc: dict[str, Any]) -> None:
         say("[yellow]nothing fit with TP inside the scale-up domain; TP spans nodes[/]")
     table = Table(title="best plans (fastest that fit in memory first)")
     for col in ("#", "plan", "step", "MFU", "HFU", "mem/chip", "goodput", "days",
-                "M chip-h", "MWh", "$M"):
+                "chip-hours", "energy", "cost"):
         table.add_column(col, justify="left" if col == "plan" else "right")
     for i, p in enumerate(doc["plans"], 1):
         table.add_row(str(i), *_plan_cells(p))
@@ -119,15 +127,15 @@ def _print(doc: dict[str, Any]) -> None:
 def _plan_cells(p: dict[str, Any]) -> list[str]:
     return [p["plan"], fmt_s(p["step_time_s"]), f"{p['mfu']:.1%}", f"{p['hfu']:.1%}",
             f"{p['memory_bytes'] / 1e9:.1f} GB", f"{p['goodput']:.1%}", f"{p['days']:.1f}",
-            f"{p['chip_hours'] / 1e6:.2f}", f"{p['energy_mwh']:,.0f}",
-            f"{p['cost_usd'] / 1e6:,.1f}"]
+            fmt_si(p["chip_hours"], "h"), fmt_si(p["energy_mwh"] * 1e6, "Wh"),
+            "$" + fmt_si(p["cost_usd"], "")]
 
 
 def _print_comparison(doc: dict[str, Any]) -> None:
-    table = Table(title=f"the same capital (${doc['capital_usd'] / 1e6:,.0f}M) on GPU fleets",
+    table = Table(title=f"the same capital (${fmt_si(doc['capital_usd'], '')}) on GPU fleets",
                   caption=doc["comparison_basis"])
     for col in ("chip", "chips", "export", "plan", "step", "MFU", "HFU", "mem/chip",
-                "goodput", "days", "M chip-h", "MWh", "$M"):
+                "goodput", "days", "chip-hours", "energy", "cost"):
         table.add_column(col, justify="left" if col in ("chip", "plan", "export") else "right")
     for r in doc["comparison"]:
         head = [r["chip"], f"{r['chips']:,}", r["verdict"] or "unknown"]

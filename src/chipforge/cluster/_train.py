@@ -156,24 +156,21 @@ def chips_for_budget(chip: str | ChipSpec | Any, *, budget_usd: float | None = N
             raise ClusterError(f"{name}: {value!r}; expected a positive number")
     if budget_usd is None and budget_mw is None:
         raise ClusterError("chips_for_budget: expected budget_usd or budget_mw")
-    reference = _system_of(chip, 1)
+    reference = _system_of(chip, 1)  # no network yet: the lowest price per chip
     count = _affordable(reference, budget_usd, budget_mw, a)
-    # a bigger system may cost more per chip (more switch tiers): shrink until it fits
+    # whole nodes; a bigger system may cost more per chip (more switch tiers): shrink
     for _ in range(8):
-        node = min(reference.chips_per_node, count) if count else 1
-        count -= count % node
         if count < 1:
             break
-        sized = _system_of(chip, count)
-        again = _affordable(sized, budget_usd, budget_mw, a)
+        count -= count % _system_of(chip, count).chips_per_node
+        again = _affordable(_system_of(chip, count), budget_usd, budget_mw, a)
         if again >= count:
             return count
         count = again
-    raise ClusterError(f"budget: ${budget_usd!r} / {budget_mw!r} MW buys no "
-                       f"{reference.chip.name} node (a chip costs "
-                       f"${reference.price_per_chip_usd:,.0f} and draws "
-                       f"{reference.power_per_chip_w * a.pue:,.0f} W with PUE); expected a "
-                       "larger budget")
+    raise ClusterError(f"budget: budget_usd={budget_usd!r}, budget_mw={budget_mw!r} buys "
+                       f"no {reference.chip.name} (one costs ${reference.price_per_chip_usd:,.0f}"
+                       f" with its host share and draws {reference.power_per_chip_w * a.pue:,.0f}"
+                       " W with PUE); expected a larger budget")
 
 
 def _affordable(sys: Any, budget_usd: float | None, budget_mw: float | None,

@@ -18,6 +18,8 @@ from typing import Any
 
 from chipforge.cluster._runner import run_tasks
 from chipforge.cluster._train_job import RECOMPUTE, Parallelism, StepEstimate, TrainJob
+from chipforge.cluster._train_model import check_plan, evaluate_plan
+from chipforge.cluster._train_ops import attention_style
 from chipforge.errors import ClusterError
 
 Evaluate = Callable[[TrainJob, Any, Parallelism], StepEstimate]
@@ -89,18 +91,30 @@ def _schedules(layers: int, pp: int) -> Iterator[tuple[str, int]]:
             yield "interleaved", v
 
 
-def _cp_values(seq_len: int) -> list[int]:
+def _cp_values(job: TrainJob) -> list[int]:
+    if attention_style(job.model) != "flash":  # Megatron's CP needs the fused attention
+        return [1]
     # Megatron-LM's CP cuts the sequence into 2 x cp chunks for causal load balance
-    return [cp for cp in (1, 2, 4, 8, 16) if cp <= MAX_CP and seq_len % (2 * cp) == 0
+    return [cp for cp in (1, 2, 4, 8, 16) if cp <= MAX_CP and job.seq_len % (2 * cp) == 0
             or cp == 1]
 
 
-def shapes(job: TrainJob, chips: int, tp_values: Sequence[int]) -> list[Shape]:
-    """Every shape on exactly ``chips`` chips with TP from ``tp_values``."""
-    cfg = job.model
+def _runs(job: TrainJob, system: Any, shape: Shape) -> bool:
+    """Whether the step model's own rules (``check_plan``) accept the shape."""
+    try:
+        check_plan(dataclasses.replace(job, global_batch_seqs=shape.global_batch_seqs),
+                   system, shape.plan(1, "none"))
+    except ClusterError:
+        return False
+    return True
+
+
+def shapes(job: TrainJob, system: Any, tp_values: Sequence[int]) -> list[Shape]:
+    """Every shape that runs on all of the system's chips with TP from ``tp_values``."""
+    cfg, chips = job.model, system.chips
     out = []
     for tp in tp_values:
-        for cp in _cp_values(job.seq_len):
+        for cp in _cp_values(job):
             for pp in range(1, cfg.num_layers + 1):
                 if chips % (tp * cp * pp):
                     continue
@@ -108,13 +122,15 @@ def shapes(job: TrainJob, chips: int, tp_values: Sequence[int]) -> list[Shape]:
                 eps = [e for e in divisors(cfg.num_experts) if (dp * cp) % e == 0] \
                     if cfg.is_moe else [1]
                 for mb in MICRO_BATCHES:
+                    if (mb * job.seq_len // cp) % tp:  # sequence parallel splits the tokens
+                        continue
                     for schedule, v in _schedules(cfg.num_layers, pp):
                         batch = _batch_for(job, dp, mb, pp, schedule)
                         if batch is None:
                             continue
                         out += [Shape(tp, pp, cp, dp, ep, mb, schedule, v, batch)
                                 for ep in eps]
-    return out
+    return [s for s in out if _runs(job, system, s)]
 
 
 def staircase(job: TrainJob, system: Any, shape: Shape, evaluate: Evaluate,
@@ -161,9 +177,11 @@ def search_plans(job: TrainJob, system: Any, *, top: int = 10,
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ClusterError(f"search_plans: top={top!r}; expected a positive int")
-    evaluate = evaluate or _default_evaluate()
+    evaluate = evaluate or evaluate_plan
     domain = min(system.chips_per_node, system.chips)
-    heads = [t for t in divisors(job.model.num_heads) if system.chips % t == 0]
+    kv = job.model.num_kv_heads  # Megatron: tp divides the KV heads or is a multiple of them
+    heads = [t for t in divisors(job.model.num_heads)
+             if system.chips % t == 0 and (t > kv or kv % t == 0)]
     inside = [t for t in heads if t <= domain]
     found: list[StepEstimate] = []
     evaluated = 0
@@ -171,7 +189,7 @@ def search_plans(job: TrainJob, system: Any, *, top: int = 10,
     for tp_values in (inside, [t for t in heads if t > domain]):
         if not tp_values:
             continue
-        batch = _run(job, system, shapes(job, system.chips, tp_values), evaluate,
+        batch = _run(job, system, shapes(job, system, tp_values), evaluate,
                      exhaustive, progress, use_ray, store, workers)
         found += batch
         evaluated += len(batch)
@@ -230,12 +248,6 @@ def _job_key(job: TrainJob, system: Any, evaluate: Evaluate, exhaustive: bool) -
     """What a stored result depends on: the job, the system and the step model."""
     text = repr((job, system, getattr(evaluate, "__qualname__", repr(evaluate)), exhaustive))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _default_evaluate() -> Evaluate:
-    import importlib  # TEMPORARY until _train_model.py lands (H2a): then a plain import
-
-    return importlib.import_module("chipforge.cluster._train_model").evaluate_plan
 
 
 __all__ = ["SearchResult", "search_plans"]

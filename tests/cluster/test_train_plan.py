@@ -1,0 +1,155 @@
+"""The training-plan search and its report: the pruned search against an exhaustive
+enumeration, budgets to chip counts, days/energy/$ against hand derivations, and the errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from chipforge.cluster import (
+    Parallelism,
+    TrainJob,
+    chips_for_budget,
+    compare_on_budget,
+    goodput,
+    search_plans,
+    system,
+    train_plan,
+)
+from chipforge.cost import TcoAssumptions
+from chipforge.errors import ChipforgeError, ClusterError
+from chipforge.workloads import load_llm_config
+
+YEAR_S = 365.25 * 86_400
+
+
+def _per_token(e) -> float:
+    return e.step_time_s / e.extras["global_batch_tokens"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Megatron's 18B GPT on 16 A100s: memory-tight, so ZeRO and all three recompute
+    levels take part in the optimum."""
+    job = TrainJob(load_llm_config("megatron-gpt-18b"), 1e12, 2048, 64)
+    sys = system("a100-sxm", 16)
+    return job, sys, search_plans(job, sys, top=10_000), search_plans(
+        job, sys, top=10_000, exhaustive=True)
+
+
+def test_the_pruned_search_finds_the_exhaustive_optimum(small):
+    _, _, pruned, everything = small
+    assert pruned.evaluated < everything.evaluated / 2  # the staircase prunes
+    assert _per_token(pruned.plans[0]) == pytest.approx(_per_token(everything.plans[0]),
+                                                        rel=1e-12)
+    # the optimum needs a memory saver: the pruning is tested where it bites
+    best = pruned.plans[0].plan
+    assert best.recompute != "none" or best.zero > 1
+
+
+def test_every_ranked_plan_fits_and_runs_best_first(small):
+    _, sys, pruned, _ = small
+    plans = pruned.plans
+    assert plans and all(e.fits for e in plans)
+    assert all(e.memory_bytes <= e.memory_capacity_bytes for e in plans)
+    assert [_per_token(e) for e in plans] == sorted(_per_token(e) for e in plans)
+    assert all(e.plan.chips == sys.chips for e in plans)
+
+
+def test_the_store_resumes_without_evaluating_again(small, tmp_path):
+    job, sys, pruned, _ = small
+    store = tmp_path / "plans.jsonl"
+    first = search_plans(job, sys, store=store)
+    stored = store.read_text()
+    again = search_plans(job, sys, store=store)
+    assert store.read_text() == stored  # every group came from the store
+    assert [e.plan for e in again.plans] == [e.plan for e in first.plans]
+    assert again.plans[0].step_time_s == pruned.plans[0].step_time_s
+
+
+def test_a_budget_buys_whole_nodes():
+    price = system("h100-sxm", 800).price_per_chip_usd
+    # 803.2 chips' worth of capital buys 100 nodes of 8
+    assert chips_for_budget("h100-sxm", budget_usd=803.2 * price) == 800
+    count = chips_for_budget("h100-sxm", budget_mw=1.0)
+    pue = TcoAssumptions().pue
+
+    def facility_w(n: int) -> float:
+        return n * system("h100-sxm", n).power_per_chip_w * pue
+
+    assert count % 8 == 0 and facility_w(count) <= 1e6 < facility_w(count + 8)
+    both = chips_for_budget("h100-sxm", budget_usd=803.2 * price, budget_mw=1.0)
+    assert both == min(800, count)
+
+
+def test_days_energy_and_dollars_follow_from_the_step():
+    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
+                        global_batch_tokens=2048 * 64, top=2)
+    p, sys, a = result.plan, result.system, TcoAssumptions()
+    g = goodput(sys.chip, 16, load_llm_config("llama-3.1-8b").param_count() * 14.0)
+    wall_s = 1e11 / (p.step.extras["global_batch_tokens"] / p.step_time_s) / g.fraction
+    assert p.goodput == g.fraction
+    assert p.days == pytest.approx(wall_s / 86_400, rel=1e-12)
+    assert p.chip_hours == pytest.approx(16 * wall_s / 3600, rel=1e-12)
+    assert p.energy_j == pytest.approx(16 * sys.power_per_chip_w * a.pue * wall_s, rel=1e-12)
+    capital = 16 * sys.price_per_chip_usd * wall_s / (a.lifetime_years * YEAR_S)
+    energy = p.energy_j / 3.6e6 * a.usd_per_kwh
+    assert p.cost_usd == pytest.approx(capital + energy, rel=1e-12)
+    assert p.mw == pytest.approx(16 * sys.power_per_chip_w * a.pue / 1e6)
+    assert 0 < p.mfu <= p.hfu < 1
+
+
+def test_an_equal_budget_fleet_gets_the_same_capital():
+    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
+                        global_batch_tokens=2048 * 64, top=1)
+    capital = 16 * result.system.price_per_chip_usd
+    (row,) = compare_on_budget(result, ["h20"], scenario="tsmc-2026")
+    assert row.chips == chips_for_budget("h20", budget_usd=capital)
+    assert row.chips * system("h20", row.chips).price_per_chip_usd <= capital
+    assert row.plan is not None and row.plan.fits and row.error is None
+    assert row.verdict in ("uncontrolled", "licence required", "presumed controlled",
+                           "prohibited")
+
+
+def test_nothing_fits_names_the_model_chip_count_and_smallest_need():
+    with pytest.raises(ClusterError) as info:
+        train_plan("megatron-gpt-18b", "h100-sxm", count=1, tokens=1e12, seq_len=2048,
+                   global_batch_tokens=2048 * 64)
+    text = str(info.value)
+    assert text.startswith("model 'megatron-gpt-18b' on 1 x h100-sxm: no plan fits in "
+                           "memory; the smallest need is ")
+    need = float(text.split("the smallest need is ")[1].split(" GB")[0])
+    # independent floor: ZeRO cannot shard on one chip, so the bf16 weights, fp32 main
+    # grads and fp32 Adam state (2 + 4 + 12 bytes a parameter) all stay
+    assert need >= 18 * load_llm_config("megatron-gpt-18b").param_count() / 1e9
+    assert "against 72.0 GB usable; expected more chips" in text
+
+
+@pytest.mark.parametrize(("kwargs", "pinned"), [
+    ({"count": 16, "budget_usd": 1e6},
+     "count=16 with a budget; expected a chip count or a budget, not both"),
+    ({"count": 0}, "count: 0; expected a positive number of chips"),
+    ({"budget_usd": -5.0}, "budget_usd: -5.0; expected a positive number"),
+    ({}, "chip 'h100-sxm': no count; expected count, budget_usd, budget_mw or a System"),
+    ({"budget_usd": 1000.0}, "budget: budget_usd=1000.0, budget_mw=None buys no h100-sxm"),
+])
+def test_bad_input_is_one_clear_error(kwargs, pinned):
+    with pytest.raises(ClusterError) as info:
+        train_plan("llama-3.1-8b", "h100-sxm", tokens=1e12, **kwargs)
+    assert str(info.value).startswith(pinned)
+
+
+def test_an_unknown_model_is_refused_before_any_search():
+    with pytest.raises(ChipforgeError, match=r"unknown model 'llama-9'; expected a config"):
+        train_plan("llama-9", "h100-sxm", count=8, tokens=1e12)
+
+
+def test_a_plan_is_a_parallelism_with_every_chip_used():
+    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
+                        global_batch_tokens=2048 * 64, top=3)
+    for p in result.plans:
+        assert isinstance(p.parallelism, Parallelism) and p.parallelism.chips == 16
+        assert p.memory_bytes == pytest.approx(math.fsum(p.memory.values()))
+        doc = p.as_dict()
+        assert doc["plan"] == p.parallelism.describe() and doc["fits"] is True
