@@ -19,6 +19,7 @@ from chipforge.cluster._recsys_model import (
     dense_seconds,
     gather_bytes_per_s,
     resolve_spec,
+    unique_rows,
 )
 from chipforge.cluster._recsys_shard import SHARDING_KINDS, PlanInputs, ShardingPlan, plan_sharding
 from chipforge.cluster._system import System
@@ -51,6 +52,7 @@ class DLRMStep:
     gradient_all_to_all_s: float
     node_collective_s: float  # table-row-wise partial sums inside the node, both passes
     all_reduce_s: float
+    replica_sync_s: float  # embedding replicas' touched rows, when the tables are replicated
     exposed_s: float  # the overlapped communication that did not hide
     ids_bytes: float  # the busiest chip's all-to-all bytes (sent or received) of ids
     pooled_bytes: float  # ... of pooled vectors (the gradients move the same back)
@@ -58,9 +60,10 @@ class DLRMStep:
 
 @dataclass(frozen=True)
 class DLRMTrainPlan:
-    """A DLRM training configuration on ``chips`` chips: the sharding, the step time with
-    its breakdown, throughput and the largest per-chip memory (tables, their optimizer
-    state and the replicated dense training state)."""
+    """A DLRM training configuration on ``chips`` chips: the sharding (over each group of
+    ``chips // replicas`` chips when the tables are replicated), the step time with its
+    breakdown, throughput and the largest per-chip memory (tables, their optimizer state
+    and the replicated dense training state)."""
 
     model: DLRMSpec
     system: str
@@ -72,6 +75,7 @@ class DLRMTrainPlan:
     eval_step_s: float  # forward only, same batch (MLPerf evaluates in between)
     memory_per_chip_bytes: float
     memory_capacity_bytes: float
+    replicas: int = 1  # copies of the sharded tables (each over chips // replicas chips)
 
     @property
     def step_time_s(self) -> float:
@@ -156,9 +160,14 @@ def _a2a_bytes(spec: DLRMSpec, plan: ShardingPlan, batch: int) -> tuple[float, f
 
 
 def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
-              train: bool = True) -> DLRMStep:
-    """The step time of ``plan`` on ``sys`` for a global ``batch`` (forward only unless
-    ``train``)."""
+              train: bool = True, world: System | None = None) -> DLRMStep:
+    """The step time of ``plan`` on ``sys`` for ``batch`` samples (forward only unless
+    ``train``). With ``world`` (a larger system made of ``world.chips // sys.chips``
+    replicas of ``sys``, each sharding the tables alike on its share of the batch), the
+    dense gradients are all-reduced over the whole world and each shard's touched rows over
+    its replicas."""
+    full = world or sys
+    replicas = full.chips // sys.chips
     bw = gather_bytes_per_s(sys.chip)
     emb_f = float(plan.forward_bytes().max()) / bw
     emb_b = float(plan.backward_bytes().max()) / bw if train else 0.0
@@ -176,12 +185,30 @@ def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
     if train:
         dp_rows = sum(spec.table_rows[t] for t, k in enumerate(plan.kinds)
                       if k == "data_parallel")
-        reduce_s = (_all_reduce_s(sys, spec.dense_params * ops.dtype_bytes(spec.dtype))
-                    + _all_reduce_s(sys, dp_rows * spec.embedding_dim * FP32_BYTES))
+        reduce_s = (_all_reduce_s(full, spec.dense_params * ops.dtype_bytes(spec.dtype))
+                    + _all_reduce_s(full, dp_rows * spec.embedding_dim * FP32_BYTES))
+    sync_s = _replica_sync_s(plan, full, sys.chips, replicas) if train else 0.0
     exposed = max(0.0, ids_s - dense_f - dense_b) + max(0.0, reduce_s - emb_b)
-    total = emb_f + emb_b + dense_f + dense_b + pooled_s + grad_s + node_s + exposed
+    total = emb_f + emb_b + dense_f + dense_b + pooled_s + grad_s + node_s + sync_s + exposed
     return DLRMStep(total, emb_f, emb_b, dense_f, dense_b, ids_s, pooled_s, grad_s, node_s,
-                    reduce_s, exposed, ids_bytes, pooled_bytes)
+                    reduce_s, sync_s, exposed, ids_bytes, pooled_bytes)
+
+
+def _replica_sync_s(plan: ShardingPlan, full: System, group: int, replicas: int) -> float:
+    """The all-reduce of each shard's touched-row gradients over its ``replicas`` copies
+    (ranks ``group`` apart), after the embedding backward.
+    assumption: a dense all-reduce of the fp32 rows the replicas touch together (their
+    union, uniform ids), the index exchange neglected; TorchRec's 2D parallelism
+    (DMPCollection) syncs the replicated shards with all-reduces of this kind."""
+    if replicas <= 1:
+        return 0.0
+    per_chip = plan.per_rank(
+        lambda s: 0.0 if s.kind == "data_parallel"
+        else unique_rows(s.rows, s.lookups * replicas) * s.cols * FP32_BYTES)
+    nbytes = float(per_chip.max())
+    if nbytes <= 0:
+        return 0.0
+    return collective_time(full, "all_reduce", nbytes, replicas, stride=group).seconds
 
 
 def _fixed_kinds(spec: DLRMSpec, sharding: Sequence[str | None] | None
@@ -230,14 +257,44 @@ def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
     """Plan DLRM training of ``model`` on a system (or ``chips`` of ``chip`` in its default
     system): the planner's sharding, the step time and breakdown, samples/s and memory.
     ``sharding`` optionally fixes each table's kind (one of ``table_wise``, ``column_wise``,
-    ``row_wise``, ``data_parallel``, or None to let the planner choose).
+    ``row_wise``, ``table_row_wise``, ``data_parallel``, or None to let the planner choose).
+    Groups of half, a quarter, … of the chips (down to one node) that each hold a full copy
+    of the tables are compared too (``replicas`` > 1), their touched rows synced per step.
 
     ClusterError when a table fits no chip or the tables fit no placement."""
     spec = resolve_spec(model)
     sys = _system(chip, chips)
     batch = _batch(global_batch, sys.chips)
-    plan, memory = plan_for(spec, sys, batch, train=True, sharding=sharding)
-    step = dlrm_step(spec, sys, plan, batch, train=True)
-    eval_step = dlrm_step(spec, sys, plan, batch, train=False).step_s
-    return DLRMTrainPlan(spec, sys.name, sys.chip.name, sys.chips, batch, plan, step, eval_step,
-                         memory, sys.chip.memory.capacity_bytes)
+    best: DLRMTrainPlan | None = None
+    failure: ClusterError | None = None
+    for group in _group_systems(sys):
+        group_batch = batch // (sys.chips // group.chips)
+        try:
+            plan, memory = plan_for(spec, group, group_batch, train=True, sharding=sharding)
+        except ClusterError as exc:  # the tables need a larger group
+            failure = failure or exc
+            continue
+        step = dlrm_step(spec, group, plan, group_batch, train=True, world=sys)
+        if best is None or step.step_s < best.step.step_s:
+            eval_step = dlrm_step(spec, group, plan, group_batch, train=False).step_s
+            best = DLRMTrainPlan(spec, sys.name, sys.chip.name, sys.chips, batch, plan, step,
+                                 eval_step, memory, sys.chip.memory.capacity_bytes,
+                                 sys.chips // group.chips)
+    if best is None:
+        assert failure is not None
+        raise failure
+    return best
+
+
+def _group_systems(sys: System) -> list[System]:
+    """The whole system, then halves down to one node: the candidate groups that each hold
+    a full copy of the tables (2D sparse parallelism) when the world is large."""
+    groups = [sys]
+    size = sys.chips // 2
+    while size >= max(sys.chips_per_node, 1) and sys.chips % size == 0:
+        try:
+            groups.append(make_system(sys.chip, size, preset=sys.name))
+        except ClusterError:
+            break  # a system not built from a preset: no sub-systems to compare
+        size //= 2
+    return groups
