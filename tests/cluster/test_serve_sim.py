@@ -278,6 +278,11 @@ def test_a_bad_trace_is_named(tmp_path, text: str, said: str) -> None:
     (lambda: LengthDist.uniform(10, 5), "LengthDist.high=5"),
     (lambda: LengthDist.lognormal(0.5, 1.0), "LengthDist.mean=0.5"),
     (lambda: simulate(Deployment(ConstantCost(step_s=0.0)), fixed(1, 1, 1)), "= 0.0"),
+    (lambda: simulate(Deployment(ConstantCost(step_s=None)), fixed(1, 1, 1)), "= None"),
+    (lambda: simulate(Deployment(ConstantCost(transfer_s=-1.0), ConstantCost(), 1, 1),
+                      fixed(1, 1, 2)), "kv_transfer_s(1) = -1.0"),
+    (lambda: Traffic(1.0, 10**8, LengthDist.fixed(1), LengthDist.fixed(1)),
+     "n_requests=100000000"),
     (lambda: simulate(Deployment(ConstantCost()), fixed(1, 1, 50), max_events=10),
      "max_events=10"),
 ])

@@ -126,10 +126,10 @@ class _Engine:
         if not self.round_robin:
             return min(pool, key=_outstanding)
         if back:
-            self.rr_back = (self.rr_back + 1) % len(pool)
-            return pool[self.rr_back]
-        self.rr_front = (self.rr_front + 1) % len(pool)
-        return pool[self.rr_front]
+            self.rr_back += 1
+            return pool[(self.rr_back - 1) % len(pool)]
+        self.rr_front += 1
+        return pool[(self.rr_front - 1) % len(pool)]
 
     def _arrive(self, r: int) -> None:
         rep = self._route(self.front, False)
@@ -150,10 +150,11 @@ class _Engine:
             rep.busy = False
             return
         context = rep.base_sum + decodes * j
-        seconds = rep.cost.iteration_s(tokens, pairs, decodes, context)
+        answer = rep.cost.iteration_s(tokens, pairs, decodes, context)
+        seconds = _seconds(answer)
         if not 0 < seconds < math.inf:
             raise ClusterError(
-                f"StepCost.iteration_s({tokens}, {pairs}, {decodes}, {context}) = {seconds!r}: "
+                f"StepCost.iteration_s({tokens}, {pairs}, {decodes}, {context}) = {answer!r}: "
                 "expected a finite time > 0 s")
         rep.it, rep.busy = j, True
         self.iterations += 1
@@ -340,9 +341,10 @@ class _Engine:
             self.held[r] = need
             back.in_transfer += 1
             front = self.front[self.front_of[r]]
-            seconds = front.cost.kv_transfer_s(self.computed[r])
+            answer = front.cost.kv_transfer_s(self.computed[r])
+            seconds = _seconds(answer)
             if not 0 <= seconds < math.inf:
-                raise ClusterError(f"StepCost.kv_transfer_s({self.computed[r]}) = {seconds!r}:"
+                raise ClusterError(f"StepCost.kv_transfer_s({self.computed[r]}) = {answer!r}:"
                                    " expected a finite time >= 0 s")
             front.link_free_s = max(t, front.link_free_s) + seconds
             self.transfers += 1
@@ -361,6 +363,14 @@ class _Engine:
         back.running[r] = None
         self._enter_decode(back, r, back.it)
         self.dirty[back] = None
+
+
+def _seconds(value: object) -> float:
+    """A StepCost's answer as a float; NaN (refused by the caller's check) if it is none."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def run(deployment: Deployment, arrival: np.ndarray, inputs: np.ndarray, outputs: np.ndarray,

@@ -22,6 +22,9 @@ __all__ = ["LengthDist", "Traffic", "read_trace"]
 LENGTH_KINDS = ("fixed", "uniform", "lognormal", "empirical")
 ARRIVALS = ("poisson", "trace")
 TRACE_COLUMNS = ("arrival_s", "input_len", "output_len")
+# assumption: a bound on one run's memory (~0.5 KB of lists and arrays per request, so
+# ~5 GB) and time (1-1.5 min per million requests on one core); a larger study splits into seeds
+MAX_REQUESTS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class Traffic:
             raise ClusterError(f"Traffic.rate_per_s={self.rate_per_s!r}: expected a rate > 0 "
                                "requests/s, or None for all requests at t = 0")
         _check_int("Traffic.n_requests", self.n_requests, 1)
+        if self.n_requests > MAX_REQUESTS:
+            raise ClusterError(f"Traffic.n_requests={self.n_requests!r}: expected at most "
+                               f"{MAX_REQUESTS:,} (the simulator keeps ~0.5 KB per request)")
         _check_int("Traffic.seed", self.seed, 0)
         for field in ("input_len", "output_len"):
             if not isinstance(getattr(self, field), LengthDist):
