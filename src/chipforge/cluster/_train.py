@@ -24,7 +24,13 @@ from chipforge.cluster._goodput import (
     useful_fraction,
 )
 from chipforge.cluster._train_job import Parallelism, StepEstimate, TrainJob
+from chipforge.cluster._train_model import evaluate_plan, model_flops_per_step
 from chipforge.cluster._train_search import Evaluate, Progress, SearchResult, search_plans
+from chipforge.cluster._train_validation import (
+    TrainRow,
+    training_validation,
+    training_validation_table,
+)
 from chipforge.cost import TcoAssumptions
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.workloads import LLMConfig, load_llm_config
@@ -341,8 +347,9 @@ def _verdict(chip: str, scenario: str | None) -> str | None:
         return None
 
 
-# the step model's types and the goodput model are public through this module
+# the step model, its validation and the goodput model are public through this module
 __all__ = ["FailureModel", "FleetComparison", "Goodput", "Parallelism", "SearchResult",
-           "StepEstimate", "TrainJob", "TrainPlan", "TrainPlanResult", "chips_for_budget",
-           "compare_on_budget", "daly_interval_s", "goodput", "price_plan", "search_plans",
-           "train_plan", "useful_fraction"]
+           "StepEstimate", "TrainJob", "TrainPlan", "TrainPlanResult", "TrainRow",
+           "chips_for_budget", "compare_on_budget", "daly_interval_s", "evaluate_plan",
+           "goodput", "model_flops_per_step", "price_plan", "search_plans", "train_plan",
+           "training_validation", "training_validation_table", "useful_fraction"]
