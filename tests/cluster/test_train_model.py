@@ -142,3 +142,30 @@ def test_llama_405b_plan_evaluates() -> None:
                       virtual_stages=2, recompute="selective", sequence_parallel=True)
     est = evaluate_plan(TrainJob(cfg, 15e12, 8192, 36, "bf16"), system("h100-sxm", 144), par)
     assert 0.2 < est.mfu < 0.7 and est.step_time_s > 0
+
+
+def test_expert_parallelism_shards_experts_and_adds_all_to_all() -> None:
+    cfg = load_llm_config("mixtral-8x7b")
+    job8k = TrainJob(cfg, 1e12, 4096, 64, "bf16")
+
+    def plan(ep: int):
+        par = Parallelism(tp=2, dp=8, ep=ep, recompute="selective", sequence_parallel=True)
+        return evaluate_plan(job8k, system("h100-sxm", 16), par)
+
+    one, eight = plan(1), plan(8)
+    # hand count: each rank keeps attention, norms, router, embeddings, and 1/ep of experts
+    experts = cfg.moe_layers * cfg.num_experts * cfg.mlp_params(cfg.moe_intermediate_size)
+    expected = (cfg.param_count() - experts * 7 / 8) * 2 / 2  # 2 B weights over tp 2
+    assert eight.memory["weights"] == pytest.approx(expected, rel=1e-6)
+    assert one.memory["weights"] == pytest.approx(cfg.param_count(), rel=1e-6)
+    assert one.breakdown["ep_all_to_all"] == 0 < eight.breakdown["ep_all_to_all"]
+
+
+def test_context_parallelism_splits_activations() -> None:
+    cfg = load_llm_config("llama-3.1-8b")
+    job = TrainJob(cfg, 1e12, 16384, 16, "bf16")
+    runs = [evaluate_plan(job, system("h100-sxm", 16),
+                          Parallelism(tp=8, cp=cp, dp=2 // cp, sequence_parallel=True))
+            for cp in (1, 2)]
+    assert runs[1].memory["activations"] == pytest.approx(runs[0].memory["activations"] / 2)
+    assert runs[0].breakdown["cp_comm"] == 0.0

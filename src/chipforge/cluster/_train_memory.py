@@ -42,16 +42,19 @@ class StageLoad:
     last: bool
 
 
-def layer_params(cfg: LLMConfig) -> float:
-    """Parameters of one average transformer layer (MoE layers averaged in)."""
+def layer_params(cfg: LLMConfig, ep: int = 1) -> float:
+    """Parameters of one average transformer layer on one expert-parallel rank (MoE
+    layers averaged in; each of the ``ep`` ranks holds ``1/ep`` of the routed experts)."""
+    routed = cfg.num_experts * cfg.mlp_params(cfg.moe_intermediate_size)
+    moe = cfg.moe_params(cfg.num_experts) - routed + routed / ep if cfg.is_moe else 0.0
     mlp = (cfg.dense_layers * cfg.mlp_params(cfg.intermediate_size)
-           + cfg.moe_layers * cfg.moe_params(cfg.num_experts)) / cfg.num_layers
+           + cfg.moe_layers * moe) / cfg.num_layers
     return cfg.attention_params() + 2 * cfg.norm_params + mlp
 
 
-def stage_params(cfg: LLMConfig, stage: StageLoad, pp: int) -> float:
+def stage_params(cfg: LLMConfig, stage: StageLoad, pp: int, ep: int = 1) -> float:
     """Parameters a stage holds before tensor parallelism splits them."""
-    params = stage.layers * layer_params(cfg)
+    params = stage.layers * layer_params(cfg, ep)
     embedding = cfg.embedding_params
     if stage.first:
         params += embedding + cfg.max_position_embeddings * cfg.hidden_size * \
@@ -101,7 +104,7 @@ def inflight_factor(par: Parallelism, microbatches: int) -> float:
 def stage_memory(cfg: LLMConfig, par: Parallelism, stage: StageLoad, seq: int,
                  microbatches: int) -> dict[str, float]:
     """Bytes per chip of one stage, by part."""
-    params = stage_params(cfg, stage, par.pp) / par.tp
+    params = stage_params(cfg, stage, par.pp, par.ep) / par.tp
     shards = par.dp * par.cp
     weights = params * WEIGHT_BYTES / (shards if par.zero >= 3 else 1)
     grads = params * MAIN_GRAD_BYTES / (shards if par.zero >= 2 else 1)

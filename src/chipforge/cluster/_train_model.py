@@ -169,7 +169,7 @@ def _dp_exposed(job: TrainJob, par: Parallelism, system: System, last_bwd_s: flo
     """(exposed data-parallel seconds, exposed tied-embedding sync seconds)."""
     cfg = job.model
     loads = stage_loads(cfg.num_layers, par.pp)
-    params = max(stage_params(cfg, s, par.pp) for s in loads) / par.tp
+    params = max(stage_params(cfg, s, par.pp, par.ep) for s in loads) / par.tp
     group, stride = par.dp * par.cp, par.tp
     grads = params * grad_reduce_bytes(job.dtype)
     if par.zero == 0:
@@ -234,7 +234,7 @@ def evaluate_plan(job: TrainJob, system: System, par: Parallelism,
     dp, embed = _dp_exposed(job, par, system, last_bwd, micro, layer_fb)
     breakdown["dp_comm"] = dp
     breakdown["embedding_sync"] = embed
-    local = max(stage_params(job.model, s, par.pp)
+    local = max(stage_params(job.model, s, par.pp, par.ep)
                 for s in stage_loads(job.model.num_layers, par.pp)) / par.tp
     shard = par.dp * par.cp if par.zero >= 1 else 1
     breakdown["optimizer"] = optimizer_seconds(round(local / shard), system.chip, eff)
