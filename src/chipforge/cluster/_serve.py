@@ -23,23 +23,23 @@ from chipforge.cluster._serve_validation import (
     serving_validation_markdown,
 )
 from chipforge.cost import TcoAssumptions, serving_dtype
-from chipforge.errors import ClusterError
+from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.workloads import LLMConfig, load_llm_config
 
 __all__ = ["DeploymentScore", "Deployment", "LengthDist", "ReplicaCost", "Scheduler",
-           "ServePlanResult", "ServeResult", "ServeValidationRow", "ServingHarness", "Traffic",
-           "replica_cost", "serve_plan", "serving_validation", "serving_validation_markdown",
-           "simulate"]
+           "ServePlanResult", "ServeResult", "ServeValidationRow", "ServingComparison",
+           "ServingHarness", "Traffic", "compare_serving_on_budget", "replica_cost",
+           "serve_plan", "serving_validation", "serving_validation_markdown", "simulate"]
 
 # assumption: a chat turn of the platform's assistant: ~1k prompt tokens (system prompt,
 # history, question) and ~256 generated tokens, fixed so plans are comparable
 DEFAULT_INPUT_LEN = 1024
 DEFAULT_OUTPUT_LEN = 256
 # the search's default knobs: vLLM's default max_num_seqs 256 and max_num_batched_tokens
-# 8192 (engine arguments docs) and a smaller setting of each; disaggregation ratios as in
+# 8192 (engine arguments docs), and a smaller sequence cap; disaggregation ratios as in
 # DistServe's searches (Zhong et al., OSDI 2024)
 DEFAULT_MAX_SEQS = (64, 256)
-DEFAULT_BATCH_TOKENS = (2048, 8192)
+DEFAULT_BATCH_TOKENS = (8192,)
 DEFAULT_RATIOS = ((1, 1), (1, 2), (2, 1))
 SECONDS_PER_YEAR = 365.25 * 86400
 J_PER_KWH = 3.6e6
@@ -96,6 +96,9 @@ class ServePlanResult:
     power_per_chip_w: float
     cost_basis: str
     alternatives: tuple[DeploymentScore, ...]
+    inputs: LengthDist
+    outputs: LengthDist
+    n_requests: int
 
     @property
     def tokens_per_s_per_chip(self) -> float:
@@ -248,4 +251,63 @@ def serve_plan(model: str | LLMConfig, chip_or_system: Any, *, rate: float,
     return ServePlanResult(cfg.name, sysm.chip.name, sysm.name, dtype, rate, slo_ttft_s,
                            slo_tpot_s, percentile, _describe(inputs), _describe(outputs),
                            best, units, units * best.chips_per_unit, sysm.price_per_chip_usd,
-                           sysm.power_per_chip_w, basis, ranked)
+                           sysm.power_per_chip_w, basis, ranked, inputs, outputs, n_requests)
+
+
+@dataclass(frozen=True)
+class ServingComparison:
+    """Another chip's fleet bought with a plan's capital: ``chips`` of it (whole deployment
+    units), the request rate they serve within the same SLO, and the chips and $ per
+    million tokens that the plan's rate would take on it; ``error`` instead when it cannot
+    serve the model within the SLO. ``verdict``: its export verdict under the scenario."""
+
+    chip: str
+    verdict: str | None
+    chips: int
+    rate_served: float
+    chips_for_rate: int
+    tokens_per_s_per_chip: float
+    usd_per_m_tokens: float
+    deployment: str
+    error: str | None
+
+
+def compare_serving_on_budget(result: ServePlanResult, chips: list[str], *,
+                              scenario: str | None = None, progress: Any = None,
+                              **search: Any) -> list[ServingComparison]:
+    """Each of ``chips``, on its default system, bought with ``result``'s fleet capital
+    (its chips x price per chip) and searched for the same traffic and SLO."""
+    budget = result.fleet_capex_usd
+    rows = []
+    for i, name in enumerate(chips):
+        verdict = _verdict(name, scenario)
+        try:
+            other = serve_plan(result.model, name, rate=result.rate,
+                               slo_ttft_s=result.slo_ttft_s, slo_tpot_s=result.slo_tpot_s,
+                               percentile=result.percentile, input_len=result.inputs,
+                               output_len=result.outputs, n_requests=result.n_requests,
+                               **search)
+            unit_usd = other.price_per_chip_usd * other.best.chips_per_unit
+            units = int(budget // unit_usd)
+            rows.append(ServingComparison(
+                name, verdict, units * other.best.chips_per_unit,
+                units * other.best.max_rate_per_unit, other.chips,
+                other.tokens_per_s_per_chip, other.usd_per_m_tokens, other.best.label, None))
+        except ChipforgeError as exc:
+            rows.append(ServingComparison(name, verdict, 0, 0.0, 0, 0.0, float("nan"), "",
+                                          str(exc)))
+        if progress is not None:
+            progress(i + 1, len(chips))
+    return rows
+
+
+def _verdict(chip: str, scenario: str | None) -> str | None:
+    if scenario is None:
+        return None
+    from chipforge.arch import load_chip
+    from chipforge.legal import check_scenario
+
+    try:
+        return check_scenario(load_chip(chip), scenario).verdict
+    except ChipforgeError:  # a chip the rules cannot measure: unknown, not allowed
+        return None

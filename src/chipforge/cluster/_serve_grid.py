@@ -11,7 +11,7 @@ from dataclasses import dataclass
 def _segment(grid: Sequence[float], x: float) -> tuple[int, float]:
     """The segment ``i`` holding ``x`` (clamped to the first/last, so values outside the
     grid extrapolate the end segment's line) and the position ``x`` within it."""
-    i = min(max(bisect_right(grid, x) - 1, 0), len(grid) - 2)
+    i = bisect_right(grid, x, 1, len(grid) - 1) - 1
     return i, (x - grid[i]) / (grid[i + 1] - grid[i])
 
 
