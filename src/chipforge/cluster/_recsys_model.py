@@ -61,10 +61,13 @@ class DLRMSpec:
             raise ClusterError(f"{where}: pooling has {len(self.pooling)} entries and "
                                f"table_rows {len(self.table_rows)}; expected one per table")
         for field in ("table_rows", "pooling", "bottom_mlp", "top_mlp"):
+            whole = field != "pooling"  # lookups per sample may be a mean; sizes may not
+            kinds = int if whole else int | float
             for i, v in enumerate(getattr(self, field)):
-                if not isinstance(v, int | float) or not v > 0 or not math.isfinite(v):
+                if isinstance(v, bool) or not isinstance(v, kinds) or not v > 0 \
+                        or not math.isfinite(v):
                     raise ClusterError(f"{where}: {field}[{i}]={v!r}; expected a positive "
-                                       "finite number")
+                                       + ("int" if whole else "finite number"))
         for field in ("embedding_dim", "dense_features", "cross_layers", "cross_rank"):
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -215,10 +218,29 @@ def _op_seconds(op: ops.Op, chip: ChipSpec) -> float:
         raise ClusterError(f"chip {chip.name!r} cannot run {op.name or op}: {exc}") from None
 
 
+def activation_bytes(spec: DLRMSpec, batch: float, train: bool) -> float:
+    """Activation memory for ``batch`` samples on one chip: the pooled vectors received,
+    plus in training every layer's input and output kept for the backward pass, in
+    inference the widest layer's input and output alive at once.
+    assumption: one copy per layer input/output (pre- and post-ReLU fused), 16-bit."""
+    width = spec.interaction_width
+    widths = [spec.dense_features, *spec.bottom_mlp, width, *spec.top_mlp]
+    if spec.interaction == "dcnv2":
+        widths += [spec.cross_rank, width] * spec.cross_layers
+    pooled = spec.tables * spec.embedding_dim
+    per_sample = pooled + (sum(widths) if train else 2 * max(widths))
+    return batch * per_sample * ops.dtype_bytes(spec.dtype)
+
+
 def dense_seconds(spec: DLRMSpec, chip: ChipSpec, batch: int, train: bool) -> tuple[float, float]:
     """(forward, backward) seconds of the dense part for ``batch`` samples on ``chip``."""
+    try:
+        dense = dense_ops(spec, batch, train)
+    except ChipforgeError as exc:
+        raise ClusterError(f"a batch of {batch!r} samples per chip cannot be built: {exc}; "
+                           "expected a smaller batch") from None
     fwd = bwd = 0.0
-    for op in dense_ops(spec, batch, train):
+    for op in dense:
         is_bwd = any(tag in op.name for tag in ("_dgrad", "_wgrad", "_bwd", "adagrad", "loss"))
         s = _op_seconds(op, chip)
         if is_bwd:

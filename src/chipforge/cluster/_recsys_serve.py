@@ -47,7 +47,8 @@ class BatchPoint:
 @dataclass(frozen=True)
 class DLRMServePlan:
     """The fewest chips serving ``qps`` queries of ``items_per_query`` samples within the
-    p99 bound, with the batch size that achieves it and the throughput-vs-batch curve."""
+    p99 bound, with the batch size that achieves it and the throughput-vs-batch curve (up
+    to the largest batch whose activations fit the replica's memory)."""
 
     model: str
     chip: str
@@ -164,7 +165,10 @@ def dlrm_inference_plan(model: str | DLRMSpec, chip: str | ChipSpec, *, qps: flo
     for q in BATCH_QUERIES:
         samples = q * items_per_query
         batch = math.ceil(samples / k) * k
-        plan, _ = plan_for(spec, sys, batch, train=False)
+        try:
+            plan, _ = plan_for(spec, sys, batch, train=False)
+        except ClusterError:  # this batch's activations do not fit: larger ones neither
+            break
         service = dlrm_step(spec, sys, plan, batch, train=False).step_s
         fit = replicas_for(qps, q, service, p99_s)
         curve.append(BatchPoint(q, service, samples / service / k,

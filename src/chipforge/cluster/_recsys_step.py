@@ -16,6 +16,7 @@ from chipforge.cluster._recsys_model import (
     FP32_BYTES,
     INDEX_BYTES,
     DLRMSpec,
+    activation_bytes,
     dense_seconds,
     gather_bytes_per_s,
     resolve_spec,
@@ -231,6 +232,13 @@ def _inputs(spec: DLRMSpec, sys: System, batch: int, train: bool,
     dense_state = spec.dense_params * (DENSE_TRAIN_BYTES_PER_PARAM if train
                                        else ops.dtype_bytes(spec.dtype))
     budget = capacity * (1 - STORAGE_RESERVATION) - dense_state
+    activations = activation_bytes(spec, batch / sys.chips, train)
+    if activations > capacity * STORAGE_RESERVATION:
+        raise ClusterError(
+            f"a batch of {batch!r} samples over {sys.chips} chips needs "
+            f"{activations / 1e9:.3g} GB of activations per chip, more than the "
+            f"{capacity * STORAGE_RESERVATION / 1e9:.3g} GB kept for them on "
+            f"{sys.chip.name!r}; expected a smaller batch or more chips")
     if budget <= 0:
         raise ClusterError(f"the dense layers' {dense_state / 1e9:.3g} GB leave no room for "
                            f"tables on {sys.chip.name!r} ({capacity / 1e9:.3g} GB); expected "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from chipforge.cluster._recsys_model import dlrm_spec
+from chipforge.cluster._recsys_model import DLRMSpec, dlrm_spec
 from chipforge.cluster._recsys_step import dlrm_step, dlrm_train_plan, plan_for
 from chipforge.cluster._system import system as make_system
 
@@ -103,7 +103,7 @@ MLPERF_V30 = (
 )
 
 
-def _spec():  # type: ignore[no-untyped-def]
+def _spec() -> DLRMSpec:
     # source: the HugeCTR submissions run Adagrad with an fp32 accumulator per element
     # (hugectr.Optimizer_t.AdaGrad, Update_t.Global), not the reference's row-wise variant
     return dlrm_spec("mlperf-dlrm-dcnv2", optimizer="adagrad")
