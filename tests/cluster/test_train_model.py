@@ -169,3 +169,14 @@ def test_context_parallelism_splits_activations() -> None:
             for cp in (1, 2)]
     assert runs[1].memory["activations"] == pytest.approx(runs[0].memory["activations"] / 2)
     assert runs[0].breakdown["cp_comm"] == 0.0
+
+
+def test_bad_inputs_raise_one_clear_error() -> None:
+    with pytest.raises(ClusterError, match="expected a System"):
+        evaluate_plan(job("gpt3-175b", 8), "a100-sxm", Parallelism(tp=8))  # type: ignore[arg-type]
+    with pytest.raises(ClusterError, match="learned positions"):
+        TrainJob(load_llm_config("gpt3-175b"), 1e12, 4096, 8)
+    with pytest.raises(ClusterError, match="tokens=inf"):
+        TrainJob(load_llm_config("gpt3-175b"), float("inf"), 2048, 8)
+    with pytest.raises(ClusterError, match="schedule='zb'"):
+        Parallelism(schedule="zb")

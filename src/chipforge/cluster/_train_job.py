@@ -9,6 +9,7 @@ ranks holding one layer's experts are a sub-group of the ``dp * cp`` ranks of a 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from chipforge.errors import ClusterError
@@ -34,6 +35,12 @@ class TrainJob:
         _positive("TrainJob", "tokens", self.tokens, number=True)
         _positive("TrainJob", "seq_len", self.seq_len)
         _positive("TrainJob", "global_batch_seqs", self.global_batch_seqs)
+        if not math.isfinite(self.tokens):
+            raise ClusterError(f"TrainJob: tokens={self.tokens!r}; expected a finite number")
+        if self.model.position_embeddings and self.seq_len > self.model.max_position_embeddings:
+            raise ClusterError(f"TrainJob: seq_len={self.seq_len} exceeds the "
+                               f"{self.model.max_position_embeddings} learned positions of "
+                               f"{self.model.name or 'the model'}; expected at most that")
         if self.dtype not in ("bf16", "fp16"):
             raise ClusterError(f"TrainJob: dtype={self.dtype!r}; expected 'bf16' or 'fp16' "
                                "(mixed-precision training as Megatron-LM runs it)")

@@ -27,9 +27,9 @@ The step as Megatron-LM runs it (Narayanan et al. 2021, arXiv 2104.04473; Korthi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from chipforge.cluster import _collectives
+from chipforge.cluster._system import System
 from chipforge.cluster._train_job import Parallelism, StepEstimate, TrainJob
 from chipforge.cluster._train_memory import (
     MAIN_GRAD_BYTES,
@@ -49,9 +49,6 @@ from chipforge.cluster._train_ops import (
 from chipforge.errors import ClusterError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.workloads import USABLE_MEMORY_FRACTION, LLMConfig
-
-if TYPE_CHECKING:
-    from chipforge.cluster._system import System
 
 ITEMSIZE = 2  # bf16/fp16 activations and collectives
 
@@ -77,6 +74,11 @@ class LayerComm:
 
 def check_plan(job: TrainJob, system: System, par: Parallelism) -> int:
     """Raise ClusterError for a plan that cannot run; return micro-batches per step."""
+    for value, kind, what in ((job, TrainJob, "a TrainJob"), (par, Parallelism, "a Parallelism"),
+                              (system, System, "a System (chipforge.cluster.system)")):
+        if not isinstance(value, kind):
+            raise ClusterError(f"evaluate_plan: got {type(value).__name__} {value!r:.60}; "
+                               f"expected {what}")
     cfg = job.model
     name = cfg.name or "the model"
     if par.chips != system.chips:
