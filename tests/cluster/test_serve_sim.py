@@ -290,3 +290,106 @@ def test_bad_input_is_one_clear_error(build, said: str) -> None:
     with pytest.raises(ClusterError) as error:
         build()
     assert said in str(error.value)
+
+
+def reference_run(cost: ConstantCost, scheduler: Scheduler, arrival, prompt, output):
+    """A second, naive implementation of the same schedule (one colocated replica): it
+    visits every running request every iteration and re-sums everything, so it shares no
+    bookkeeping (running sums, block heaps, epochs) with the simulator."""
+    n, block = len(arrival), cost.kv_block_tokens
+    free = cost.kv_capacity_tokens // block
+    computed, generated, held = [0] * n, [0] * n, [0] * n
+    phase, first, finish = ["new"] * n, [None] * n, [None] * n
+    waiting, running, nxt, t, preempted, recomputed = [], [], 0, 0.0, 0, 0
+
+    def preempt_newest():
+        nonlocal free, preempted, recomputed
+        victim = running.pop()
+        free += held[victim]
+        held[victim] = 0
+        recomputed += computed[victim]
+        computed[victim], phase[victim], preempted = 0, "waiting", preempted + 1
+        waiting.insert(0, victim)
+        return victim
+
+    def blocks_for(r, tokens):
+        nonlocal free
+        while free < tokens and r in running:
+            preempt_newest()
+        if r in running:
+            free -= tokens
+            held[r] += tokens
+        return r in running
+
+    while nxt < n or waiting or running:
+        while nxt < n and arrival[nxt] <= t:
+            waiting.append(nxt)
+            phase[nxt] = "waiting"
+            nxt += 1
+        for r in [r for r in running if phase[r] == "decode"]:
+            if r in running and computed[r] + 1 > held[r] * block:
+                blocks_for(r, 1)
+        chunks = {}
+        for r in [r for r in running if phase[r] == "prefill"]:
+            budget = scheduler.max_batch_tokens - sum(
+                phase[d] == "decode" for d in running) - sum(chunks.values())
+            if budget <= 0:
+                break
+            if r in running:
+                size = min(generated[r] + prompt[r] - computed[r], budget)
+                if blocks_for(r, max(0, -(-(computed[r] + size) // block) - held[r])):
+                    chunks[r] = size
+        while waiting and len(running) < scheduler.max_seqs:
+            r = waiting[0]
+            budget = scheduler.max_batch_tokens - sum(
+                phase[d] == "decode" for d in running) - sum(chunks.values())
+            size = prompt[r] + generated[r]
+            if size > budget and (not scheduler.chunked_prefill or budget <= 0):
+                break
+            size = min(size, budget)
+            need = -(-size // block)
+            if need > free:
+                break
+            waiting.pop(0)
+            free, held[r], phase[r], chunks[r] = free - need, need, "prefill", size
+            running.append(r)
+        decodes = [r for r in running if phase[r] == "decode"]
+        if not decodes and not chunks:
+            t = arrival[nxt]
+            continue
+        pairs = sum(c * computed[r] + c * (c + 1) // 2 for r, c in chunks.items())
+        t += cost.iteration_s(sum(chunks.values()), pairs, len(decodes),
+                              sum(computed[r] + 1 for r in decodes))
+        for r in decodes:
+            computed[r] += 1
+            generated[r] += 1
+        for r, c in chunks.items():
+            computed[r] += c
+            if computed[r] == prompt[r] + generated[r]:
+                generated[r] += 1
+                phase[r] = "decode"
+                first[r] = t if first[r] is None else first[r]
+        for r in [r for r in running if generated[r] == output[r]]:
+            running.remove(r)
+            free += held[r]
+            held[r], finish[r] = 0, t
+    return first, finish, preempted, recomputed
+
+
+@pytest.mark.parametrize("seed, chunked", [(1, True), (2, True), (3, False), (4, True)])
+def test_the_simulator_matches_a_naive_reference(seed: int, chunked: bool) -> None:
+    scheduler = Scheduler(max_batch_tokens=96, max_seqs=8, chunked_prefill=chunked)
+    traffic = Traffic(80.0, 150, LengthDist.uniform(1, 60), LengthDist.uniform(1, 30),
+                      seed=seed)
+    ours, theirs = (LinearCost(kv_capacity_tokens=160, kv_block_tokens=4) for _ in range(2))
+    result = simulate(Deployment(ours, scheduler=scheduler), traffic)
+    arrival, prompt, output = traffic.requests()
+    served = ~result.rejected
+    assert served.all()  # at most 89 tokens of KV each: all fit the 160-token cache
+    first, finish, preempted, recomputed = reference_run(
+        theirs, scheduler, arrival.tolist(), prompt.tolist(), output.tolist())
+    assert result.preemptions == preempted > 0
+    assert result.recomputed_tokens == recomputed
+    assert ours.calls == theirs.calls  # the same batches, iteration by iteration
+    assert result.ttft_s == pytest.approx(np.array(first) - arrival, abs=1e-12)
+    assert result.e2e_s == pytest.approx(np.array(finish) - arrival, abs=1e-12)
