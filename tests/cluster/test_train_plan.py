@@ -38,6 +38,13 @@ def small():
         job, sys, top=10_000, exhaustive=True)
 
 
+@pytest.fixture(scope="module")
+def result():
+    """Llama-3.1-8B on 16 H100s, priced."""
+    return train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
+                      global_batch_tokens=2048 * 64, top=3)
+
+
 def test_the_pruned_search_finds_the_exhaustive_optimum(small):
     _, _, pruned, everything = small
     assert pruned.evaluated < everything.evaluated / 2  # the staircase prunes
@@ -83,9 +90,7 @@ def test_a_budget_buys_whole_nodes():
     assert both == min(800, count)
 
 
-def test_days_energy_and_dollars_follow_from_the_step():
-    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
-                        global_batch_tokens=2048 * 64, top=2)
+def test_days_energy_and_dollars_follow_from_the_step(result):
     p, sys, a = result.plan, result.system, TcoAssumptions()
     g = goodput(sys.chip, 16, load_llm_config("llama-3.1-8b").param_count() * 14.0)
     wall_s = 1e11 / (p.step.extras["global_batch_tokens"] / p.step_time_s) / g.fraction
@@ -100,16 +105,27 @@ def test_days_energy_and_dollars_follow_from_the_step():
     assert 0 < p.mfu <= p.hfu < 1
 
 
-def test_an_equal_budget_fleet_gets_the_same_capital():
-    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
-                        global_batch_tokens=2048 * 64, top=1)
+def test_an_equal_budget_fleet_gets_the_same_capital(result):
     capital = 16 * result.system.price_per_chip_usd
-    (row,) = compare_on_budget(result, ["h20"], scenario="tsmc-2026")
-    assert row.chips == chips_for_budget("h20", budget_usd=capital)
-    assert row.chips * system("h20", row.chips).price_per_chip_usd <= capital
-    assert row.plan is not None and row.plan.fits and row.error is None
-    assert row.verdict in ("uncontrolled", "licence required", "presumed controlled",
+    same, h20 = compare_on_budget(result, ["h100-sxm", "h20"], scenario="tsmc-2026")
+    # the chip itself, bought with its own fleet's capital, is the same fleet and plan
+    assert same.chips == 16 and same.plan.parallelism == result.plan.parallelism
+    assert same.plan.days == pytest.approx(result.plan.days, rel=1e-12)
+    assert h20.chips == chips_for_budget("h20", budget_usd=capital)
+    assert h20.chips * system("h20", h20.chips).price_per_chip_usd <= capital
+    assert h20.plan is not None and h20.plan.fits and h20.error is None
+    assert h20.verdict in ("uncontrolled", "licence required", "presumed controlled",
                            "prohibited")
+
+
+def test_a_budget_at_a_switch_tier_buys_the_most_whole_nodes():
+    """Price per chip grows with the fabric's tiers; the count is the largest whole-node
+    count whose own system fits the budget."""
+    budget = 16_384 * system("h100-sxm", 16_384).price_per_chip_usd
+    count = chips_for_budget("h100-sxm", budget_usd=budget)
+    assert count == 16_384
+    bigger = count + 8
+    assert bigger * system("h100-sxm", bigger).price_per_chip_usd > budget
 
 
 def test_nothing_fits_names_the_model_chip_count_and_smallest_need():
@@ -145,9 +161,7 @@ def test_an_unknown_model_is_refused_before_any_search():
         train_plan("llama-9", "h100-sxm", count=8, tokens=1e12)
 
 
-def test_a_plan_is_a_parallelism_with_every_chip_used():
-    result = train_plan("llama-3.1-8b", "h100-sxm", count=16, tokens=1e11, seq_len=2048,
-                        global_batch_tokens=2048 * 64, top=3)
+def test_a_plan_is_a_parallelism_with_every_chip_used(result):
     for p in result.plans:
         assert isinstance(p.parallelism, Parallelism) and p.parallelism.chips == 16
         assert p.memory_bytes == pytest.approx(math.fsum(p.memory.values()))

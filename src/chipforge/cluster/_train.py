@@ -23,6 +23,7 @@ from chipforge.cluster._goodput import (
     goodput,
     useful_fraction,
 )
+from chipforge.cluster._system import MAX_CHIPS, System, system
 from chipforge.cluster._train_job import Parallelism, StepEstimate, TrainJob
 from chipforge.cluster._train_model import evaluate_plan, model_flops_per_step
 from chipforge.cluster._train_search import Evaluate, Progress, SearchResult, search_plans
@@ -123,7 +124,7 @@ class TrainPlanResult:
     """The best plan, the next best ones, and how the search went."""
 
     plans: list[TrainPlan]
-    system: Any
+    system: System
     job: TrainJob
     evaluated: int
     search_s: float
@@ -143,15 +144,13 @@ def resolve_model(model: str | LLMConfig) -> LLMConfig:
     raise ClusterError(f"model: {model!r}; expected a config name or an LLMConfig")
 
 
-def _system_of(chip: str | ChipSpec | Any, chips: int) -> Any:
-    from chipforge.cluster._system import System, system
-
+def _system_of(chip: str | ChipSpec | System, chips: int) -> System:
     if isinstance(chip, System):
         return system(chip.chip, chips, preset=chip.name)
     return system(chip, chips)
 
 
-def chips_for_budget(chip: str | ChipSpec | Any, *, budget_usd: float | None = None,
+def chips_for_budget(chip: str | ChipSpec | System, *, budget_usd: float | None = None,
                      budget_mw: float | None = None,
                      tco: TcoAssumptions | None = None) -> int:
     """Whole nodes of the chip's system that the budget buys: capital at the system's price
@@ -162,34 +161,38 @@ def chips_for_budget(chip: str | ChipSpec | Any, *, budget_usd: float | None = N
             raise ClusterError(f"{name}: {value!r}; expected a positive number")
     if budget_usd is None and budget_mw is None:
         raise ClusterError("chips_for_budget: expected budget_usd or budget_mw")
-    reference = _system_of(chip, 1)  # no network yet: the lowest price per chip
-    count = _affordable(reference, budget_usd, budget_mw, a)
-    # whole nodes; a bigger system may cost more per chip (more switch tiers): shrink
-    for _ in range(8):
-        if count < 1:
-            break
-        count -= count % _system_of(chip, count).chips_per_node
-        again = _affordable(_system_of(chip, count), budget_usd, budget_mw, a)
-        if again >= count:
-            return count
-        count = again
+    reference = _system_of(chip, 1)  # no network yet: the lowest price and power per chip
+    most = min(_affordable(reference, budget_usd, budget_mw, a), MAX_CHIPS)
+    if most >= 1:
+        node = _system_of(chip, most).chips_per_node
+        # price and power per chip only grow with the count (more switch tiers), so the
+        # affordable whole-node counts are a prefix: bisect for its end
+        low, high = 0, most // node
+        while low < high:
+            mid = (low + high + 1) // 2
+            if _affordable(_system_of(chip, mid * node), budget_usd, budget_mw, a) >= mid * node:
+                low = mid
+            else:
+                high = mid - 1
+        if low:
+            return low * node  # (less than a node's worth: node == most, one partial node)
     raise ClusterError(f"budget: budget_usd={budget_usd!r}, budget_mw={budget_mw!r} buys "
                        f"no {reference.chip.name} (one costs ${reference.price_per_chip_usd:,.0f}"
                        f" with its host share and draws {reference.power_per_chip_w * a.pue:,.0f}"
                        " W with PUE); expected a larger budget")
 
 
-def _affordable(sys: Any, budget_usd: float | None, budget_mw: float | None,
+def _affordable(sys: System, budget_usd: float | None, budget_mw: float | None,
                 a: TcoAssumptions) -> int:
-    counts = []
+    counts = []  # (1 + 1e-12): a budget of exactly n chips' price buys n despite rounding
     if budget_usd is not None:
-        counts.append(math.floor(budget_usd / sys.price_per_chip_usd))
+        counts.append(math.floor(budget_usd / sys.price_per_chip_usd * (1 + 1e-12)))
     if budget_mw is not None:
-        counts.append(math.floor(budget_mw * 1e6 / (sys.power_per_chip_w * a.pue)))
+        counts.append(math.floor(budget_mw * 1e6 / (sys.power_per_chip_w * a.pue) * (1 + 1e-12)))
     return min(counts)
 
 
-def price_plan(step: StepEstimate, job: TrainJob, sys: Any, *,
+def price_plan(step: StepEstimate, job: TrainJob, sys: System, *,
                tco: TcoAssumptions | None = None,
                failures: FailureModel | None = None) -> TrainPlan:
     """Days, chip-hours, energy and $ of training ``job.tokens`` with ``step``'s plan."""
@@ -210,7 +213,7 @@ def price_plan(step: StepEstimate, job: TrainJob, sys: Any, *,
                      facility_w / 1e6)
 
 
-def train_plan(model: str | LLMConfig, chip: str | ChipSpec | Any, *, count: int | None = None,
+def train_plan(model: str | LLMConfig, chip: str | ChipSpec | System, *, count: int | None = None,
                budget_usd: float | None = None, budget_mw: float | None = None,
                tokens: float, seq_len: int = 8192, global_batch_tokens: float = 16e6,
                dtype: str = "bf16", top: int = 10, progress: Progress | None = None,
@@ -254,10 +257,8 @@ def _job(cfg: LLMConfig, tokens: float, seq_len: int, batch_tokens: float,
     return TrainJob(cfg, tokens, seq_len, max(1, round(batch_tokens / seq_len)), dtype)
 
 
-def _resolve_system(chip: Any, count: int | None, budget_usd: float | None,
-                    budget_mw: float | None, tco: TcoAssumptions | None) -> Any:
-    from chipforge.cluster._system import System
-
+def _resolve_system(chip: str | ChipSpec | System, count: int | None, budget_usd: float | None,
+                    budget_mw: float | None, tco: TcoAssumptions | None) -> System:
     budgeted = budget_usd is not None or budget_mw is not None
     if count is not None and budgeted:
         raise ClusterError(f"count={count!r} with a budget; expected a chip count or a "
@@ -275,7 +276,7 @@ def _resolve_system(chip: Any, count: int | None, budget_usd: float | None,
                        "budget_usd, budget_mw or a System")
 
 
-def _no_fit(cfg: LLMConfig, sys: Any, found: SearchResult) -> ClusterError:
+def _no_fit(cfg: LLMConfig, sys: System, found: SearchResult) -> ClusterError:
     need = found.smallest_memory
     assert need is not None
     return ClusterError(
