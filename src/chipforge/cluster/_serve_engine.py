@@ -16,12 +16,10 @@ import math
 from collections import deque
 from operator import attrgetter
 
-import numpy as np
-
-from chipforge.cluster._serve_metrics import ServeResult
-from chipforge.cluster._serve_reject import rejections
 from chipforge.cluster._serve_types import Deployment, StepCost
 from chipforge.errors import ClusterError
+
+__all__: list[str] = []
 
 _ITERATION_END, _TRANSFER_END = 0, 1
 _outstanding = attrgetter("outstanding")
@@ -53,7 +51,9 @@ class _Replica:
         self.link_free_s = 0.0  # prefill role: when its links have sent the queued KV
 
 
-class _Engine:
+class Engine:
+    """One run's state; ``run`` processes it, and the lists hold each request's times."""
+
     def __init__(self, deployment: Deployment, prompt: list[int], output: list[int]) -> None:
         sched = deployment.scheduler
         self.max_tokens = sched.max_batch_tokens
@@ -371,31 +371,3 @@ def _seconds(value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
-
-
-def run(deployment: Deployment, arrival: np.ndarray, inputs: np.ndarray, outputs: np.ndarray,
-        max_events: int | None) -> ServeResult:
-    rejected, notes = rejections(deployment, inputs, outputs)
-    engine = _Engine(deployment, inputs.tolist(), outputs.tolist())
-    in_system = engine.run(arrival.tolist(), rejected.tolist(), max_events)
-    first = np.asarray(engine.first_s)
-    finish = np.asarray(engine.finish_s)
-    unfinished = int(((finish < 0) & ~rejected).sum())
-    if unfinished:
-        raise ClusterError(f"the simulation ended with {unfinished} requests unserved: a "
-                           "scheduler bug; please report it with the deployment and traffic")
-    served = ~rejected
-    nan = np.full(len(arrival), np.nan)
-    ttft = np.where(served, first - arrival, nan)
-    e2e = np.where(served, finish - arrival, nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tpot = np.where(served & (outputs > 1), (e2e - ttft) / (outputs - 1), nan)
-    makespan = float(finish[served].max() - arrival.min()) if served.any() else 0.0
-    iterations = engine.iterations
-    return ServeResult(
-        arrival_s=arrival, input_len=inputs, output_len=outputs, ttft_s=ttft, tpot_s=tpot,
-        e2e_s=e2e, rejected=rejected, makespan_s=makespan, preemptions=engine.preemptions,
-        recomputed_tokens=engine.recomputed, iterations=iterations,
-        mean_batch_seqs=engine.batch_seqs / iterations if iterations else 0.0,
-        mean_batch_tokens=engine.batch_tokens / iterations if iterations else 0.0,
-        mean_in_system=in_system, kv_transfers=engine.transfers, notes=notes)

@@ -12,8 +12,11 @@ _serve_metrics.
 
 from __future__ import annotations
 
-from chipforge.cluster._serve_engine import run
+import numpy as np
+
+from chipforge.cluster._serve_engine import Engine
 from chipforge.cluster._serve_metrics import ServeResult
+from chipforge.cluster._serve_reject import rejections
 from chipforge.cluster._serve_traffic import Traffic
 from chipforge.cluster._serve_types import Deployment, Scheduler, StepCost, check_count
 from chipforge.errors import ClusterError
@@ -35,4 +38,26 @@ def simulate(deployment: Deployment, traffic: Traffic, *,
     if max_events is not None:
         check_count("max_events", max_events, 1)
     arrival, inputs, outputs = traffic.requests()
-    return run(deployment, arrival, inputs, outputs, max_events)
+    rejected, notes = rejections(deployment, inputs, outputs)
+    engine = Engine(deployment, inputs.tolist(), outputs.tolist())
+    in_system = engine.run(arrival.tolist(), rejected.tolist(), max_events)
+    first, finish = np.asarray(engine.first_s), np.asarray(engine.finish_s)
+    unfinished = int(((finish < 0) & ~rejected).sum())
+    if unfinished:
+        raise ClusterError(f"the simulation ended with {unfinished} requests unserved: a "
+                           "scheduler bug; please report it with the deployment and traffic")
+    served = ~rejected
+    nan = np.full(len(arrival), np.nan)
+    ttft = np.where(served, first - arrival, nan)
+    e2e = np.where(served, finish - arrival, nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(served & (outputs > 1), (e2e - ttft) / (outputs - 1), nan)
+    makespan = float(finish[served].max() - arrival.min()) if served.any() else 0.0
+    iterations = max(engine.iterations, 1)
+    return ServeResult(
+        arrival_s=arrival, input_len=inputs, output_len=outputs, ttft_s=ttft, tpot_s=tpot,
+        e2e_s=e2e, rejected=rejected, makespan_s=makespan, preemptions=engine.preemptions,
+        recomputed_tokens=engine.recomputed, iterations=engine.iterations,
+        mean_batch_seqs=engine.batch_seqs / iterations,
+        mean_batch_tokens=engine.batch_tokens / iterations,
+        mean_in_system=in_system, kv_transfers=engine.transfers, notes=notes)
