@@ -84,8 +84,8 @@ def test_a_table_that_fits_no_chip_is_refused_clearly() -> None:
 
 
 def test_bad_inputs_name_the_field() -> None:
-    with pytest.raises(ClusterError, match=r"global_batch=1000 does not split"):
-        dlrm_train_plan("mlperf-dlrm-dcnv2", "h100-sxm", chips=16, global_batch=1000)
+    with pytest.raises(ClusterError, match=r"global_batch=8 leaves some of the 16 chips"):
+        dlrm_train_plan("mlperf-dlrm-dcnv2", "h100-sxm", chips=16, global_batch=8)
     with pytest.raises(ClusterError, match=r"qps=-1"):
         dlrm_inference_plan("mlperf-dlrm-dcnv2", "h100-sxm", qps=-1, p99_s=0.01)
     with pytest.raises(ClusterError, match=r"pooling has 1 entries"):

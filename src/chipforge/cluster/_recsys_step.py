@@ -101,9 +101,9 @@ def _system(chip: str | ChipSpec | System, chips: int | None) -> System:
 def _batch(global_batch: object, world: int) -> int:
     if not isinstance(global_batch, int) or isinstance(global_batch, bool) or global_batch < 1:
         raise ClusterError(f"global_batch={global_batch!r}; expected a positive int")
-    if global_batch % world:
-        raise ClusterError(f"global_batch={global_batch!r} does not split over {world} chips; "
-                           "expected a multiple of the chip count")
+    if global_batch < world:
+        raise ClusterError(f"global_batch={global_batch!r} leaves some of the {world} chips "
+                           "without a sample; expected at least one sample per chip")
     return global_batch
 
 
@@ -172,7 +172,8 @@ def dlrm_step(spec: DLRMSpec, sys: System, plan: ShardingPlan, batch: int,
     bw = gather_bytes_per_s(sys.chip)
     emb_f = float(plan.forward_bytes().max()) / bw
     emb_b = float(plan.backward_bytes().max()) / bw if train else 0.0
-    dense_f, dense_b = dense_seconds(spec, sys.chip, batch // sys.chips, train)
+    # an uneven split: the chips with one sample more set the pace
+    dense_f, dense_b = dense_seconds(spec, sys.chip, math.ceil(batch / sys.chips), train)
     ids_bytes, pooled_bytes, node_bytes = _a2a_bytes(spec, plan, batch)
     ids_s, pooled_s = _a2a_s(sys, ids_bytes), _a2a_s(sys, pooled_bytes)
     grad_s = pooled_s if train else 0.0
@@ -276,7 +277,7 @@ def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
     best: DLRMTrainPlan | None = None
     failure: ClusterError | None = None
     for group in _group_systems(sys):
-        group_batch = batch // (sys.chips // group.chips)
+        group_batch = math.ceil(batch / (sys.chips // group.chips))
         try:
             plan, memory = plan_for(spec, group, group_batch, train=True, sharding=sharding)
         except ClusterError as exc:  # the tables need a larger group
