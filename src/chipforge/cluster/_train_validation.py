@@ -31,9 +31,11 @@ from chipforge.cluster._train_ops import TRAINING_CLOCK_FRACTION
 from chipforge.errors import ClusterError
 from chipforge.machine import DEFAULT, Efficiency
 from chipforge.perf.validation import read_table, validation_dir
-from chipforge.workloads import LLMConfig, load_llm_config
+from chipforge.workloads import USABLE_MEMORY_FRACTION, LLMConfig, load_llm_config
 
 TABLE = "cluster/train_a100.csv"
+# source: NVIDIA A100 datasheet: the 40 GB SXM4 model (MT-NLG's secondary rows may be on it)
+A100_40GB_BYTES = 40e9
 GIB = 2**30
 
 # Narayanan et al. 2021 Table 1 and Korthikanti et al. 2022 Table 3 models by parameter
@@ -180,7 +182,7 @@ def _mtnlg_row(row: dict[str, str]) -> TrainRow:
                       overlap_grad_reduce=False)
     out = _model_row("MT-NLG (SECONDARY)", row["model"], "megatron-gpt-530b", 1920, par, step,
                      "fp16", "secondary", f"iteration {step} s; 1920 seqs")
-    fits_40 = out.memory_gib * GIB <= 40e9 * 0.9
+    fits_40 = out.memory_gib * GIB <= A100_40GB_BYTES * USABLE_MEMORY_FRACTION
     return dataclasses.replace(out, note=out.note + f"; {out.memory_gib:.1f} GiB per GPU "
                                f"{'fits' if fits_40 else 'does not fit'} a 40 GB A100")
 
