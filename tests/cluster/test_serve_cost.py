@@ -133,8 +133,8 @@ def test_kv_capacity_by_hand():
 def test_kv_heads_replicate_past_their_count():
     """tp=16 > 8 KV heads: every chip keeps one KV head (Megatron GQA), so the cache per
     token per chip stops shrinking."""
-    c8 = replica_cost(CFG, "h100-sxm", tp=8, dtype="bf16", max_batch_tokens=256)
-    c16 = replica_cost(CFG, "h100-sxm", tp=16, dtype="bf16", max_batch_tokens=256)
+    c8 = replica_cost(CFG, "h100-sxm", tp=8, dtype="bf16", max_batch_tokens=64)
+    c16 = replica_cost(CFG, "h100-sxm", tp=16, dtype="bf16", max_batch_tokens=64)
     assert c8.kv_bytes_per_token_per_chip == c16.kv_bytes_per_token_per_chip == 2 * 32 * 128 * 2
 
 

@@ -33,6 +33,13 @@ def serve_plan_cmd(
     dtype: Annotated[str | None, typer.Option(help="serving dtype (default: the chip's "
                                               "narrowest matrix dtype)")] = None,
     requests: Annotated[int, typer.Option(help="requests per simulation")] = 600,
+    tp: Annotated[str | None, typer.Option(help="tensor-parallel sizes to try on every "
+                                           "chip, comma-separated (default: each chip's three "
+                                           "smallest that hold the model)")] = None,
+    max_seqs: Annotated[str, typer.Option("--max-seqs", help="running-sequence caps to try, "
+                                          "comma-separated")] = "64,256",
+    ratios: Annotated[str, typer.Option(help="prefill:decode replica ratios to try, comma-"
+                                        "separated ('' for colocated only)")] = "1:1,1:2,2:1",
     top: Annotated[int, typer.Option(help="deployments to show")] = 5,
     compare: Annotated[str, typer.Option(help="chips bought with the same capital, comma-"
                                          "separated ('' for none)")] = COMPARE,
@@ -56,7 +63,10 @@ def serve_plan_cmd(
         raise ChipforgeError(f"--top: got {top!r}; expected at least 1")
     if store is not None and store.exists() and not store.is_dir():
         raise ChipforgeError(f"--store: {str(store)!r} is a file; expected a folder")
-    search: dict[str, Any] = {"use_ray": ray, "workers": workers}
+    search: dict[str, Any] = {"use_ray": ray, "workers": workers,
+                              "max_seqs": _ints("--max-seqs", max_seqs),
+                              "ratios": _ratios(ratios),
+                              "tps": None if tp is None else _ints("--tp", tp)}
     result = serve_plan(model, chip, rate=rate, slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot,
                         percentile=percentile, input_len=input_len, output_len=output_len,
                         dtype=dtype, n_requests=requests, progress="serve-plan",
@@ -71,6 +81,28 @@ def serve_plan_cmd(
         print_json(doc)
         return
     _print(doc)
+
+
+def _ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ChipforgeError(f"{option}: got {text!r}; expected positive integers, comma-"
+                             "separated (e.g. 1,2,4)")
+    return values
+
+
+def _ratios(text: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        left, _, right = part.partition(":")
+        if not (left.isdigit() and right.isdigit() and int(left) > 0 and int(right) > 0):
+            raise ChipforgeError(f"--ratios: got {part!r}; expected prefill:decode replica "
+                                 "counts such as 1:2")
+        out.append((int(left), int(right)))
+    return tuple(out)
 
 
 def _deployment(d: Any) -> dict[str, Any]:

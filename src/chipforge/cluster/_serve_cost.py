@@ -138,7 +138,8 @@ class ReplicaCost:
         if tokens <= 0:
             return 0.0
         ep = self.ep
-        seconds = self.body(tokens / ep) + self.comm(tokens / ep)
+        per_rank = tokens / ep
+        seconds = self.body(per_rank) + self.comm(per_rank) + self.harness.iteration_overhead_s
         seconds += self.head((decode_seqs + (prefill_tokens > 0)) / ep)
         if decode_seqs > 0:
             seconds += self.decode_attention(decode_seqs / ep, decode_ctx_tokens / decode_seqs)
@@ -146,7 +147,7 @@ class ReplicaCost:
             # uniform prompts of n tokens: pairs = k·n²/2 and tokens = k·n
             length = max(2.0 * prefill_attn_ctx / prefill_tokens, 1.0)
             seconds += self.prefill_attention(prefill_tokens / length / ep, length * length)
-        return seconds + self.harness.iteration_overhead_s
+        return seconds
 
     def kv_transfer_s(self, tokens: float) -> float:
         return self.kv_send(tokens) if tokens > 0 else 0.0

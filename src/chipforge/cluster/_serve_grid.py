@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
-def _segment(grid: Sequence[float], x: float) -> tuple[int, float]:
-    """The segment ``i`` holding ``x`` (clamped to the first/last, so values outside the
-    grid extrapolate the end segment's line) and the position ``x`` within it."""
-    i = bisect_right(grid, x, 1, len(grid) - 1) - 1
-    return i, (x - grid[i]) / (grid[i + 1] - grid[i])
+def _slopes(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, ...]:
+    return tuple((ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1))
 
 
 @dataclass(frozen=True)
@@ -22,14 +19,20 @@ class Curve:
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+    slopes: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slopes", _slopes(self.xs, self.ys))
 
     @classmethod
     def sample(cls, fn: Callable[[float], float], xs: Sequence[float]) -> Curve:
         return cls(tuple(float(x) for x in xs), tuple(float(fn(x)) for x in xs))
 
     def __call__(self, x: float) -> float:
-        i, t = _segment(self.xs, x)
-        return self.ys[i] + t * (self.ys[i + 1] - self.ys[i])
+        xs = self.xs
+        # the segment holding x, clamped to the first/last so outside values extrapolate
+        i = bisect_right(xs, x, 1, len(xs) - 1) - 1
+        return self.ys[i] + (x - xs[i]) * self.slopes[i]
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,14 @@ class Surface:
                    tuple(tuple(float(fn(x, y)) for y in ys) for x in xs))
 
     def __call__(self, x: float, y: float) -> float:
-        i, t = _segment(self.xs, x)
-        j, u = _segment(self.ys, y)
-        z = self.zs
-        low = z[i][j] + u * (z[i][j + 1] - z[i][j])
-        high = z[i + 1][j] + u * (z[i + 1][j + 1] - z[i + 1][j])
-        return low + t * (high - low)
+        xs, ys, z = self.xs, self.ys, self.zs
+        i = bisect_right(xs, x, 1, len(xs) - 1) - 1
+        j = bisect_right(ys, y, 1, len(ys) - 1) - 1
+        t = (x - xs[i]) / (xs[i + 1] - xs[i])
+        u = (y - ys[j]) / (ys[j + 1] - ys[j])
+        low, high = z[i], z[i + 1]
+        a = low[j] + u * (low[j + 1] - low[j])
+        return a + t * (high[j] + u * (high[j + 1] - high[j]) - a)
 
 
 def powers_of_two(first: int, last: int) -> list[int]:
