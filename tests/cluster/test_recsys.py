@@ -13,6 +13,7 @@ import pytest
 from chipforge.cluster import (
     DLRMSpec,
     batched_wait_quantile_s,
+    collective_time,
     dlrm_inference_plan,
     dlrm_spec,
     dlrm_train_plan,
@@ -52,6 +53,33 @@ def test_table_row_wise_bytes_are_hand_derived() -> None:
     assert sorted(s.rank for s in plan.sharding.shards) == list(range(8))
     assert plan.step.pooled_bytes == b // 8 * dim * 2
     assert plan.step.node_collective_s > 0
+
+
+def test_replica_sync_is_hand_derived() -> None:
+    # 2 copies of one row-wise table over 8 chips each (16 chips): each shard holds R/8 rows
+    # and sees B/2/8 lookups per copy; the copies together touch R/8·(1 − e^(−2·lookups·8/R))
+    # of its rows, whose fp32 gradients are all-reduced between the 2 copies (8 ranks apart)
+    rows, dim, b = 1_000_000, 64, 16 * 512
+    sys16 = system("h100-sxm", 16)
+    plan = dlrm_train_plan(_toy((1,), rows=rows, dim=dim), sys16, global_batch=b,
+                           sharding=["row_wise"], replicas=2)
+    assert plan.replicas == 2 and plan.sharding.world == 8
+    shard_rows, lookups = rows / 8, b / 2 / 8
+    touched = shard_rows * -math.expm1(-2 * lookups / shard_rows)
+    expected = collective_time(sys16, "all_reduce", touched * dim * 4, 2, stride=8).seconds
+    assert plan.step.replica_sync_s == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ClusterError, match="replicas=3"):
+        dlrm_train_plan(_toy((1,)), sys16, global_batch=b, replicas=3)
+
+
+def test_tables_that_fit_no_placement_together_are_refused() -> None:
+    # each 30 GB table fits one chip's 68 GB budget, but 5 of them pinned table-wise on 2
+    # chips need 150 GB of the 136 GB both hold
+    spec = DLRMSpec("five", table_rows=(58_000_000,) * 5, pooling=(1,) * 5,
+                    optimizer="sgd")
+    with pytest.raises(ClusterError, match="fit no placement on 2 chips"):
+        dlrm_train_plan(spec, "h100-sxm", chips=2, global_batch=64,
+                        sharding=["table_wise"] * 5)
 
 
 def test_greedy_placement_finds_the_known_optimum() -> None:

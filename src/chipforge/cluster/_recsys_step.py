@@ -262,13 +262,15 @@ def plan_for(spec: DLRMSpec, sys: System, batch: int, train: bool,
 
 def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
                     global_batch: int, chips: int | None = None,
-                    sharding: Sequence[str | None] | None = None) -> DLRMTrainPlan:
+                    sharding: Sequence[str | None] | None = None,
+                    replicas: int | None = None) -> DLRMTrainPlan:
     """Plan DLRM training of ``model`` on a system (or ``chips`` of ``chip`` in its default
     system): the planner's sharding, the step time and breakdown, samples/s and memory.
     ``sharding`` optionally fixes each table's kind (one of ``table_wise``, ``column_wise``,
     ``row_wise``, ``table_row_wise``, ``data_parallel``, or None to let the planner choose).
     Groups of half, a quarter, … of the chips (down to one node) that each hold a full copy
-    of the tables are compared too (``replicas`` > 1), their touched rows synced per step.
+    of the tables are compared too (``replicas`` > 1), their touched rows synced per step;
+    ``replicas`` pins the number of copies (TorchRec's DMPCollection sharding group).
 
     ClusterError when a table fits no chip or the tables fit no placement."""
     spec = resolve_spec(model)
@@ -276,7 +278,14 @@ def dlrm_train_plan(model: str | DLRMSpec, chip: str | ChipSpec | System, *,
     batch = _batch(global_batch, sys.chips)
     best: DLRMTrainPlan | None = None
     failure: ClusterError | None = None
-    for group in _group_systems(sys):
+    groups = _group_systems(sys)
+    if replicas is not None:
+        groups = [g for g in groups if g.chips * replicas == sys.chips]
+        if not groups:
+            raise ClusterError(f"replicas={replicas!r}; expected a power of two that leaves "
+                               f"at least one node ({sys.chips_per_node} chips) of the "
+                               f"{sys.chips} per copy")
+    for group in groups:
         group_batch = math.ceil(batch / (sys.chips // group.chips))
         try:
             plan, memory = plan_for(spec, group, group_batch, train=True, sharding=sharding)
