@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from chipforge.arch import load_chip
-from chipforge.cluster._system import system
-from chipforge.cluster._train_job import Parallelism, TrainJob
-from chipforge.cluster._train_model import evaluate_plan, model_flops_per_step
+from chipforge.cluster import (
+    Parallelism,
+    TrainJob,
+    evaluate_plan,
+    model_flops_per_step,
+    system,
+)
 from chipforge.errors import ClusterError
 from chipforge.workloads import load_llm_config
 

@@ -10,13 +10,8 @@ import statistics
 
 import pytest
 
-from chipforge.cluster._train_validation import (
-    TrainRow,
-    fit_rows,
-    narayanan_flops,
-    training_validation,
-    training_validation_table,
-)
+from chipforge.cluster import TrainRow, training_validation, training_validation_table
+from chipforge.cluster._train_validation import fit_rows, narayanan_flops  # helpers
 from chipforge.workloads import load_llm_config
 
 # (model, GPUs) -> |error| measured, percent (signed value in the comment)
