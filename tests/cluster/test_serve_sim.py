@@ -344,7 +344,8 @@ def reference_run(cost: ConstantCost, scheduler: Scheduler, arrival, prompt, out
             budget = scheduler.max_batch_tokens - sum(
                 phase[d] == "decode" for d in running) - sum(chunks.values())
             size = prompt[r] + generated[r]
-            if size > budget and (not scheduler.chunked_prefill or budget <= 0):
+            if size > budget and (budget <= 0 or not scheduler.chunked_prefill
+                                  and size <= scheduler.max_batch_tokens):
                 break
             size = min(size, budget)
             need = -(-size // block)
@@ -376,9 +377,11 @@ def reference_run(cost: ConstantCost, scheduler: Scheduler, arrival, prompt, out
     return first, finish, preempted, recomputed
 
 
-@pytest.mark.parametrize("seed, chunked", [(1, True), (2, True), (3, False), (4, True)])
-def test_the_simulator_matches_a_naive_reference(seed: int, chunked: bool) -> None:
-    scheduler = Scheduler(max_batch_tokens=96, max_seqs=8, chunked_prefill=chunked)
+@pytest.mark.parametrize("seed, chunked, budget", [
+    (1, True, 96), (2, True, 96), (3, False, 96), (4, True, 64),
+    (5, False, 64)])  # recomputes of up to 89 tokens split without chunked prefill
+def test_the_simulator_matches_a_naive_reference(seed: int, chunked: bool, budget: int) -> None:
+    scheduler = Scheduler(max_batch_tokens=budget, max_seqs=8, chunked_prefill=chunked)
     traffic = Traffic(80.0, 150, LengthDist.uniform(1, 60), LengthDist.uniform(1, 30),
                       seed=seed)
     ours, theirs = (LinearCost(kv_capacity_tokens=160, kv_block_tokens=4) for _ in range(2))

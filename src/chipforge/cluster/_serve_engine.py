@@ -211,7 +211,9 @@ class Engine:
             done = computed[r]
             chunk = self.ntok[r] - done
             if chunk > budget:
-                if not self.chunked or budget <= 0:
+                # whole prefills only without chunked prefill, but for a recompute that
+                # exceeds the whole budget (see _serve_reject)
+                if budget <= 0 or (not self.chunked and chunk <= self.max_tokens):
                     break
                 chunk = budget
             need = -(-(done + chunk) // rep.block) - self.held[r]

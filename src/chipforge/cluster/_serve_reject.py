@@ -2,9 +2,10 @@
 
 A request holds at most prompt + output - 1 tokens of KV (the last sampled token is never fed
 back), also after a recompute preemption; if a replica's whole cache cannot hold them, it
-would preempt itself forever. Without chunked prefill a prefill must fit one iteration's
-token budget (vLLM requires max_num_batched_tokens >= max_model_len then), and a recompute
-covers prompt + generated tokens.
+would preempt itself forever. Without chunked prefill a prompt must fit one iteration's
+token budget. (A recompute after preemption, prompt + generated tokens, may exceed it: the
+engine then runs that one in chunks, a case vLLM forbids by requiring
+max_num_batched_tokens >= max_model_len without chunked prefill.)
 """
 
 from __future__ import annotations
@@ -32,9 +33,6 @@ def rejections(deployment: Deployment, inputs: np.ndarray,
     if not chunked:
         checks.append((inputs > budget, f"a prompt longer than max_batch_tokens = {budget} "
                        "cannot run in one iteration without chunked prefill"))
-        checks.append((most_kv > budget, f"prompt + output - 1 above max_batch_tokens = "
-                       f"{budget}: a recompute after preemption could not run in one "
-                       "iteration without chunked prefill"))
     rejected = np.zeros(len(inputs), dtype=bool)
     notes = []
     for mask, reason in checks:
