@@ -123,6 +123,34 @@ def _held_out_scores(folder: Path) -> tuple[list[dict], dict[str, str]]:
     return scores, bucket_tables
 
 
+def cluster_section() -> str:
+    """Issue 15: collectives across nodes, training plans, recommendation and serving,
+    each against published whole-system measurements (data/validation/cluster/)."""
+    from chipforge import cluster
+
+    return f"""## Cluster scale: collectives, training, recommendation, serving
+
+Each model below is `chipforge.cluster` (docs/cluster.md) on top of the engine above; the
+measured rows are published whole-system runs. Each table says what it fitted, if anything.
+
+### Collectives across nodes (`cluster/nccl_a100.csv`)
+
+{cluster.nccl_validation_markdown()}
+
+### LLM training throughput (`cluster/train_a100.csv`)
+
+{cluster.training_validation_table()}
+
+### Recommendation: MLPerf Training v3.0 DLRM-DCNv2
+
+{cluster.recsys_validation_markdown()}
+
+### LLM serving (`cluster/serve_a100_h100_v0.csv`)
+
+{cluster.serving_validation_markdown()}
+"""
+
+
 def main() -> int:
     try:
         folder = v.validation_dir()
@@ -215,6 +243,8 @@ with nothing fitted on the H200, predicts {h200:.0f} TFLOP/s ({100 * (h200 - 788
 {OUR_CHIPS.read_text() if OUR_CHIPS.exists() else ""}
 
 {EXPLANATIONS.read_text() if EXPLANATIONS.exists() else ""}
+
+{cluster_section()}
 
 {agreement_section()}"""
     OUT.write_text(text)
