@@ -51,6 +51,7 @@ def train_plan_cmd(
 ) -> None:
     """Search TP, PP (1F1B, interleaved), DP with ZeRO 1/2/3, CP, EP and recompute for the
     fastest plan that fits; report step time, MFU, memory, goodput, days, energy and $."""
+    from chipforge.arch import load_chip
     from chipforge.cluster import compare_on_budget, train_plan
     from chipforge.legal import DEFAULT_SCENARIO
 
@@ -60,6 +61,12 @@ def train_plan_cmd(
         raise ChipforgeError(f"--top: got {top!r}; expected at least 1")
     if store is not None and store.exists() and not store.is_dir():
         raise ChipforgeError(f"--store: {str(store)!r} is a file; expected a folder")
+    names = [c.strip() for c in compare.split(",") if c.strip()]
+    for name in names:  # a typo in --compare fails before the search, not after it
+        try:
+            load_chip(name)
+        except ChipforgeError as exc:
+            raise ChipforgeError(f"--compare: {exc}") from None
     search: dict[str, Any] = {"use_ray": ray, "workers": workers}
     with progress_bar("train-plan", None) as advance:
         result = train_plan(model, chip, count=count, budget_usd=budget_usd,
@@ -68,7 +75,6 @@ def train_plan_cmd(
                             progress=lambda done, total: advance(f"{done}/{total} shapes"),
                             store=None if store is None else store / "train_plan.jsonl",
                             **search)
-    names = [c.strip() for c in compare.split(",") if c.strip()]
     with progress_bar("equal budget", len(names)) as advance:
         rows = compare_on_budget(result, names, scenario=scenario or DEFAULT_SCENARIO,
                                  progress=lambda done, total: advance(names[done - 1]),
