@@ -204,6 +204,28 @@ def test_transfers_share_the_prefill_replicas_links() -> None:
     assert result.e2e_s - result.ttft_s == pytest.approx([0.02, 0.02])
 
 
+def test_disaggregated_tokens_are_conserved_under_pressure() -> None:
+    # small caches on both sides: prefill replicas wait for their KV to leave, decode
+    # replicas preempt and recompute locally
+    prefill = LinearCost(kv_capacity_tokens=3000, transfer_s=0.004)
+    decode = LinearCost(kv_capacity_tokens=2000)
+    traffic = Traffic(200.0, 1500, LengthDist.uniform(1, 600), LengthDist.uniform(1, 200),
+                      seed=5)
+    result = simulate(Deployment(prefill, decode, 2, 3, Scheduler(max_batch_tokens=512)),
+                      traffic)
+    assert not result.rejected.any() and result.preemptions > 50
+    # every prompt once, every later token once, plus what preemption threw away
+    computed = sum(call[0] + call[2] for call in prefill.calls + decode.calls)
+    needed = int((result.input_len + result.output_len - 1).sum())
+    assert computed == needed + result.recomputed_tokens
+    # prefill replicas never decode; the KV of every request that decodes moves once
+    assert all(call[2] == 0 for call in prefill.calls)
+    assert result.kv_transfers == int((result.output_len > 1).sum())
+    moved = result.output_len > 1  # a prefill and a transfer at least, or a prefill alone
+    assert (result.ttft_s[moved] >= 0.005 + 0.004 - 1e-12).all()
+    assert (result.ttft_s[~moved] >= 0.005 - 1e-12).all() and (~moved).any()
+
+
 @pytest.mark.parametrize("routing", ["least_outstanding", "round_robin"])
 def test_replicas_share_the_load(routing: str) -> None:
     one_at_a_time = Scheduler(max_seqs=1)
