@@ -15,6 +15,7 @@ from chipforge.cluster import (
     RateWorkload,
     load_demand,
     solve_fleet,
+    system,
 )
 from chipforge.cluster._fleet_demand import demand_from
 from chipforge.errors import ClusterError
@@ -211,3 +212,95 @@ def test_the_default_demand_loads_with_every_entry_sourced():
     assert d.pretraining and d.serving and d.recsys_training and d.recsys_inference
     entries = [*d.workloads, *d.options.buy, *d.options.build, *d.options.owned]
     assert all(e.source.startswith(("source:", "assumption:")) for e in entries)
+
+
+# ---- options, legal scenarios and the planners ------------------------------------------
+
+def test_legal_scenarios_decide_the_options():
+    """chipforge.legal's verdicts: H20 under a granted licence and H200 case by case are
+    buyable today; H100's licence is under a presumption of denial; a full ban leaves only
+    our builds and the chips owned."""
+    from chipforge.cluster._fleet_inputs import option_verdicts
+
+    today = {v.name: v for v in option_verdicts(load_demand(), "tsmc-2026")}
+    assert today["h20"].allowed and today["h200-sxm"].allowed
+    assert not today["h100-sxm"].allowed and "presumption of denial" in today["h100-sxm"].reason
+    assert today["forge-t1"].allowed and today["h20 (owned)"].allowed
+    ban = {v.name: v for v in option_verdicts(load_demand(), "full-ban")}
+    assert [n for n, v in ban.items() if v.allowed] == ["forge-t1", "forge-i1", "h20 (owned)"]
+
+
+def test_build_options_pay_unit_cost_not_amortized_nre():
+    """A build option's capex per chip is its system's price with the chip at unit cost +
+    board (chipforge.cost), the NRE left to the MILP's binary; an owned chip costs nothing."""
+    from chipforge.cluster import system
+    from chipforge.cluster._fleet_inputs import build_options, option_verdicts
+    from chipforge.cost import TcoAssumptions, chip_capex_usd
+
+    d = load_demand()
+    opts = {o.name: o for o in build_options(d, option_verdicts(d, "tsmc-2026"))}
+    t1 = system("forge-t1", 16_384)
+    amortized = TcoAssumptions().nre_usd / TcoAssumptions().volume_units
+    assert opts["forge-t1"].capex_per_chip_usd == pytest.approx(
+        t1.price_per_chip_usd - amortized)
+    assert chip_capex_usd("forge-t1") - amortized == pytest.approx(
+        chip_capex_usd("forge-t1", TcoAssumptions(nre_usd=0.0)))
+    assert opts["forge-t1"].nre_usd == 590e6 and opts["forge-t1"].chips_per_node == 1024
+    # demand year starts 12 months after the decision: an 18-month build arrives mid-year
+    assert opts["forge-t1"].arrival_day == pytest.approx(365.25 / 2)
+    assert opts["h20 (owned)"].capex_per_chip_usd == 0 and opts["h20 (owned)"].max_chips == 200_000
+
+
+def test_serving_coefficient_is_serve_plans_rate_per_chip(monkeypatch):
+    import chipforge.cluster._serve as serve
+    from chipforge.cluster._fleet_coef import coefficient_task
+
+    seen = {}
+
+    class Plan:
+        max_rate_per_chip = 3.5
+
+        class best:  # noqa: N801 - mimics ServePlanResult.best
+            chips_per_unit = 4
+
+    def fake_serve_plan(model, chip, **kw):
+        seen.update(kw, model=model, chip=chip)
+        return Plan()
+
+    monkeypatch.setattr(serve, "serve_plan", fake_serve_plan)
+    work = load_demand().serving[0]
+    out = coefficient_task(("serving", work.model_dump_json(), "h20", 0, 8))
+    assert out == {"value": 3.5, "chips": 4, "why_not": None}
+    assert seen["slo_ttft_s"] == work.slo.ttft_s and seen["percentile"] == work.slo.percentile
+    assert seen["rate"] == pytest.approx(work.mean_rate_per_s * work.peak_to_mean)
+
+
+def test_end_to_end_with_the_real_planners_on_a_small_demand():
+    """A pre-training run (train_plan) and a ranking service (dlrm_inference_plan) on 16
+    owned H20s and H20s to buy: the owned chips are used before any is bought, and every
+    workload gets the capacity its planner says it needs."""
+    from chipforge.cluster import fleet_plan
+    from chipforge.cluster._fleet_coef import coefficient_task
+
+    d = demand_from({
+        "name": "small",
+        "options": {"buy": [{"chip": "h20", "source": "assumption: test"}],
+                    "owned": [{"chip": "h20", "chips": 16, "source": "assumption: test"}]},
+        "pretraining": [{"name": "pt", "model": "megatron-gpt-1.7b", "tokens": 5e10,
+                         "seq_len": 2048, "global_batch_tokens": 2**20, "deadline_days": 20,
+                         "source": "assumption: test"}],
+        "recsys_inference": [{"name": "rank", "model": {"preset": "mlperf-dlrm-dcnv2"},
+                              "qps_peak": 4000, "items_per_query": 100, "mean_to_peak": 0.6,
+                              "p99_s": 0.05, "source": "assumption: test"}],
+    }, "small")
+    plan = fleet_plan(d, "tsmc-2026")
+    run = coefficient_task(("pretraining", d.pretraining[0].model_dump_json(), "h20", 0, 8))
+    rank = coefficient_task(("recsys-inference", d.recsys_inference[0].model_dump_json(),
+                             "h20", 0, 8))
+    pool = math.ceil(run["value"] / (20 * 24) / 8) * 8  # chip-hours over 20 days, whole nodes
+    serve = math.ceil(4000 / rank["value"] / 8) * 8  # queries/s over the rate per chip
+    assert sum(plan.chips.values()) == pool + serve
+    assert plan.chips["h20 (owned)"] == min(16, pool + serve)
+    assert plan.capex_usd == pytest.approx(
+        plan.chips.get("h20", 0) * system("h20", 16_384).price_per_chip_usd)
+    assert plan.nre_paid == () and plan.buy_only is None  # no build option: nothing to compare

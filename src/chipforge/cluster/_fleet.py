@@ -14,6 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chipforge.cluster._fleet_coef import (
+    Coefficient,
+    PlannerCoefficients,
+    Provider,
+    plannable_chips,
+    prefetch,
+)
 from chipforge.cluster._fleet_demand import (
     Demand,
     PretrainingRun,
@@ -23,13 +30,10 @@ from chipforge.cluster._fleet_demand import (
     load_demand,
 )
 from chipforge.cluster._fleet_inputs import (
-    Coefficient,
     OptionVerdict,
-    Provider,
     build_options,
     licence_path,
     option_verdicts,
-    planner_coefficient,
 )
 from chipforge.cluster._fleet_milp import (
     DeadlineWorkload,
@@ -145,28 +149,32 @@ def _economics(demand: Demand) -> Economics:
 
 def _solve(demand: Demand, options: list[Option], provider: Provider,
            power_cap_mw: float | None) -> tuple[Solution, list]:
+    hints: dict[tuple[str, str], int] = {}
+    prefetch(provider, demand.workloads, options, hints)
     rates = [_rate_workload(w, options, provider) for w in demand.workloads
              if not isinstance(w, PretrainingRun)]
-    hints: dict[tuple[str, str], int] = {}
     eco = _economics(demand)
     for _ in range(MAX_RESOLVES + 1):
+        prefetch(provider, demand.pretraining, options, hints)
         runs = [_run(w, options, provider, hints) for w in demand.pretraining]
         sol = solve(options, rates, runs, economics=eco, power_cap_mw=power_cap_mw)
-        moved = _out_of_bracket(sol, runs, hints)
+        moved = _out_of_bracket(sol, runs, options, hints)
         if not moved:
             break
         hints.update(moved)
     return sol, [*rates, *runs]
 
 
-def _out_of_bracket(sol: Solution, runs: list[DeadlineWorkload],
+def _out_of_bracket(sol: Solution, runs: list[DeadlineWorkload], options: list[Option],
                     hints: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
-    """Runs whose pool is more than BRACKET times the size their chip-hours were taken at."""
+    """Runs whose pool is more than BRACKET times the size their chip-hours were taken at,
+    with the plannable size to re-plan them at."""
+    per_node = {o.name: o.chips_per_node for o in options}
     moved = {}
     for a in sol.allocations:
         at = hints.get((a.workload, a.option))
         if at and any(r.name == a.workload for r in runs) and a.chips > at * BRACKET:
-            moved[a.workload, a.option] = a.chips
+            moved[a.workload, a.option] = plannable_chips(a.chips, per_node[a.option])
     return moved
 
 
@@ -184,15 +192,20 @@ def _plan(demand: Demand, scenario: str, verdicts: list[OptionVerdict], options:
 
 def fleet_plan(demand: Demand | str | Path | None = None, scenario: str = DEFAULT_SCENARIO, *,
                power_cap_mw: float | None = None, provider: Provider | None = None,
-               compare_buy_only: bool = True) -> FleetPlan:
+               compare_buy_only: bool = True, store: Path | None = None, workers: int = 1,
+               use_ray: bool = False, progress: str | None = None) -> FleetPlan:
     """The cheapest fleet meeting ``demand`` (a Demand, a YAML path, or None: the shipped
     default) under the legal ``scenario``; with ``compare_buy_only``, also the fleet of only
     bought and owned chips. A demand no allowed fleet meets is a ClusterError naming the
-    workload."""
+    workload.
+
+    ``provider(workload, option, chips_hint)`` gives the coefficients (default: the
+    planners, run as tasks on ``workers`` local processes or Ray, kept in ``store``, a
+    JSON-lines file a rerun reads back)."""
     if power_cap_mw is not None and not power_cap_mw > 0:
         raise ClusterError(f"power cap {power_cap_mw!r} MW; expected a positive number")
     d = demand if isinstance(demand, Demand) else load_demand(demand)
-    provider = provider or planner_coefficient
+    provider = provider or PlannerCoefficients(store, workers, use_ray, progress)
     verdicts = option_verdicts(d, scenario)
     options = build_options(d, verdicts)
     if not options:
@@ -211,5 +224,5 @@ def fleet_plan(demand: Demand | str | Path | None = None, scenario: str = DEFAUL
 
 
 __all__ = ["Coefficient", "DeadlineWorkload", "Demand", "Economics", "FleetOption", "FleetPlan",
-           "FleetRow", "OptionVerdict", "RateWorkload", "fleet_plan", "licence_path",
-           "load_demand", "solve_fleet"]
+           "FleetRow", "OptionVerdict", "PlannerCoefficients", "RateWorkload", "fleet_plan",
+           "licence_path", "load_demand", "solve_fleet"]

@@ -91,7 +91,8 @@ class RecsysTraining(_Entry):
 class RecsysInference(_Entry):
     name: str = Field(min_length=1)
     model: dict[str, Any] = Field(default_factory=dict)
-    qps_peak: float = Field(gt=0)
+    qps_peak: float = Field(gt=0)  # ranking requests per second at the peak
+    items_per_query: int = Field(default=1, gt=0)  # candidates each request scores
     mean_to_peak: float = Field(gt=0, le=1)
     p99_s: float = Field(gt=0)
     start_day: float = Field(default=0.0, ge=0)

@@ -1,34 +1,20 @@
-"""What the fleet MILP needs from the rest of chipforge: the options a legal scenario allows,
-priced per chip from their systems, and each workload's coefficients on each option from
-the training, serving and recommendation planners.
-"""
+"""The options of a fleet plan: those a legal scenario allows, priced per chip from their
+systems (chipforge.cluster._system) at fleet scale."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chipforge.arch import load_chip
-from chipforge.cluster._fleet_demand import (
-    BuildOption,
-    BuyOption,
-    Demand,
-    OwnedChips,
-    PretrainingRun,
-    RecsysInference,
-    RecsysTraining,
-    ServingTraffic,
-)
-from chipforge.cluster._fleet_milp import DAYS_PER_MONTH, HOURS_PER_DAY, Option
+from chipforge.cluster._fleet_demand import BuildOption, BuyOption, Demand, OwnedChips
+from chipforge.cluster._fleet_milp import DAYS_PER_MONTH, Option
 from chipforge.cost import TcoAssumptions, chip_capex_usd
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.legal import LegalReport, check_scenario
 
 # licence policies under which a licence-required purchase or fabrication can go ahead
 _OPEN_POLICIES = ("granted", "case-by-case", "case by case", "approved")
-_FIRST_GUESS_MFU = 0.35  # assumption: only to pick the first chip count to evaluate a run at
 
 
 @dataclass(frozen=True)
@@ -40,15 +26,6 @@ class OptionVerdict:
     allowed: bool
     verdict: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Coefficient:
-    """A workload on one option: ``value`` (units/s per chip for a rate workload, chip-hours
-    for a run at ``chips``), or ``why_not`` when it cannot run there."""
-    value: float | None
-    chips: int = 1  # the chip count the value was computed at
-    why_not: str | None = None
 
 
 def licence_path(report: LegalReport) -> tuple[bool, str]:
@@ -140,91 +117,3 @@ def _option(name: str, kind: str, chip: str, lead_months: float, offset_days: fl
     arrival = lead_months * DAYS_PER_MONTH - offset_days if kind != "owned" else 0.0
     return Option(name, kind, chip, sysm.chips_per_node, capex, sysm.power_per_chip_w,
                   nre_usd=nre, arrival_day=arrival, max_chips=max_chips)
-
-
-# ---- coefficients from the planners -------------------------------------------------------
-
-Provider = Callable[[Any, Option, int | None], Coefficient]
-
-
-def planner_coefficient(work: Any, option: Option, chips_hint: int | None) -> Coefficient:
-    """The planners' figure for one workload on one option (cached: the plans are slow)."""
-    try:
-        return _cached(work, option.chip, chips_hint or 0, option.chips_per_node)
-    except ClusterError as exc:
-        return Coefficient(None, why_not=str(exc))
-
-
-_CACHE: dict[tuple, Coefficient] = {}
-
-
-def _cached(work: Any, chip: str, hint: int, per_node: int) -> Coefficient:
-    key = (type(work).__name__, work.model_dump_json(), chip, hint, per_node)
-    if key not in _CACHE:
-        _CACHE[key] = _compute(work, chip, hint, per_node)
-    return _CACHE[key]
-
-
-def _compute(work: Any, chip: str, hint: int, per_node: int) -> Coefficient:
-    if isinstance(work, ServingTraffic):
-        return _serving(work, chip)
-    if isinstance(work, PretrainingRun):
-        return _pretraining(work, chip, hint, per_node)
-    if isinstance(work, RecsysInference):
-        return _recsys_inference(work, chip)
-    if isinstance(work, RecsysTraining):
-        return _recsys_training(work, chip)
-    raise ClusterError(f"workload {work!r}: expected a demand entry")
-
-
-def _serving(work: ServingTraffic, chip: str) -> Coefficient:
-    from chipforge.cluster._serve import serve_plan
-
-    plan = serve_plan(work.model, chip, rate=work.peak_rate_per_s, slo_ttft_s=work.slo.ttft_s,
-                      slo_tpot_s=work.slo.tpot_s, input_len=work.input_len,
-                      output_len=work.output_len)
-    return Coefficient(float(plan.max_rate_per_chip), int(getattr(plan, "chips", 1) or 1))
-
-
-def _pretraining(work: PretrainingRun, chip: str, hint: int, per_node: int) -> Coefficient:
-    from chipforge.cluster._train import train_plan
-
-    chips = hint or _first_guess(work, chip, per_node)
-    result = train_plan(work.model, chip, count=chips, tokens=work.tokens, seq_len=work.seq_len,
-                        global_batch_tokens=work.global_batch_tokens)
-    return Coefficient(float(result.plan.chip_hours), chips)
-
-
-def _first_guess(work: PretrainingRun, chip: str, per_node: int) -> int:
-    """Chips that would finish the run by its deadline at a typical large-scale MFU."""
-    from chipforge.cluster._train import resolve_model
-
-    cfg = resolve_model(work.model)
-    # source: Kaplan et al. 2020, training compute C = 6 N D (N active parameters)
-    flops = 6.0 * cfg.active_param_count() * work.tokens
-    peak = load_chip(chip).peak_flops("bf16")
-    chips = flops / (peak * _FIRST_GUESS_MFU * work.deadline_days * HOURS_PER_DAY * 3600)
-    return max(per_node, per_node * math.ceil(chips / per_node))
-
-
-def _recsys_inference(work: RecsysInference, chip: str) -> Coefficient:
-    from chipforge.cluster._recsys import dlrm_inference_plan
-
-    plan = dlrm_inference_plan(_dlrm_model(work.model), chip, qps=work.qps_peak,
-                               p99_s=work.p99_s)
-    chips = int(plan.chips)
-    return Coefficient(work.qps_peak / chips, chips)
-
-
-def _recsys_training(work: RecsysTraining, chip: str) -> Coefficient:
-    from chipforge.cluster._recsys import dlrm_train_plan
-
-    plan = dlrm_train_plan(_dlrm_model(work.model), chip)
-    return Coefficient(float(plan.samples_per_s) / int(plan.chips), int(plan.chips))
-
-
-def _dlrm_model(model: dict[str, Any]) -> Any:
-    from chipforge.cluster._recsys import dlrm_spec
-
-    spec = dict(model)
-    return dlrm_spec(spec.pop("preset", "mlperf-dlrm-dcnv2"), **spec)

@@ -108,7 +108,8 @@ class Allocation:
     capex_usd: float
     energy_usd: float
     mw: float  # facility MW at full load (IT x PUE)
-    utilization: float  # peak demand over capacity (rate), work over pool time (training)
+    utilization: float  # peak demand over the workload's whole capacity (rate); work over
+    # pool time to the last deadline (training)
 
 
 @dataclass(frozen=True)
@@ -402,6 +403,9 @@ def _decode(options, rates, runs, eco, lay, x, gap) -> Solution:
     allocs: list[Allocation] = []
     chips = {opt.name: 0 for opt in options}
     capex = energy = 0.0
+    served = [0.0] * len(rates)  # each workload's capacity over all its options
+    for (w, o), col in lay.n.items():
+        served[w] += int(x[col]) * options[o].chips_per_node * _per_chip(rates[w], options[o])
     for (w, o), col in lay.n.items():
         nodes = int(x[col])
         if nodes == 0:
@@ -410,9 +414,8 @@ def _decode(options, rates, runs, eco, lay, x, gap) -> Solution:
         n_chips = nodes * opt.chips_per_node
         busy = eco.idle_fraction + (1 - eco.idle_fraction) * work.load_factor
         e = n_chips * busy * _hours_owned(opt, eco) * _energy_usd_per_chip_hour(opt, eco)
-        cap = n_chips * _per_chip(work, opt)
         allocs.append(Allocation(work.name, opt.name, n_chips, n_chips * opt.capex_per_chip_usd,
-                                 e, _mw(opt, n_chips, eco), work.demand / cap))
+                                 e, _mw(opt, n_chips, eco), work.demand / served[w]))
         chips[opt.name] += n_chips
         capex += n_chips * opt.capex_per_chip_usd
         energy += e
