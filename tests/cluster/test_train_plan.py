@@ -16,6 +16,7 @@ from chipforge.cluster import (
     search_plans,
     system,
     train_plan,
+    train_sweep,
 )
 from chipforge.cost import TcoAssumptions
 from chipforge.errors import ChipforgeError, ClusterError
@@ -167,3 +168,14 @@ def test_a_plan_is_a_parallelism_with_every_chip_used(result):
         assert p.memory_bytes == pytest.approx(math.fsum(p.memory.values()))
         doc = p.as_dict()
         assert doc["plan"] == p.parallelism.describe() and doc["fits"] is True
+
+
+def test_a_sweep_over_counts_says_where_nothing_fits_and_resumes(tmp_path):
+    store = tmp_path / "sweep.jsonl"
+    args = {"tokens": 1e11, "seq_len": 2048, "global_batch_tokens": 2048 * 64}
+    one, sixteen = train_sweep("megatron-gpt-18b", "a100-sxm", [1, 16], store=store, **args)
+    assert one.plan is None and "no plan fits in memory" in one.error
+    assert sixteen.error is None and sixteen.plan["chips"] == 16 and sixteen.plan["fits"]
+    stored = store.read_text()
+    again = train_sweep("megatron-gpt-18b", "a100-sxm", [1, 16], store=store, **args)
+    assert store.read_text() == stored and again[1].plan == sixteen.plan

@@ -2,28 +2,38 @@
 chip-hours, energy and dollars (docs/cluster.md, "LLM training plans").
 
 ``train_plan`` resolves the model and the system (a chip count, or a budget in $ or MW),
-searches the plans (``_train_search``), and prices the best ones: the capital of the
-system amortized over the run's wall time plus the facility energy.
+searches the plans (``_train_search``) and prices the best ones (``_train_cost``): the
+capital of the system amortized over the run's wall time plus the facility energy.
+``compare_on_budget`` buys other chips' fleets with the same capital; ``train_sweep`` plans
+one model over chip counts.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from chipforge.arch import ChipSpec
 from chipforge.cluster._goodput import (
-    CHECKPOINT_BYTES_PER_PARAM,
     FailureModel,
     Goodput,
     daly_interval_s,
     goodput,
     useful_fraction,
 )
-from chipforge.cluster._system import MAX_CHIPS, System, system
+from chipforge.cluster._runner import run_tasks
+from chipforge.cluster._system import System
+from chipforge.cluster._train_cost import (
+    TrainPlan,
+    assumption_notes,
+    chips_for_budget,
+    price_plan,
+    system_of,
+)
 from chipforge.cluster._train_job import Parallelism, StepEstimate, TrainJob
 from chipforge.cluster._train_model import evaluate_plan, model_flops_per_step
 from chipforge.cluster._train_search import Evaluate, Progress, SearchResult, search_plans
@@ -35,88 +45,6 @@ from chipforge.cluster._train_validation import (
 from chipforge.cost import TcoAssumptions
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.workloads import LLMConfig, load_llm_config
-
-SECONDS_PER_YEAR = 365.25 * 86_400.0  # Julian year, as chipforge.cost amortizes
-JOULES_PER_KWH = 3.6e6
-JOULES_PER_MWH = 3.6e9
-
-
-@dataclass(frozen=True)
-class TrainPlan:
-    """One plan priced for the whole run on ``chips`` chips (``step`` uses all of them)."""
-
-    model: str
-    chip: str
-    chips: int
-    step: StepEstimate
-    tokens: float
-    failures: Goodput
-    days: float  # wall clock, failures and restarts included
-    chip_hours: float  # chips x wall hours
-    energy_j: float  # facility energy (PUE included) over the wall time
-    cost_parts: dict[str, float]
-    mw: float  # facility power of the system (PUE included)
-
-    @property
-    def parallelism(self) -> Parallelism:
-        return self.step.plan
-
-    @property
-    def step_time_s(self) -> float:
-        return self.step.step_time_s
-
-    @property
-    def mfu(self) -> float:
-        return self.step.mfu
-
-    @property
-    def hfu(self) -> float:
-        return self.step.hfu
-
-    @property
-    def memory(self) -> dict[str, float]:
-        return self.step.memory
-
-    @property
-    def memory_bytes(self) -> float:
-        return self.step.memory_bytes
-
-    @property
-    def fits(self) -> bool:
-        return self.step.fits
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.step.tokens_per_s
-
-    @property
-    def goodput(self) -> float:
-        return self.failures.fraction
-
-    @property
-    def energy_mwh(self) -> float:
-        return self.energy_j / JOULES_PER_MWH
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(self.cost_parts.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        """Every figure in SI units (what ``chipforge train-plan --json`` prints)."""
-        e = self.step
-        return {"plan": e.plan.describe(), "parallelism": asdict(e.plan), "chips": self.chips,
-                "fits": e.fits, "step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
-                "global_batch_tokens": e.extras.get("global_batch_tokens"),
-                "mfu": e.mfu, "hfu": e.hfu, "memory_bytes": e.memory_bytes,
-                "memory": dict(e.memory), "memory_capacity_bytes": e.memory_capacity_bytes,
-                "step_breakdown_s": dict(e.breakdown), "goodput": self.goodput,
-                "mtbf_s": self.failures.mtbf_s,
-                "checkpoint_interval_s": self.failures.checkpoint_interval_s,
-                "checkpoint_write_s": self.failures.checkpoint_write_s,
-                "restart_s": self.failures.restart_s, "days": self.days,
-                "chip_hours": self.chip_hours, "energy_mwh": self.energy_mwh,
-                "cost_usd": self.cost_usd, "cost_parts_usd": dict(self.cost_parts),
-                "mw": self.mw}
 
 
 @dataclass(frozen=True)
@@ -144,75 +72,6 @@ def resolve_model(model: str | LLMConfig) -> LLMConfig:
     raise ClusterError(f"model: {model!r}; expected a config name or an LLMConfig")
 
 
-def _system_of(chip: str | ChipSpec | System, chips: int) -> System:
-    if isinstance(chip, System):
-        return system(chip.chip, chips, preset=chip.name)
-    return system(chip, chips)
-
-
-def chips_for_budget(chip: str | ChipSpec | System, *, budget_usd: float | None = None,
-                     budget_mw: float | None = None,
-                     tco: TcoAssumptions | None = None) -> int:
-    """Whole nodes of the chip's system that the budget buys: capital at the system's price
-    per chip, and/or facility power at its power per chip times the PUE; the tighter wins."""
-    a = tco or TcoAssumptions()
-    for name, value in (("budget_usd", budget_usd), ("budget_mw", budget_mw)):
-        if value is not None and (not _finite(value) or value <= 0):
-            raise ClusterError(f"{name}: {value!r}; expected a positive number")
-    if budget_usd is None and budget_mw is None:
-        raise ClusterError("chips_for_budget: expected budget_usd or budget_mw")
-    reference = _system_of(chip, 1)  # no network yet: the lowest price and power per chip
-    most = min(_affordable(reference, budget_usd, budget_mw, a), MAX_CHIPS)
-    if most >= 1:
-        node = _system_of(chip, most).chips_per_node
-        # price and power per chip only grow with the count (more switch tiers), so the
-        # affordable whole-node counts are a prefix: bisect for its end
-        low, high = 0, most // node
-        while low < high:
-            mid = (low + high + 1) // 2
-            if _affordable(_system_of(chip, mid * node), budget_usd, budget_mw, a) >= mid * node:
-                low = mid
-            else:
-                high = mid - 1
-        if low:
-            return low * node  # (less than a node's worth: node == most, one partial node)
-    raise ClusterError(f"budget: budget_usd={budget_usd!r}, budget_mw={budget_mw!r} buys "
-                       f"no {reference.chip.name} (one costs ${reference.price_per_chip_usd:,.0f}"
-                       f" with its host share and draws {reference.power_per_chip_w * a.pue:,.0f}"
-                       " W with PUE); expected a larger budget")
-
-
-def _affordable(sys: System, budget_usd: float | None, budget_mw: float | None,
-                a: TcoAssumptions) -> int:
-    counts = []  # (1 + 1e-12): a budget of exactly n chips' price buys n despite rounding
-    if budget_usd is not None:
-        counts.append(math.floor(budget_usd / sys.price_per_chip_usd * (1 + 1e-12)))
-    if budget_mw is not None:
-        counts.append(math.floor(budget_mw * 1e6 / (sys.power_per_chip_w * a.pue) * (1 + 1e-12)))
-    return min(counts)
-
-
-def price_plan(step: StepEstimate, job: TrainJob, sys: System, *,
-               tco: TcoAssumptions | None = None,
-               failures: FailureModel | None = None) -> TrainPlan:
-    """Days, chip-hours, energy and $ of training ``job.tokens`` with ``step``'s plan."""
-    a = tco or TcoAssumptions()
-    ckpt = job.model.param_count() * CHECKPOINT_BYTES_PER_PARAM
-    good = goodput(sys.chip, sys.chips, ckpt, failures)
-    useful_s = job.tokens / step.tokens_per_s
-    wall_s = useful_s / good.fraction
-    facility_w = sys.chips * sys.power_per_chip_w * a.pue
-    energy_j = facility_w * wall_s
-    # assumption: the system is bought for a lifetime of runs, so a run pays the share of
-    # its capital its wall time is of the lifetime (TcoAssumptions.lifetime_years); the
-    # utilization factor is not applied: the failures it stands for are in the goodput
-    capital = sys.chips * sys.price_per_chip_usd * wall_s / (a.lifetime_years * SECONDS_PER_YEAR)
-    parts = {"capital (amortized)": capital, "energy": energy_j * a.usd_per_kwh / JOULES_PER_KWH}
-    return TrainPlan(job.model.name, sys.chip.name, sys.chips, step, job.tokens, good,
-                     wall_s / 86_400.0, sys.chips * wall_s / 3600.0, energy_j, parts,
-                     facility_w / 1e6)
-
-
 def train_plan(model: str | LLMConfig, chip: str | ChipSpec | System, *, count: int | None = None,
                budget_usd: float | None = None, budget_mw: float | None = None,
                tokens: float, seq_len: int = 8192, global_batch_tokens: float = 16e6,
@@ -225,8 +84,6 @@ def train_plan(model: str | LLMConfig, chip: str | ChipSpec | System, *, count: 
     The chip count is ``count``, the System's own (a System passed as ``chip``), or what
     ``budget_usd`` / ``budget_mw`` buys. Raises ClusterError when no plan fits in memory.
     """
-    import time
-
     cfg = resolve_model(model)
     sys = _resolve_system(chip, count, budget_usd, budget_mw, tco)
     job = _job(cfg, tokens, seq_len, global_batch_tokens, dtype)
@@ -239,12 +96,10 @@ def train_plan(model: str | LLMConfig, chip: str | ChipSpec | System, *, count: 
     plans = [price_plan(e, _with_batch(job, e), sys, tco=tco, failures=failures)
              for e in found.plans]
     return TrainPlanResult(plans, sys, job, found.evaluated, elapsed, found.tp_beyond_scale_up,
-                           _assumption_notes(tco))
+                           assumption_notes(tco))
 
 
 def _with_batch(job: TrainJob, e: StepEstimate) -> TrainJob:
-    from dataclasses import replace
-
     seqs = round(e.extras.get("global_batch_tokens", job.global_batch_tokens) / job.seq_len)
     return replace(job, global_batch_seqs=seqs)
 
@@ -266,9 +121,9 @@ def _resolve_system(chip: str | ChipSpec | System, count: int | None, budget_usd
     if count is not None:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ClusterError(f"count: {count!r}; expected a positive number of chips")
-        return _system_of(chip, count)
+        return system_of(chip, count)
     if budgeted:
-        return _system_of(chip, chips_for_budget(chip, budget_usd=budget_usd,
+        return system_of(chip, chips_for_budget(chip, budget_usd=budget_usd,
                                                  budget_mw=budget_mw, tco=tco))
     if isinstance(chip, System):
         return chip
@@ -284,21 +139,6 @@ def _no_fit(cfg: LLMConfig, sys: System, found: SearchResult) -> ClusterError:
         f"memory; the smallest need is {need.memory_bytes / 1e9:.1f} GB per chip "
         f"({need.plan.describe()}) against {need.memory_capacity_bytes / 1e9:.1f} GB usable; "
         "expected more chips, chips with more memory, or a shorter sequence")
-
-
-def _assumption_notes(tco: TcoAssumptions | None) -> dict[str, str]:
-    a = tco or TcoAssumptions()
-    return {"capital": f"system price per chip x chips x wall time / {a.lifetime_years:g}-year "
-                       "life (chipforge.cost TcoAssumptions.lifetime_years)",
-            "energy": f"system power per chip x chips x wall time x PUE {a.pue:g} at "
-                      f"${a.usd_per_kwh:g}/kWh (TcoAssumptions)",
-            "goodput": "Llama 3 interruption rates per chip and per HBM byte, Daly's "
-                       "checkpoint interval"}
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -348,9 +188,55 @@ def _verdict(chip: str, scenario: str | None) -> str | None:
         return None
 
 
-# the step model, its validation and the goodput model are public through this module
+@dataclass(frozen=True)
+class SweepPoint:
+    """The best plan at one chip count (``TrainPlan.as_dict()``), or why there is none."""
+
+    chips: int
+    plan: dict[str, Any] | None
+    error: str | None
+
+
+def _plan_at(arg: tuple) -> dict:
+    cfg, chip, count, tokens, seq_len, batch_tokens, dtype = arg
+    try:
+        result = train_plan(cfg, chip, count=count, tokens=tokens, seq_len=seq_len,
+                            global_batch_tokens=batch_tokens, dtype=dtype, top=1)
+    except ClusterError as exc:  # nothing fits, or no layout: the point says so
+        return {"chips": count, "plan": None, "error": str(exc)}
+    return {"chips": count, "plan": result.plan.as_dict(), "error": None}
+
+
+def train_sweep(model: str | LLMConfig, chip: str, counts: Sequence[int], *, tokens: float,
+                seq_len: int = 8192, global_batch_tokens: float = 16e6, dtype: str = "bf16",
+                use_ray: bool = False, workers: int = 1, store: Path | None = None,
+                progress: str | None = None) -> list[SweepPoint]:
+    """The best plan of ``model`` on ``chip``'s system at each of ``counts`` chips (time to
+    train and MFU versus scale), one ``run_tasks`` task per count: local processes, Ray,
+    resumable with ``store``."""
+    cfg = resolve_model(model)
+    if not isinstance(chip, str):
+        raise ClusterError(f"train_sweep: chip={chip!r}; expected a chip name")
+    if not counts or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                         for c in counts):
+        raise ClusterError(f"train_sweep: counts={list(counts)!r}; expected positive ints")
+    key = f"{cfg!r}|{chip}|{tokens!r}|{seq_len}|{global_batch_tokens!r}|{dtype}"
+    tasks = [(f"{key}|{count}", (cfg, chip, count, tokens, seq_len, global_batch_tokens,
+                                 dtype)) for count in dict.fromkeys(counts)]
+    results = run_tasks(_plan_at, tasks, store=store, use_ray=use_ray, workers=workers,
+                        progress=progress)
+    return [SweepPoint(r["chips"], r["plan"], r["error"]) for r in results.values()]
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+# the step model, its validation, the goodput model and the pricing are public here
 __all__ = ["FailureModel", "FleetComparison", "Goodput", "Parallelism", "SearchResult",
-           "StepEstimate", "TrainJob", "TrainPlan", "TrainPlanResult", "TrainRow",
-           "chips_for_budget", "compare_on_budget", "daly_interval_s", "evaluate_plan",
-           "goodput", "model_flops_per_step", "price_plan", "search_plans", "train_plan",
-           "training_validation", "training_validation_table", "useful_fraction"]
+           "StepEstimate", "SweepPoint", "TrainJob", "TrainPlan", "TrainPlanResult",
+           "TrainRow", "chips_for_budget", "compare_on_budget", "daly_interval_s",
+           "evaluate_plan", "goodput", "model_flops_per_step", "price_plan", "search_plans",
+           "train_plan", "train_sweep", "training_validation", "training_validation_table",
+           "useful_fraction"]
