@@ -264,9 +264,10 @@ def test_trace_arrivals_and_lengths(tmp_path) -> None:
     result = simulate(Deployment(ConstantCost()), traffic)
     assert list(result.arrival_s) == [0.0, 1.0, 2.0] and list(result.output_len) == [5, 3, 2]
     assert result.e2e_s == pytest.approx([0.05, 0.03, 0.02])
-    doubled = Traffic(1.0, 3, LengthDist.fixed(4), LengthDist.fixed(2), arrival="trace",
-                      trace_path=trace)  # rescaled to 1 request/s: 0, 1, 2 s
-    assert list(doubled.requests()[0]) == [0.0, 1.0, 2.0]
+    # the trace's 1 request/s rescaled to 2 requests/s
+    doubled = Traffic(2.0, 3, LengthDist.fixed(4), LengthDist.fixed(2), arrival="trace",
+                      trace_path=trace)
+    assert list(doubled.requests()[0]) == [0.0, 0.5, 1.0]
 
 
 @pytest.mark.parametrize("text, said", [
