@@ -32,6 +32,9 @@ MICRO_BATCHES = (1, 2, 4, 8)
 # sequences within 10%: loss per token is flat near the critical batch size (McCandlish et
 # al. 2018), and published runs round their batch the same way (Llama 3: 16M -> 2^24 tokens)
 BATCH_TOLERANCE = 0.10
+# assumption: beyond 8 chunks a stage the bubble (p-1)/v is already small against the 2v
+# stage crossings each micro-batch adds; larger v are kept where they split the layers evenly
+MAX_V = 8
 MAX_CP = 16  # assumption: context parallelism beyond 16 ranks is for sequences >> 100k tokens
 
 
@@ -86,8 +89,10 @@ def _batch_for(job: TrainJob, dp: int, micro_batch: int, pp: int, schedule: str)
 
 def _schedules(layers: int, pp: int) -> Iterator[tuple[str, int]]:
     yield "1f1b", 1
-    if pp > 1:  # interleaved: v model chunks per stage, layers % (pp * v) == 0 (Megatron-LM)
-        for v in divisors(layers // pp)[1:] if layers % pp == 0 else []:
+    if pp > 1:  # interleaved: v model chunks per stage, at least a layer each
+        per_stage = layers // pp
+        even = divisors(per_stage) if layers % pp == 0 else []  # Megatron-LM's even split
+        for v in sorted({*range(2, min(MAX_V, per_stage) + 1), *even} - {1}):
             yield "interleaved", v
 
 
