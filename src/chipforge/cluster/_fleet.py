@@ -35,13 +35,13 @@ from chipforge.cluster._fleet_inputs import (
     licence_path,
     option_verdicts,
 )
-from chipforge.cluster._fleet_milp import (
+from chipforge.cluster._fleet_milp import solve
+from chipforge.cluster._fleet_model import (
     DeadlineWorkload,
     Economics,
     Option,
     RateWorkload,
     Solution,
-    solve,
 )
 from chipforge.errors import ClusterError
 from chipforge.legal import DEFAULT_SCENARIO

@@ -23,7 +23,7 @@ from chipforge.cluster._fleet_demand import (
     RecsysTraining,
     ServingTraffic,
 )
-from chipforge.cluster._fleet_milp import HOURS_PER_DAY, Option
+from chipforge.cluster._fleet_model import HOURS_PER_DAY, Option
 from chipforge.cluster._runner import run_tasks
 from chipforge.errors import ChipforgeError, ClusterError
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from chipforge.arch import load_chip
 from chipforge.cluster._fleet_demand import BuildOption, BuyOption, Demand, OwnedChips
-from chipforge.cluster._fleet_milp import DAYS_PER_MONTH, Option
+from chipforge.cluster._fleet_model import DAYS_PER_MONTH, Option
 from chipforge.cost import TcoAssumptions, chip_capex_usd
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.legal import LegalReport, check_scenario
