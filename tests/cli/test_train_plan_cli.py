@@ -16,7 +16,7 @@ from chipforge.legal import OUTCOMES
 runner = CliRunner()
 SMALL = ["train-plan", "--model", "llama-3.1-8b", "--chip", "h100-sxm", "--count", "16",
          "--tokens", "1e11", "--seq-len", "2048", "--batch-tokens", "131072", "--top", "3"]
-PLAN_KEYS = {"plan", "parallelism", "chips", "fits", "step_time_s", "tokens_per_s",
+PLAN_KEYS = {"plan", "parallelism", "chips", "chips_used", "fits", "step_time_s", "tokens_per_s",
              "global_batch_tokens", "mfu", "hfu", "memory_bytes", "memory",
              "memory_capacity_bytes", "step_breakdown_s", "goodput", "mtbf_s",
              "checkpoint_interval_s", "checkpoint_write_s", "restart_s", "days",

@@ -9,6 +9,7 @@ import pytest
 
 from chipforge.cluster import (
     Parallelism,
+    StepEstimate,
     TrainJob,
     chips_for_budget,
     compare_on_budget,
@@ -62,6 +63,7 @@ def test_every_ranked_plan_fits_and_runs_best_first(small):
     assert plans and all(e.fits for e in plans)
     assert all(e.memory_bytes <= e.memory_capacity_bytes for e in plans)
     assert [_per_token(e) for e in plans] == sorted(_per_token(e) for e in plans)
+    # at most 1% of the chips idle (spares): here 16 chips leave none idle
     assert all(e.plan.chips == sys.chips for e in plans)
 
 
@@ -179,3 +181,21 @@ def test_a_sweep_over_counts_says_where_nothing_fits_and_resumes(tmp_path):
     stored = store.read_text()
     again = train_sweep("megatron-gpt-18b", "a100-sxm", [1, 16], store=store, **args)
     assert store.read_text() == stored and again[1].plan == sixteen.plan
+
+
+def _deep_pipelines_only(job, system, plan) -> StepEstimate:
+    """A stand-in step model: every plan takes 1 s; only 20 or more stages fit."""
+    return StepEstimate(plan, 1.0, 1.0, {}, 1.0, 1.0, 0.5, 0.5, {}, 0.0, 1.0, plan.pp >= 20,
+                        plan.chips, extras={"global_batch_tokens": job.global_batch_tokens})
+
+
+def test_an_awkward_count_may_leave_up_to_one_percent_idle():
+    """536 = 8 x 67 chips: no layout with 20+ of Llama-3.1-8B's 32 layers as stages uses
+    them all. By hand, 536 mod (tp*cp*pp) <= 5.36 for pp in 20..32 only at tp*cp = 1,
+    pp = 28 (536 = 28 x 19 + 4): dp 19 on 532 chips, 4 idle; dp 19 x 4 micro-batches is
+    the requested 76 sequences."""
+    job = TrainJob(load_llm_config("llama-3.1-8b"), 1e11, 4096, 76)
+    found = search_plans(job, system("h100-sxm", 536), evaluate=_deep_pipelines_only)
+    assert found.plans and all(e.fits for e in found.plans)
+    assert {(e.plan.tp, e.plan.cp, e.plan.pp, e.plan.dp) for e in found.plans} == {
+        (1, 1, 28, 19)}

@@ -131,7 +131,9 @@ def _print(doc: dict[str, Any]) -> None:
 
 
 def _plan_cells(p: dict[str, Any]) -> list[str]:
-    return [p["plan"], fmt_s(p["step_time_s"]), f"{p['mfu']:.1%}", f"{p['hfu']:.1%}",
+    idle = p["chips"] - p["chips_used"]
+    return [p["plan"] + (f" (+{idle} idle)" if idle else ""), fmt_s(p["step_time_s"]),
+            f"{p['mfu']:.1%}", f"{p['hfu']:.1%}",
             f"{p['memory_bytes'] / 1e9:.1f} GB", f"{p['goodput']:.1%}", f"{p['days']:.1f}",
             fmt_si(p["chip_hours"], "h"), fmt_si(p["energy_mwh"] * 1e6, "Wh"),
             "$" + fmt_si(p["cost_usd"], "")]

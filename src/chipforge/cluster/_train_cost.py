@@ -21,7 +21,8 @@ JOULES_PER_MWH = 3.6e9
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """One plan priced for the whole run on ``chips`` chips (``step`` uses all of them)."""
+    """One plan priced for the whole run on ``chips`` chips (``step`` runs on
+    ``chips_used`` of them)."""
 
     model: str
     chip: str
@@ -38,6 +39,11 @@ class TrainPlan:
     @property
     def parallelism(self) -> Parallelism:
         return self.step.plan
+
+    @property
+    def chips_used(self) -> int:
+        """Chips the plan runs on; the rest of ``chips`` idle as spares (still paid)."""
+        return self.step.chips
 
     @property
     def step_time_s(self) -> float:
@@ -83,7 +89,8 @@ class TrainPlan:
         """Every figure in SI units (what ``chipforge train-plan --json`` prints)."""
         e = self.step
         return {"plan": e.plan.describe(), "parallelism": asdict(e.plan), "chips": self.chips,
-                "fits": e.fits, "step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
+                "chips_used": self.chips_used, "fits": e.fits,
+                "step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
                 "global_batch_tokens": e.extras.get("global_batch_tokens"),
                 "mfu": e.mfu, "hfu": e.hfu, "memory_bytes": e.memory_bytes,
                 "memory": dict(e.memory), "memory_capacity_bytes": e.memory_capacity_bytes,
@@ -151,7 +158,8 @@ def price_plan(step: StepEstimate, job: TrainJob, sys: System, *,
     """Days, chip-hours, energy and $ of training ``job.tokens`` with ``step``'s plan."""
     a = tco or TcoAssumptions()
     ckpt = job.model.param_count() * CHECKPOINT_BYTES_PER_PARAM
-    good = goodput(sys.chip, sys.chips, ckpt, failures)
+    # the job spans the chips its plan uses; idle ones (spares) do not stop it, but are paid
+    good = goodput(sys.chip, step.chips, ckpt, failures)
     useful_s = job.tokens / step.tokens_per_s
     wall_s = useful_s / good.fraction
     facility_w = sys.chips * sys.power_per_chip_w * a.pue

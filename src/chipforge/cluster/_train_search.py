@@ -11,12 +11,14 @@ evaluated. TP beyond the scale-up domain is tried only when nothing fits inside 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from chipforge.cluster._runner import run_tasks
+from chipforge.cluster._system import system as make_system
 from chipforge.cluster._train_job import RECOMPUTE, Parallelism, StepEstimate, TrainJob
 from chipforge.cluster._train_model import check_plan, evaluate_plan
 from chipforge.cluster._train_ops import attention_style
@@ -35,6 +37,10 @@ BATCH_TOLERANCE = 0.10
 # assumption: beyond 8 chunks a stage the bubble (p-1)/v is already small against the 2v
 # stage crossings each micro-batch adds; larger v are kept where they split the layers evenly
 MAX_V = 8
+# assumption: a plan may leave up to 1% of the chips idle (they serve as hot spares, which
+# Llama 3's automated recovery relies on), so a count like 32,176 = 16 x 2,011 is not
+# forced into the few layouts that divide it exactly; idle chips are still paid for
+IDLE_FRACTION = 0.01
 MAX_CP = 16  # assumption: context parallelism beyond 16 ranks is for sequences >> 100k tokens
 
 
@@ -51,6 +57,10 @@ class Shape:
     schedule: str
     virtual_stages: int
     global_batch_seqs: int  # the batch this shape runs (a multiple of dp x micro_batch)
+
+    @property
+    def chips(self) -> int:
+        return self.tp * self.pp * self.cp * self.dp
 
     def plan(self, zero: int, recompute: str) -> Parallelism:
         return Parallelism(tp=self.tp, pp=self.pp, dp=self.dp, cp=self.cp, ep=self.ep,
@@ -104,25 +114,47 @@ def _cp_values(job: TrainJob) -> list[int]:
             or cp == 1]
 
 
+def scaled(system: Any, chips: int) -> Any:
+    """``system`` with ``chips`` of its chips (the ones a plan uses)."""
+    if chips == system.chips:
+        return system
+    return _scaled(system, chips)
+
+
+@functools.lru_cache(maxsize=256)
+def _scaled(system: Any, chips: int) -> Any:
+    return make_system(system.chip, chips, preset=system.name)
+
+
 def _runs(job: TrainJob, system: Any, shape: Shape) -> bool:
     """Whether the step model's own rules (``check_plan``) accept the shape."""
     try:
         check_plan(dataclasses.replace(job, global_batch_seqs=shape.global_batch_seqs),
-                   system, shape.plan(1, "none"))
+                   scaled(system, shape.chips), shape.plan(1, "none"))
     except ClusterError:
         return False
     return True
 
 
+def _pp_values(layers: int, chips: int, tp_cp: int) -> list[int]:
+    """Pipeline depths that use all the chips, and those that leave at most IDLE_FRACTION
+    idle where no depth within a factor of 2 uses them all (the step time varies smoothly
+    with the depth, so a neighbour that wastes no chip is as good to first order)."""
+    exact = [pp for pp in range(1, layers + 1) if chips % (tp_cp * pp) == 0]
+    idle = [pp for pp in range(1, layers + 1) if tp_cp * pp <= chips
+            and 0 < chips % (tp_cp * pp) <= IDLE_FRACTION * chips
+            and not any(pp / 2 <= q <= 2 * pp for q in exact)]
+    return sorted(exact + idle)
+
+
 def shapes(job: TrainJob, system: Any, tp_values: Sequence[int]) -> list[Shape]:
-    """Every shape that runs on all of the system's chips with TP from ``tp_values``."""
+    """Every shape on the system's chips (at most IDLE_FRACTION of them left idle) with TP
+    from ``tp_values``."""
     cfg, chips = job.model, system.chips
     out = []
     for tp in tp_values:
         for cp in _cp_values(job):
-            for pp in range(1, cfg.num_layers + 1):
-                if chips % (tp * cp * pp):
-                    continue
+            for pp in _pp_values(cfg.num_layers, chips, tp * cp):
                 dp = chips // (tp * cp * pp)
                 eps = [e for e in divisors(cfg.num_experts) if (dp * cp) % e == 0] \
                     if cfg.is_moe else [1]
@@ -143,6 +175,7 @@ def staircase(job: TrainJob, system: Any, shape: Shape, evaluate: Evaluate,
     """The estimates of one shape: the (zero, recompute) pairs the staircase visits (every
     pair when ``exhaustive``)."""
     shaped = dataclasses.replace(job, global_batch_seqs=shape.global_batch_seqs)
+    system = scaled(system, shape.chips)
     out = []
     limit = len(RECOMPUTE)
     for zero in ZERO_LEVELS:
@@ -186,7 +219,7 @@ def search_plans(job: TrainJob, system: Any, *, top: int = 10,
     domain = min(system.chips_per_node, system.chips)
     kv = job.model.num_kv_heads  # Megatron: tp divides the KV heads or is a multiple of them
     heads = [t for t in divisors(job.model.num_heads)
-             if system.chips % t == 0 and (t > kv or kv % t == 0)]
+             if t <= system.chips and (t > kv or kv % t == 0)]
     inside = [t for t in heads if t <= domain]
     found: list[StepEstimate] = []
     evaluated = 0
