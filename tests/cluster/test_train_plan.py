@@ -63,6 +63,7 @@ def test_every_ranked_plan_fits_and_runs_best_first(small):
     assert plans and all(e.fits for e in plans)
     assert all(e.memory_bytes <= e.memory_capacity_bytes for e in plans)
     assert [_per_token(e) for e in plans] == sorted(_per_token(e) for e in plans)
+    assert list(pruned) == plans and pruned[0] is plans[0] and len(pruned) == len(plans)
     # at most 1% of the chips idle (spares): here 16 chips leave none idle
     assert all(e.plan.chips == sys.chips for e in plans)
 

@@ -79,6 +79,16 @@ class SearchResult:
     smallest_memory: StepEstimate | None  # the evaluated plan with the least memory per chip
     tp_beyond_scale_up: bool  # True when nothing fit with TP inside the scale-up domain
 
+    # a sequence of the ranked plans, as the interface's "list of StepEstimate, best first"
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __iter__(self) -> Iterator[StepEstimate]:
+        return iter(self.plans)
+
+    def __getitem__(self, index: int) -> StepEstimate:
+        return self.plans[index]
+
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
