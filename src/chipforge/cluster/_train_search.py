@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ MAX_V = 8
 # Llama 3's automated recovery relies on), so a count like 32,176 = 16 x 2,011 is not
 # forced into the few layouts that divide it exactly; idle chips are still paid for
 IDLE_FRACTION = 0.01
+# the modules whose code decides a step estimate (hashed into the store's keys)
+_STEP_MODEL_MODULES = ("chipforge.cluster._train_model", "chipforge.cluster._train_ops",
+                       "chipforge.cluster._train_memory", "chipforge.cluster._collective_model",
+                       "chipforge.cluster._system")
 MAX_CP = 16  # assumption: context parallelism beyond 16 ranks is for sequences >> 100k tokens
 
 
@@ -293,9 +298,15 @@ def _from_dict(d: dict) -> StepEstimate:
 
 
 def _job_key(job: TrainJob, system: Any, evaluate: Evaluate, exhaustive: bool) -> str:
-    """What a stored result depends on: the job, the system and the step model."""
-    text = repr((job, system, getattr(evaluate, "__qualname__", repr(evaluate)), exhaustive))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """What a stored result depends on: the job, the system and the step model, its code
+    included (a store written before the model changed is not reused)."""
+    digest = hashlib.sha256(repr((job, system, exhaustive)).encode())
+    digest.update(getattr(evaluate, "__qualname__", repr(evaluate)).encode())
+    for name in (*_STEP_MODEL_MODULES, getattr(evaluate, "__module__", "")):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 __all__ = ["SearchResult", "search_plans"]
