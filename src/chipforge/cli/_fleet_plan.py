@@ -102,7 +102,8 @@ def _print(doc: dict[str, Any]) -> None:
 def _options(doc: dict[str, Any]) -> None:
     for v in doc["options"]:
         mark = "allowed" if v["allowed"] else "excluded"
-        say(f"  option {escape(v['name'])} ({v['kind']}): {mark}: {escape(v['reason'])}")
+        kind = "" if v["kind"] == "owned" else f" ({v['kind']})"
+        say(f"  option {escape(v['name'])}{kind}: {mark}: {escape(v['reason'])}")
 
 
 def _totals(label: str, doc: dict[str, Any]) -> None:
