@@ -9,6 +9,7 @@ import math
 import pytest
 
 from chipforge.cluster import (
+    Coefficient,
     DeadlineWorkload,
     Economics,
     FleetOption,
@@ -304,3 +305,30 @@ def test_end_to_end_with_the_real_planners_on_a_small_demand():
     assert plan.capex_usd == pytest.approx(
         plan.chips.get("h20", 0) * system("h20", 16_384).price_per_chip_usd)
     assert plan.nre_paid == () and plan.buy_only is None  # no build option: nothing to compare
+
+
+def test_a_run_is_replanned_when_its_pool_leaves_the_bracket():
+    """The first plan (8 chips) needs 2,400 chip-hours; a 10-day deadline needs 10 chips,
+    inside the bracket (4..16): kept. A 2-day deadline needs 50 chips: re-planned at the
+    plannable size above the pool (64), where this fake planner's scaling loss makes the run
+    cost 3,000 chip-hours, 63 chips over 2 days: 64 (8 nodes)."""
+    from chipforge.cluster import fleet_plan
+
+    asked = []
+
+    def planner(work, option, hint):
+        asked.append(hint)
+        chips = hint or 8
+        return Coefficient(2400.0 if chips <= 16 else 3000.0, chips)
+
+    def demand(days):
+        return demand_from({
+            "name": "d", "options": {"buy": [{"chip": "h20", "source": "assumption: t"}]},
+            "pretraining": [{"name": "pt", "model": "llama-3.1-8b", "tokens": 1e9,
+                             "deadline_days": days, "source": "assumption: t"}]}, "d")
+
+    kept = fleet_plan(demand(10), "tsmc-2026", provider=planner)
+    assert asked == [None] and kept.chips == {"h20": 16}  # 10 chips -> 2 nodes
+    asked.clear()
+    moved = fleet_plan(demand(2), "tsmc-2026", provider=planner)
+    assert asked == [None, 64] and moved.chips == {"h20": 64}
