@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chipforge.arch import ChipSpec
+from chipforge.dse._cluster import cluster_serving_metrics, cluster_training_metrics
 from chipforge.dse._design import design_chip, point_hash
 from chipforge.dse._objectives import OBJECTIVES, needed_groups
 from chipforge.dse._problem import EXPORT_TIERS, Problem
@@ -102,6 +103,10 @@ def chip_metrics(chip: ChipSpec, problem: Problem, groups: frozenset[str]) -> di
     if "training" in groups:
         m.update(training_metrics(chip, workloads))
         powers.append(m["training_power_w"])
+    if "cluster_training" in groups:
+        m.update(cluster_training_metrics(chip, problem.space.base, workloads.cluster))
+    if "cluster_serving" in groups:
+        m.update(cluster_serving_metrics(chip, problem.space.base, workloads.cluster))
     # with no workload asked for, the TDP bounds the power
     m["power_w"] = max(powers) if powers else chip.tdp_w
     for kind in ("serving", "training"):

@@ -172,6 +172,30 @@ class TrainingWorkload(_Model):
     _known_model = field_validator("model")(ServingWorkload._known_model.__func__)
 
 
+class ClusterWorkload(_Model):
+    """The fleet-level objectives' workloads (issue 15; chipforge.cluster): a pre-training
+    run on the fleet a fixed budget buys, and serving at a latency SLO."""
+
+    # assumption: a 70B model on 15 T tokens, the scale of Llama 3.1 70B (Meta's model card:
+    # 15T+ tokens), on a $1 B fleet (a tenth of a $10 B-a-year AI capex)
+    pretrain_model: str = "Llama-3.1-70B"
+    pretrain_tokens: PosFloat = 15e12
+    seq_len: PosInt = 8192
+    global_batch_tokens: PosFloat = 16e6  # source: Llama 3 paper Table 4: 16M tokens
+    fleet_budget_usd: PosFloat = 1e9
+    serve_model: str = "Llama-3.1-70B"
+    # assumption: a chat mix, 1,024 prompt and 256 output tokens; the SLO of issue 15
+    input_len: PosInt = 1024
+    output_len: PosInt = 256
+    slo_ttft_s: PosFloat = 2.0
+    slo_tpot_s: PosFloat = 0.05
+    slo_percentile: Annotated[float, Field(gt=0, lt=100)] = 90.0
+    serve_requests: PosInt = 300  # simulated per tried rate; more is steadier and slower
+
+    _known_models = field_validator("pretrain_model", "serve_model")(
+        ServingWorkload._known_model.__func__)
+
+
 def _default_serving() -> list[ServingWorkload]:
     # assumption: the suite's decode rows (chipforge.workloads._suite): 70B at batch 64 and
     # context 4096, 8B at batch 32 and context 2048, an equal share of the tokens each
@@ -185,6 +209,7 @@ class Workloads(_Model):
     # are cost's and the workload memory model's, stated once there
     serving_dtypes: list[DType] = Field(default=list(SERVING_DTYPES), min_length=1)
     training: TrainingWorkload = Field(default_factory=TrainingWorkload)
+    cluster: ClusterWorkload = Field(default_factory=ClusterWorkload)
     max_tp: PosInt = MAX_TENSOR_PARALLEL
     memory_usable_fraction: Annotated[float, Field(gt=0, le=1)] = USABLE_MEMORY_FRACTION
 

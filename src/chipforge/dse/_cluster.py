@@ -1,0 +1,98 @@
+"""Fleet-level metrics of one chip design (issue 15): what a fixed budget's fleet of it
+does, priced by chipforge.cluster.
+
+* Pre-training: the fleet ``fleet_budget_usd`` buys (chips in whole nodes of the base
+  chip's system preset, at the system's price per chip), the best training plan on it
+  (TP/PP/DP/CP, recompute, ZeRO; memory checked), and the days and $ to train
+  ``pretrain_tokens``, failures and restarts included.
+* Serving: the best deployment within the latency SLO (chipforge.cluster.serve_plan, the
+  event-driven simulator) and its $ per million output tokens and tokens/s per chip.
+
+The design keeps its base chip's system (a forge-t1 design sits in forge-t1's torus, with
+the links the design has), so links and memory capacity reach the objectives.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from chipforge.arch import ChipSpec
+from chipforge.cluster import System, replica_cost, serve_plan, system, train_plan
+from chipforge.cost import SERVING_DTYPES, serving_dtype
+from chipforge.errors import ClusterError
+
+# a design that cannot train or serve the model at all is infinitely worse; kept finite so
+# that the store's CSV and Optuna take it (as the serving metrics do)
+UNMET = 1e9
+SERVING_CHIPS = 64
+
+
+@functools.cache
+def _preset(base: str) -> str:
+    return system(base, 1).name
+
+
+def cluster_training_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]:
+    """Days and $ to pre-train ``w.pretrain_model`` on the fleet ``w.fleet_budget_usd``
+    buys; UNMET with a note when no plan fits or the budget buys no node."""
+    fleet = system(chip, 1, preset=_preset(base))
+    try:
+        result = train_plan(w.pretrain_model.lower(), fleet, budget_usd=w.fleet_budget_usd,
+                            tokens=w.pretrain_tokens, seq_len=w.seq_len,
+                            global_batch_tokens=w.global_batch_tokens, top=1)
+    except ClusterError as exc:
+        return {"cluster_pretrain_days": UNMET, "cluster_pretrain_usd": UNMET,
+                "cluster_pretrain_chips": 0, "cluster_pretrain_note": str(exc)}
+    plan = result.plan
+    p = plan.parallelism
+    return {"cluster_pretrain_days": plan.days, "cluster_pretrain_usd": plan.cost_usd,
+            "cluster_pretrain_chips": plan.chips_used, "cluster_pretrain_mfu": plan.mfu,
+            "cluster_pretrain_mw": plan.mw,
+            "cluster_pretrain_plan": f"tp={p.tp} pp={p.pp} dp={p.dp} cp={p.cp} "
+                                     f"recompute={p.recompute} zero={p.zero}"}
+
+
+def smallest_tp(model: str, fleet: System, dtype: str) -> int:
+    """The smallest tensor-parallel group (a power of two, within the fleet) whose replica
+    holds the weights and a KV cache; the memory check fails fast, before any table."""
+    tp, error = 1, None
+    while tp <= fleet.chips:
+        try:
+            replica_cost(model, fleet, tp=tp, dtype=dtype)
+            return tp
+        except ClusterError as exc:
+            error = exc
+        tp *= 2
+    raise error or ClusterError(f"model {model!r}: no tensor-parallel group fits")
+
+
+def cluster_serving_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]:
+    """$ per million output tokens and output tokens/s per chip of the best deployment
+    that meets the SLO; UNMET with a note when none does.
+
+    The search is serve_plan's at the smallest tensor-parallel group that holds the model
+    (a design search cannot afford three groups' tables per point: on a systolic chip each
+    takes seconds), colocated, 256 sequences a batch."""
+    # room for the largest replica the search tries (a tensor-parallel group of up to 8
+    # chips, prefill and decode replicas apart)
+    fleet = system(chip, SERVING_CHIPS, preset=_preset(base))
+    model = w.serve_model.lower()
+    try:
+        dtype = serving_dtype(chip, list(SERVING_DTYPES))
+        if dtype is None:
+            raise ClusterError(f"chip {chip.name!r} runs none of {SERVING_DTYPES}")
+        tp = smallest_tp(model, fleet, dtype)
+        # the rate only sizes the fleet; the per-chip figures are the deployment's
+        result = serve_plan(model, fleet, rate=1.0, slo_ttft_s=w.slo_ttft_s,
+                            slo_tpot_s=w.slo_tpot_s, percentile=w.slo_percentile,
+                            input_len=w.input_len, output_len=w.output_len, dtype=dtype,
+                            n_requests=w.serve_requests, tps=(tp,), max_seqs=(256,),
+                            ratios=())
+    except ClusterError as exc:
+        return {"cluster_serving_usd_per_million_tokens": UNMET,
+                "cluster_serving_tokens_per_s_per_chip": 0.0, "cluster_serving_note": str(exc)}
+    best = result.best
+    return {"cluster_serving_usd_per_million_tokens": best.usd_per_m_tokens,
+            "cluster_serving_tokens_per_s_per_chip": best.tokens_per_s_per_chip,
+            "cluster_serving_deployment": best.label}
