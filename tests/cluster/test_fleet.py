@@ -219,8 +219,8 @@ def test_the_default_demand_loads_with_every_entry_sourced():
 
 def test_legal_scenarios_decide_the_options():
     """chipforge.legal's verdicts: H20 under a granted licence and H200 case by case are
-    buyable today; H100's licence is under a presumption of denial; a full ban leaves only
-    our builds and the chips owned."""
+    buyable today; H100's licence is under a presumption of denial; Huawei's Ascend is a
+    domestic purchase (no export); a full ban leaves Ascend, our builds and the chips owned."""
     from chipforge.cluster._fleet_inputs import option_verdicts
 
     today = {v.name: v for v in option_verdicts(load_demand(), "tsmc-2026")}
@@ -228,7 +228,9 @@ def test_legal_scenarios_decide_the_options():
     assert not today["h100-sxm"].allowed and "presumption of denial" in today["h100-sxm"].reason
     assert today["forge-t1"].allowed and today["h20 (owned)"].allowed
     ban = {v.name: v for v in option_verdicts(load_demand(), "full-ban")}
-    assert [n for n, v in ban.items() if v.allowed] == ["forge-t1", "forge-i1", "h20 (owned)"]
+    assert [n for n, v in ban.items() if v.allowed] == \
+        ["ascend-910c", "forge-t1", "forge-i1", "h20 (owned)"]
+    assert today["ascend-910c"].verdict == ban["ascend-910c"].verdict == "uncontrolled"
 
 
 def test_build_options_pay_unit_cost_not_amortized_nre():

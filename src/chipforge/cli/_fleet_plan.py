@@ -91,10 +91,15 @@ def _print(doc: dict[str, Any]) -> None:
                       f"{r['mw']:,.1f}", f"{r['utilization']:.0%}")
     print_table(table)
     _totals("fleet", doc)
+    for note in doc["notes"]:
+        say(f"  note: {escape(note)}")
     if doc.get("buy_only"):
         _totals("bought and owned chips only", doc["buy_only"])
-        say(f"  building saves {_usd(doc['buy_only']['total_usd'] - doc['total_usd'])} "
-            "over the year")
+        if doc["nre_paid"]:
+            say(f"  building saves {_usd(doc['buy_only']['total_usd'] - doc['total_usd'])} "
+                "over the year")
+        else:
+            say("  no build option pays: the cheapest fleet buys or uses owned chips only")
     elif doc.get("buy_only_error"):
         say(f"  bought and owned chips only: infeasible: {escape(doc['buy_only_error'])}")
 

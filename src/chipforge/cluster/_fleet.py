@@ -81,7 +81,7 @@ class FleetPlan:
     power_cap_mw: float | None
     buy_only: FleetPlan | None = None
     buy_only_error: str | None = None  # why no fleet of bought and owned chips meets it
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # options a planner refused
 
     @property
     def total_usd(self) -> float:
@@ -180,14 +180,17 @@ def _out_of_bracket(sol: Solution, runs: list[DeadlineWorkload], options: list[O
 
 def _plan(demand: Demand, scenario: str, verdicts: list[OptionVerdict], options: list[Option],
           provider: Provider, power_cap_mw: float | None) -> FleetPlan:
-    sol, _ = _solve(demand, options, provider, power_cap_mw)
+    sol, planned = _solve(demand, options, provider, power_cap_mw)
     works = {w.name: w for w in demand.workloads}
+    # what the planners refused, so no option is silently missing from a workload's choice
+    notes = tuple(f"{w.name} cannot use {option}: {why}" for w in planned
+                  for option, why in w.why_not.items())
     rows = tuple(FleetRow(a.workload, _kind(works[a.workload]), _demand_text(works[a.workload]),
                           a.option, a.chips, a.capex_usd, a.energy_usd, a.mw, a.utilization)
                  for a in sol.allocations)
     return FleetPlan(scenario, demand.name, rows, tuple(verdicts),
                      {k: v for k, v in sol.chips.items() if v}, sol.nre_paid, sol.capex_usd,
-                     sol.nre_usd, sol.energy_usd, sol.mw, power_cap_mw)
+                     sol.nre_usd, sol.energy_usd, sol.mw, power_cap_mw, notes=notes)
 
 
 def fleet_plan(demand: Demand | str | Path | None = None, scenario: str = DEFAULT_SCENARIO, *,
