@@ -22,7 +22,7 @@ DEMAND = {
     "name": "tiny",
     "options": {
         "buy": [{"chip": "h20", "price_per_chip_usd": 10000, "source": "assumption: test"}],
-        "build": [{"chip": "forge-i1", "nre_usd": 1.0e6, "lead_time_months": 0,
+        "build": [{"chip": "forge-i1", "nre_usd": 1.0e5, "lead_time_months": 0,
                    "source": "assumption: test"}],
     },
     "serving": [{"name": "chat", "model": "llama-3.1-8b", "mean_rate_per_s": 100,
@@ -55,18 +55,20 @@ def test_json_plan_per_scenario(demand_file, monkeypatch):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     today, ban = doc["plans"]
-    # 200 req/s at the peak, 10 per chip: 20 chips, as 3 eight-GPU H20 servers (24 chips,
-    # ~$24k each with host and network) or 5 four-chip forge-i1 boards (20 chips, ~$6k each)
-    # plus the $1M NRE: buying is cheaper, and the buy-only fleet is the same fleet
-    assert today["chips"] == {"h20": 24} and today["nre_paid"] == []
-    assert today["buy_only"]["total_usd"] == pytest.approx(today["total_usd"])
+    # 200 req/s at the peak, 10 per chip: 20 chips, as 5 four-chip forge-i1 boards (~$5.9k a
+    # chip with host and network, no amortized NRE) plus the $100k NRE, ~$0.22M, or 3
+    # eight-GPU H20 servers (24 chips at ~$23.8k), ~$0.57M: building wins
+    assert today["chips"] == {"forge-i1": 20} and today["nre_paid"] == ["forge-i1"]
+    assert today["buy_only"]["chips"] == {"h20": 24}
+    assert today["total_usd"] < today["buy_only"]["total_usd"]
     assert [(r["workload"], r["option"], r["chips"]) for r in today["rows"]] == \
-        [("chat", "h20", 24)]
-    assert today["rows"][0]["utilization"] == pytest.approx(200 / 240)
-    excluded = {o["name"]: o for o in ban["options"]}
-    assert not excluded["h20"]["allowed"] and "full-ban-nvidia" in excluded["h20"]["reason"]
-    assert ban["chips"] == {"forge-i1": 20} and ban["nre_paid"] == ["forge-i1"]
-    assert ban["buy_only_error"] == "no option to buy is allowed in this scenario"
+        [("chat", "forge-i1", 20)]
+    assert today["rows"][0]["utilization"] == pytest.approx(1.0)
+    assert today["buy_only"]["rows"][0]["utilization"] == pytest.approx(200 / 240)
+    # full ban: no NVIDIA purchase, and SMIC cannot make the N4 forge-i1 of the catalog
+    assert ban["infeasible"].startswith("scenario 'full-ban': no option is allowed (h20: "
+                                        "prohibited")
+    assert "forge-i1: cannot be made under full-ban: SMIC does not run N4" in ban["infeasible"]
 
 
 def test_table_and_default_demand_notice(monkeypatch):

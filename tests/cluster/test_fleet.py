@@ -220,7 +220,8 @@ def test_the_default_demand_loads_with_every_entry_sourced():
 def test_legal_scenarios_decide_the_options():
     """chipforge.legal's verdicts: H20 under a granted licence and H200 case by case are
     buyable today; H100's licence is under a presumption of denial; Huawei's Ascend is a
-    domestic purchase (no export); a full ban leaves Ascend, our builds and the chips owned."""
+    domestic purchase (no export); a full ban leaves Ascend and the chips owned, our N3/N4
+    designs being beyond SMIC's nodes."""
     from chipforge.cluster._fleet_inputs import option_verdicts
 
     today = {v.name: v for v in option_verdicts(load_demand(), "tsmc-2026")}
@@ -228,8 +229,11 @@ def test_legal_scenarios_decide_the_options():
     assert not today["h100-sxm"].allowed and "presumption of denial" in today["h100-sxm"].reason
     assert today["forge-t1"].allowed and today["h20 (owned)"].allowed
     ban = {v.name: v for v in option_verdicts(load_demand(), "full-ban")}
-    assert [n for n, v in ban.items() if v.allowed] == \
-        ["ascend-910c", "forge-t1", "forge-i1", "h20 (owned)"]
+    assert [n for n, v in ban.items() if v.allowed] == ["ascend-910c", "h20 (owned)"]
+    # uncontrolled, but the catalog's N3 design cannot be made at SMIC
+    assert ban["forge-t1"].verdict == "uncontrolled"
+    assert ban["forge-t1"].reason == ("cannot be made under full-ban: SMIC does not run N3: it "
+                                      "offers SMIC-N+2")
     assert today["ascend-910c"].verdict == ban["ascend-910c"].verdict == "uncontrolled"
 
 

@@ -102,6 +102,8 @@ def _print(doc: dict[str, Any]) -> None:
             say("  no build option pays: the cheapest fleet buys or uses owned chips only")
     elif doc.get("buy_only_error"):
         say(f"  bought and owned chips only: infeasible: {escape(doc['buy_only_error'])}")
+    else:
+        say("  no build option is allowed: the fleet is bought and owned chips only")
 
 
 def _options(doc: dict[str, Any]) -> None:

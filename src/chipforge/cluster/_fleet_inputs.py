@@ -11,7 +11,7 @@ from chipforge.cluster._fleet_demand import BuildOption, BuyOption, Demand, Owne
 from chipforge.cluster._fleet_model import DAYS_PER_MONTH, Option
 from chipforge.cost import TcoAssumptions, chip_capex_usd
 from chipforge.errors import ChipforgeError, ClusterError
-from chipforge.legal import LegalReport, check_scenario
+from chipforge.legal import LegalReport, check_scenario, supply_problems
 
 # licence policies under which a licence-required purchase or fabrication can go ahead
 _OPEN_POLICIES = ("granted", "case-by-case", "case by case", "approved")
@@ -46,11 +46,17 @@ def licence_path(report: LegalReport) -> tuple[bool, str]:
 
 
 def option_verdicts(demand: Demand, scenario: str) -> list[OptionVerdict]:
+    """Each option's verdict: the export rules (``licence_path``) and, for our designs, what
+    the scenario's fab and suppliers can make (``chipforge.legal.supply_problems``)."""
     out = []
     for entry, kind in [*((b, "buy") for b in demand.options.buy),
                         *((b, "build") for b in demand.options.build)]:
-        report = check_scenario(_chip(entry.chip, kind), scenario)
+        spec = _chip(entry.chip, kind)
+        report = check_scenario(spec, scenario)
         allowed, reason = licence_path(report)
+        problems = supply_problems(spec, scenario)  # our designs: the fab's nodes, HBM
+        if problems:
+            allowed, reason = False, f"cannot be made under {scenario}: {'; '.join(problems)}"
         out.append(OptionVerdict(_name(entry, kind), kind, entry.chip, allowed, report.verdict,
                                  reason))
     for entry in demand.options.owned:  # already on the floor: no export to make
