@@ -97,6 +97,7 @@ def test_milp_matches_brute_force_on_a_small_case():
     # 100 (15: 4.5 chips for 100 days); NRE 20 once
     assert plan.total_usd == pytest.approx(133.0)
     assert plan.nre_paid == ("ours",) and plan.chips == {"gpu": 8, "ours": 11}
+    assert plan.mip_gap == pytest.approx(0.0, abs=1e-6)  # HiGHS proved it optimal
 
 
 def test_milp_two_runs_share_a_pool_by_deadline():

@@ -79,6 +79,7 @@ class FleetPlan:
     energy_usd: float
     mw: float
     power_cap_mw: float | None
+    mip_gap: float = 0.0  # HiGHS's relative optimality gap: 0 is a proven optimum
     buy_only: FleetPlan | None = None
     buy_only_error: str | None = None  # why no fleet of bought and owned chips meets it
     notes: tuple[str, ...] = field(default_factory=tuple)  # options a planner refused
@@ -190,7 +191,8 @@ def _plan(demand: Demand, scenario: str, verdicts: list[OptionVerdict], options:
                  for a in sol.allocations)
     return FleetPlan(scenario, demand.name, rows, tuple(verdicts),
                      {k: v for k, v in sol.chips.items() if v}, sol.nre_paid, sol.capex_usd,
-                     sol.nre_usd, sol.energy_usd, sol.mw, power_cap_mw, notes=notes)
+                     sol.nre_usd, sol.energy_usd, sol.mw, power_cap_mw, sol.mip_gap,
+                     notes=notes)
 
 
 def fleet_plan(demand: Demand | str | Path | None = None, scenario: str = DEFAULT_SCENARIO, *,
