@@ -35,12 +35,15 @@ pytestmark = pytest.mark.xdist_group("report")
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    """One report for the module's tests (writing it takes seconds)."""
+    """One report for the module's tests (writing it takes seconds), into a folder two
+    levels of which do not exist yet (write_report creates them)."""
     root = tmp_path_factory.mktemp("report")
     designs = root / "designs"  # a reference DSE run's checked-in Pareto plot
     (designs / "forge-i1").mkdir(parents=True)
     (designs / "forge-i1" / "pareto.png").write_bytes(_tiny_png())
-    return write_report(root / "report", CHIPS, designs)
+    out = root / "nested" / "report"
+    assert not out.parent.exists()
+    return write_report(out, CHIPS, designs)
 
 
 def test_write_report(report):
@@ -92,11 +95,13 @@ def test_write_report(report):
                                                                   "index.html"])
 
 
-def test_write_report_creates_the_folder(tmp_path):
-    out = tmp_path / "nested" / "report"
-    path = write_report(out, ["tpu-v5e"])
-    assert path == out / "index.html"
-    assert (out / "roofline-tpu-v5e.png").read_bytes()[:8] == PNG_MAGIC
+def test_write_report_creates_the_folder(report):
+    """The shared report's folder, root/nested/report, did not exist (the fixture checks)."""
+    out = report.parent
+    assert out.name == "report" and out.parent.name == "nested"
+    assert report == out / "index.html" and report.is_file()
+    for chip in CHIPS:
+        assert (out / f"roofline-{chip}.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def _tiny_png() -> bytes:
