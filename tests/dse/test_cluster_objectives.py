@@ -11,7 +11,7 @@ from test_evaluate import FORGE_I1_SPACE, POINT
 from chipforge.arch import load_chip
 from chipforge.cluster import serve_plan, system, train_plan
 from chipforge.dse import OBJECTIVES, EvalContext, design_chip, evaluate_point, load_problem
-from chipforge.dse._cluster import UNMET, smallest_tp
+from chipforge.dse._cluster import UNMET
 
 # small enough for a test: an 8B model on 1e11 tokens, and a short serving simulation
 CLUSTER = """\
@@ -36,13 +36,12 @@ def test_forge_i1_point_matches_planning_the_catalog_chip(tmp_path):
     trained = train_plan("llama-3.1-8b", fleet, budget_usd=2e7, tokens=1e11, seq_len=4096,
                          global_batch_tokens=4e6, top=1).plan
     # serving on the point's chip (equal to forge-i1 but for its name: test_evaluate) in
-    # forge-i1's preset; the smallest group that holds 8B in fp8 on 32 GB is one chip
+    # forge-i1's preset, over the two smallest groups that hold 8B in fp8
     problem = load_problem(tmp_path / "space.yaml")
     design = system(design_chip(problem.space, problem.base_chip, POINT), 64,
                     preset=fleet.name)
-    assert smallest_tp("llama-3.1-8b", design, "fp8_e4m3") == 1
     served = serve_plan("llama-3.1-8b", design, rate=1.0, input_len=512, output_len=64,
-                        dtype="fp8_e4m3", n_requests=60, tps=(1,), max_seqs=(256,),
+                        dtype="fp8_e4m3", n_requests=60, tp_sizes=2, max_seqs=(256,),
                         ratios=()).best
     m = ev.metrics
     assert m["cluster_pretrain_days"] == pytest.approx(trained.days, rel=1e-9)

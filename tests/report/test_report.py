@@ -60,15 +60,22 @@ def test_write_report(report):
     parser = _Images()
     parser.feed(html)
     sources = [img["src"] for img in parser.images]
-    # one roofline per chip, one bar chart per workload, the silicon area and cost bars and
-    # the one Pareto front found under designs/
-    assert len(sources) == len(chips) + len(workload_names()) + 3 == 13
+    # one roofline per chip, one bar chart per workload, the silicon area and cost bars,
+    # the one Pareto front found under designs/, and the cluster section's scaling plot,
+    # TTFT and TPOT distributions and fleet cost
+    assert len(sources) == len(chips) + len(workload_names()) + 3 + 4 == 17
     assert len(set(sources)) == len(sources)
     alts = {img["alt"] for img in parser.images}
     assert {f"roofline of {chip}" for chip in chips} <= alts
     assert set(workload_names()) <= alts
     assert {"die area by component", "unit cost by component",
             "Pareto front of forge-i1"} <= alts
+    assert {"time to train and MFU versus chip count", "TTFT distribution per chip",
+            "TPOT distribution per chip", "fleet cost per scenario"} <= alts
+    # the cluster section names each chip's plan or deployment, or why there is none
+    cluster = html[html.index('id="cluster"'):]
+    for chip in chips:
+        assert f"<td>{chip}</td>" in cluster
     # the silicon table: export tiers as the ECCN 3A090 rule gives them (H100 TPP ~15,832;
     # forge-i1 TPP 2,386 with PD 2.88 < 3.2, docs/silicon.md)
     assert "3A090.a" in html and "not controlled" in html

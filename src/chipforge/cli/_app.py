@@ -417,12 +417,16 @@ def report_cmd(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/report"),
     chips: Annotated[str, typer.Option(help="comma-separated chips")] = DEFAULT_CHIPS,
     calibration: CalibrationOption = None,
+    fleet: Annotated[Path | None, typer.Option(
+        help="a `chipforge fleet-plan --json` document for the cluster section (default: "
+             "the shipped default demand's plan)")] = None,
 ) -> None:
     """Write the HTML report with roofline and comparison plots."""
     from chipforge.report import write_report
 
     eff, used = calibration_choice(calibration)
-    path = write_report(out, _chip_list(chips), eff=eff, calibration=used["description"])
+    path = write_report(out, _chip_list(chips), eff=eff, calibration=used["description"],
+                        fleet=fleet)
     say(f"report written to {path}")
 
 

@@ -187,12 +187,18 @@ def _key(job: Job) -> str:
     return f"{job.candidate.label} #{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
+def _tp_sizes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ClusterError(f"tp_sizes={value!r}; expected a positive number of sizes")
+    return value
+
+
 def serve_plan(model: str | LLMConfig, chip_or_system: Any, *, rate: float,
                slo_ttft_s: float = 2.0, slo_tpot_s: float = 0.05, percentile: float = 90,
                input_len: int | LengthDist = DEFAULT_INPUT_LEN,
                output_len: int | LengthDist = DEFAULT_OUTPUT_LEN, dtype: str | None = None,
                n_requests: int = 600, tps: tuple[int, ...] | None = None,
-               max_seqs: tuple[int, ...] = DEFAULT_MAX_SEQS,
+               tp_sizes: int = 3, max_seqs: tuple[int, ...] = DEFAULT_MAX_SEQS,
                max_batch_tokens: tuple[int, ...] = DEFAULT_BATCH_TOKENS,
                ratios: tuple[tuple[int, int], ...] = DEFAULT_RATIOS, seed: int = 0,
                use_ray: bool = False, workers: int = 1, store: Path | None = None,
@@ -202,7 +208,8 @@ def serve_plan(model: str | LLMConfig, chip_or_system: Any, *, rate: float,
     System) for the most output tokens/s per chip within "p``percentile`` TTFT <=
     ``slo_ttft_s`` and TPOT <= ``slo_tpot_s``", and size the fleet for ``rate`` requests/s.
 
-    ``tps`` defaults to the three smallest tensor-parallel sizes that hold the model; each
+    ``tps`` defaults to the ``tp_sizes`` smallest tensor-parallel sizes (powers of two)
+    that hold the model; each
     is tried colocated at every ``max_seqs`` x ``max_batch_tokens`` and disaggregated at
     every prefill:decode ``ratios``. ``dtype`` defaults to the chip's serving dtype
     (``chipforge.cost.serving_dtype``). ``$ per M tokens`` = the system's price per chip
@@ -224,7 +231,8 @@ def serve_plan(model: str | LLMConfig, chip_or_system: Any, *, rate: float,
     tco = tco or TcoAssumptions()
     jobs = [Job(cfg, sysm, dtype, c, inputs, outputs, n_requests, slo_ttft_s, slo_tpot_s,
                 percentile, seed)
-            for c in candidates(fitting_tps(cfg, sysm, dtype, tps), max_seqs,
+            for c in candidates(fitting_tps(cfg, sysm, dtype, tps, _tp_sizes(tp_sizes)),
+                                max_seqs,
                                 max_batch_tokens, ratios)]
     results = run_tasks(evaluate, [(_key(j), j) for j in jobs], store=store,
                         use_ray=use_ray, workers=workers, progress=progress)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from chipforge.arch import ChipSpec
-from chipforge.cluster import System, replica_cost, serve_plan, system, train_plan
+from chipforge.arch import ChipSpec, catalog_names
+from chipforge.cluster import System, serve_plan, system, train_plan
 from chipforge.cost import SERVING_DTYPES, serving_dtype
 from chipforge.errors import ClusterError
 
@@ -26,6 +26,10 @@ from chipforge.errors import ClusterError
 # that the store's CSV and Optuna take it (as the serving metrics do)
 UNMET = 1e9
 SERVING_CHIPS = 64
+# the smallest tensor-parallel group that holds the model may leave little room for the KV
+# cache, so the next size up is tried too; a third (serve_plan's default) costs a design
+# search seconds per point on a systolic chip, and is rarely the best
+SERVING_TP_SIZES = 2
 
 
 @functools.cache
@@ -33,10 +37,17 @@ def _preset(base: str) -> str:
     return system(base, 1).name
 
 
+def _fleet(chip: ChipSpec, base: str, chips: int) -> System:
+    """A catalog chip (a reference) in its own system preset; a design point in its base
+    chip's (it has no preset of its own)."""
+    preset = None if chip.name in catalog_names() else _preset(base)
+    return system(chip, chips, preset=preset)
+
+
 def cluster_training_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]:
     """Days and $ to pre-train ``w.pretrain_model`` on the fleet ``w.fleet_budget_usd``
     buys; UNMET with a note when no plan fits or the budget buys no node."""
-    fleet = system(chip, 1, preset=_preset(base))
+    fleet = _fleet(chip, base, 1)
     try:
         result = train_plan(w.pretrain_model.lower(), fleet, budget_usd=w.fleet_budget_usd,
                             tokens=w.pretrain_tokens, seq_len=w.seq_len,
@@ -53,41 +64,26 @@ def cluster_training_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any
                                      f"recompute={p.recompute} zero={p.zero}"}
 
 
-def smallest_tp(model: str, fleet: System, dtype: str) -> int:
-    """The smallest tensor-parallel group (a power of two, within the fleet) whose replica
-    holds the weights and a KV cache; the memory check fails fast, before any table."""
-    tp, error = 1, None
-    while tp <= fleet.chips:
-        try:
-            replica_cost(model, fleet, tp=tp, dtype=dtype)
-            return tp
-        except ClusterError as exc:
-            error = exc
-        tp *= 2
-    raise error or ClusterError(f"model {model!r}: no tensor-parallel group fits")
-
-
 def cluster_serving_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]:
     """$ per million output tokens and output tokens/s per chip of the best deployment
     that meets the SLO; UNMET with a note when none does.
 
-    The search is serve_plan's at the smallest tensor-parallel group that holds the model
-    (a design search cannot afford three groups' tables per point: on a systolic chip each
-    takes seconds), colocated, 256 sequences a batch."""
+    The search is serve_plan's over the SERVING_TP_SIZES smallest tensor-parallel groups
+    that hold the model, colocated, 256 sequences a batch."""
     # room for the largest replica the search tries (a tensor-parallel group of up to 8
     # chips, prefill and decode replicas apart)
-    fleet = system(chip, SERVING_CHIPS, preset=_preset(base))
+    fleet = _fleet(chip, base, SERVING_CHIPS)
     model = w.serve_model.lower()
     try:
         dtype = serving_dtype(chip, list(SERVING_DTYPES))
         if dtype is None:
             raise ClusterError(f"chip {chip.name!r} runs none of {SERVING_DTYPES}")
-        tp = smallest_tp(model, fleet, dtype)
         # the rate only sizes the fleet; the per-chip figures are the deployment's
         result = serve_plan(model, fleet, rate=1.0, slo_ttft_s=w.slo_ttft_s,
                             slo_tpot_s=w.slo_tpot_s, percentile=w.slo_percentile,
                             input_len=w.input_len, output_len=w.output_len, dtype=dtype,
-                            n_requests=w.serve_requests, tps=(tp,), max_seqs=(256,),
+                            n_requests=w.serve_requests, tp_sizes=SERVING_TP_SIZES,
+                            max_seqs=(256,),
                             ratios=())
     except ClusterError as exc:
         return {"cluster_serving_usd_per_million_tokens": UNMET,

@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from chipforge.arch import ChipSpec, load_chip
 from chipforge.perf import DEFAULT, Efficiency
+from chipforge.report._cluster import cluster_section
 from chipforge.report._compare import compare_suite
 from chipforge.report._compiled import compiled_section
 from chipforge.report._decision import OWN_VENDOR, decision
@@ -27,15 +28,17 @@ def _slug(text: str) -> str:
 
 
 def write_report(out: Path, chips: list[str], designs: Path | None = Path("designs"),
-                 eff: Efficiency = DEFAULT, calibration: str = "default (shipped)") -> Path:
+                 eff: Efficiency = DEFAULT, calibration: str = "default (shipped)",
+                 fleet: Path | None = None) -> Path:
     """Write ``out/index.html`` and its PNGs; returns the HTML path. ``designs``: a folder
     of reference DSE runs (``<name>/pareto.png``) whose Pareto plots the page shows.
     ``eff``: the efficiency parameters of the comparison (a calibration profile's, named
-    by ``calibration`` in the page's assumptions)."""
+    by ``calibration`` in the page's assumptions). ``fleet``: a ``chipforge fleet-plan
+    --json`` document for the cluster section (default: the shipped demand's plan)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True) as progress:
-        task = progress.add_task("estimating the workload suite", total=5 + len(chips))
+        task = progress.add_task("estimating the workload suite", total=6 + len(chips))
         data = compare_suite(chips, eff=eff, calibration=calibration)
         specs = {name: load_chip(name) for name in data["chips"]}
         workloads = {wl.name: wl for wl in workload_suite()}
@@ -65,13 +68,16 @@ def write_report(out: Path, chips: list[str], designs: Path | None = Path("desig
         progress.update(task, description="silicon area, cost, export class and TCO")
         silicon = silicon_section(chips, out, designs)
         progress.advance(task)
+        progress.update(task, description="training plans, serving simulations, the fleet")
+        cluster = cluster_section(chips, out, fleet)
+        progress.advance(task)
     env = Environment(loader=PackageLoader("chipforge.report", "templates"),
                       autoescape=select_autoescape())
     env.filters["eng"] = eng
     env.filters["ratio"] = ratio
     html = env.get_template("index.html").render(
         data=data, answer=answer, rooflines=rooflines, bars=bars, compiled=compiled, rtl=rtl,
-        silicon=silicon, legality=legality, trust=_trust(calibration),
+        silicon=silicon, legality=legality, cluster=cluster, trust=_trust(calibration),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     path = out / "index.html"
     path.write_text(html)

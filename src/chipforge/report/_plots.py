@@ -120,3 +120,42 @@ def stacked_bars(parts: dict[str, dict[str, float]], unit: str, title: str,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def scaling_plot(curves: dict[str, list[tuple[int, float, float]]], path: Path,
+                 title: str) -> Path:
+    """Days to train (left) and MFU (right) versus chip count, one line per chip; a chip
+    with no fitting plan at a count has no point there."""
+    fig, (days_ax, mfu_ax) = plt.subplots(1, 2, figsize=(9.0, 3.4), dpi=110)
+    for i, (chip, points) in enumerate(curves.items()):
+        if not points:
+            continue
+        n, days, mfu = zip(*points)
+        days_ax.plot(n, days, marker="o", color=f"C{i}", label=chip)
+        mfu_ax.plot(n, [100 * m for m in mfu], marker="o", color=f"C{i}", label=chip)
+    days_ax.set(xscale="log", yscale="log", xlabel="chips", ylabel="days to train",
+                title=title)
+    mfu_ax.set(xscale="log", xlabel="chips", ylabel="MFU (%)", title="MFU versus scale")
+    for ax in (days_ax, mfu_ax):
+        ax.grid(True, which="both", alpha=0.25)
+    mfu_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def cdf_plot(series: dict[str, tuple[np.ndarray, np.ndarray]], slo: float, xlabel: str,
+             path: Path) -> Path:
+    """Empirical CDFs (x, fraction) per chip, with the SLO as a vertical line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
+    for i, (chip, (x, y)) in enumerate(series.items()):
+        ax.step(x, y, where="post", color=f"C{i}", label=chip)
+    ax.axvline(slo, color="0.3", linestyle="--", lw=1.0, label=f"SLO {slo:g} s")
+    ax.set(xlabel=xlabel, ylabel="fraction of requests", ylim=(0, 1.02))
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
