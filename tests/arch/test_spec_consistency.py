@@ -92,7 +92,7 @@ def test_a_wrong_description_is_refused(tmp_path):
 
 def test_a_missing_description_is_generated_from_the_fields():
     chip = derive_chip(load_chip("forge-t1"), {"description": ""})
-    assert chip.description == "4 cores x 1 systolic 128x64 array, 32 MiB SRAM, GDDR7 32 GB"
+    assert chip.description == "4 cores x 1 systolic 128x64 array, 32 MiB SRAM, GDDR7 48 GB"
 
 
 def test_derive_regenerates_a_description_the_change_makes_wrong():

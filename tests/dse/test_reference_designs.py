@@ -25,8 +25,9 @@ DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 CHOSEN = {
     "forge-i1": ("forge-i1/space-tsmc-local.yaml", "forge-i1/constraints-tsmc.yaml",
                  "forge-i1/run-tsmc-2026-local", "af49b227e51ae3a2", "tsmc-2026"),
-    "forge-t1": ("forge-t1/space-tsmc-local.yaml", "forge-t1/constraints-tsmc.yaml",
-                 "forge-t1/run-tsmc-2026-local", "fee9e7c3d9ea6680", "tsmc-2026"),
+    # issue 15: forge-t1 is chosen at fleet level ($ and days to pre-train on a $1 B fleet)
+    "forge-t1": ("forge-t1/space-tsmc-cluster.yaml", "forge-t1/constraints-tsmc-cluster.yaml",
+                 "forge-t1/run-tsmc-2026-cluster", "8f35b25204285897", "tsmc-2026"),
 }
 
 
