@@ -49,6 +49,9 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/bench_estimate.py
 	$(BIN)/python bench/bench_sim.py
 	$(BIN)/python bench/bench_dse.py
+	$(BIN)/python bench/bench_train_plan.py
+	$(BIN)/python bench/bench_serve_sim.py
+	$(BIN)/python bench/bench_serve_plan.py
 
 validation: $(VENV)/.dev
 	$(BIN)/python scripts/gen_validation.py
