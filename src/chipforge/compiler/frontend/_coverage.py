@@ -23,6 +23,7 @@ installed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -150,6 +151,25 @@ def coverage_totals(rows: Sequence[OpCoverage] | None = None) -> dict[str, dict[
     return out
 
 
+def _core_aten_table() -> dict:
+    """``core_aten_decompositions()`` as the plain dict make_fx copies it into, built once
+    per state of torch's registries: building it walks every registered op (~45 ms, five
+    times the trace of a small function); a newly registered op or decomposition rebuilds
+    it (the key is the two registries' sizes)."""
+    from torch._decomp import decomposition_table
+
+    composite = torch._C._dispatch_get_registrations_for_dispatch_key(
+        "CompositeImplicitAutograd")
+    return _core_aten_table_for((len(composite), len(decomposition_table)))
+
+
+@functools.lru_cache(maxsize=2)  # the table of the registries as they are now
+def _core_aten_table_for(registry_sizes: tuple[int, int]) -> dict:
+    from torch._decomp import core_aten_decompositions
+
+    return dict(core_aten_decompositions())
+
+
 def capture_function(fn: Callable, args: Sequence[torch.Tensor], *, training: bool = False,
                      name: str = "function") -> KernelGraph:
     """The :class:`KernelGraph` of ``fn(*args)``: traced by ``make_fx`` with the Core ATen
@@ -157,11 +177,9 @@ def capture_function(fn: Callable, args: Sequence[torch.Tensor], *, training: bo
     only with ``training``, as a 1.0 / 0.0 mask), tensors ``fn`` closes over constants; the
     nodes mapped with capture()'s handlers (``training``: capture_fx()'s). Outputs are
     ``fn``'s tensors in order (nested tuples flattened)."""
-    from torch._decomp import core_aten_decompositions
-
     try:
         # through *args: make_fx would trace a defaulted parameter of fn as an input
-        gm = make_fx(lambda *a: fn(*a), decomposition_table=core_aten_decompositions())(*args)
+        gm = make_fx(lambda *a: fn(*a), decomposition_table=_core_aten_table())(*args)
     except Exception as e:  # noqa: BLE001 - torch's own tracing error, reported as ours
         raise CompileError(f"capture_function: tracing {name} failed: "
                            f"{type(e).__name__}: {e}") from e
