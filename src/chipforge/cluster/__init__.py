@@ -1,17 +1,135 @@
-"""Scale-out: systems and collectives, LLM training plans, recommendation sharding, the
-serving simulator and the fleet plan (docs/cluster.md).
+"""Scale-out: systems and collectives, LLM training plans, DLRM sharding and serving, the
+event-driven LLM serving simulator and its deployment search, and the fleet plan
+(docs/cluster.md); each validated against published whole-system runs
+(docs/validation.md).
 
-Each module keeps its public names in its ``__all__``; this package exports their union.
+>>> from chipforge.cluster import system, train_plan
+>>> train_plan("llama-3.1-70b", system("h100-sxm", 1024), tokens=15e12)  # doctest: +SKIP
 """
 
-from chipforge.cluster import _collectives, _fleet, _recsys, _serve, _system, _train
-from chipforge.cluster._collectives import *  # noqa: F403
-from chipforge.cluster._fleet import *  # noqa: F403
-from chipforge.cluster._recsys import *  # noqa: F403
-from chipforge.cluster._runner import read_store, run_tasks  # noqa: F401
-from chipforge.cluster._serve import *  # noqa: F403
-from chipforge.cluster._system import *  # noqa: F403
-from chipforge.cluster._train import *  # noqa: F403
+from chipforge.cluster._collectives import (
+    COLLECTIVE_KINDS,
+    NET_EFFICIENCY,
+    CollectiveTime,
+    NcclRow,
+    collective_time,
+    fit_net_efficiency,
+    group_layout,
+    nccl_validation,
+    nccl_validation_markdown,
+    single_node_nccl_scores,
+)
+from chipforge.cluster._fleet import (
+    Coefficient,
+    DeadlineWorkload,
+    Demand,
+    Economics,
+    FleetOption,
+    FleetPlan,
+    FleetRow,
+    OptionVerdict,
+    PlannerCoefficients,
+    RateWorkload,
+    fleet_plan,
+    licence_path,
+    load_demand,
+    solve_fleet,
+)
+from chipforge.cluster._recsys import (
+    BatchPoint,
+    DLRMServePlan,
+    DLRMSpec,
+    DLRMStep,
+    DLRMTrainPlan,
+    ShardingPlan,
+    TableShard,
+    batched_wait_quantile_s,
+    dlrm_inference_plan,
+    dlrm_spec,
+    dlrm_step,
+    dlrm_train_plan,
+    recsys_validation,
+    recsys_validation_markdown,
+)
+from chipforge.cluster._runner import (
+    read_store,
+    run_tasks,
+)
+from chipforge.cluster._serve import (
+    Deployment,
+    DeploymentScore,
+    LengthDist,
+    ReplicaCost,
+    Scheduler,
+    ServePlanResult,
+    ServeResult,
+    ServeValidationRow,
+    ServingComparison,
+    ServingHarness,
+    Traffic,
+    compare_serving_on_budget,
+    replica_cost,
+    serve_plan,
+    serving_validation,
+    serving_validation_markdown,
+    simulate,
+)
+from chipforge.cluster._system import (
+    MAX_CHIPS,
+    NET_HOP_LATENCY_S,
+    Network,
+    System,
+    fat_tree_tiers,
+    load_system,
+    parse_systems,
+    system,
+    system_names,
+    torus_dims_for,
+)
+from chipforge.cluster._train import (
+    FailureModel,
+    FleetComparison,
+    Goodput,
+    Parallelism,
+    SearchResult,
+    StepEstimate,
+    SweepPoint,
+    TrainJob,
+    TrainPlan,
+    TrainPlanResult,
+    TrainRow,
+    chips_for_budget,
+    compare_on_budget,
+    daly_interval_s,
+    evaluate_plan,
+    goodput,
+    model_flops_per_step,
+    price_plan,
+    search_plans,
+    train_plan,
+    train_sweep,
+    training_validation,
+    training_validation_table,
+    useful_fraction,
+)
 
-__all__ = sorted({"read_store", "run_tasks", *_system.__all__, *_collectives.__all__,
-                  *_train.__all__, *_recsys.__all__, *_serve.__all__, *_fleet.__all__})
+__all__ = [
+    "BatchPoint", "COLLECTIVE_KINDS", "Coefficient", "CollectiveTime", "DLRMServePlan", "DLRMSpec",
+    "DLRMStep", "DLRMTrainPlan", "DeadlineWorkload", "Demand", "Deployment", "DeploymentScore",
+    "Economics", "FailureModel", "FleetComparison", "FleetOption", "FleetPlan", "FleetRow",
+    "Goodput", "LengthDist", "MAX_CHIPS", "NET_EFFICIENCY", "NET_HOP_LATENCY_S", "NcclRow",
+    "Network", "OptionVerdict", "Parallelism", "PlannerCoefficients", "RateWorkload",
+    "ReplicaCost", "Scheduler", "SearchResult", "ServePlanResult", "ServeResult",
+    "ServeValidationRow", "ServingComparison", "ServingHarness", "ShardingPlan", "StepEstimate",
+    "SweepPoint", "System", "TableShard", "Traffic", "TrainJob", "TrainPlan", "TrainPlanResult",
+    "TrainRow", "batched_wait_quantile_s", "chips_for_budget", "collective_time",
+    "compare_on_budget", "compare_serving_on_budget", "daly_interval_s", "dlrm_inference_plan",
+    "dlrm_spec", "dlrm_step", "dlrm_train_plan", "evaluate_plan", "fat_tree_tiers",
+    "fit_net_efficiency", "fleet_plan", "goodput", "group_layout", "licence_path", "load_demand",
+    "load_system", "model_flops_per_step", "nccl_validation", "nccl_validation_markdown",
+    "parse_systems", "price_plan", "read_store", "recsys_validation", "recsys_validation_markdown",
+    "replica_cost", "run_tasks", "search_plans", "serve_plan", "serving_validation",
+    "serving_validation_markdown", "simulate", "single_node_nccl_scores", "solve_fleet", "system",
+    "system_names", "torus_dims_for", "train_plan", "train_sweep", "training_validation",
+    "training_validation_table", "useful_fraction",
+]
