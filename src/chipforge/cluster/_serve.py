@@ -22,6 +22,7 @@ from chipforge.cluster._serve_validation import (
     serving_validation,
     serving_validation_markdown,
 )
+from chipforge.cluster._system import purchase_verdict
 from chipforge.cost import TcoAssumptions, serving_dtype
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.workloads import LLMConfig, load_llm_config
@@ -288,7 +289,7 @@ def compare_serving_on_budget(result: ServePlanResult, chips: list[str], *,
     budget = result.fleet_capex_usd
     rows = []
     for i, name in enumerate(chips):
-        verdict = _verdict(name, scenario)
+        verdict = purchase_verdict(name, scenario)
         try:
             other = serve_plan(result.model, name, rate=result.rate,
                                slo_ttft_s=result.slo_ttft_s, slo_tpot_s=result.slo_tpot_s,
@@ -308,14 +309,3 @@ def compare_serving_on_budget(result: ServePlanResult, chips: list[str], *,
             progress(i + 1, len(chips))
     return rows
 
-
-def _verdict(chip: str, scenario: str | None) -> str | None:
-    if scenario is None:
-        return None
-    from chipforge.arch import load_chip
-    from chipforge.legal import check_scenario
-
-    try:
-        return check_scenario(load_chip(chip), scenario).verdict
-    except ChipforgeError:  # a chip the rules cannot measure: unknown, not allowed
-        return None

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from chipforge.arch import ChipSpec, load_chip, parse_yaml, read_text
 from chipforge.cost import CostError, chip_capex_usd
-from chipforge.errors import ClusterError, SpecError
+from chipforge.errors import ChipforgeError, ClusterError, SpecError
+from chipforge.legal import check_scenario
 
 __all__ = ["Network", "System", "load_system", "system", "system_names",
            "NET_HOP_LATENCY_S", "MAX_CHIPS", "fat_tree_tiers", "parse_systems",
@@ -334,3 +335,14 @@ def _network(net: _NetworkSpec, p: _PresetSpec, spec: ChipSpec, chips: int) -> N
                    switch_radix=radix, oversubscription=oversub,
                    rail_optimized=p.rail_optimized, tiers=tiers, usd_per_chip=usd,
                    w_per_chip=watts)
+
+
+def purchase_verdict(chip: str, scenario: str | None) -> str | None:
+    """The export verdict on buying ``chip`` under a chipforge.legal scenario (None: no
+    scenario, or a chip the rules cannot measure: unknown, never taken as allowed)."""
+    if scenario is None:
+        return None
+    try:
+        return check_scenario(load_chip(chip), scenario).verdict
+    except ChipforgeError:
+        return None

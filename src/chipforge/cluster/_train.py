@@ -26,7 +26,7 @@ from chipforge.cluster._goodput import (
     useful_fraction,
 )
 from chipforge.cluster._runner import run_tasks
-from chipforge.cluster._system import System
+from chipforge.cluster._system import System, purchase_verdict
 from chipforge.cluster._train_cost import (
     TrainPlan,
     assumption_notes,
@@ -162,7 +162,7 @@ def compare_on_budget(result: TrainPlanResult, chips: Sequence[str], *,
     job = result.job
     rows = []
     for i, name in enumerate(chips):
-        verdict = _verdict(name, scenario)
+        verdict = purchase_verdict(name, scenario)
         try:
             count = chips_for_budget(name, budget_usd=budget)
             other = train_plan(job.model, name, count=count, tokens=job.tokens,
@@ -175,17 +175,6 @@ def compare_on_budget(result: TrainPlanResult, chips: Sequence[str], *,
             progress(i + 1, len(chips))
     return rows
 
-
-def _verdict(chip: str, scenario: str | None) -> str | None:
-    if scenario is None:
-        return None
-    from chipforge.arch import load_chip
-    from chipforge.legal import check_scenario
-
-    try:
-        return check_scenario(load_chip(chip), scenario).verdict
-    except ChipforgeError:  # a chip the rules cannot measure: say unknown, not allowed
-        return None
 
 
 @dataclass(frozen=True)
