@@ -19,6 +19,7 @@ activations of the most loaded pipeline stage.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from chipforge.cluster._train_job import Parallelism
@@ -42,6 +43,7 @@ class StageLoad:
     last: bool
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and asked for every stage of every plan searched
 def layer_params(cfg: LLMConfig, ep: int = 1) -> float:
     """Parameters of one average transformer layer on one expert-parallel rank (MoE
     layers averaged in; each of the ``ep`` ranks holds ``1/ep`` of the routed experts)."""

@@ -20,6 +20,8 @@ import functools
 from dataclasses import dataclass
 from math import ceil, isqrt
 
+import numpy as np
+
 from chipforge.arch import ChipSpec, MatrixUnit
 from chipforge.machine import ACCUMULATOR_WORDS, DRAM_LATENCY_S, Efficiency
 
@@ -167,20 +169,17 @@ def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k"
     for pm, pn in _partitions(max(1, workers_total // pb), m, n):
         mw, nw, bw = ceil(m / pm), ceil(n / pn), ceil(batch / pb)
         workers = pb * pm * pn
+        table = _tile_table(mw, nw, k, rows, cols_eff, sram, itemsize, orders)
+        if table is None:
+            continue
+        tiles, tm, tk, a_reads, b_reads, partial = table
         for df in mu.dataflows:
-            best = None
-            for tile in _sram_tiles(mw, nw, k, rows, cols_eff, sram, itemsize):
-                if tile.order not in orders:
-                    continue
-                cycles = tiled_systolic_cycles(df, rows, cols_eff, mw, nw, k, tile) * bw * slow
-                traffic = (a * tile.a_reads * pn + b * tile.b_reads * pm + c
-                           + tile.partial_bytes * workers * bw)
-                score = max(cycles / hz, traffic / dram_bw)
-                if best is None or score < best[0]:
-                    best = (score, tile, cycles, traffic)
-            if best is None:
-                continue
-            _, tile, cycles, traffic = best
+            # every tile at once, in the same arithmetic as tiled_systolic_cycles; the first
+            # of equal scores wins, as a scan in tile order keeps it
+            cycles = _tiled_cycles_of(df, rows, cols_eff, mw, nw, k, tm, tk) * bw * slow
+            traffic = (a * a_reads * pn + b * b_reads * pm + c + partial * workers * bw)
+            i = int(np.argmin(np.maximum(cycles / hz, traffic / dram_bw)))
+            tile, cycles, traffic = tiles[i], float(cycles[i]), float(traffic[i])
             dram = _dram_bytes(chip, a, b, c, tile.a_reads * pn, tile.b_reads * pm)
             dram += tile.partial_bytes * workers * bw
             # exposed: the first tiles' load before the array starts (DRAM latency + transfer
@@ -205,6 +204,30 @@ def tiled_systolic_cycles(df: str, rows: int, cols: int, m: int, n: int, k: int,
         return ceil(k / rows) * ceil(n / cols) * (chunks * (2 * rows + cols - 2) + m)
     chunks = ceil(k / tile.tk)
     return ceil(m / rows) * ceil(n / cols) * (chunks * (rows + cols - 2) + k)
+
+
+def _tiled_cycles_of(df: str, rows: int, cols: int, m: int, n: int, k: int, tm: np.ndarray,
+                     tk: np.ndarray) -> np.ndarray:
+    """:func:`tiled_systolic_cycles` of many tiles at once (int64, exact)."""
+    if df == "ws":
+        chunks = -(-m // tm)
+        return ceil(k / rows) * ceil(n / cols) * (chunks * (2 * rows + cols - 2) + m)
+    chunks = -(-k // tk)
+    return ceil(m / rows) * ceil(n / cols) * (chunks * (rows + cols - 2) + k)
+
+
+@functools.lru_cache(maxsize=65536)
+def _tile_table(m: int, n: int, k: int, rows: int, cols: int, sram_bytes: float,
+                itemsize: int, orders: tuple[str, ...]) -> tuple | None:
+    """The SRAM tiles of the given loop orders (:func:`_sram_tiles`) and their fields as
+    arrays, for the vectorized scan; None when no tile fits."""
+    tiles = tuple(t for t in _sram_tiles(m, n, k, rows, cols, sram_bytes, itemsize)
+                  if t.order in orders)
+    if not tiles:
+        return None
+    field = lambda name, dtype: np.array([getattr(t, name) for t in tiles], dtype)  # noqa: E731
+    return (tiles, field("tm", np.int64), field("tk", np.int64), field("a_reads", np.int64),
+            field("b_reads", np.int64), field("partial_bytes", np.float64))
 
 
 @dataclass(frozen=True)
