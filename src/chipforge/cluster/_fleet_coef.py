@@ -24,6 +24,7 @@ from chipforge.cluster._fleet_demand import (
     ServingTraffic,
 )
 from chipforge.cluster._fleet_model import HOURS_PER_DAY, Option
+from chipforge.cluster._models import resolve_model
 from chipforge.cluster._runner import run_tasks
 from chipforge.errors import ChipforgeError, ClusterError
 
@@ -150,8 +151,6 @@ def _pretraining(work: PretrainingRun, chip: str, hint: int, per_node: int) -> C
 
 def first_guess_chips(work: PretrainingRun, chip: str, per_node: int) -> int:
     """Whole nodes that would finish the run by its deadline at FIRST_GUESS_MFU."""
-    from chipforge.cluster._train import resolve_model
-
     cfg = resolve_model(work.model)
     # source: Kaplan et al. 2020, training compute C = 6 N D (N active parameters)
     flops = 6.0 * cfg.active_param_count() * work.tokens

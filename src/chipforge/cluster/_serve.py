@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chipforge.cluster._models import resolve_model
 from chipforge.cluster._runner import run_tasks
 from chipforge.cluster._serve_cost import ReplicaCost, ServingHarness, replica_cost
 from chipforge.cluster._serve_metrics import ServeResult
@@ -25,7 +26,7 @@ from chipforge.cluster._serve_validation import (
 from chipforge.cluster._system import purchase_verdict
 from chipforge.cost import TcoAssumptions, serving_dtype
 from chipforge.errors import ChipforgeError, ClusterError
-from chipforge.workloads import LLMConfig, load_llm_config
+from chipforge.workloads import LLMConfig
 
 __all__ = ["DeploymentScore", "Deployment", "LengthDist", "ReplicaCost", "Scheduler",
            "ServePlanResult", "ServeResult", "ServeValidationRow", "ServingComparison",
@@ -155,7 +156,7 @@ def _resolve(model: str | LLMConfig, chip_or_system: Any, dtype: str | None
              ) -> tuple[LLMConfig, Any, str]:
     from chipforge.cluster._system import System, system
 
-    cfg = model if isinstance(model, LLMConfig) else load_llm_config(model)
+    cfg = resolve_model(model)
     sysm = chip_or_system if isinstance(chip_or_system, System) else system(chip_or_system, 64)
     chosen = dtype or serving_dtype(sysm.chip)
     if chosen is None:

@@ -36,13 +36,13 @@ from typing import Any
 
 from chipforge import ops
 from chipforge.arch import DTYPES, ChipSpec
+from chipforge.cluster._models import resolve_model
 from chipforge.cluster._serve_grid import Curve, Surface
-from chipforge.errors import ChipforgeError, ClusterError
+from chipforge.errors import ClusterError
 from chipforge.workloads import (
     USABLE_MEMORY_FRACTION,
     LLMConfig,
     LLMMemory,
-    load_llm_config,
 )
 
 __all__ = ["ReplicaCost", "SERVING_HARNESSES", "ServingHarness", "replica_cost",
@@ -157,15 +157,6 @@ class ReplicaCost:
         return self.kv_capacity_tokens * self.kv_bytes_per_token_per_chip * self.ep
 
 
-def _config(model: str | LLMConfig) -> LLMConfig:
-    if isinstance(model, LLMConfig):
-        return model
-    try:
-        return load_llm_config(model)
-    except ChipforgeError as e:
-        raise ClusterError(f"model={model!r}: {e}") from None
-
-
 def _system(chip_or_system: Any, chips: int) -> Any:
     """The replica's system: a System as given (grown to ``chips`` when smaller), else the
     chip's default preset at ``chips`` chips."""
@@ -217,7 +208,7 @@ def replica_cost(model: str | LLMConfig, chip_or_system: Any, tp: int = 1, pp: i
     Raises :class:`ClusterError` when the weights (and workspace) leave no room for a KV
     cache, naming the model, chip, split and bytes.
     """
-    cfg = _config(model)
+    cfg = resolve_model(model)
     _check_split(cfg, tp, pp, ep)
     sysm = _system(chip_or_system, tp * ep * pp * 2)
     spec = sysm.chip

@@ -25,6 +25,7 @@ from chipforge.cluster._goodput import (
     goodput,
     useful_fraction,
 )
+from chipforge.cluster._models import resolve_model
 from chipforge.cluster._runner import run_tasks
 from chipforge.cluster._system import System, purchase_verdict
 from chipforge.cluster._train_cost import (
@@ -44,7 +45,7 @@ from chipforge.cluster._train_validation import (
 )
 from chipforge.cost import TcoAssumptions
 from chipforge.errors import ChipforgeError, ClusterError
-from chipforge.workloads import LLMConfig, load_llm_config
+from chipforge.workloads import LLMConfig
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,6 @@ class TrainPlanResult:
     @property
     def plan(self) -> TrainPlan:
         return self.plans[0]
-
-
-def resolve_model(model: str | LLMConfig) -> LLMConfig:
-    if isinstance(model, LLMConfig):
-        return model
-    if isinstance(model, str):
-        return load_llm_config(model)
-    raise ClusterError(f"model: {model!r}; expected a config name or an LLMConfig")
 
 
 def train_plan(model: str | LLMConfig, chip: str | ChipSpec | System, *, count: int | None = None,
