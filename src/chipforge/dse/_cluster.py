@@ -19,7 +19,6 @@ from typing import Any
 
 from chipforge.arch import ChipSpec, catalog_names
 from chipforge.cluster import System, serve_plan, system, train_plan
-from chipforge.cost import SERVING_DTYPES, serving_dtype
 from chipforge.errors import ClusterError
 
 # a design that cannot train or serve the model at all is infinitely worse; kept finite so
@@ -75,16 +74,13 @@ def cluster_serving_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]
     fleet = _fleet(chip, base, SERVING_CHIPS)
     model = w.serve_model.lower()
     try:
-        dtype = serving_dtype(chip, list(SERVING_DTYPES))
-        if dtype is None:
-            raise ClusterError(f"chip {chip.name!r} runs none of {SERVING_DTYPES}")
-        # the rate only sizes the fleet; the per-chip figures are the deployment's
+        # the rate only sizes the fleet; the per-chip figures are the deployment's; the
+        # dtype is serve_plan's default, the chip's serving dtype (chipforge.cost)
         result = serve_plan(model, fleet, rate=1.0, slo_ttft_s=w.slo_ttft_s,
                             slo_tpot_s=w.slo_tpot_s, percentile=w.slo_percentile,
-                            input_len=w.input_len, output_len=w.output_len, dtype=dtype,
+                            input_len=w.input_len, output_len=w.output_len,
                             n_requests=w.serve_requests, tp_sizes=SERVING_TP_SIZES,
-                            max_seqs=(256,),
-                            ratios=())
+                            max_seqs=(256,), ratios=())
     except ClusterError as exc:
         return {"cluster_serving_usd_per_million_tokens": UNMET,
                 "cluster_serving_tokens_per_s_per_chip": 0.0, "cluster_serving_note": str(exc)}

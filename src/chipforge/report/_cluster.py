@@ -22,7 +22,6 @@ from chipforge.cluster import (
     system,
     train_sweep,
 )
-from chipforge.cost import serving_dtype
 from chipforge.errors import ChipforgeError
 from chipforge.report._plots import cdf_plot, scaling_plot, stacked_bars
 
@@ -53,15 +52,14 @@ def _training(chips: list[str], out: Path) -> dict[str, Any]:
 
 
 def _serve_one(chip: str) -> dict[str, Any]:
-    from chipforge.arch import load_chip
-
-    dtype = serving_dtype(load_chip(chip))
     fleet = system(chip, SERVE_CHIPS)
-    # serve_plan's search over the two smallest tensor-parallel groups that hold the model
-    best = serve_plan(SERVE_MODEL, fleet, rate=1.0, slo_ttft_s=SLO_TTFT_S,
+    # serve_plan's search over the two smallest tensor-parallel groups that hold the model,
+    # in the chip's serving dtype (its default)
+    plan = serve_plan(SERVE_MODEL, fleet, rate=1.0, slo_ttft_s=SLO_TTFT_S,
                       slo_tpot_s=SLO_TPOT_S, percentile=SLO_PERCENTILE, input_len=INPUT_LEN,
-                      output_len=OUTPUT_LEN, dtype=dtype, n_requests=SERVE_REQUESTS,
-                      tp_sizes=2, max_seqs=(256,), ratios=()).best
+                      output_len=OUTPUT_LEN, n_requests=SERVE_REQUESTS, tp_sizes=2,
+                      max_seqs=(256,), ratios=())
+    best, dtype = plan.best, plan.dtype
     deployment = Deployment(replica_cost(SERVE_MODEL, fleet, tp=best.tp, dtype=dtype),
                             scheduler=Scheduler(best.max_batch_tokens, best.max_seqs))
     result = simulate(deployment, Traffic(best.max_rate_per_unit, CDF_REQUESTS,
