@@ -19,7 +19,15 @@ from rich.table import Table
 
 from chipforge.arch import ChipSpec, catalog_names, load_chip
 from chipforge.cli._calibrate import CalibrationOption, calibrate_cmd, calibration_choice
-from chipforge.cli._output import JsonOption, fmt_s, fmt_si, print_json, print_table, say
+from chipforge.cli._output import (
+    JsonOption,
+    comma_list,
+    fmt_s,
+    fmt_si,
+    print_json,
+    print_table,
+    say,
+)
 from chipforge.errors import ChipforgeError
 from chipforge.legal import default_as_of
 from chipforge.ops import parse_op
@@ -364,10 +372,6 @@ def _print_estimate(what: str, chip: str, est: Estimate) -> None:
         console.print(f"  memory: {est.note}", soft_wrap=True)
 
 
-def _chip_list(chips: str) -> list[str]:
-    return [c.strip() for c in chips.split(",") if c.strip()]
-
-
 @app.command("compare")
 def compare_cmd(
     chips: Annotated[str, typer.Option(help="comma-separated chips")] = DEFAULT_CHIPS,
@@ -383,7 +387,7 @@ def compare_cmd(
     from chipforge.report import compare_suite
 
     eff, used = calibration_choice(calibration)
-    result = compare_suite(_chip_list(chips), dtype, _parallel_option(parallel), eff,
+    result = compare_suite(comma_list(chips), dtype, _parallel_option(parallel), eff,
                            used["description"])
     if as_json:
         print_json(result)
@@ -425,7 +429,7 @@ def report_cmd(
     from chipforge.report import write_report
 
     eff, used = calibration_choice(calibration)
-    path = write_report(out, _chip_list(chips), eff=eff, calibration=used["description"],
+    path = write_report(out, comma_list(chips), eff=eff, calibration=used["description"],
                         fleet=fleet)
     say(f"report written to {path}")
 

@@ -106,3 +106,16 @@ def progress_bar(label: str, total: int | None) -> Iterator[Any]:
             bar.update(task, advance=1, description=description)
 
         yield advance
+
+
+def comma_list(text: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated option ('' gives none)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# the planners' GPU comparison: which chips, under which legal scenario's verdicts
+CompareOption = Annotated[str, typer.Option(
+    help="chips bought with the same capital, comma-separated ('' for none)")]
+CompareScenarioOption = Annotated[str | None, typer.Option(
+    help="legal scenario for the compared chips' export verdicts (default: chipforge "
+         "legal's)")]

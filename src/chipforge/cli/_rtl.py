@@ -17,7 +17,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chipforge.cli._output import JsonOption, print_json, print_table, progress_bar, say, status
+from chipforge.cli._output import (
+    JsonOption,
+    comma_list,
+    print_json,
+    print_table,
+    progress_bar,
+    say,
+    status,
+)
 from chipforge.errors import ChipforgeError
 
 rtl_app = typer.Typer(no_args_is_help=True, help="The matrix engine's RTL: export Verilog, "
@@ -147,7 +155,7 @@ def synth(
     _need_rtl()
     from chipforge.rtl import check_dims, fmt_of, node_density, save, synth_table
 
-    names = [d.strip() for d in dtypes.split(",") if d.strip()]
+    names = comma_list(dtypes)
     for d in names:
         fmt_of(d)
     try:

@@ -11,7 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from chipforge.cli._output import JsonOption, fmt_s, print_json, print_table, progress_bar, say
+from chipforge.cli._output import (
+    CompareOption,
+    CompareScenarioOption,
+    JsonOption,
+    comma_list,
+    fmt_s,
+    print_json,
+    print_table,
+    progress_bar,
+    say,
+)
 from chipforge.errors import ChipforgeError
 
 # the GPU fleets compared on an equal budget: the China-market Hopper the buyer bought in
@@ -41,11 +51,8 @@ def serve_plan_cmd(
     ratios: Annotated[str, typer.Option(help="prefill:decode replica ratios to try, comma-"
                                         "separated ('' for colocated only)")] = "1:1,1:2,2:1",
     top: Annotated[int, typer.Option(help="deployments to show")] = 5,
-    compare: Annotated[str, typer.Option(help="chips bought with the same capital, comma-"
-                                         "separated ('' for none)")] = COMPARE,
-    scenario: Annotated[str | None, typer.Option(
-        help="legal scenario for the compared chips' export verdicts (default: chipforge "
-        "legal's)")] = None,
+    compare: CompareOption = COMPARE,
+    scenario: CompareScenarioOption = None,
     ray: Annotated[bool, typer.Option("--ray", help="simulate the deployments on Ray")] = False,
     workers: Annotated[int, typer.Option(help="local worker processes")] = 1,
     store: Annotated[Path | None, typer.Option(help="folder of a resumable results store "
@@ -71,7 +78,7 @@ def serve_plan_cmd(
                         percentile=percentile, input_len=input_len, output_len=output_len,
                         dtype=dtype, n_requests=requests, progress="serve-plan",
                         store=None if store is None else store / "serve_plan.jsonl", **search)
-    names = [c.strip() for c in compare.split(",") if c.strip()]
+    names = comma_list(compare)
     with progress_bar("equal budget", len(names)) as advance:
         rows = compare_serving_on_budget(result, names, scenario=scenario or DEFAULT_SCENARIO,
                                          progress=lambda done, total: advance(names[done - 1]),

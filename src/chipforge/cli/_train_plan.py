@@ -10,7 +10,10 @@ import typer
 from rich.table import Table
 
 from chipforge.cli._output import (
+    CompareOption,
+    CompareScenarioOption,
     JsonOption,
+    comma_list,
     fmt_s,
     fmt_si,
     print_json,
@@ -38,11 +41,8 @@ def train_plan_cmd(
     budget_mw: Annotated[float | None, typer.Option("--budget-mw", help="facility power "
                                                     "budget (PUE included)")] = None,
     top: Annotated[int, typer.Option(help="plans to show")] = 5,
-    compare: Annotated[str, typer.Option(help="chips bought with the same capital, comma-"
-                                         "separated ('' for none)")] = COMPARE,
-    scenario: Annotated[str | None, typer.Option(
-        help="legal scenario for the compared chips' export verdicts (default: chipforge "
-        "legal's)")] = None,
+    compare: CompareOption = COMPARE,
+    scenario: CompareScenarioOption = None,
     ray: Annotated[bool, typer.Option("--ray", help="evaluate the plans on Ray")] = False,
     workers: Annotated[int, typer.Option(help="local worker processes")] = 1,
     store: Annotated[Path | None, typer.Option(help="folder of a resumable results store "
@@ -61,7 +61,7 @@ def train_plan_cmd(
         raise ChipforgeError(f"--top: got {top!r}; expected at least 1")
     if store is not None and store.exists() and not store.is_dir():
         raise ChipforgeError(f"--store: {str(store)!r} is a file; expected a folder")
-    names = [c.strip() for c in compare.split(",") if c.strip()]
+    names = comma_list(compare)
     for name in names:  # a typo in --compare fails before the search, not after it
         try:
             load_chip(name)
