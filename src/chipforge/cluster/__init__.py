@@ -56,6 +56,7 @@ from chipforge.cluster._runner import (
     run_tasks,
 )
 from chipforge.cluster._serve import (
+    SERVE_SYSTEM_CHIPS,
     Deployment,
     DeploymentScore,
     LengthDist,
@@ -114,7 +115,8 @@ from chipforge.cluster._train import (
 )
 
 __all__ = [
-    "BatchPoint", "COLLECTIVE_KINDS", "Coefficient", "CollectiveTime", "DLRMServePlan", "DLRMSpec",
+    "SERVE_SYSTEM_CHIPS", "BatchPoint", "COLLECTIVE_KINDS", "Coefficient", "CollectiveTime",
+    "DLRMServePlan", "DLRMSpec",
     "DLRMStep", "DLRMTrainPlan", "DeadlineWorkload", "Demand", "Deployment", "DeploymentScore",
     "Economics", "FailureModel", "FleetComparison", "FleetOption", "FleetPlan", "FleetRow",
     "Goodput", "LengthDist", "MAX_CHIPS", "NET_EFFICIENCY", "NET_HOP_LATENCY_S", "NcclRow",

@@ -28,7 +28,8 @@ from chipforge.cost import TcoAssumptions, serving_dtype
 from chipforge.errors import ChipforgeError, ClusterError
 from chipforge.workloads import LLMConfig
 
-__all__ = ["DeploymentScore", "Deployment", "LengthDist", "ReplicaCost", "Scheduler",
+__all__ = ["SERVE_SYSTEM_CHIPS", "DeploymentScore", "Deployment", "LengthDist", "ReplicaCost",
+           "Scheduler",
            "ServePlanResult", "ServeResult", "ServeValidationRow", "ServingComparison",
            "ServingHarness", "Traffic", "compare_serving_on_budget", "replica_cost",
            "serve_plan", "serving_validation", "serving_validation_markdown", "simulate"]
@@ -44,6 +45,9 @@ DEFAULT_MAX_SEQS = (64, 256)
 DEFAULT_BATCH_TOKENS = (8192,)
 DEFAULT_RATIOS = ((1, 1), (1, 2), (2, 1))
 SECONDS_PER_YEAR = 365.25 * 86400
+# a chip given by name serves in its default system of this many chips: room for the
+# largest replicas the search tries (tensor-parallel groups, prefill and decode apart)
+SERVE_SYSTEM_CHIPS = 64
 J_PER_KWH = 3.6e6
 
 
@@ -157,7 +161,8 @@ def _resolve(model: str | LLMConfig, chip_or_system: Any, dtype: str | None
     from chipforge.cluster._system import System, system
 
     cfg = resolve_model(model)
-    sysm = chip_or_system if isinstance(chip_or_system, System) else system(chip_or_system, 64)
+    sysm = (chip_or_system if isinstance(chip_or_system, System)
+            else system(chip_or_system, SERVE_SYSTEM_CHIPS))
     chosen = dtype or serving_dtype(sysm.chip)
     if chosen is None:
         raise ClusterError(f"chip {sysm.chip.name!r} has no matrix dtype to serve in; "

@@ -18,13 +18,12 @@ import functools
 from typing import Any
 
 from chipforge.arch import ChipSpec, catalog_names
-from chipforge.cluster import System, serve_plan, system, train_plan
+from chipforge.cluster import SERVE_SYSTEM_CHIPS, System, serve_plan, system, train_plan
 from chipforge.errors import ClusterError
 
 # a design that cannot train or serve the model at all is infinitely worse; kept finite so
 # that the store's CSV and Optuna take it (as the serving metrics do)
 UNMET = 1e9
-SERVING_CHIPS = 64
 # the smallest tensor-parallel group that holds the model may leave little room for the KV
 # cache, so the next size up is tried too; a third (serve_plan's default) costs a design
 # search seconds per point on a systolic chip, and is rarely the best
@@ -71,7 +70,7 @@ def cluster_serving_metrics(chip: ChipSpec, base: str, w: Any) -> dict[str, Any]
     that hold the model, colocated, 256 sequences a batch."""
     # room for the largest replica the search tries (a tensor-parallel group of up to 8
     # chips, prefill and decode replicas apart)
-    fleet = _fleet(chip, base, SERVING_CHIPS)
+    fleet = _fleet(chip, base, SERVE_SYSTEM_CHIPS)
     model = w.serve_model.lower()
     try:
         # the rate only sizes the fleet; the per-chip figures are the deployment's; the

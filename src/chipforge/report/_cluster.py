@@ -19,7 +19,6 @@ from chipforge.cluster import (
     replica_cost,
     serve_plan,
     simulate,
-    system,
     train_sweep,
 )
 from chipforge.errors import ChipforgeError
@@ -34,7 +33,6 @@ SERVE_MODEL, INPUT_LEN, OUTPUT_LEN = "llama-3.1-70b", 1024, 256
 SLO_TTFT_S, SLO_TPOT_S, SLO_PERCENTILE = 2.0, 0.05, 90
 SERVE_REQUESTS = 200  # per tried rate in the deployment search
 CDF_REQUESTS = 2000  # the distribution shown: the best deployment at its highest SLO rate
-SERVE_CHIPS = 64  # room in each chip's system for the largest tensor-parallel group tried
 FLEET_FILE = "fleet_plans.json"  # written by scripts/gen_fleet_plan.py
 
 
@@ -52,15 +50,14 @@ def _training(chips: list[str], out: Path) -> dict[str, Any]:
 
 
 def _serve_one(chip: str) -> dict[str, Any]:
-    fleet = system(chip, SERVE_CHIPS)
-    # serve_plan's search over the two smallest tensor-parallel groups that hold the model,
-    # in the chip's serving dtype (its default)
-    plan = serve_plan(SERVE_MODEL, fleet, rate=1.0, slo_ttft_s=SLO_TTFT_S,
+    # serve_plan's search, in the chip's default system and serving dtype, over the two
+    # smallest tensor-parallel groups that hold the model
+    plan = serve_plan(SERVE_MODEL, chip, rate=1.0, slo_ttft_s=SLO_TTFT_S,
                       slo_tpot_s=SLO_TPOT_S, percentile=SLO_PERCENTILE, input_len=INPUT_LEN,
                       output_len=OUTPUT_LEN, n_requests=SERVE_REQUESTS, tp_sizes=2,
                       max_seqs=(256,), ratios=())
     best, dtype = plan.best, plan.dtype
-    deployment = Deployment(replica_cost(SERVE_MODEL, fleet, tp=best.tp, dtype=dtype),
+    deployment = Deployment(replica_cost(SERVE_MODEL, plan.system, tp=best.tp, dtype=dtype),
                             scheduler=Scheduler(best.max_batch_tokens, best.max_seqs))
     result = simulate(deployment, Traffic(best.max_rate_per_unit, CDF_REQUESTS,
                                           LengthDist.fixed(INPUT_LEN),
