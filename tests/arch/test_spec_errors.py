@@ -157,3 +157,32 @@ def test_in_switch_reduction_is_read_from_the_catalog():
     A100's NVSwitch (gen 2) has none."""
     assert load_chip("h100-sxm").links.in_switch_reduction is True
     assert load_chip("a100-sxm").links.in_switch_reduction is False
+
+
+def test_async_bulk_copy_must_be_a_bool(tmp_path):
+    """The copy-engine fact is a YAML bool; a string is refused, naming the field."""
+    text = _mutate("  async_bulk_copy: {value: false,", '  async_bulk_copy: {value: "no",')
+    message = _error(_write(tmp_path, text))
+    assert "cores.async_bulk_copy" in message and "'no'" in message
+
+
+def test_mma_operands_names_one_of_the_two_kinds(tmp_path):
+    text = _mutate("mma_operands: {value: warp_registers,", "mma_operands: {value: registers,")
+    message = _error(_write(tmp_path, text))
+    assert "mma_operands" in message and "'registers'" in message
+    assert "'warp_registers'" in message and "'shared_memory'" in message
+
+
+def test_gpu_generations_are_read_from_the_catalog():
+    """Oracle: the whitepapers. Ampere and Ada run warp-level mma.sync and copy with
+    cp.async; Hopper's wgmma reads shared memory and its TMA copies tiles; GB202 (sm_120)
+    has TMA but mma.sync."""
+    a100, h100 = load_chip("a100-sxm"), load_chip("h100-sxm")
+    assert (a100.cores.async_bulk_copy, a100.cores.matrix_units[0].mma_operands) == (
+        False, "warp_registers")
+    assert (h100.cores.async_bulk_copy, h100.cores.matrix_units[0].mma_operands) == (
+        True, "shared_memory")
+    assert load_chip("l40s").cores.async_bulk_copy is False
+    rtx = load_chip("rtx-pro-6000-server")
+    assert (rtx.cores.async_bulk_copy, rtx.cores.matrix_units[0].mma_operands) == (
+        True, "warp_registers")

@@ -159,6 +159,11 @@ class MatrixUnit(_Spec):
     packing: dict[DType, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = None
     # dense MACs per cycle per unit, per dtype; a systolic array's is rows x cols x packing
     macs_per_cycle: dict[DType, _count(MAX_MACS)]
+    # tensor cores: where the MMA reads its operands. "warp_registers": each warp loads its
+    # fragments from shared memory into registers (mma.sync), so a CTA tile's operands are
+    # read from shared memory once per warp that needs them; "shared_memory": the MMA
+    # reads them from shared memory itself, once per warpgroup or CTA (wgmma, tcgen05)
+    mma_operands: Literal["warp_registers", "shared_memory"] = "shared_memory"
 
     @model_validator(mode="before")
     @classmethod
@@ -255,6 +260,11 @@ class Core(_Spec):
     local_sram: LocalSram
     # register file per core (a GPU SM's 256 KB); None = none beyond local_sram
     register_file_bytes: Bytes | None = Field(default=None, alias="register_file")
+    # a copy engine moves whole tiles between DRAM and local SRAM asynchronously (NVIDIA's
+    # TMA, Ascend's MTE; a systolic core's DMA): a GEMM's output stores overlap its next
+    # tile's loads and MMAs. False: threads copy (Ampere's cp.async), a CTA's epilogue
+    # stores follow its main loop
+    async_bulk_copy: StrictBool = True
 
     @field_validator("physical_count")
     @classmethod

@@ -30,6 +30,7 @@ GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64),
              (32, 64), (32, 32), (16, 64))
 GPU_SPLIT_K = (1, 2, 3, 4, 6, 8, 16)
 GPU_TK = 32  # k slice per pipeline stage
+GPU_WARP_TILE_MAX = 64  # see _warp_tile
 GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kernels use 3-5)
 # assumption: cuBLAS tensor-core CTAs keep their fp32 accumulators in registers; a 128x128
 # tile is 64 KiB of the 256 KiB register file before operand fragments, so one CTA per SM
@@ -98,6 +99,7 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
     smem = chip.cores.local_sram.size_bytes
     smem_bw = chip.cores.local_sram.bytes_per_cycle
     hz = chip.clock_hz * eff.clock_fraction
+    dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
     for tm, tn in GPU_TILES:
         stage = (tm + tn) * GPU_TK * itemsize
@@ -107,7 +109,8 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
         occupancy = int(min(GPU_MAX_CTAS_PER_SM, smem // tile_smem))
         tiles_m, tiles_n = ceil(m / tm), ceil(n / tn)
         # a k-slice runs at the tensor-core rate or the shared-memory operand rate
-        step_cycles = max(tm * tn * GPU_TK / macs_per_cycle, stage / smem_bw)
+        step_cycles = max(tm * tn * GPU_TK / macs_per_cycle,
+                          _smem_step_bytes(mu, tm, tn, itemsize) / smem_bw)
         for split in GPU_SPLIT_K:
             if split > 1 and (k / split < 2 * GPU_TK or tiles_m * tiles_n * batch >= sms):
                 continue
@@ -115,19 +118,45 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
             k_steps = ceil(ceil(k / split) / GPU_TK)
             per_sm_tiles = ceil(tiles / sms)  # CTAs queue per SM; co-resident ones share it
             rounds = ceil(tiles / (sms * occupancy))
+            # split-K: each extra slice writes fp32 partials and the reduction reads them
+            partial = (split - 1) * batch * m * n * ACC_BYTES * 2 if split > 1 else 0.0
             compute_s = per_sm_tiles * k_steps * step_cycles / hz
+            if not chip.cores.async_bulk_copy:
+                # threads store the outputs after their main loop, every SM in the same
+                # phase: the stores add to the time at the DRAM write rate
+                partial_writes = partial / 2
+                compute_s += (c + partial_writes) / dram_bw
             # the tiles one round keeps resident cover a near-square block of the output,
             # and each operand panel is fetched once per block it meets
             slots = min(tiles, sms * occupancy)
             gm = max(1, min(tiles_m, isqrt(slots)))
             gn = max(1, min(tiles_n, slots // gm))
-            partial = (split - 1) * batch * m * n * ACC_BYTES * 2 if split > 1 else 0.0
             dram = _dram_bytes(chip, a, b, c, ceil(tiles_n / gn), ceil(tiles_m / gm)) + partial
             shared = a * tiles_n + b * tiles_m + c + partial
             yield MatmulCost(compute_s, dram, shared, shared, _round_latency_s(rounds, eff),
                              float(batch) * m * n * k,
                              f"tensor-core tile {tm}x{tn}x{GPU_TK}, split-k {split}, "
                              f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
+
+
+def _smem_step_bytes(mu: MatrixUnit, tm: int, tn: int, itemsize: float) -> float:
+    """Shared-memory traffic of one k slice of a tm x tn CTA tile: the operands written in
+    once; read once by the MMA (``shared_memory``), or by each warp for its fragments
+    (``warp_registers``: a warp holding a wm x wn output block reads wm + wn rows, so the
+    tile's reads are tm x tn x (1/wm + 1/wn) rows of the slice)."""
+    stage = (tm + tn) * GPU_TK * itemsize
+    if mu.mma_operands == "shared_memory":
+        return stage
+    wm, wn = _warp_tile(tm), _warp_tile(tn)
+    return stage + GPU_TK * itemsize * tm * tn * (1 / wm + 1 / wn)
+
+
+def _warp_tile(side: int) -> int:
+    """A warp's share of a CTA tile side. assumption: CUTLASS's and cuBLAS's Ampere
+    kernels arrange 4 warps 2 x 2 (8 warps 4 x 2 on 256 x 128), warp tiles up to 64 x 64
+    (CUTLASS default_gemm_configuration, sm80: 128x128 CTA, 64x64 warp; 64x64 CTA, 32x32
+    warp); an m16n8k16 MMA is the smallest."""
+    return min(GPU_WARP_TILE_MAX, max(16, side // 2))
 
 
 def _round_latency_s(rounds: int, eff: Efficiency) -> float:
