@@ -289,6 +289,18 @@ def test_describe_text():
         "all_reduce dtype=bf16 elements=16 devices=4")
 
 
+def test_matmul_out_dtype_defaults_to_dtype_and_round_trips():
+    """An fp8 GEMM writing bf16 (TensorRT-LLM's fp8 Linear) says so and reads back; its
+    bytes count C at 2 bytes an element."""
+    op = ops.matmul(64, 32, 16, "fp8_e4m3", out_dtype="bf16")
+    assert op.describe() == "matmul dtype=fp8_e4m3 m=64 n=32 k=16 batch=1 out_dtype=bf16"
+    assert ops.parse_op(op.describe()) == op
+    assert op.bytes == 64 * 16 + 16 * 32 + 64 * 32 * 2
+    assert ops.matmul(4, 4, 4).out_dtype == "bf16"
+    with pytest.raises(OpSyntaxError):
+        ops.matmul(4, 4, 4, out_dtype="fp7")
+
+
 # ---- constructor validation -------------------------------------------------------------
 
 

@@ -66,8 +66,10 @@ def test_parsed_values_have_their_types():
     ("matmul m4096", f"malformed argument 'm4096' in 'matmul m4096'; expected {FORM}"),
     ("matmul =5", f"malformed argument '=5' in 'matmul =5'; expected {FORM}"),
     ("matmul m=", f"malformed argument 'm=' in 'matmul m='; expected {FORM}"),
-    ("matmul q=5", "op 'matmul' has no argument 'q'; expected some of dtype, m, n, k, batch"),
-    ("matmul M=5", "op 'matmul' has no argument 'M'; expected some of dtype, m, n, k, batch"),
+    ("matmul q=5", "op 'matmul' has no argument 'q'; expected some of dtype, m, n, k, batch, "
+     "out_dtype"),
+    ("matmul M=5", "op 'matmul' has no argument 'M'; expected some of dtype, m, n, k, batch, "
+     "out_dtype"),
     ("matmul m=4k", "op 'matmul': m='4k' is not an integer"),
     ("matmul m=1.5", "op 'matmul': m='1.5' is not an integer"),
     ("matmul m=0", "matmul: m must be a positive integer, got 0"),

@@ -46,7 +46,8 @@ def test_gemv_is_memory_bound_and_never_beats_bandwidth(chip):
 def test_tiny_op_is_overhead_bound():
     est = estimate(matmul(16, 16, 16), "h100-sxm")
     assert est.bound == "overhead"
-    fixed = DEFAULT.launch_overhead_s + DEFAULT.pipeline_latency_s
+    # one round of CTAs: its prologue and epilogue are in the kernel's fixed cost
+    fixed = DEFAULT.launch_overhead_s
     assert fixed < est.seconds < 1.02 * fixed
 
 

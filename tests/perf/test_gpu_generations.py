@@ -13,17 +13,17 @@ import pytest
 from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT
 from chipforge.perf import validation as v
-from chipforge.perf._matmul import GPU_TK, _smem_step_bytes, search_matmul
+from chipforge.perf._matmul import GPU_TK, search_matmul, smem_step_bytes
 
 
 def test_a_warp_level_mma_reads_each_operand_once_per_warp():
     """64 x 64 bf16 tile, 32x32 warps: written once (128 rows x 32 x 2 B = 8 KiB) and read
     2 x 64 x 64 x 32 x 2 / 32 = 16 KiB by the four warps; a wgmma reads it once."""
     a100, h100 = load_chip("a100-sxm"), load_chip("h100-sxm")
-    assert _smem_step_bytes(a100.cores.matrix_units[0], 64, 64, 2) == 8192 + 16384
-    assert _smem_step_bytes(h100.cores.matrix_units[0], 64, 64, 2) == 8192
+    assert smem_step_bytes(a100.cores.matrix_units[0], 64, 64, 2) == 8192 + 16384
+    assert smem_step_bytes(h100.cores.matrix_units[0], 64, 64, 2) == 8192
     # 256 x 128 on 8 warps of 64 x 64: (384 x 32 x 2) + 256 x 128 x 32 x 2 x (2 / 64)
-    assert _smem_step_bytes(a100.cores.matrix_units[0], 256, 128, 2) == (
+    assert smem_step_bytes(a100.cores.matrix_units[0], 256, 128, 2) == (
         384 * GPU_TK * 2 + 256 * 128 * GPU_TK * 2 * 2 / 64)
 
 

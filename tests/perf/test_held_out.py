@@ -30,10 +30,6 @@ PINNED = {
 NOT_MET: dict[str, str] = {
     "gemm_bf16": "~11%: TRT-LLM 1.0's cuBLAS runs 256x128 tiles in whole waves where the "
                  "mapping search finds a better-quantized tile (docs/validation.md)",
-    "h100_gemm_bf16": "~11%: calls under 1 GFLOP ~35% slow: the per-kernel fixed cost "
-                      "fitted jointly is too high for a lone GEMM graph node",
-    "h100_gemm_fp8": "~11%: the four quantization kernels' fixed costs; large calls ~7% "
-                     "fast (fp8's lower sustained clock is not modelled)",
     "generation_attention": "~12%: small calls' fixed costs; masked-MHA single sequences",
     "h100_context_attention": "~17%: Hopper overlaps part of the softmax with wgmma; not "
                               "modelled",

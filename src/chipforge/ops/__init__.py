@@ -34,8 +34,9 @@ from chipforge.ops._moe import MoE, moe
 from chipforge.ops._parse import parse_op
 
 
-def matmul(m: int, n: int, k: int, dtype: str = "bf16", batch: int = 1, name: str = "") -> Matmul:
-    return Matmul(m=m, n=n, k=k, batch=batch, dtype=dtype, name=name)
+def matmul(m: int, n: int, k: int, dtype: str = "bf16", batch: int = 1, name: str = "",
+           out_dtype: str = "") -> Matmul:
+    return Matmul(m=m, n=n, k=k, batch=batch, dtype=dtype, out_dtype=out_dtype, name=name)
 
 
 def conv2d(batch: int, in_ch: int, out_ch: int, h: int, w: int, kernel: int = 3, stride: int = 1,

@@ -115,21 +115,42 @@ class Op:
 
 @dataclass(frozen=True)
 class Matmul(Op):
-    """C[batch, m, n] = A[batch, m, k] @ B[batch, k, n]."""
+    """C[batch, m, n] = A[batch, m, k] @ B[batch, k, n].
+
+    ``out_dtype`` is C's element type (an fp8 GEMM writing bf16, as TensorRT-LLM's fp8
+    Linear does); it defaults to ``dtype``."""
 
     kind: ClassVar[OpKind] = OpKind.MATMUL
     m: int = 1
     n: int = 1
     k: int = 1
     batch: int = 1
+    out_dtype: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.out_dtype:
+            object.__setattr__(self, "out_dtype", self.dtype)
+        _check_dtype(self.out_dtype)
 
     @property
     def flops(self) -> float:
         return 2.0 * self.batch * self.m * self.n * self.k
 
     @property
+    def out_itemsize(self) -> float:
+        return dtype_bytes(self.out_dtype)
+
+    def describe(self) -> str:
+        """As :meth:`Op.describe`; ``out_dtype`` only where it differs from ``dtype``."""
+        text = super().describe()
+        suffix = f" out_dtype={self.out_dtype}"
+        return text.removesuffix(suffix) if self.out_dtype == self.dtype else text
+
+    @property
     def bytes(self) -> float:
-        return self.batch * (self.m * self.k + self.k * self.n + self.m * self.n) * self.itemsize
+        return self.batch * ((self.m * self.k + self.k * self.n) * self.itemsize
+                             + self.m * self.n * self.out_itemsize)
 
 
 @dataclass(frozen=True)

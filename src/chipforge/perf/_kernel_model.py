@@ -190,9 +190,9 @@ def compiled_kernel_time(op, chip: ChipSpec, eff: Efficiency
     isz = op.itemsize
     if isinstance(op, Matmul):
         cost = search_matmul(chip, op.m, op.n, op.k, op.batch, op.dtype, isz, eff,
-                             orders=("k",))
-        return (matmul_kernel_time(t, cost, op.m, op.n, op.k, op.batch, op.dtype, isz, isz),
-                cost.shared_bytes)
+                             orders=("k",), out_itemsize=op.out_itemsize)
+        return (matmul_kernel_time(t, cost, op.m, op.n, op.k, op.batch, op.dtype, isz,
+                                   op.out_itemsize), cost.shared_bytes)
     if isinstance(op, Conv2d):
         if op.groups != 1:
             return None

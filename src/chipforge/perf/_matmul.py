@@ -82,25 +82,30 @@ def _dram_bytes(chip: ChipSpec, a: float, b: float, c: float, a_reads: float,
 
 def search_matmul(chip: ChipSpec, m: int, n: int, k: int, batch: int, dtype: str,
                   itemsize: float, eff: Efficiency,
-                  orders: tuple[str, ...] = ("k", "m", "n")) -> MatmulCost:
+                  orders: tuple[str, ...] = ("k", "m", "n"),
+                  out_itemsize: float | None = None) -> MatmulCost:
     """The fastest mapping; ``orders`` limits the systolic SRAM loop orders considered
-    (the compiler implements "k")."""
+    (the compiler implements "k"); ``out_itemsize``: C's element size (default
+    ``itemsize``)."""
     mu = matrix_unit(chip, dtype)
+    out = itemsize if out_itemsize is None else out_itemsize
     if mu.kind == "tensor_core":
-        candidates = _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff)
+        candidates = _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out)
     else:
-        candidates = _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders)
+        candidates = _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders,
+                                      out)
     return min(candidates, key=lambda c: c.time_s(chip, eff))
 
 
-def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
+def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=None):
     sms = chip.cores.count
     macs_per_cycle = mu.count * mu.macs_per_cycle[dtype]
     smem = chip.cores.local_sram.size_bytes
     smem_bw = chip.cores.local_sram.bytes_per_cycle
     hz = chip.clock_hz * eff.clock_fraction
     dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
+    out = itemsize if out_itemsize is None else out_itemsize
+    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * out
     for tm, tn in GPU_TILES:
         stage = (tm + tn) * GPU_TK * itemsize
         tile_smem = GPU_STAGES * stage
@@ -110,7 +115,7 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
         tiles_m, tiles_n = ceil(m / tm), ceil(n / tn)
         # a k-slice runs at the tensor-core rate or the shared-memory operand rate
         step_cycles = max(tm * tn * GPU_TK / macs_per_cycle,
-                          _smem_step_bytes(mu, tm, tn, itemsize) / smem_bw)
+                          smem_step_bytes(mu, tm, tn, itemsize) / smem_bw)
         for split in GPU_SPLIT_K:
             if split > 1 and (k / split < 2 * GPU_TK or tiles_m * tiles_n * batch >= sms):
                 continue
@@ -133,13 +138,15 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff):
             gn = max(1, min(tiles_n, slots // gm))
             dram = _dram_bytes(chip, a, b, c, ceil(tiles_n / gn), ceil(tiles_m / gm)) + partial
             shared = a * tiles_n + b * tiles_m + c + partial
-            yield MatmulCost(compute_s, dram, shared, shared, _round_latency_s(rounds, eff),
+            # split-K's partial sums are reduced by a second kernel (cuBLAS splitKreduce)
+            latency = _round_latency_s(rounds) + (eff.launch_overhead_s if split > 1 else 0.0)
+            yield MatmulCost(compute_s, dram, shared, shared, latency,
                              float(batch) * m * n * k,
                              f"tensor-core tile {tm}x{tn}x{GPU_TK}, split-k {split}, "
                              f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
 
 
-def _smem_step_bytes(mu: MatrixUnit, tm: int, tn: int, itemsize: float) -> float:
+def smem_step_bytes(mu: MatrixUnit, tm: int, tn: int, itemsize: float) -> float:
     """Shared-memory traffic of one k slice of a tm x tn CTA tile: the operands written in
     once; read once by the MMA (``shared_memory``), or by each warp for its fragments
     (``warp_registers``: a warp holding a wm x wn output block reads wm + wn rows, so the
@@ -159,12 +166,13 @@ def _warp_tile(side: int) -> int:
     return min(GPU_WARP_TILE_MAX, max(16, side // 2))
 
 
-def _round_latency_s(rounds: int, eff: Efficiency) -> float:
-    """Exposed latency of ``rounds`` rounds of CTAs: the first round waits for its first
-    operand tiles from DRAM and ends with its epilogue (``pipeline_latency_s``); a later
-    round's first loads are issued while the previous round computes (cp.async / TMA
-    pipelines), so it exposes only a DRAM access latency."""
-    return eff.pipeline_latency_s + (rounds - 1) * DRAM_LATENCY_S
+def _round_latency_s(rounds: int) -> float:
+    """Exposed latency of ``rounds`` rounds of CTAs beyond the first: each later round's
+    CTAs start with a DRAM access for their first operand tiles. The first round's
+    prologue and epilogue are part of the kernel's fixed cost (``launch_overhead_s``): a
+    GEMM too small to fill one round measures one kernel's fixed cost, ~2.5 us a call on
+    A100 and H100 alike (data/validation)."""
+    return (rounds - 1) * DRAM_LATENCY_S
 
 
 def _partitions(workers: int, m: int, n: int):
@@ -181,7 +189,8 @@ def _partitions(workers: int, m: int, n: int):
             return
 
 
-def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k", "m", "n")):
+def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k", "m", "n"),
+                     out_itemsize=None):
     """Each array is a worker with its share of the core's SRAM; per partition of (batch,
     m, n) over the workers and per dataflow, the SRAM tile and loop order that minimise
     max(compute, DRAM) time are kept."""
@@ -193,7 +202,8 @@ def _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders=("k"
     sram = chip.cores.local_sram.size_bytes / mu.count
     hz = chip.clock_hz * eff.clock_fraction
     dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * itemsize
+    out = itemsize if out_itemsize is None else out_itemsize
+    a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * out
     pb = min(batch, workers_total)
     for pm, pn in _partitions(max(1, workers_total // pb), m, n):
         mw, nw, bw = ceil(m / pm), ceil(n / pn), ceil(batch / pb)

@@ -72,7 +72,8 @@ def gemm_call(m: int, n: int, k: int, dtype: str) -> Op | Graph:
     """TensorRT-LLM's Linear (no bias, bf16 activation and output) as aiconfigurator times
     it. bf16: one GEMM. fp8 (per-tensor, no static input scale): dynamic quantization of
     the activation inside the call (memset of the amax, the amax reduction, the bf16 ->
-    e4m3 quantize, the scale cast to fp32), then the fp8 GEMM (cuBLASLt, bf16 out)."""
+    e4m3 quantize, the scale cast to fp32), then the fp8 GEMM (cuBLASLt, bf16 out: C is
+    written at 2 bytes an element)."""
     if dtype != "fp8_e4m3":
         return matmul(m, n, k, dtype)
     graph = GraphBuilder("fp8 linear (dynamic per-tensor quantization)")
@@ -81,7 +82,7 @@ def gemm_call(m: int, n: int, k: int, dtype: str) -> Op | Graph:
     # bf16 in (2 bytes), e4m3 out (1 byte): two fp8-sized reads and one write per element
     graph.add(elementwise(m * k, "cast", 2, 1, "fp8_e4m3", name="quantize"))
     graph.add(elementwise(1, "cast", 1, 1, "fp32", name="scale cast"))
-    graph.add(matmul(m, n, k, "fp8_e4m3", name="fp8 gemm"))
+    graph.add(matmul(m, n, k, "fp8_e4m3", name="fp8 gemm", out_dtype="bf16"))
     return graph.build()
 
 

@@ -43,6 +43,7 @@ from chipforge.perf._matmul import (
     GPU_TK,
     matrix_unit,
     search_matmul,
+    smem_step_bytes,
 )
 
 ACT_BYTES = 2.0  # bf16 hidden states, GEMM outputs and the combined result
@@ -119,7 +120,8 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
             continue
         tiles = sum(ceil(c / tm) for c in active) * ceil(n / tn)
         step_cycles = max(tm * tn * GPU_TK / macs_per_cycle,
-                          stage / chip.cores.local_sram.bytes_per_cycle)
+                          smem_step_bytes(mu, tm, tn, itemsize)
+                          / chip.cores.local_sram.bytes_per_cycle)
         # a persistent kernel: each SM's CTA slots take their share of the tiles
         per_sm = ceil(tiles / (sms * GPU_MAX_CTAS_PER_SM)) * GPU_MAX_CTAS_PER_SM
         compute_s = per_sm * ceil(k / GPU_TK) * step_cycles / hz

@@ -45,6 +45,10 @@ def add_op(g: KernelGraph, op: Op, prefix: str, rng) -> str:
     """Append the kernel of ``op`` to ``g``; returns its output tensor name."""
     f = "fp32"
     if isinstance(op, Matmul):
+        if op.out_dtype != op.dtype:
+            raise CompileError(f"op {op.describe()!r}: the compiler writes a matmul's output "
+                               f"in its input dtype {op.dtype!r}; out_dtype "
+                               f"{op.out_dtype!r} is an estimate-only field")
         a = g.add_tensor(f"{prefix}.a", (op.batch, op.m, op.k) if op.batch > 1 else
                          (op.m, op.k), f)
         g.inputs.append(a)
