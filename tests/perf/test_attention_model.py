@@ -113,6 +113,22 @@ def test_generation_call_attends_over_seq_len_plus_step():
     assert isinstance(fused, Attention) and fused.kv_dtype == "fp8_e4m3"
 
 
+def test_prefill_rereads_kv_from_l2_while_the_heads_in_flight_fit():
+    # MHA, 48 heads x 16384 tokens, head_dim 64: K/V 201 MB, far beyond H100's 50 MB L2.
+    # 128 q tiles per head; 4 CTAs of 128 rows per SM (smem (128 x 2 + 2 x 2 x 64 x 2) x
+    # 64 = 48 KiB, registers 128 x (64 + 64) x 4 = 64 KiB) -> 528 in flight span
+    # ceil(528 / 128) + 1 = 6 heads of 2 x 16384 x 64 x 2 = 4 MiB: 25 MB, fits, so DRAM
+    # reads Q, K, V and writes O once
+    op = attention(1, 16384, 16384, 48, 48, 64)
+    assert _hbm(op) == 4 * 16384 * 48 * 64 * 2
+    # 65536 tokens, head_dim 128: 512 q tiles, 2 CTAs per SM (98 KiB of smem each) -> 264 in
+    # flight span 2 heads of 2 x 65536 x 128 x 2 = 33.5 MB: 67 MB > 50 MB, so every q tile
+    # after the first re-reads its head's K/V from DRAM
+    big = attention(1, 65536, 65536, 8, 8, 128)
+    kv = 2 * 65536 * 8 * 128 * 2
+    assert _hbm(big) == 4 * 65536 * 8 * 128 * 2 + kv * 511
+
+
 def test_fp8_fmha_is_faster_than_bf16_when_compute_bound():
     bf16 = attention(8, 8192, 8192, 32, 8, 128)
     fp8 = attention(8, 8192, 8192, 32, 8, 128, dtype="fp8_e4m3", kv_dtype="fp8_e4m3")

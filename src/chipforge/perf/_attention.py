@@ -157,13 +157,30 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     resident = max(1, min(int(chip.cores.local_sram.size_bytes // smem_bytes),
                           int(regs // reg_bytes)))
     rounds = ceil(ctas / (sms * resident))
-    kv_bytes = op.kv_bytes
-    rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
-    dram = op.bytes + kv_bytes * (rereads - 1) * passes
+    dram_rereads, l2_rereads = _kv_rereads(op, chip, q_tiles, sms * resident)
+    dram, l2 = op.bytes + dram_rereads * passes, l2_rereads * passes
     latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
-    return _Kernel(cycles / hz, latency, dram, 0.0, 1,
+    return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"FlashAttention-2: {ctas} CTAs of {br} query rows, {resident} per SM")
+
+
+def _kv_rereads(op: Attention, chip: ChipSpec, q_tiles: int, slots: int) -> tuple[float, float]:
+    """The (DRAM, L2) bytes of a prefill's K/V re-reads: every q tile reads its kv head's
+    K/V. The grid runs a head's q tiles side by side (FA2 puts the q tile in the grid's
+    fastest index; assumption: fmha_v2 likewise), so the ``slots`` CTAs in flight span the
+    K/V of only slots / (q_tiles x group) + 1 (sequence, kv head) pairs at once: while that
+    working set fits the L2 (as decode's re-reads, ``_decode``; Q and O stream through
+    once), the q tiles after the first re-read K/V from L2 and DRAM sees it once; beyond
+    it, from DRAM."""
+    kv_bytes = op.kv_bytes
+    rereads_bytes = kv_bytes * (q_tiles - 1)
+    per_head = kv_bytes / (op.batch * op.kv_heads)
+    ctas_per_head = q_tiles * (op.heads // op.kv_heads)
+    working_set = min(kv_bytes, per_head * (ceil(slots / ctas_per_head) + 1))
+    if working_set <= chip.shared_buffer.size_bytes:
+        return 0.0, rereads_bytes
+    return rereads_bytes, 0.0
 
 
 def xqa_supports(op: Attention) -> bool:
