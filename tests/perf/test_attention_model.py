@@ -15,7 +15,14 @@ from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT
 from chipforge.ops import Attention, attention
 from chipforge.perf import estimate
-from chipforge.perf._attention import XQA_MAX_GROUP, decode_kernel, xqa_supports
+from chipforge.perf._attention import (
+    XQA_MAX_GROUP,
+    _block_cycles,
+    _prefill,
+    decode_kernel,
+    warp_specialized,
+    xqa_supports,
+)
 from chipforge.perf._harness import harness
 from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf.validation import read_table, validation_dir
@@ -111,6 +118,53 @@ def test_generation_call_attends_over_seq_len_plus_step():
     # an fp8 cache under XQA: the QGMMA kernel applies RoPE and appends K/V itself
     fused = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"))
     assert isinstance(fused, Attention) and fused.kv_dtype == "fp8_e4m3"
+
+
+def test_prefill_rereads_kv_from_l2_while_the_heads_in_flight_fit():
+    # MHA, 48 heads x 16384 tokens, head_dim 64: K/V 201 MB, far beyond H100's 50 MB L2.
+    # 128 q tiles per head; 4 CTAs of 128 rows per SM (smem (128 x 2 + 2 x 2 x 64 x 2) x
+    # 64 = 48 KiB, registers 128 x (64 + 64) x 4 = 64 KiB) -> 528 in flight span
+    # ceil(528 / 128) + 1 = 6 heads of 2 x 16384 x 64 x 2 = 4 MiB: 25 MB, fits, so DRAM
+    # reads Q, K, V and writes O once
+    op = attention(1, 16384, 16384, 48, 48, 64)
+    assert _hbm(op) == 4 * 16384 * 48 * 64 * 2
+    # 65536 tokens, head_dim 128: 512 q tiles, 2 CTAs per SM (98 KiB of smem each) -> 264 in
+    # flight span 2 heads of 2 x 65536 x 128 x 2 = 33.5 MB: 67 MB > 50 MB, so every q tile
+    # after the first re-reads its head's K/V from DRAM
+    big = attention(1, 65536, 65536, 8, 8, 128)
+    kv = 2 * 65536 * 8 * 128 * 2
+    assert _hbm(big) == 4 * 65536 * 8 * 128 * 2 + kv * 511
+
+
+def test_hopper_prefill_is_warp_specialized_ampere_is_not():
+    # TMA + wgmma (shared-memory operands) on H100; cp.async + mma.sync on A100
+    assert warp_specialized(H100, "bf16") and warp_specialized(H100, "fp8_e4m3")
+    assert not warp_specialized(A100, "bf16")
+
+
+def test_prefill_block_cycles_by_generation():
+    op = attention(1, 4096, 4096, 32, 8, 128)
+    # 128 rows x 64 keys = 8192 scores; QK^T + PV: 2 x 8192 x 128 MACs
+    # H100 (4 x 512 bf16 MACs/cycle, 16 SFU lanes, 128 fp32 lanes): MMA 1024 cycles,
+    # exps 512, fp32 (4 x 8192 + 128 x 128) / 128 = 384; warp-specialized: the exps and
+    # the fp32 work side by side, 1024 + 512; FA2: 1024 + 512 + 384
+    assert _block_cycles(op, H100, 128, True, True) == 1024 + 512
+    assert _block_cycles(op, H100, 128, True) == 1024 + 512 + 384
+    # A100 (4 x 256 MACs/cycle, 16 SFU lanes, 64 fp32 lanes): FA2 serial
+    # 2048 + 512 + (4 x 8192 + 128 x 128) / 64
+    assert _block_cycles(op, A100, 128, True) == 2048 + 512 + 768
+
+
+def test_prefill_exposed_latency_per_tile():
+    # 3 x 132 heads of 64 query rows, head_dim 128: 396 CTAs
+    op = attention(3, 64, 64, 132, 132, 128)
+    latency = DEFAULT.pipeline_latency_s
+    # H100: one persistent warp-specialized CTA per SM, 3 tiles each: the first tile's
+    # Q and K/V loads (2 phases) and 3 epilogues (O to shared memory, TMA store: 2 each)
+    assert _prefill(op, H100, DEFAULT).latency_s == (2 + 3 * 2) * latency
+    # A100: FA2 CTAs, 2 per SM by shared memory ((64 x 2 + 2 x 2 x 64 x 2) x 128 = 80 KiB
+    # of 164 KiB): 396 / 216 -> 2 rounds of 3 exposed phases
+    assert _prefill(op, A100, DEFAULT).latency_s == 2 * 3 * latency
 
 
 def test_fp8_fmha_is_faster_than_bf16_when_compute_bound():

@@ -22,6 +22,18 @@ FA_KV_STAGES = 2
 # the smallest q tile: 4 warps of one 16-row MMA each (FA2's warps split Br; Hopper's
 # wgmma is m64 per warpgroup)
 FA_MIN_BLOCK_Q = 64
+# Hopper/Blackwell prefill runs warp-specialized FMHA kernels (TRT-LLM fmha_v2's sm90
+# "tma_ws" kernels; FlashAttention-3, Shah et al. 2024, Sec. 3.1): a producer warpgroup
+# loads tiles with TMA, two consumer warpgroups run the MMAs (wgmma) and the softmax, and
+# the CTA persists over q tiles. setmaxnreg gives the consumers 240 registers per thread
+# (FA3: 2 x 128 x 240 + 128 x 24 = 64,512 of the SM's 65,536), so one CTA fills an SM.
+WS_CTAS_PER_SM = 1
+# a warp-specialized tile's epilogue: O goes from registers to shared memory, then a TMA
+# bulk store to DRAM: two dependent phases. The producer has already loaded the next
+# tile's Q and first K/V block during this tile, so only the epilogue is exposed per tile;
+# the first tile also exposes its two loads (ATTENTION_EXPOSED_PHASES less FA2's one
+# direct store).
+WS_EPILOGUE_PHASES = 2
 # assumption: split-KV decode (FlashDecoding, Dao et al. 2023; TRT-LLM's multi-block mode)
 # splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
 # useful burst
@@ -114,11 +126,22 @@ def _finish(op: Attention, chip: ChipSpec, eff: Efficiency, k: _Kernel) -> Estim
                          mapping=k.note)
 
 
-def _block_cycles(op: Attention, chip: ChipSpec, rows: int, on_tensor_cores: bool) -> float:
+def warp_specialized(chip: ChipSpec, dtype: str) -> bool:
+    """Whether the chip's prefill runs warp-specialized FMHA kernels: TMA bulk copies
+    (``cores.async_bulk_copy``) feed MMAs that read their operands from shared memory
+    (wgmma / tcgen05: ``mma_operands == "shared_memory"``); Hopper and Blackwell, not
+    Ampere or Ada."""
+    mu = _matrix_unit_for(chip, dtype)
+    return chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory"
+
+
+def _block_cycles(op: Attention, chip: ChipSpec, rows: int, on_tensor_cores: bool,
+                  softmax_pipes_overlap: bool = False) -> float:
     """One CTA step over FA_BLOCK_KV keys for ``rows`` query rows: QK^T and PV, then the
     online softmax (one exp per score on the special-function units; max, subtract, sum
-    and scale per score and the rescale of the output accumulator on the fp32 lanes; FA2
-    does not overlap the two)."""
+    and scale per score and the rescale of the output accumulator on the fp32 lanes). FA2
+    serializes all three; ``softmax_pipes_overlap`` (warp-specialized kernels) runs the
+    exps and the fp32 work side by side, the MMAs still apart from both."""
     vu = chip.cores.vector_unit
     lanes = vu.lanes
     scores = rows * FA_BLOCK_KV
@@ -127,15 +150,25 @@ def _block_cycles(op: Attention, chip: ChipSpec, rows: int, on_tensor_cores: boo
         mma_cycles = 2 * scores * op.head_dim / (mu.count * mu.macs_per_cycle[op.dtype])
     else:  # masked MHA: dot products as fp32 FMAs on the vector lanes
         mma_cycles = 2 * scores * op.head_dim / lanes
-    softmax_cycles = (scores / (vu.special_function_lanes or lanes)
-                      + (4 * scores + rows * op.head_dim) / lanes)
+    exp_cycles = scores / (vu.special_function_lanes or lanes)
+    fp32_cycles = (4 * scores + rows * op.head_dim) / lanes
+    # assumption: in a warp-specialized CTA the two consumer warpgroups alternate their
+    # softmax phases (FA3's ping-pong named barriers), so one's exps on the special-function
+    # units run beside the other's fp32 work; the MMAs do not hide the softmax in TRT-LLM's
+    # kernels (full MMA/softmax overlap, and FA3's intra-warpgroup overlap, leave long H100
+    # prefills 10-20% too fast, docs in the commit)
+    softmax_cycles = (max(exp_cycles, fp32_cycles) if softmax_pipes_overlap
+                      else exp_cycles + fp32_cycles)
     return (mma_cycles + softmax_cycles) * (2.5 if op.backward else 1.0)
 
 
 def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     """CTAs of Br query rows loop over Bc-key blocks; the causal mask skips whole blocks.
     The slowest CTA sets the last round, the average CTA the others. K/V are re-read by
-    every q tile unless the L2 keeps them."""
+    every q tile unless the L2 keeps them. FA2 (Ampere, Ada): as many CTAs per SM as
+    shared memory and registers hold, each round exposing ATTENTION_EXPOSED_PHASES;
+    warp-specialized (Hopper, Blackwell): one persistent CTA per SM whose producer
+    prefetches the next tile, so a tile exposes only its epilogue."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     # a short sequence gets a shorter q tile, down to the 4-warp minimum
@@ -146,7 +179,8 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     keep = op.score_pairs / (op.q_len * op.kv_len)
     avg_blocks = max(1.0, kv_blocks * keep)
     per_sm = ceil(ctas / sms)
-    cycles = ((per_sm - 1) * avg_blocks + kv_blocks) * _block_cycles(op, chip, br, True)
+    ws = warp_specialized(chip, op.dtype)
+    cycles = ((per_sm - 1) * avg_blocks + kv_blocks) * _block_cycles(op, chip, br, True, ws)
     # the SM holds as many CTAs as its shared memory fits their Q tile and K/V blocks
     # (FA_KV_STAGES deep) and its register file their fp32 output accumulator and score
     # tile (FA2 keeps both in registers); the resident CTAs' exposed latencies overlap
@@ -154,16 +188,38 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
                   + 2 * FA_KV_STAGES * FA_BLOCK_KV * dtype_bytes(op.kv_dtype)) * op.head_dim
     reg_bytes = br * (op.head_dim + FA_BLOCK_KV) * FP32_BYTES
     regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
-    resident = max(1, min(int(chip.cores.local_sram.size_bytes // smem_bytes),
-                          int(regs // reg_bytes)))
+    resident = WS_CTAS_PER_SM if ws else max(
+        1, min(int(chip.cores.local_sram.size_bytes // smem_bytes), int(regs // reg_bytes)))
     rounds = ceil(ctas / (sms * resident))
-    kv_bytes = op.kv_bytes
-    rereads = 1 if kv_bytes <= chip.shared_buffer.size_bytes / 2 else q_tiles
     passes = 2.5 if op.backward else 1.0
-    dram = op.bytes + kv_bytes * (rereads - 1) * passes
-    latency = rounds * ATTENTION_EXPOSED_PHASES * eff.pipeline_latency_s
-    return _Kernel(cycles / hz, latency, dram, 0.0, 1,
-                   f"FlashAttention-2: {ctas} CTAs of {br} query rows, {resident} per SM")
+    dram_rereads, l2_rereads = _kv_rereads(op, chip, q_tiles, sms * resident)
+    dram, l2 = op.bytes + dram_rereads * passes, l2_rereads * passes
+    if ws:  # the first tile's loads and every tile's epilogue
+        phases = ATTENTION_EXPOSED_PHASES - 1 + rounds * WS_EPILOGUE_PHASES
+        name = "warp-specialized FMHA"
+    else:
+        phases, name = rounds * ATTENTION_EXPOSED_PHASES, "FlashAttention-2"
+    latency = phases * eff.pipeline_latency_s
+    return _Kernel(cycles / hz, latency, dram, l2, 1,
+                   f"{name}: {ctas} CTAs of {br} query rows, {resident} per SM")
+
+
+def _kv_rereads(op: Attention, chip: ChipSpec, q_tiles: int, slots: int) -> tuple[float, float]:
+    """The (DRAM, L2) bytes of a prefill's K/V re-reads: every q tile reads its kv head's
+    K/V. The grid runs a head's q tiles side by side (FA2 puts the q tile in the grid's
+    fastest index; assumption: fmha_v2 likewise), so the ``slots`` CTAs in flight span the
+    K/V of only slots / (q_tiles x group) + 1 (sequence, kv head) pairs at once: while that
+    working set fits the L2 (as decode's re-reads, ``_decode``; Q and O stream through
+    once), the q tiles after the first re-read K/V from L2 and DRAM sees it once; beyond
+    it, from DRAM."""
+    kv_bytes = op.kv_bytes
+    rereads_bytes = kv_bytes * (q_tiles - 1)
+    per_head = kv_bytes / (op.batch * op.kv_heads)
+    ctas_per_head = q_tiles * (op.heads // op.kv_heads)
+    working_set = min(kv_bytes, per_head * (ceil(slots / ctas_per_head) + 1))
+    if working_set <= chip.shared_buffer.size_bytes:
+        return 0.0, rereads_bytes
+    return rereads_bytes, 0.0
 
 
 def xqa_supports(op: Attention) -> bool:
