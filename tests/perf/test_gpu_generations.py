@@ -11,19 +11,25 @@ from __future__ import annotations
 import pytest
 
 from chipforge.arch import load_chip
-from chipforge.machine import DEFAULT
+from chipforge.machine import DEFAULT, DRAM_LATENCY_S
 from chipforge.perf import validation as v
-from chipforge.perf._matmul import GPU_TK, search_matmul, smem_step_bytes
+from chipforge.perf._matmul import (
+    GPU_TK,
+    gpu_k_slice,
+    gpu_step_cycles,
+    search_matmul,
+    smem_step_bytes,
+)
 
 
 def test_a_warp_level_mma_reads_each_operand_once_per_warp():
     """64 x 64 bf16 tile, 32x32 warps: written once (128 rows x 32 x 2 B = 8 KiB) and read
     2 x 64 x 64 x 32 x 2 / 32 = 16 KiB by the four warps; a wgmma reads it once."""
     a100, h100 = load_chip("a100-sxm"), load_chip("h100-sxm")
-    assert smem_step_bytes(a100.cores.matrix_units[0], 64, 64, 2) == 8192 + 16384
-    assert smem_step_bytes(h100.cores.matrix_units[0], 64, 64, 2) == 8192
+    assert smem_step_bytes(a100.cores.matrix_units[0], 64, 64, 32, 2) == 8192 + 16384
+    assert smem_step_bytes(h100.cores.matrix_units[0], 64, 64, 32, 2) == 8192
     # 256 x 128 on 8 warps of 64 x 64: (384 x 32 x 2) + 256 x 128 x 32 x 2 x (2 / 64)
-    assert smem_step_bytes(a100.cores.matrix_units[0], 256, 128, 2) == (
+    assert smem_step_bytes(a100.cores.matrix_units[0], 256, 128, 32, 2) == (
         384 * GPU_TK * 2 + 256 * 128 * GPU_TK * 2 * 2 / 64)
 
 
@@ -50,3 +56,24 @@ def test_an_output_heavy_a100_gemm_runs_at_the_measured_rate():
                   if (s.op.m, s.op.n, s.op.k) == (8192, 12288, 128))
     assert sample.measured_s == pytest.approx(256.6e-6, abs=0.1e-6)
     assert sample.predicted_s(chip, DEFAULT) == pytest.approx(sample.measured_s, rel=0.12)
+
+
+def test_a_stage_holds_64_bytes_of_a_row_with_cp_async_and_128_with_tma():
+    """CUTLASS sm80 16-bit tiles are K = 32; sm90's 128-byte swizzle is K = 64 (16-bit)
+    and K = 128 (fp8)."""
+    a100, h100 = load_chip("a100-sxm"), load_chip("h100-sxm")
+    assert gpu_k_slice(a100, 2) == 32
+    assert (gpu_k_slice(h100, 2), gpu_k_slice(h100, 1)) == (64, 128)
+
+
+def test_a_small_tile_s_k_loop_is_bound_by_its_pipeline_latency():
+    """A100, 32 x 32 bf16 tile at a 1 GHz sustained clock: the MMA takes 32 x 32 x 32 /
+    1024 = 32 cycles and shared memory 96 (4 KiB written, 8 KiB read by 16 x 16 warps, at
+    128 B a cycle), but 3 stages in flight over a 400 ns DRAM latency allow one slice per
+    133 cycles; a 128 x 128 tile's 512 MMA cycles are not bound."""
+    a100 = load_chip("a100-sxm")
+    mu = a100.cores.matrix_units[0]
+    macs = mu.count * mu.macs_per_cycle["bf16"]
+    assert gpu_step_cycles(a100, mu, 32, 32, 2, macs, 1e9) == pytest.approx(
+        DRAM_LATENCY_S * 1e9 / 3)
+    assert gpu_step_cycles(a100, mu, 128, 128, 2, macs, 1e9) == 128 * 128 * 32 / macs

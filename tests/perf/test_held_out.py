@@ -31,8 +31,6 @@ NOT_MET: dict[str, str] = {
     "gemm_bf16": "~11%: TRT-LLM 1.0's cuBLAS runs 256x128 tiles in whole waves where the "
                  "mapping search finds a better-quantized tile (docs/validation.md)",
     "generation_attention": "~12%: small calls' fixed costs; masked-MHA single sequences",
-    "h100_context_attention": "~17%: Hopper overlaps part of the softmax with wgmma; not "
-                              "modelled",
     "h100_generation_attention": "~16%: small decode calls' fixed costs on H100",
 }
 

@@ -29,9 +29,16 @@ from chipforge.machine import ACCUMULATOR_WORDS, DRAM_LATENCY_S, Efficiency
 GPU_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32),
              (32, 64), (32, 32), (16, 64))
 GPU_SPLIT_K = (1, 2, 3, 4, 6, 8, 16)
-GPU_TK = 32  # k slice per pipeline stage
+GPU_TK = 32  # k slice per pipeline stage of 16-bit operands on cp.async kernels
+# bytes of an operand row per pipeline stage, without and with a TMA copy engine (see
+# gpu_k_slice)
+GPU_K_SLICE_BYTES = {False: 64, True: 128}
 GPU_WARP_TILE_MAX = 64  # see _warp_tile
-GPU_STAGES = 3  # cp.async / TMA pipeline depth (assumption: cuBLAS Ampere kernels use 3-5)
+GPU_STAGES = 3  # cp.async pipeline depth (assumption: cuBLAS Ampere kernels use 3-5)
+# assumption: TMA kernels keep deeper pipelines: CUTLASS sm90's automatic stage count fits
+# 6 stages of a 128x128x64 16-bit tile (32 KiB each) in 227 KiB of shared memory beside
+# the epilogue's buffer; 6 was also the best of 4, 6 and 8 on the even H100 GEMM rows
+GPU_TMA_STAGES = 6
 # assumption: cuBLAS tensor-core CTAs keep their fp32 accumulators in registers; a 128x128
 # tile is 64 KiB of the 256 KiB register file before operand fragments, so one CTA per SM
 GPU_MAX_CTAS_PER_SM = 1
@@ -101,26 +108,24 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
     sms = chip.cores.count
     macs_per_cycle = mu.count * mu.macs_per_cycle[dtype]
     smem = chip.cores.local_sram.size_bytes
-    smem_bw = chip.cores.local_sram.bytes_per_cycle
     hz = chip.clock_hz * eff.clock_fraction
     dram_bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     out = itemsize if out_itemsize is None else out_itemsize
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * out
+    tk = gpu_k_slice(chip, itemsize)
     for tm, tn in GPU_TILES:
-        stage = (tm + tn) * GPU_TK * itemsize
+        stage = (tm + tn) * tk * itemsize
         tile_smem = GPU_STAGES * stage
         if tile_smem > smem:
             continue
         occupancy = int(min(GPU_MAX_CTAS_PER_SM, smem // tile_smem))
         tiles_m, tiles_n = ceil(m / tm), ceil(n / tn)
-        # a k-slice runs at the tensor-core rate or the shared-memory operand rate
-        step_cycles = max(tm * tn * GPU_TK / macs_per_cycle,
-                          smem_step_bytes(mu, tm, tn, itemsize) / smem_bw)
+        step_cycles = gpu_step_cycles(chip, mu, tm, tn, itemsize, macs_per_cycle, hz)
         for split in GPU_SPLIT_K:
-            if split > 1 and (k / split < 2 * GPU_TK or tiles_m * tiles_n * batch >= sms):
+            if split > 1 and (k / split < 2 * tk or tiles_m * tiles_n * batch >= sms):
                 continue
             tiles = batch * tiles_m * tiles_n * split
-            k_steps = ceil(ceil(k / split) / GPU_TK)
+            k_steps = ceil(ceil(k / split) / tk)
             per_sm_tiles = ceil(tiles / sms)  # CTAs queue per SM; co-resident ones share it
             rounds = ceil(tiles / (sms * occupancy))
             # split-K: each extra slice writes fp32 partials and the reduction reads them
@@ -142,20 +147,44 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
             latency = _round_latency_s(rounds) + (eff.launch_overhead_s if split > 1 else 0.0)
             yield MatmulCost(compute_s, dram, shared, shared, latency,
                              float(batch) * m * n * k,
-                             f"tensor-core tile {tm}x{tn}x{GPU_TK}, split-k {split}, "
+                             f"tensor-core tile {tm}x{tn}x{tk}, split-k {split}, "
                              f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
 
 
-def smem_step_bytes(mu: MatrixUnit, tm: int, tn: int, itemsize: float) -> float:
+def gpu_k_slice(chip: ChipSpec, itemsize: float) -> int:
+    """k elements per pipeline stage: a 64-byte slice of each operand row on cp.async
+    kernels (CUTLASS sm80 16-bit tiles are K = 32), a 128-byte one on TMA kernels (the
+    128-byte swizzle: K = 64 for 16-bit, 128 for fp8, CUTLASS sm90)."""
+    return max(1, int(GPU_K_SLICE_BYTES[chip.cores.async_bulk_copy] // itemsize))
+
+
+def gpu_step_cycles(chip: ChipSpec, mu: MatrixUnit, tm: int, tn: int, itemsize: float,
+                    macs_per_cycle: float, hz: float) -> float:
+    """SM cycles of one k slice of a tm x tn CTA tile: the tensor-core rate, the
+    shared-memory operand rate, or the pipeline's latency bound, whichever is slowest. A
+    stage's loads take a DRAM latency to land, so a CTA starts at most GPU_STAGES slices
+    per latency (Little's law on its pipeline)."""
+    tk = gpu_k_slice(chip, itemsize)
+    return max(tm * tn * tk / macs_per_cycle,
+               smem_step_bytes(mu, tm, tn, tk, itemsize) / chip.cores.local_sram.bytes_per_cycle,
+               DRAM_LATENCY_S * hz / gpu_stages(chip))
+
+
+def gpu_stages(chip: ChipSpec) -> int:
+    """k slices a CTA keeps in flight."""
+    return GPU_TMA_STAGES if chip.cores.async_bulk_copy else GPU_STAGES
+
+
+def smem_step_bytes(mu: MatrixUnit, tm: int, tn: int, tk: int, itemsize: float) -> float:
     """Shared-memory traffic of one k slice of a tm x tn CTA tile: the operands written in
     once; read once by the MMA (``shared_memory``), or by each warp for its fragments
     (``warp_registers``: a warp holding a wm x wn output block reads wm + wn rows, so the
     tile's reads are tm x tn x (1/wm + 1/wn) rows of the slice)."""
-    stage = (tm + tn) * GPU_TK * itemsize
+    stage = (tm + tn) * tk * itemsize
     if mu.mma_operands == "shared_memory":
         return stage
     wm, wn = _warp_tile(tm), _warp_tile(tn)
-    return stage + GPU_TK * itemsize * tm * tn * (1 / wm + 1 / wn)
+    return stage + tk * itemsize * tm * tn * (1 / wm + 1 / wn)
 
 
 def _warp_tile(side: int) -> int:

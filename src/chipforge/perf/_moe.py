@@ -40,10 +40,10 @@ from chipforge.perf._matmul import (
     GPU_MAX_CTAS_PER_SM,
     GPU_STAGES,
     GPU_TILES,
-    GPU_TK,
+    gpu_k_slice,
+    gpu_step_cycles,
     matrix_unit,
     search_matmul,
-    smem_step_bytes,
 )
 
 ACT_BYTES = 2.0  # bf16 hidden states, GEMM outputs and the combined result
@@ -115,16 +115,14 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
     memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
     best: _Phase | None = None
     for tm, tn in GPU_TILES:
-        stage = (tm + tn) * GPU_TK * itemsize
+        stage = (tm + tn) * gpu_k_slice(chip, itemsize) * itemsize
         if GPU_STAGES * stage > chip.cores.local_sram.size_bytes:
             continue
         tiles = sum(ceil(c / tm) for c in active) * ceil(n / tn)
-        step_cycles = max(tm * tn * GPU_TK / macs_per_cycle,
-                          smem_step_bytes(mu, tm, tn, itemsize)
-                          / chip.cores.local_sram.bytes_per_cycle)
+        step_cycles = gpu_step_cycles(chip, mu, tm, tn, itemsize, macs_per_cycle, hz)
         # a persistent kernel: each SM's CTA slots take their share of the tiles
         per_sm = ceil(tiles / (sms * GPU_MAX_CTAS_PER_SM)) * GPU_MAX_CTAS_PER_SM
-        compute_s = per_sm * ceil(k / GPU_TK) * step_cycles / hz
+        compute_s = per_sm * ceil(k / gpu_k_slice(chip, itemsize)) * step_cycles / hz
         # its producer warps load the next tile during the current one's math, so only
         # the first operand load is exposed (not one per wave of tiles)
         phase = _Phase(compute_s, memory_s, eff.pipeline_latency_s, dram,
