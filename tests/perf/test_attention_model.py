@@ -15,7 +15,7 @@ from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT
 from chipforge.ops import Attention, attention
 from chipforge.perf import estimate
-from chipforge.perf._attention import XQA_MAX_GROUP, decode_kernel, xqa_supports
+from chipforge.perf._attention import XQA_MAX_GROUP, _decode, decode_kernel, xqa_supports
 from chipforge.perf._harness import harness
 from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf.validation import read_table, validation_dir
@@ -83,6 +83,23 @@ def test_decode_kernel_follows_trtllm_xqa_rules():
     assert decode_kernel(attention(64, 1, 256, 32, 8, 128), H100) == "xqa"
     # an fp8 cache under bf16 attention always takes XQA (MMHA does not support it)
     assert decode_kernel(attention(1, 1, 256, 32, 8, 128, kv_dtype="fp8_e4m3"), H100) == "xqa"
+
+
+def test_split_decode_pays_the_in_kernel_merge_once():
+    # H100 (132 SMs at 1.83 GHz x clock_fraction), bf16 cache, one XQA CTA per SM (its
+    # 2 x 256 x 128 x 2 B = 128 KiB K/V tiles in 228 KiB). One sequence of 4096 tokens on 8
+    # kv heads splits min(4096 / 256, ceil(132 / 8)) = 16 ways: 128 CTAs, one round, then
+    # the last CTA of each sequence merges the 16 partials: 2 more dependent phases on top
+    # of the round's 3, i.e. (1 + 2/3) x 7200 cycles
+    hz = H100.clock_hz * DEFAULT.clock_fraction
+    split = _decode(attention(1, 1, 4096, 32, 8, 128), H100, DEFAULT)
+    assert "128 CTAs (16 splits, 1 per SM)" in split.note
+    assert abs(split.latency_s - (1 + 2 / 3) * 7200 / hz) < 1e-12
+    # 64 sequences x 8 kv heads of a 2-token cache: 512 unsplit CTAs, ceil(512 / 132) = 4
+    # rounds and no merge
+    whole = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
+    assert "512 CTAs (1 splits, 1 per SM)" in whole.note
+    assert abs(whole.latency_s - 4 * 7200 / hz) < 1e-12
 
 
 def _row(**kw: str) -> dict[str, str]:

@@ -41,6 +41,14 @@ ATTENTION_EXPOSED_PHASES = 3
 # and 8400 on the even rows of both generation tables; it equals 3 exposed phases of
 # pipeline latency at the A100's sustained clock, the same for every chip.
 DECODE_ROUND_CYCLES = 7200
+# a split (multi-block) decode merges its CTAs' partial results in the same kernel: each CTA
+# stores its partial output, row max and row sum, then increments a per-sequence semaphore;
+# the CTA that arrives last loads every partial and writes the merged output (TRT-LLM
+# cpp/kernels/xqa/mha.cu: atom.acq_rel.gpu.global.inc on semaphores[idxSeq], isLastCta;
+# masked MHA's multi-block mode likewise counts finished blocks in block_counter). That adds
+# two dependent global-memory phases (the atomic, the load of the partials) to the round's
+# three, on the critical path of the last round only.
+DECODE_MERGE_PHASES, DECODE_ROUND_PHASES = 2, 3
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
 # size (decoderXQAImplJIT supportConfigHMMA / supportConfigQGMMA: head_grp_size x
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
@@ -198,7 +206,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     memory fits (XQA) or its register file holds (MMHA); multi-block mode splits a sequence
     over CTAs until they fill those slots. XQA reads each kv head's K/V once;
     MMHA re-reads it per q head, from L2 when the chunks in flight fit there, else from
-    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path."""
+    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path, a split sequence
+    the in-kernel merge of its partials (``_decode_latency_cycles``)."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
@@ -220,7 +229,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    latency = rounds * DECODE_ROUND_CYCLES / hz
+    latency = _decode_latency_cycles(rounds, splits) / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -235,6 +244,14 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
+
+
+def _decode_latency_cycles(rounds: int, splits: int) -> float:
+    """The exposed critical path of a decode kernel, in SM cycles: one DECODE_ROUND_CYCLES
+    per round of CTAs, and for a split sequence the in-kernel merge of its partial results
+    (DECODE_MERGE_PHASES more of the round's DECODE_ROUND_PHASES dependent phases)."""
+    merge = DECODE_MERGE_PHASES / DECODE_ROUND_PHASES if splits > 1 else 0.0
+    return (rounds + merge) * DECODE_ROUND_CYCLES
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
