@@ -102,6 +102,23 @@ def test_split_decode_pays_the_in_kernel_merge_once():
     assert abs(whole.latency_s - 4 * 7200 / hz) < 1e-12
 
 
+def test_tma_wgmma_xqa_round_exposes_two_phases():
+    # an fp8 cache under bf16 attention: 64 sequences x 8 kv heads, 2 tokens, 512 unsplit
+    # CTAs of 2 x 256 x 128 x 1 B = 64 KiB K/V tiles. H100 (TMA, wgmma: the mha_sm90.cu
+    # kernel) holds 228 // 64 = 3 per SM: ceil(512 / 396) = 2 rounds of 2 of the 3 phases
+    # of 7200 cycles; A100 (neither) holds 164 // 64 = 2: ceil(512 / 216) = 3 full rounds
+    op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
+    for chip, ctas, rounds_cycles in ((H100, "3 per SM", 2 * 2 / 3 * 7200),
+                                      (A100, "2 per SM", 3 * 7200)):
+        k = _decode(op, chip, DEFAULT)
+        assert f"512 CTAs (1 splits, {ctas})" in k.note
+        hz = chip.clock_hz * DEFAULT.clock_fraction
+        assert abs(k.latency_s - rounds_cycles / hz) < 1e-12
+    # a bf16 cache on H100 runs the SM80-style kernel: full rounds
+    bf16 = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
+    assert abs(bf16.latency_s - 4 * 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
+
+
 def _row(**kw: str) -> dict[str, str]:
     row = {"batch_size": "2", "seq_len": "1024", "num_heads": "32",
            "num_key_value_heads": "8", "head_dim": "128", "attn_dtype": "bfloat16",

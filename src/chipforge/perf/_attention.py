@@ -49,6 +49,16 @@ DECODE_ROUND_CYCLES = 7200
 # two dependent global-memory phases (the atomic, the load of the partials) to the round's
 # three, on the critical path of the last round only.
 DECODE_MERGE_PHASES, DECODE_ROUND_PHASES = 2, 3
+# TRT-LLM's Hopper XQA kernel (cpp/kernels/xqa/mha_sm90.cu, the QGMMA kernel for an fp8 cache
+# under 16-bit attention) is warp-specialized around TMA and wgmma: one I/O warp issues each
+# Q, page and K/V tile load as a bulk copy completing on a shared-memory barrier, and the
+# math warpgroups' QK^T and PV read their operands from shared memory, so a round's first
+# K/V load is not serialized behind per-thread address generation and the Q load the way the
+# SM80-style kernel's (mha.cu: ldgsts by every warp) is. assumption: that removes one of the
+# round's three exposed phases; the count 2 was chosen among 1, 2 and 3 on the even rows of
+# the H100 generation table (its fp8-cache rows), the same for every chip with TMA and
+# shared-memory MMA operands.
+DECODE_GMMA_ROUND_PHASES = 2
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
 # size (decoderXQAImplJIT supportConfigHMMA / supportConfigQGMMA: head_grp_size x
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
@@ -229,7 +239,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    latency = _decode_latency_cycles(rounds, splits) / hz
+    phases = DECODE_GMMA_ROUND_PHASES if _xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
+    latency = _decode_latency_cycles(rounds, splits, phases) / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -246,12 +257,21 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
 
-def _decode_latency_cycles(rounds: int, splits: int) -> float:
-    """The exposed critical path of a decode kernel, in SM cycles: one DECODE_ROUND_CYCLES
-    per round of CTAs, and for a split sequence the in-kernel merge of its partial results
-    (DECODE_MERGE_PHASES more of the round's DECODE_ROUND_PHASES dependent phases)."""
-    merge = DECODE_MERGE_PHASES / DECODE_ROUND_PHASES if splits > 1 else 0.0
-    return (rounds + merge) * DECODE_ROUND_CYCLES
+def _xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
+    """Whether an XQA decode runs the TMA + wgmma kernel (mha_sm90.cu): TRT-LLM builds it
+    for an fp8 cache under 16-bit attention (supportConfigQGMMA) on a chip whose SMs have
+    bulk async copies and shared-memory MMA operands."""
+    mu = _matrix_unit_for(chip, op.dtype)
+    return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
+            and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+
+
+def _decode_latency_cycles(rounds: int, splits: int, phases: int) -> float:
+    """The exposed critical path of a decode kernel, in SM cycles: ``phases`` dependent
+    phases (of DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES each) per round of CTAs, and for a
+    split sequence the in-kernel merge of its partial results (DECODE_MERGE_PHASES more)."""
+    merge = DECODE_MERGE_PHASES if splits > 1 else 0
+    return (rounds * phases + merge) * DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
