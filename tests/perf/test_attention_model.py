@@ -18,6 +18,7 @@ from chipforge.perf import estimate
 from chipforge.perf._attention import (
     XQA_MAX_GROUP,
     _block_cycles,
+    _decode,
     _prefill,
     decode_kernel,
     warp_specialized,
@@ -90,6 +91,40 @@ def test_decode_kernel_follows_trtllm_xqa_rules():
     assert decode_kernel(attention(64, 1, 256, 32, 8, 128), H100) == "xqa"
     # an fp8 cache under bf16 attention always takes XQA (MMHA does not support it)
     assert decode_kernel(attention(1, 1, 256, 32, 8, 128, kv_dtype="fp8_e4m3"), H100) == "xqa"
+
+
+def test_split_decode_pays_the_in_kernel_merge_once():
+    # H100 (132 SMs at 1.83 GHz x clock_fraction), bf16 cache, one XQA CTA per SM (its
+    # 2 x 256 x 128 x 2 B = 128 KiB K/V tiles in 228 KiB). One sequence of 4096 tokens on 8
+    # kv heads splits min(4096 / 256, ceil(132 / 8)) = 16 ways: 128 CTAs, one round, then
+    # the last CTA of each sequence merges the 16 partials: 2 more dependent phases on top
+    # of the round's 3, i.e. (1 + 2/3) x 7200 cycles
+    hz = H100.clock_hz * DEFAULT.clock_fraction
+    split = _decode(attention(1, 1, 4096, 32, 8, 128), H100, DEFAULT)
+    assert "128 CTAs (16 splits, 1 per SM)" in split.note
+    assert abs(split.latency_s - (1 + 2 / 3) * 7200 / hz) < 1e-12
+    # 64 sequences x 8 kv heads of a 2-token cache: 512 unsplit CTAs, ceil(512 / 132) = 4
+    # rounds and no merge
+    whole = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
+    assert "512 CTAs (1 splits, 1 per SM)" in whole.note
+    assert abs(whole.latency_s - 4 * 7200 / hz) < 1e-12
+
+
+def test_tma_wgmma_xqa_round_exposes_two_phases():
+    # an fp8 cache under bf16 attention: 64 sequences x 8 kv heads, 2 tokens, 512 unsplit
+    # CTAs of 2 x 256 x 128 x 1 B = 64 KiB K/V tiles. H100 (TMA, wgmma: the mha_sm90.cu
+    # kernel) holds 228 // 64 = 3 per SM: ceil(512 / 396) = 2 rounds of 2 of the 3 phases
+    # of 7200 cycles; A100 (neither) holds 164 // 64 = 2: ceil(512 / 216) = 3 full rounds
+    op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
+    for chip, ctas, rounds_cycles in ((H100, "3 per SM", 2 * 2 / 3 * 7200),
+                                      (A100, "2 per SM", 3 * 7200)):
+        k = _decode(op, chip, DEFAULT)
+        assert f"512 CTAs (1 splits, {ctas})" in k.note
+        hz = chip.clock_hz * DEFAULT.clock_fraction
+        assert abs(k.latency_s - rounds_cycles / hz) < 1e-12
+    # a bf16 cache on H100 runs the SM80-style kernel: full rounds
+    bf16 = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
+    assert abs(bf16.latency_s - 4 * 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
 
 
 def _row(**kw: str) -> dict[str, str]:

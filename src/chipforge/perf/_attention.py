@@ -53,6 +53,24 @@ ATTENTION_EXPOSED_PHASES = 3
 # and 8400 on the even rows of both generation tables; it equals 3 exposed phases of
 # pipeline latency at the A100's sustained clock, the same for every chip.
 DECODE_ROUND_CYCLES = 7200
+# a split (multi-block) decode merges its CTAs' partial results in the same kernel: each CTA
+# stores its partial output, row max and row sum, then increments a per-sequence semaphore;
+# the CTA that arrives last loads every partial and writes the merged output (TRT-LLM
+# cpp/kernels/xqa/mha.cu: atom.acq_rel.gpu.global.inc on semaphores[idxSeq], isLastCta;
+# masked MHA's multi-block mode likewise counts finished blocks in block_counter). That adds
+# two dependent global-memory phases (the atomic, the load of the partials) to the round's
+# three, on the critical path of the last round only.
+DECODE_MERGE_PHASES, DECODE_ROUND_PHASES = 2, 3
+# TRT-LLM's Hopper XQA kernel (cpp/kernels/xqa/mha_sm90.cu, the QGMMA kernel for an fp8 cache
+# under 16-bit attention) is warp-specialized around TMA and wgmma: one I/O warp issues each
+# Q, page and K/V tile load as a bulk copy completing on a shared-memory barrier, and the
+# math warpgroups' QK^T and PV read their operands from shared memory, so a round's first
+# K/V load is not serialized behind per-thread address generation and the Q load the way the
+# SM80-style kernel's (mha.cu: ldgsts by every warp) is. assumption: that removes one of the
+# round's three exposed phases; the count 2 was chosen among 1, 2 and 3 on the even rows of
+# the H100 generation table (its fp8-cache rows), the same for every chip with TMA and
+# shared-memory MMA operands.
+DECODE_GMMA_ROUND_PHASES = 2
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
 # size (decoderXQAImplJIT supportConfigHMMA / supportConfigQGMMA: head_grp_size x
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
@@ -254,7 +272,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     memory fits (XQA) or its register file holds (MMHA); multi-block mode splits a sequence
     over CTAs until they fill those slots. XQA reads each kv head's K/V once;
     MMHA re-reads it per q head, from L2 when the chunks in flight fit there, else from
-    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path."""
+    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path, a split sequence
+    the in-kernel merge of its partials (``_decode_latency_cycles``)."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
@@ -276,7 +295,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    latency = rounds * DECODE_ROUND_CYCLES / hz
+    phases = DECODE_GMMA_ROUND_PHASES if _xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
+    latency = _decode_latency_cycles(rounds, splits, phases) / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -291,6 +311,23 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
+
+
+def _xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
+    """Whether an XQA decode runs the TMA + wgmma kernel (mha_sm90.cu): TRT-LLM builds it
+    for an fp8 cache under 16-bit attention (supportConfigQGMMA) on a chip whose SMs have
+    bulk async copies and shared-memory MMA operands."""
+    mu = _matrix_unit_for(chip, op.dtype)
+    return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
+            and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+
+
+def _decode_latency_cycles(rounds: int, splits: int, phases: int) -> float:
+    """The exposed critical path of a decode kernel, in SM cycles: ``phases`` dependent
+    phases (of DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES each) per round of CTAs, and for a
+    split sequence the in-kernel merge of its partial results (DECODE_MERGE_PHASES more)."""
+    merge = DECODE_MERGE_PHASES if splits > 1 else 0
+    return (rounds * phases + merge) * DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
