@@ -67,13 +67,15 @@ def test_a_stage_holds_64_bytes_of_a_row_with_cp_async_and_128_with_tma():
 
 
 def test_a_small_tile_s_k_loop_is_bound_by_its_pipeline_latency():
-    """A100, 32 x 32 bf16 tile at a 1 GHz sustained clock: the MMA takes 32 x 32 x 32 /
-    1024 = 32 cycles and shared memory 96 (4 KiB written, 8 KiB read by 16 x 16 warps, at
-    128 B a cycle), but 3 stages in flight over a 400 ns DRAM latency allow one slice per
-    133 cycles; a 128 x 128 tile's 512 MMA cycles are not bound."""
+    """A100, 64 x 64 bf16 tile at a 1 GHz sustained clock: the MMA takes 64 x 64 x 32 /
+    1024 = 128 cycles and shared memory 192 (8 KiB written, 16 KiB read by 32 x 32 warps,
+    at 128 B a cycle); each of the 3 stages is held for a 400-cycle DRAM latency plus its
+    192 busy cycles, so one slice starts per (400 + 192) / 3 = 197.3 cycles; a 128 x 128
+    tile's 512 MMA cycles are not bound ((400 + 512) / 3 = 304)."""
     a100 = load_chip("a100-sxm")
     mu = a100.cores.matrix_units[0]
     macs = mu.count * mu.macs_per_cycle["bf16"]
-    assert gpu_step_cycles(a100, mu, 32, 32, 2, macs, 1e9) == pytest.approx(
-        DRAM_LATENCY_S * 1e9 / 3)
+    assert gpu_step_cycles(a100, mu, 64, 64, 2, macs, 1e9) == pytest.approx(
+        (DRAM_LATENCY_S * 1e9 + 192) / 3)
+    assert (DRAM_LATENCY_S * 1e9 + 192) / 3 == pytest.approx(197.33, abs=0.01)
     assert gpu_step_cycles(a100, mu, 128, 128, 2, macs, 1e9) == 128 * 128 * 32 / macs

@@ -162,12 +162,13 @@ def gpu_step_cycles(chip: ChipSpec, mu: MatrixUnit, tm: int, tn: int, itemsize: 
                     macs_per_cycle: float, hz: float) -> float:
     """SM cycles of one k slice of a tm x tn CTA tile: the tensor-core rate, the
     shared-memory operand rate, or the pipeline's latency bound, whichever is slowest. A
-    stage's loads take a DRAM latency to land, so a CTA starts at most GPU_STAGES slices
-    per latency (Little's law on its pipeline)."""
+    stage's buffer is held from the issue of its loads until the MMAs have consumed it: a
+    DRAM latency for the loads to land, then the slice's own busy time; so a CTA starts at
+    most GPU_STAGES slices per (latency + busy) (Little's law on its pipeline)."""
     tk = gpu_k_slice(chip, itemsize)
-    return max(tm * tn * tk / macs_per_cycle,
-               smem_step_bytes(mu, tm, tn, tk, itemsize) / chip.cores.local_sram.bytes_per_cycle,
-               DRAM_LATENCY_S * hz / gpu_stages(chip))
+    busy = max(tm * tn * tk / macs_per_cycle,
+               smem_step_bytes(mu, tm, tn, tk, itemsize) / chip.cores.local_sram.bytes_per_cycle)
+    return max(busy, (DRAM_LATENCY_S * hz + busy) / gpu_stages(chip))
 
 
 def gpu_stages(chip: ChipSpec) -> int:
