@@ -30,7 +30,8 @@ from chipforge.perf.validation import read_table, validation_dir
 
 A100, H100 = load_chip("a100-sxm"), load_chip("h100-sxm")
 CHIPS = {"a100": (A100, "trtllm-1.0.0"), "h100": (H100, "trtllm-1.3")}
-CALLS = {"context_attention": context_call, "generation_attention": generation_call}
+CALLS = {"context_attention": lambda row, chip: context_call(row),
+         "generation_attention": generation_call}
 # every n-th held-out (odd) row: ~600 A100 and ~1,100-1,400 H100 rows per table
 STRIDES = {"a100": 4, "h100": 20}
 def _errors(gpu: str, table: str, stride: int) -> list[tuple[dict[str, str], float]]:
@@ -40,7 +41,7 @@ def _errors(gpu: str, table: str, stride: int) -> list[tuple[dict[str, str], flo
     out = []
     for r in rows:
         measured = float(r["latency_ms"]) / 1e3
-        predicted = estimate(CALLS[table](r), chip, DEFAULT, parallel=None).seconds + overhead
+        predicted = estimate(CALLS[table](r, chip), chip, DEFAULT, parallel=None).seconds + overhead
         out.append((r, (predicted - measured) / measured))
     return out
 
@@ -147,12 +148,42 @@ def test_context_call_runs_preprocessing_then_fmha():
 
 
 def test_generation_call_attends_over_seq_len_plus_step():
-    graph = generation_call(_row(seq_len="1", step="4095"))
-    op = graph.nodes[-1][0]
+    # 2 sequences x 8 kv heads x 4096 / 128 x 4 >= 132: the SM80-style XQA kernel, which
+    # reads q and the cache after the QKV pre-processing kernel
+    graph = generation_call(_row(seq_len="1", step="4095"), H100)
+    (pre, _), (op, _) = graph.nodes
+    assert pre.numel == 2 * (32 + 2 * 8) * 128
     assert (op.q_len, op.kv_len, op.dtype, op.kv_dtype) == (1, 4096, "bf16", "bf16")
-    # an fp8 cache under XQA: the QGMMA kernel applies RoPE and appends K/V itself
-    fused = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"))
+    # an fp8 cache under XQA on H100: the QGMMA kernel applies RoPE and appends K/V itself
+    fused = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"), H100)
     assert isinstance(fused, Attention) and fused.kv_dtype == "fp8_e4m3"
+    # A100 has no QGMMA kernel: its fp8-cache XQA (mha.cu) needs the pre-processing
+    on_a100 = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"), A100)
+    assert len(on_a100.nodes) == 2
+
+
+def test_mmha_call_applies_rope_itself():
+    # 1 sequence x 8 kv heads x max(1, 16 // 128) x 4 = 32 < 132 SMs: masked MHA, which reads
+    # the fused QKV rows, rotates q and k and appends K/V itself: one kernel
+    call = generation_call(_row(batch_size="1", seq_len="1", step="15"), H100)
+    assert isinstance(call, Attention) and decode_kernel(call, H100) == "mmha"
+
+
+def test_mmha_grows_its_ctas_for_small_grids():
+    # group 8, 2 sequences of 2 tokens: MMHA, 2 x 64 = 128 CTAs. 4 CTAs of 256 threads fit an
+    # SM's registers, but 128 < 4 x SMs, so TRT-LLM grows each CTA by min(ceil(4 x SMs /
+    # 128), 4) = 4 to 1024 threads: one per SM. A100 (108 SMs): 2 rounds; H100 (132): 1;
+    # each round MMHA_ROUND_CYCLES = 8400 cycles
+    op = attention(2, 1, 2, 64, 8, 128)
+    for chip, rounds in ((A100, 2), (H100, 1)):
+        k = _decode(op, chip, DEFAULT)
+        assert "128 CTAs (1 splits, 1 per SM)" in k.note
+        hz = chip.clock_hz * DEFAULT.clock_fraction
+        assert abs(k.latency_s - rounds * 8400 / hz) < 1e-12
+    # 512 CTAs on H100: factor ceil(528 / 512) = 2, 512-thread CTAs, 2 per SM; 528 or more
+    # keep 256 threads, 4 per SM
+    assert "2 per SM" in _decode(attention(16, 1, 2, 32, 32, 128), H100, DEFAULT).note
+    assert "4 per SM" in _decode(attention(33, 1, 2, 16, 16, 128), H100, DEFAULT).note
 
 
 def test_prefill_rereads_kv_from_l2_while_the_heads_in_flight_fit():

@@ -53,6 +53,15 @@ ATTENTION_EXPOSED_PHASES = 3
 # and 8400 on the even rows of both generation tables; it equals 3 exposed phases of
 # pipeline latency at the A100's sustained clock, the same for every chip.
 DECODE_ROUND_CYCLES = 7200
+# a masked-MHA round's critical path, in SM cycles: MMHA reads the new token's fused q, k, v
+# rows itself, rotates q and k (RoPE) and appends k and v to the cache before its dot
+# products (TRT-LLM attentionOp.cpp fusedQKV_masked_attention_dispatch passes the QKV buffer
+# and the rotary parameters to the kernel), so its round is longer than XQA's, which reads
+# pre-processed q. assumption: fitted, chosen among 7200, 8400 and 9600 on the even rows of
+# both generation tables; it is the per-round slope of short-cache MMHA calls on both chips
+# (H100 ~5.2 us per extra round ~ 8,200 sustained cycles, A100 ~7.0 us ~ 8,500), the same
+# for every chip
+MMHA_ROUND_CYCLES = 8400
 # a split (multi-block) decode merges its CTAs' partial results in the same kernel: each CTA
 # stores its partial output, row max and row sum, then increments a per-sequence semaphore;
 # the CTA that arrives last loads every partial and writes the merged output (TRT-LLM
@@ -89,6 +98,9 @@ DECODE_CTA_TOKENS = 256
 # 64-256) of about 64 32-bit registers each; it stages no K/V tile in shared memory, so
 # the register file bounds how many an SM holds: 256 KiB / (256 x 64 x 4 B) = 4
 MMHA_CTA_REGISTER_BYTES = 256 * 64 * 4
+# MMHA's largest CTA (decoderMaskedMultiheadAttentionLaunch.h mmha_launch_kernel_ex: "Max
+# block size is 1024"), in 256-thread CTAs
+MMHA_MAX_BLOCK_FACTOR = 1024 // 256
 FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
 MMA_MIN_ROWS = 16
@@ -272,8 +284,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     memory fits (XQA) or its register file holds (MMHA); multi-block mode splits a sequence
     over CTAs until they fill those slots. XQA reads each kv head's K/V once;
     MMHA re-reads it per q head, from L2 when the chunks in flight fit there, else from
-    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES of critical path, a split sequence
-    the in-kernel merge of its partials (``_decode_latency_cycles``)."""
+    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES (MMHA: MMHA_ROUND_CYCLES) of critical
+    path, a split sequence the in-kernel merge of its partials (``_decode_latency_cycles``)."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
@@ -284,8 +296,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
-        regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
-        resident = max(1, int(regs // MMHA_CTA_REGISTER_BYTES))
+        resident = _mmha_ctas_per_sm(chip, units)
     slots = sms * resident
     splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
     ctas = units * splits
@@ -295,8 +306,9 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
     cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    phases = DECODE_GMMA_ROUND_PHASES if _xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
-    latency = _decode_latency_cycles(rounds, splits, phases) / hz
+    phases = DECODE_GMMA_ROUND_PHASES if xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
+    round_cycles = MMHA_ROUND_CYCLES if kernel == "mmha" else DECODE_ROUND_CYCLES
+    latency = _decode_latency_cycles(rounds, splits, phases, round_cycles) / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -313,7 +325,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
 
-def _xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
+def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     """Whether an XQA decode runs the TMA + wgmma kernel (mha_sm90.cu): TRT-LLM builds it
     for an fp8 cache under 16-bit attention (supportConfigQGMMA) on a chip whose SMs have
     bulk async copies and shared-memory MMA operands."""
@@ -322,12 +334,27 @@ def _xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
             and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
 
 
-def _decode_latency_cycles(rounds: int, splits: int, phases: int) -> float:
+def _mmha_ctas_per_sm(chip: ChipSpec, ctas: int) -> int:
+    """How many masked-MHA CTAs an SM holds. TRT-LLM sizes MMHA's CTA to the grid
+    (mmha_launch_kernel_ex): a grid of at least 4 CTAs per SM keeps 256 threads; a smaller
+    one grows its CTAs by min(ceil(SMs x fit / CTAs), fit) up to 1024 threads "to increase
+    occupancy", so fewer fit on an SM (a 128-CTA grid runs 1024-thread CTAs, one per SM: two
+    rounds on A100's 108 SMs, one on H100's 132)."""
+    regs = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
+    fit = max(1, int(regs // MMHA_CTA_REGISTER_BYTES))
+    if ctas >= chip.cores.count * fit:
+        return fit
+    factor = min(ceil(chip.cores.count * fit / ctas), fit, MMHA_MAX_BLOCK_FACTOR)
+    return max(1, fit // factor)
+
+
+def _decode_latency_cycles(rounds: int, splits: int, phases: int,
+                           round_cycles: float = DECODE_ROUND_CYCLES) -> float:
     """The exposed critical path of a decode kernel, in SM cycles: ``phases`` dependent
-    phases (of DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES each) per round of CTAs, and for a
+    phases (of ``round_cycles`` / DECODE_ROUND_PHASES each) per round of CTAs, and for a
     split sequence the in-kernel merge of its partial results (DECODE_MERGE_PHASES more)."""
     merge = DECODE_MERGE_PHASES if splits > 1 else 0
-    return (rounds * phases + merge) * DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES
+    return (rounds * phases + merge) * round_cycles / DECODE_ROUND_PHASES
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:

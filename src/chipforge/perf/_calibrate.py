@@ -249,7 +249,7 @@ def read_decode_attention(path: Path, chip: ChipSpec) -> list[Row]:
         kv = int(row["seq_len"]) + int(row["step"])  # the cache holds seq_len + step
         cache = table_dtype(row["kv_cache_dtype"])
         moved = 2.0 * b * kv * kv_heads * dim * dtype_bytes(cache)
-        return Row(Sample(generation_call(row), get("latency_ms", float) / 1e3),
+        return Row(Sample(generation_call(row, chip), get("latency_ms", float) / 1e3),
                    4.0 * b * heads * kv * dim, _bytes_floor_s(moved, chip), line)
     return _read_rows(path, _ATTN, make)
 

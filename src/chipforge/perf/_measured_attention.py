@@ -17,8 +17,9 @@ input. That call runs:
 
 from __future__ import annotations
 
+from chipforge.arch import ChipSpec
 from chipforge.ops import Attention, Graph, GraphBuilder, Op, attention, elementwise
-from chipforge.perf._attention import xqa_supports
+from chipforge.perf._attention import decode_kernel, xqa_gmma
 from chipforge.perf._measured import table_dtype
 
 
@@ -48,18 +49,26 @@ def context_call(row: dict[str, str]) -> Graph:
     return graph.build()
 
 
-def generation_call(row: dict[str, str]) -> Op | Graph:
-    """One measured generation (decode) call: QKV pre-processing of the one new token per
-    sequence, then decode attention over a cache of ``seq_len + step`` tokens.
+def generation_call(row: dict[str, str], chip: ChipSpec) -> Op | Graph:
+    """One measured generation (decode) call on ``chip``: decode attention over a cache of
+    ``seq_len + step`` tokens, after a QKV pre-processing kernel only where the decode kernel
+    does not apply RoPE and append the new K/V itself.
 
-    An fp8 cache under XQA runs the SM90 QGMMA kernel, which applies RoPE and appends the
-    new K/V itself, so no pre-processing kernel runs (TRT-LLM DecoderXQARunner::runImpl:
-    appliesRoPEInXqaKernel only for the QGMMA kernel): the attention op alone. Only the
-    H100 table has fp8-cache rows; its 5.7 us floor against 8.5 us for a bf16 cache shows
-    the missing kernel."""
+    - masked MHA reads the fused QKV rows itself (TRT-LLM attentionOp.cpp
+      fusedQKV_masked_attention_dispatch: params.q/k/v point into the QKV buffer with the
+      rotary parameters; the kernel rotates q and k and writes the new K/V to the cache), so
+      its call is one kernel;
+    - the SM90 QGMMA XQA kernel (fp8 cache under 16-bit attention) applies RoPE and appends
+      the new K/V itself (DecoderXQARunner::runImpl: appliesRoPEInXqaKernel only for QGMMA);
+    - the SM80-style XQA kernel (mha.cu) reads pre-processed q and a cache that
+      invokeQKVPreprocessing has already appended to: two kernels.
+
+    On H100 the one-kernel calls floor at ~5.5 us (fp8 XQA) and ~8-9 us (MMHA), the two-kernel
+    bf16 XQA calls at ~10-12 us."""
     b, seq, heads, kv_heads, dim = _shape(row)
     op = generation_attention_op(row)
-    if op.kv_dtype.startswith("fp8") and xqa_supports(op):
+    kernel = decode_kernel(op, chip)
+    if kernel == "mmha" or xqa_gmma(op, chip, kernel):
         return op
     graph = GraphBuilder("generation attention")
     graph.add(_preprocess(b * seq, heads, kv_heads, dim))

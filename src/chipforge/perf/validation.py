@@ -154,8 +154,12 @@ def context_attention(folder: Path) -> list[Sample]:
 
 
 def generation_attention(folder: Path) -> list[Sample]:
-    """Decode calls as ``_measured_attention.generation_call`` reads a row."""
-    return _calls(folder, "generation_attention.csv", generation_call, _attention_label)
+    """Decode calls as ``_measured_attention.generation_call`` reads a row on the
+    collection's chip (which decode kernel runs, and so whether a QKV pre-processing kernel
+    runs before it, depends on the chip)."""
+    chip, _ = collection(folder)
+    return _calls(folder, "generation_attention.csv", lambda r: generation_call(r, chip),
+                  _attention_label)
 
 
 _COLLECTIVES = {"all_reduce": all_reduce, "all_gather": all_gather,
