@@ -22,6 +22,7 @@ from chipforge.perf._attention import (
     _prefill,
     decode_kernel,
     warp_specialized,
+    xqa_gmma_q_passes,
     xqa_supports,
 )
 from chipforge.perf._harness import harness
@@ -111,18 +112,32 @@ def test_split_decode_pays_the_in_kernel_merge_once():
     assert abs(whole.latency_s - 4 * 7200 / hz) < 1e-12
 
 
-def test_tma_wgmma_xqa_round_exposes_two_phases():
+def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     # an fp8 cache under bf16 attention: 64 sequences x 8 kv heads, 2 tokens, 512 unsplit
-    # CTAs of 2 x 256 x 128 x 1 B = 64 KiB K/V tiles. H100 (TMA, wgmma: the mha_sm90.cu
-    # kernel) holds 228 // 64 = 3 per SM: ceil(512 / 396) = 2 rounds of 2 of the 3 phases
-    # of 7200 cycles; A100 (neither) holds 164 // 64 = 2: ceil(512 / 216) = 3 full rounds
+    # CTAs. H100 (TMA, wgmma: the mha_sm90.cu kernel): a group of 4 pads to 8 q heads, 8 x
+    # 128 = 1024 <= 2048 elements, so __launch_bounds__ asks 3 CTAs per SM: 65536 / (384 x 3)
+    # = 56 registers a thread, 262144 B / (384 x 56 x 4 B) = 3 CTAs; SharedMem 2 x 64 x 128
+    # (K) + 2 x 64 x 128 (V) + 2 x 8 x 64 (X) + 8 x 128 (Q) = 34,816 B fits 6 times, so 3
+    # per SM: ceil(512 / 396) = 2 rounds of one phase (7200 / 3 cycles) plus the Q staging:
+    # head_dim 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 500
+    # cycles. A100 (neither TMA nor wgmma) holds 164 // 64 = 2 of the mha.cu CTAs (2 x 256 x
+    # 128 x 1 B K/V tiles): ceil(512 / 216) = 3 full rounds of 7200 cycles
     op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
-    for chip, ctas, rounds_cycles in ((H100, "3 per SM", 2 * 2 / 3 * 7200),
+    for chip, ctas, rounds_cycles in ((H100, "3 per SM", 2 * (7200 / 3 + 2 * 500)),
                                       (A100, "2 per SM", 3 * 7200)):
         k = _decode(op, chip, DEFAULT)
         assert f"512 CTAs (1 splits, {ctas})" in k.note
         hz = chip.clock_hz * DEFAULT.clock_fraction
         assert abs(k.latency_s - rounds_cycles / hz) < 1e-12
+    # a group of 32: 32 x 128 = 4096 > 2048 elements, so 2 CTAs per SM (65536 / 768 = 85,
+    # 80 registers a thread: 262144 / (384 x 80 x 4) = 2; SharedMem 16384 + 16384 + 4096 +
+    # 4096 B fits 5 times): ceil(512 / 264) = 2 rounds, each staging 32 / 2 = 16 passes
+    g32 = _decode(attention(64, 1, 2, 256, 8, 128, kv_dtype="fp8_e4m3"), H100, DEFAULT)
+    assert "512 CTAs (1 splits, 2 per SM)" in g32.note
+    hz = H100.clock_hz * DEFAULT.clock_fraction
+    assert abs(g32.latency_s - 2 * (7200 / 3 + 16 * 500) / hz) < 1e-12
+    # head_dim 64 takes 16 threads a head: 4 heads a pass, 8 passes for a group of 32
+    assert xqa_gmma_q_passes(attention(1, 1, 2, 32, 1, 64)) == 8
     # a bf16 cache on H100 runs the SM80-style kernel: full rounds
     bf16 = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
     assert abs(bf16.latency_s - 4 * 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12

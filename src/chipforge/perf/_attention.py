@@ -75,11 +75,12 @@ DECODE_MERGE_PHASES, DECODE_ROUND_PHASES = 2, 3
 # Q, page and K/V tile load as a bulk copy completing on a shared-memory barrier, and the
 # math warpgroups' QK^T and PV read their operands from shared memory, so a round's first
 # K/V load is not serialized behind per-thread address generation and the Q load the way the
-# SM80-style kernel's (mha.cu: ldgsts by every warp) is. assumption: that removes one of the
-# round's three exposed phases; the count 2 was chosen among 1, 2 and 3 on the even rows of
-# the H100 generation table (its fp8-cache rows), the same for every chip with TMA and
-# shared-memory MMA operands.
-DECODE_GMMA_ROUND_PHASES = 2
+# SM80-style kernel's (mha.cu: ldgsts by every warp) is. assumption: that leaves one of the
+# round's three exposed phases, the rest of its critical path being the Q staging passes
+# (XQA_GMMA_Q_PASS_CYCLES); the count 1 was chosen among 1 and 2 jointly with the pass cost
+# on the even rows of the H100 generation table (its fp8-cache rows), the same for every
+# chip with TMA and shared-memory MMA operands.
+DECODE_GMMA_ROUND_PHASES = 1
 # TRT-LLM's XQA decode kernels serve a whole GQA group in one CTA only up to this group
 # size (decoderXQAImplJIT supportConfigHMMA / supportConfigQGMMA: head_grp_size x
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
@@ -101,6 +102,27 @@ MMHA_CTA_REGISTER_BYTES = 256 * 64 * 4
 # MMHA's largest CTA (decoderMaskedMultiheadAttentionLaunch.h mmha_launch_kernel_ex: "Max
 # block size is 1024"), in 256-thread CTAs
 MMHA_MAX_BLOCK_FACTOR = 1024 // 256
+# TRT-LLM's Hopper XQA kernel (mha_sm90.cu) CTA: three 128-thread warpgroups (QK^T gemm,
+# PV gemm, I/O), a 64-token K/V tile (gemm0CtaTileNbTokens) and a q-head tile padded to a
+# multiple of 8 (ctaNbQHeads = roundUp(group, 8) with swapAB). Its SharedMem holds two K
+# tiles of one 128-byte head part, two V tiles of the whole head, two score (X) tiles and
+# the Q tile, all in the cache's element type. __launch_bounds__(128 * 3, minBlocks) asks
+# for 3 CTAs per SM while ctaNbQHeads x headElems <= 128 x 16, else 2: the compiler caps a
+# thread's registers at 64K / (384 x minBlocks), rounded down to the allocation unit of 8.
+XQA_GMMA_THREADS, XQA_GMMA_TILE_TOKENS, XQA_GMMA_HEAD_PAD = 3 * 128, 64, 8
+XQA_GMMA_K_PART_BYTES, XQA_GMMA_SMALL_TILE_ELEMS = 128, 128 * 16
+XQA_GMMA_MIN_BLOCKS = {True: 3, False: 2}  # small q tile (<= 2048 elements) or not
+SM_REGISTERS, REGISTER_BYTES, REGISTER_ALLOC_UNIT = 65536, 4, 8  # CUDA occupancy rules
+# The same kernel's I/O warps stage Q before the QK^T gemm may start (USE_INPUT_KV: q is read
+# from the fused QKV rows and rotated in the kernel): 2 warps (nbQLdWarps with an fp8 cache),
+# min(32, headElems / 4) threads per head (thrdsPerHead), so 64 / that heads per pass, and
+# each pass loads its heads, applies RoPE and stores them to shared memory before the next
+# (one load per head per thread group in the loop over the group): a group of 32 at head_dim
+# 128 takes 16 passes. assumption: a pass costs about one L2 round trip plus the RoPE and the
+# shared store, ~500 SM cycles; fitted among 200-800 on the even rows of the H100 generation
+# table (its fp8-cache rows, groups 2-32), the same for every chip running this kernel.
+XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
+WARP_THREADS = 32  # CUDA warp size
 FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
 MMA_MIN_ROWS = 16
@@ -292,8 +314,11 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     kernel = decode_kernel(op, chip)
     if kernel == "xqa":
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
-        tile_bytes = 2 * DECODE_CTA_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
-        resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
+        if xqa_gmma(op, chip, kernel):
+            resident = _xqa_gmma_ctas_per_sm(op, chip)
+        else:
+            tile_bytes = 2 * DECODE_CTA_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
+            resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
         resident = _mmha_ctas_per_sm(chip, units)
@@ -309,6 +334,8 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     phases = DECODE_GMMA_ROUND_PHASES if xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
     round_cycles = MMHA_ROUND_CYCLES if kernel == "mmha" else DECODE_ROUND_CYCLES
     latency = _decode_latency_cycles(rounds, splits, phases, round_cycles) / hz
+    if xqa_gmma(op, chip, kernel):  # each round's CTAs stage their Q first
+        latency += rounds * xqa_gmma_q_passes(op) * XQA_GMMA_Q_PASS_CYCLES / hz
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -332,6 +359,33 @@ def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     mu = _matrix_unit_for(chip, op.dtype)
     return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
             and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+
+
+def xqa_gmma_q_passes(op: Attention) -> int:
+    """The passes in which the Hopper XQA kernel's Q warps stage a GQA group's q heads:
+    min(warp size, head_dim / 4) threads per head, XQA_GMMA_Q_WARPS warps."""
+    per_head = min(WARP_THREADS, ceil(op.head_dim / 4))
+    return ceil(op.heads // op.kv_heads / (XQA_GMMA_Q_WARPS * WARP_THREADS // per_head))
+
+
+def _xqa_gmma_ctas_per_sm(op: Attention, chip: ChipSpec) -> int:
+    """How many Hopper XQA CTAs (mha_sm90.cu) an SM holds: as many as its shared memory
+    fits the kernel's SharedMem and its register file the registers the launch bounds let
+    each of the 384 threads use."""
+    q_heads = ceil(op.heads // op.kv_heads / XQA_GMMA_HEAD_PAD) * XQA_GMMA_HEAD_PAD
+    elem = dtype_bytes(op.kv_dtype)
+    head_bytes = op.head_dim * elem
+    tile = XQA_GMMA_TILE_TOKENS
+    smem_bytes = (2 * tile * min(head_bytes, XQA_GMMA_K_PART_BYTES)  # K, one head part
+                  + 2 * tile * head_bytes + 2 * q_heads * tile * elem  # V, X
+                  + q_heads * head_bytes)  # Q
+    min_blocks = XQA_GMMA_MIN_BLOCKS[q_heads * op.head_dim <= XQA_GMMA_SMALL_TILE_ELEMS]
+    regs = SM_REGISTERS // (XQA_GMMA_THREADS * min_blocks)
+    regs -= regs % REGISTER_ALLOC_UNIT
+    reg_file = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
+    by_regs = int(reg_file // (XQA_GMMA_THREADS * regs * REGISTER_BYTES))
+    by_smem = int(chip.cores.local_sram.size_bytes // smem_bytes)
+    return max(1, min(by_regs, by_smem))
 
 
 def _mmha_ctas_per_sm(chip: ChipSpec, ctas: int) -> int:
