@@ -74,3 +74,26 @@ def test_our_systolic_chips_get_an_estimate(chip):
     assert op.active_experts == 8
     assert est.seconds > (KERNELS - 2 + 2 * 8) * DEFAULT.launch_overhead_s
     assert est.energy.core_j > 0 and est.energy.offchip_j > 0
+
+
+def test_group_switches_count_experts_met_per_sm():
+    from chipforge.perf._moe import _group_switches
+
+    # 264 one-tile experts dealt round-robin over 132 SMs: each SM meets 2 experts
+    assert _group_switches([128] * 264, 128, 128, 128, 132) == 2
+    # one expert of 8 x 125 = 1000 tiles covers every SM once: one switch each
+    assert _group_switches([1024], 16000, 128, 128, 132) == 1
+
+
+def test_grouped_gemm_main_loop_is_bound_by_l2_bandwidth():
+    from chipforge.perf._moe import _grouped_gpu
+
+    # 132 experts x 256 rows, n = 256, k = 8192, bf16. The cheapest tiles for L2 are
+    # 256x128 / 128x256: 264 tiles, each streaming (256 + 128) x 8192 x 2 B of operands
+    # and writing 256 x 128 x 2 B: 264 x 6,356,992 B = 1.678 GB at 9.37 TB/s = 179 us,
+    # above the tensor-core time (256 x 256 x 8192 MACs per SM / 2048 per clk at
+    # 0.8633 x 1.83 GHz = 166 us)
+    phase = _grouped_gpu(H100, DEFAULT, (256,) * 132, 256, 8192, "bf16", 2.0)
+    l2_s = 264 * ((256 + 128) * 8192 * 2 + 256 * 128 * 2) / 9370e9
+    assert phase.compute_s >= l2_s
+    assert l2_s == pytest.approx(179e-6, rel=0.01)

@@ -67,6 +67,22 @@ KERNELS = ROUTING_KERNELS + MAP_KERNELS + 3 + 2
 # ep, hidden size and dtype; 2 kernels x 400 ns / (8 x 132 SMs) = 0.76 ns
 ROW_WALK_CTAS_PER_SM = 8
 ACTIVATION_OPS = 6  # per output element (chipforge.ops ELEMENTWISE_FLOPS["swiglu"])
+# CTA tiles (m x n) of the warp-specialized grouped GEMM on wgmma GPUs: its two consumer
+# warpgroups each issue m64 wgmmas, so a tile has 128 or 256 rows (TensorRT-LLM
+# cutlass_heuristic.cpp get_candidate_tiles_sm90, GROUPED_GEMM: CtaShape128x16 ... 128x256,
+# 256x128); every expert's row count is padded up to the tile's m
+GROUPED_WGMMA_TILES = ((128, 16), (128, 32), (128, 64), (128, 128), (128, 256), (256, 128))
+# assumption: TensorRT-LLM's Hopper grouped GEMM stores its outputs straight from the
+# accumulator registers (cutlass::epilogue::PtrArrayNoSmemWarpSpecialized, its sm90 MoE
+# launcher) after each tile's main loop, which the cooperative schedule does not overlap;
+# an SM writes to L2 at 64 B/clk and a wgmma fragment's 4-byte stores fill half of each
+# 32-byte sector: 32 B/clk of tile output
+GROUPED_EPILOGUE_BYTES_PER_CYCLE = 32.0
+# assumption: when a CTA's next tile is another expert's, the ptr-array kernel rewrites
+# its TMA descriptors in global memory and fences them (CUTLASS sm90 ptr-array
+# tensormaps_perform_update / tensormaps_fence_acquire) before the new operands can be
+# requested: the fence's round trip and the first loads (2 DRAM latencies) are exposed
+GROUP_SWITCH_LATENCIES = 2
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,8 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
     dram = len(active) * k * n * itemsize + pairs * k * itemsize + pairs * n * ACT_BYTES
     memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
     best: _Phase | None = None
-    for tm, tn in GPU_TILES:
+    tile_list = GROUPED_WGMMA_TILES if mu.mma_operands == "shared_memory" else GPU_TILES
+    for tm, tn in tile_list:
         stage = (tm + tn) * gpu_k_slice(chip, itemsize) * itemsize
         if GPU_STAGES * stage > chip.cores.local_sram.size_bytes:
             continue
@@ -122,7 +139,17 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
         step_cycles = gpu_step_cycles(chip, mu, tm, tn, itemsize, macs_per_cycle, hz)
         # a persistent kernel: each SM's CTA slots take their share of the tiles
         per_sm = ceil(tiles / (sms * GPU_MAX_CTAS_PER_SM)) * GPU_MAX_CTAS_PER_SM
-        compute_s = per_sm * ceil(k / gpu_k_slice(chip, itemsize)) * step_cycles / hz
+        k_steps = ceil(k / gpu_k_slice(chip, itemsize))
+        compute_s = per_sm * k_steps * step_cycles / hz
+        # every tile streams its A and B panels through L2 (no cluster multicast in the
+        # grouped kernels): the L2 bandwidth bounds the main loops of all SMs together
+        l2_bytes = tiles * ((tm + tn) * k_steps * gpu_k_slice(chip, itemsize) * itemsize
+                            + tm * tn * ACT_BYTES)
+        compute_s = max(compute_s, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+        if mu.mma_operands == "shared_memory":
+            compute_s += per_sm * tm * tn * ACT_BYTES / GROUPED_EPILOGUE_BYTES_PER_CYCLE / hz
+            compute_s += (_group_switches(active, n, tm, tn, sms) * GROUP_SWITCH_LATENCIES
+                          * DRAM_LATENCY_S)
         # its producer warps load the next tile during the current one's math, so only
         # the first operand load is exposed (not one per wave of tiles)
         phase = _Phase(compute_s, memory_s, eff.pipeline_latency_s, dram,
@@ -131,6 +158,13 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
             best = phase
     assert best is not None, "no GPU tile fits the shared memory"
     return best
+
+
+def _group_switches(active: list[int], n: int, tm: int, tn: int, sms: int) -> int:
+    """Expert changes one SM meets: the persistent scheduler deals tile i to SM i mod sms,
+    so an expert with t tiles is met by min(t, sms) of the SMs, once each."""
+    tiles = [ceil(c / tm) * ceil(n / tn) for c in active]
+    return ceil(sum(min(t, sms) for t in tiles) / sms)
 
 
 def _grouped_other(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int, k: int,
