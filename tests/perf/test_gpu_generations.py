@@ -12,11 +12,15 @@ import pytest
 
 from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT, DRAM_LATENCY_S
+from chipforge.ops import matmul
+from chipforge.perf import estimate
 from chipforge.perf import validation as v
 from chipforge.perf._matmul import (
     GPU_TK,
     gpu_k_slice,
+    gpu_overlap_norm,
     gpu_step_cycles,
+    overlapped_s,
     search_matmul,
     smem_step_bytes,
 )
@@ -79,3 +83,24 @@ def test_a_small_tile_s_k_loop_is_bound_by_its_pipeline_latency():
         (DRAM_LATENCY_S * 1e9 + 192) / 3)
     assert (DRAM_LATENCY_S * 1e9 + 192) / 3 == pytest.approx(197.33, abs=0.01)
     assert gpu_step_cycles(a100, mu, 128, 128, 2, macs, 1e9) == 128 * 128 * 32 / macs
+
+
+def test_cp_async_gemm_overlaps_loads_and_mmas_imperfectly():
+    """Hand-derived: an L_4 norm of equal phases is 2^(1/4) of either; one phase twice the
+    other gives 2 x (1 + 1/16)^(1/4); TMA GPUs (and any zero phase) give the plain max."""
+    a100, h100 = load_chip("a100-sxm"), load_chip("h100-sxm")
+    assert gpu_overlap_norm(a100) == 4.0
+    assert gpu_overlap_norm(h100) == float("inf")
+    assert overlapped_s(1.0, 1.0, 4.0) == pytest.approx(2 ** 0.25)
+    assert overlapped_s(1.0, 2.0, 4.0) == pytest.approx(2 * (17 / 16) ** 0.25)
+    assert overlapped_s(3.0, 0.0, 4.0) == 3.0
+    assert overlapped_s(1.0, 2.0, float("inf")) == 2.0
+    # the engine charges it: an A100 GEMM near its ridge point takes the norm of its phases
+    op = matmul(128, 8192, 8192, "bf16")
+    cost = search_matmul(a100, 128, 8192, 8192, 1, "bf16", 2, DEFAULT)
+    mem = max(cost.dram_bytes / (a100.memory.bandwidth_bytes_per_s * DEFAULT.dram_efficiency),
+              cost.shared_bytes / a100.shared_buffer.bandwidth_bytes_per_s)
+    expected = (overlapped_s(cost.compute_s, mem, 4.0) + cost.latency_s
+                + DEFAULT.launch_overhead_s)
+    assert estimate(op, a100).seconds == pytest.approx(expected)
+    assert expected > max(cost.compute_s, mem) + cost.latency_s + DEFAULT.launch_overhead_s

@@ -43,6 +43,16 @@ GPU_TMA_STAGES = 6
 # tile is 64 KiB of the 256 KiB register file before operand fragments, so one CTA per SM
 GPU_MAX_CTAS_PER_SM = 1
 ACC_BYTES = 4  # fp32 accumulators
+# assumption: on cp.async GPUs the math warps themselves issue the loads, wait for a
+# stage (cp.async.wait_group) and meet at a CTA barrier every k slice, so a stage that
+# lands late stalls the tensor cores, and a GEMM whose DRAM and tensor-core times are
+# close runs slower than the larger of them. The two combine as an L_p norm: p = 4 costs
+# 2^(1/4) = +19% where they are equal and +1.5% where one is twice the other. p is the
+# shape fitted on the even A100 GEMM rows (median APE 7.3, 7.1, 7.5, 7.8% at p = 3..6).
+# TMA GPUs load from a dedicated producer warp into mbarrier-tracked stages while the
+# math warps run asynchronous MMAs, so they overlap fully (p = inf: the plain max; p = 5
+# on H100 took its even bf16 GEMM rows from 5.0% to 8.2%)
+GPU_CP_ASYNC_OVERLAP_NORM = 4.0
 SYSTOLIC_TILE_MULTIPLES = (1, 2, 4, 8, 16)
 
 
@@ -61,11 +71,32 @@ class MatmulCost:
     dataflow: str = "tensor_core"
     tile: tuple[int, int, int] = (0, 0, 0)
     loop_order: str = "k"
+    # how the compute and memory phases overlap: the L_p norm's p (inf: fully, the max)
+    overlap_norm: float = float("inf")
 
     def time_s(self, chip: ChipSpec, eff: Efficiency) -> float:
         mem = self.dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
         shared = self.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s
-        return max(self.compute_s, mem, shared) + self.latency_s
+        return self.busy_s(max(mem, shared)) + self.latency_s
+
+    def busy_s(self, memory_s: float) -> float:
+        """Compute and memory time together: the larger where they overlap fully, else
+        their L_p norm (see GPU_CP_ASYNC_OVERLAP_NORM)."""
+        return overlapped_s(self.compute_s, memory_s, self.overlap_norm)
+
+
+def overlapped_s(compute_s: float, memory_s: float, norm: float) -> float:
+    """Two concurrent phases' time: max(compute, memory) at norm = inf, else the L_norm
+    norm of the two (never below the larger)."""
+    big, small = max(compute_s, memory_s), min(compute_s, memory_s)
+    if norm == float("inf") or big <= 0.0:
+        return big
+    return big * (1.0 + (small / big) ** norm) ** (1.0 / norm)
+
+
+def gpu_overlap_norm(chip: ChipSpec) -> float:
+    """How a GPU GEMM's k loop overlaps its loads with its MMAs (GPU_CP_ASYNC_OVERLAP_NORM)."""
+    return float("inf") if chip.cores.async_bulk_copy else GPU_CP_ASYNC_OVERLAP_NORM
 
 
 def matrix_unit(chip: ChipSpec, dtype: str) -> MatrixUnit:
@@ -148,7 +179,8 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
             yield MatmulCost(compute_s, dram, shared, shared, latency,
                              float(batch) * m * n * k,
                              f"tensor-core tile {tm}x{tn}x{tk}, split-k {split}, "
-                             f"{tiles} CTAs in {rounds} rounds on {sms} SMs")
+                             f"{tiles} CTAs in {rounds} rounds on {sms} SMs",
+                             overlap_norm=gpu_overlap_norm(chip))
 
 
 def gpu_k_slice(chip: ChipSpec, itemsize: float) -> int:
