@@ -24,6 +24,7 @@ from chipforge.perf._attention import (
     decode_kernel,
     warp_specialized,
     xqa_gmma_q_passes,
+    xqa_splits,
     xqa_supports,
 )
 from chipforge.perf._harness import harness
@@ -107,10 +108,10 @@ def test_split_decode_pays_the_in_kernel_merge_once():
     # H100 (132 SMs at 1.83 GHz x clock_fraction), bf16 cache, one XQA CTA per SM (mha.cu's
     # SharedMem: 4 warps x 2 buffers x 64 tokens of K (128-byte head parts) and of V (64
     # elements x 2 B) = 2 x 64 KiB, Q 16 x 128 x 2 B = 4 KiB, X 4 x 16 x 64 x 2 B = 8 KiB:
-    # 140 KiB of 228). One sequence of 4096 tokens on 8 kv heads splits min(4096 / 256,
-    # ceil(132 / 8)) = 16 ways: 128 CTAs, one round, whose whole path (7200 cycles) is
-    # exposed, then the last CTA of each sequence merges the 16 partials: 2 more dependent
-    # phases (2 x 7200 / 3 cycles)
+    # 140 KiB of 228). One sequence of 4096 tokens on 8 kv heads splits min(4096 / 128,
+    # round(sqrt(8 x 32))) = 16 ways (8 x 16 CTAs are under 8 waves): 128 CTAs, one round,
+    # whose whole path (7200 cycles) is exposed, then the last CTA of each sequence merges
+    # the 16 partials: 2 more dependent phases (2 x 7200 / 3 cycles)
     hz = H100.clock_hz * DEFAULT.clock_fraction
     split = _decode(attention(1, 1, 4096, 32, 8, 128), H100, DEFAULT)
     assert "128 CTAs (16 splits, 1 per SM)" in split.note
@@ -121,6 +122,18 @@ def test_split_decode_pays_the_in_kernel_merge_once():
     whole = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
     assert "512 CTAs (1 splits, 1 per SM)" in whole.note
     assert abs(_decode_s(attention(64, 1, 2, 32, 8, 128), H100) - 4 * 7200 / hz) < 1e-12
+
+
+def test_xqa_splits_follow_trtllm_multi_block_count():
+    # 16 sequences x 8 kv heads, 4096 tokens: 4096 / 128 = 32 blocks, capped at
+    # round(sqrt(8 x 32)) = 16; 128 x 16 / 132 = 15.5 waves > 8, so floor(16 / (15.5 / 8)) =
+    # 8 splits (6000 / 16 sub-sequences leave room)
+    assert xqa_splits(attention(16, 1, 4096, 32, 8, 128), H100, 16 * 8) == 8
+    # 384 tokens: 3 blocks (round(sqrt(24)) = 5 does not cap them). mha_sm90.cu (fp8 cache)
+    # gives each of the 3 splits at least one 64-token tile; mha.cu (bf16 cache) has only
+    # ceil(384 / 256) = 2 of its 256-token CTA tiles to share
+    assert xqa_splits(attention(1, 1, 384, 32, 8, 128, kv_dtype="fp8_e4m3"), H100, 8) == 3
+    assert xqa_splits(attention(1, 1, 384, 32, 8, 128), H100, 8) == 2
 
 
 def test_streaming_decode_exposes_one_round():

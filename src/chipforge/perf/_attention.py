@@ -4,7 +4,7 @@ and on systolic chips (QK^T and PV through the mapping search)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, floor, sqrt
 
 from chipforge.arch import ChipSpec
 from chipforge.machine import Efficiency
@@ -36,7 +36,7 @@ WS_CTAS_PER_SM = 1
 WS_EPILOGUE_PHASES = 2
 # assumption: split-KV decode (FlashDecoding, Dao et al. 2023; TRT-LLM's multi-block mode)
 # splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
-# useful burst
+# useful burst (masked MHA; XQA follows TRT-LLM's own count, ``xqa_splits``)
 DECODE_MIN_CHUNK = 256
 # exposed dependent memory phases per round of prefill CTAs: load Q, load the first K/V
 # block, store O. A GEMM tile exposes one prologue+epilogue (pipeline_latency_s); an
@@ -89,6 +89,9 @@ XQA_MAX_GROUP = 32
 # below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
 # decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
 XQA_MIN_HISTORY_PER_BLOCK, XQA_MIN_BLOCK_FACTOR = 128, 4
+# XQA's multi-block mode launches at most this many waves of CTAs over the SMs and this many
+# sub-sequences in all (decoderXQAConstants.h kTargetWaveFactor, kXQA_MAX_NUM_SUB_SEQ)
+XQA_TARGET_WAVES, XQA_MAX_SUB_SEQ = 8, 6000
 # TRT-LLM's SM80-style XQA kernel (cpp/kernels/xqa/mha.cu, any cache on Ampere/Ada, the
 # 16-bit cache on Hopper): a CTA of 4 x 1 x 2 warps (ctaShapeInWarps), the 4 along the
 # sequence with a 64-token warp tile (warpTile.x) and a q tile of the group padded to 16
@@ -352,7 +355,10 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
         resident = _mmha_ctas_per_sm(chip, units)
     slots = sms * resident
-    splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
+    if kernel == "xqa":
+        splits = xqa_splits(op, chip, units)
+    else:
+        splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
     ctas = units * splits
     blocks = ceil(ceil(op.kv_len / splits) / FA_BLOCK_KV)
     rows_eff = max(rows, MMA_MIN_ROWS) if tensor else rows
@@ -413,6 +419,23 @@ def _memory_s(chip: ChipSpec, eff: Efficiency, dram_bytes: float, l2_bytes: floa
     traffic, whichever is longer."""
     bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     return max(dram_bytes / bw, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+
+
+def xqa_splits(op: Attention, chip: ChipSpec, units: int) -> int:
+    """TRT-LLM's XQA multi-block count (decoderXQAImplCommon.h computeMultiBlockCount): one
+    CTA per XQA_MIN_HISTORY_PER_BLOCK tokens of history, at most round(sqrt(8 x that)) "so
+    the final reduction does not dominate", cut to XQA_TARGET_WAVES waves of CTAs over the
+    SMs and to XQA_MAX_SUB_SEQ sub-sequences over the batch. The kernel gives a split at
+    least one K/V tile: 64 tokens in mha_sm90.cu, its 4 warps' 256 in mha.cu."""
+    count = op.kv_len // XQA_MIN_HISTORY_PER_BLOCK
+    count = max(1, min(count, round(sqrt(8 * count))))
+    waves = units * count / chip.cores.count
+    if waves > XQA_TARGET_WAVES:
+        count = max(1, floor(count / (waves / XQA_TARGET_WAVES)))
+    count = max(1, min(count, XQA_MAX_SUB_SEQ // op.batch))
+    tile = (XQA_GMMA_TILE_TOKENS if xqa_gmma(op, chip, "xqa")
+            else XQA_MMA_SEQ_WARPS * XQA_MMA_WARP_TOKENS)
+    return min(count, ceil(op.kv_len / tile))
 
 
 def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
