@@ -19,10 +19,12 @@ from chipforge.perf._attention import (
     XQA_MAX_GROUP,
     _block_cycles,
     _decode,
+    _memory_s,
     _prefill,
     decode_kernel,
     warp_specialized,
     xqa_gmma_q_passes,
+    xqa_splits,
     xqa_supports,
 )
 from chipforge.perf._harness import harness
@@ -35,6 +37,13 @@ CALLS = {"context_attention": lambda row, chip: context_call(row),
          "generation_attention": generation_call}
 # every n-th held-out (odd) row: ~600 A100 and ~1,100-1,400 H100 rows per table
 STRIDES = {"a100": 4, "h100": 20}
+
+
+def _decode_s(op: Attention, chip) -> float:
+    """A decode kernel's time less its launch: its busy time (the longer of its MMAs and
+    its streaming) plus the latency it exposes beyond that."""
+    k = _decode(op, chip, DEFAULT)
+    return max(k.compute_s, _memory_s(chip, DEFAULT, k.dram_bytes, k.l2_bytes)) + k.latency_s
 def _errors(gpu: str, table: str, stride: int) -> list[tuple[dict[str, str], float]]:
     chip, harness_name = CHIPS[gpu]
     overhead = harness(harness_name).call_overhead_s
@@ -96,51 +105,101 @@ def test_decode_kernel_follows_trtllm_xqa_rules():
 
 
 def test_split_decode_pays_the_in_kernel_merge_once():
-    # H100 (132 SMs at 1.83 GHz x clock_fraction), bf16 cache, one XQA CTA per SM (its
-    # 2 x 256 x 128 x 2 B = 128 KiB K/V tiles in 228 KiB). One sequence of 4096 tokens on 8
-    # kv heads splits min(4096 / 256, ceil(132 / 8)) = 16 ways: 128 CTAs, one round, then
-    # the last CTA of each sequence merges the 16 partials: 2 more dependent phases on top
-    # of the round's 3, i.e. (1 + 2/3) x 7200 cycles
+    # H100 (132 SMs at 1.83 GHz x clock_fraction), bf16 cache, one XQA CTA per SM (mha.cu's
+    # SharedMem: 4 warps x 2 buffers x 64 tokens of K (128-byte head parts) and of V (64
+    # elements x 2 B) = 2 x 64 KiB, Q 16 x 128 x 2 B = 4 KiB, X 4 x 16 x 64 x 2 B = 8 KiB:
+    # 140 KiB of 228). One sequence of 4096 tokens on 8 kv heads splits min(4096 / 128,
+    # round(sqrt(8 x 32))) = 16 ways (8 x 16 CTAs are under 8 waves): 128 CTAs, one round,
+    # whose whole path (7200 cycles) is exposed, then the last CTA of each sequence merges
+    # the 16 partials: 2 more dependent phases (2 x 7200 / 3 cycles)
     hz = H100.clock_hz * DEFAULT.clock_fraction
     split = _decode(attention(1, 1, 4096, 32, 8, 128), H100, DEFAULT)
     assert "128 CTAs (16 splits, 1 per SM)" in split.note
     assert abs(split.latency_s - (1 + 2 / 3) * 7200 / hz) < 1e-12
     # 64 sequences x 8 kv heads of a 2-token cache: 512 unsplit CTAs, ceil(512 / 132) = 4
-    # rounds and no merge
+    # rounds and no merge; their paths (4 x 7200 cycles, 18 us) outlast the 1.6 MB of Q, O
+    # and K/V and the MMAs (< 1 us), which they cover
     whole = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
     assert "512 CTAs (1 splits, 1 per SM)" in whole.note
-    assert abs(whole.latency_s - 4 * 7200 / hz) < 1e-12
+    assert abs(_decode_s(attention(64, 1, 2, 32, 8, 128), H100) - 4 * 7200 / hz) < 1e-12
+
+
+def test_xqa_splits_follow_trtllm_multi_block_count():
+    # 16 sequences x 8 kv heads, 4096 tokens: 4096 / 128 = 32 blocks, capped at
+    # round(sqrt(8 x 32)) = 16; 128 x 16 / 132 = 15.5 waves > 8, so floor(16 / (15.5 / 8)) =
+    # 8 splits (6000 / 16 sub-sequences leave room)
+    assert xqa_splits(attention(16, 1, 4096, 32, 8, 128), H100, 16 * 8) == 8
+    # 384 tokens: 3 blocks (round(sqrt(24)) = 5 does not cap them). mha_sm90.cu (fp8 cache)
+    # gives each of the 3 splits at least one 64-token tile; mha.cu (bf16 cache) has only
+    # ceil(384 / 256) = 2 of its 256-token CTA tiles to share
+    assert xqa_splits(attention(1, 1, 384, 32, 8, 128, kv_dtype="fp8_e4m3"), H100, 8) == 3
+    assert xqa_splits(attention(1, 1, 384, 32, 8, 128), H100, 8) == 2
+
+
+def test_streaming_decode_exposes_one_round():
+    # 2048 sequences x 1 kv head, group 8, head_dim 128, 8192-token bf16 cache on H100:
+    # 2048 unsplit XQA CTAs, one per SM, ceil(2048 / 132) = 16 rounds (16 x 7200 cycles =
+    # 73 us); the 2048 x 8192 x 128 x 2 x 2 B = 8.6 GB of K/V stream for ~3 ms, which covers
+    # all rounds but one: the first's loads before any streaming, the last's store after
+    # it. The latency beyond the streaming is one round's path.
+    k = _decode(attention(2048, 1, 8192, 8, 1, 128), H100, DEFAULT)
+    assert "2048 CTAs (1 splits, 1 per SM)" in k.note
+    assert abs(k.latency_s - 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
+
+
+def test_sm80_xqa_holds_one_cta_per_sm_at_every_head_size():
+    # mha.cu's SharedMem at head_dim 64, bf16 cache: K 4 x 2 x 64 x 128 B (one 128-byte part)
+    # + V 4 x 2 x 64 x 64 x 2 B = 128 KiB, Q 16 x 64 x 2 B + X 4 x 16 x 64 x 2 B = 10 KiB:
+    # 138 KiB, one per SM on A100 (164 KiB) and H100 (228 KiB), not the 2 or 3 that
+    # 2 x 256 x 64 x 2 B K/V tiles would give
+    op = attention(512, 1, 2, 32, 8, 64)
+    for chip in (A100, H100):
+        assert "1 per SM" in _decode(op, chip, DEFAULT).note
+
+
+def test_fp8_cache_conversion_on_the_conversion_pipe():
+    # MHA (masked MHA), 1 sequence x 8 heads x 4096 tokens, head_dim 128, H100: 8 CTAs grow
+    # to 1024 threads (1 per SM), split min(4096 / 256, ceil(132 / 8)) = 16 ways: 128 CTAs,
+    # one round, 4 blocks of 64 tokens each, 128 / 132 of an SM busy. An fp8 cache converts
+    # each block's 2 x 64 x 128 K/V elements at 16 conversions per clock: 1024 more cycles a
+    # block than a bf16 cache
+    hz = H100.clock_hz * DEFAULT.clock_fraction
+    bf16 = _decode(attention(1, 1, 4096, 8, 8, 128), H100, DEFAULT)
+    fp8 = _decode(attention(1, 1, 4096, 8, 8, 128, kv_dtype="fp8_e4m3"), H100, DEFAULT)
+    assert "128 CTAs (16 splits, 1 per SM)" in fp8.note
+    assert abs(fp8.compute_s - bf16.compute_s - 4 * 1024 * 128 / 132 / hz) < 1e-12
 
 
 def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     # an fp8 cache under bf16 attention: 64 sequences x 8 kv heads, 2 tokens, 512 unsplit
-    # CTAs. H100 (TMA, wgmma: the mha_sm90.cu kernel): a group of 4 pads to 8 q heads, 8 x
-    # 128 = 1024 <= 2048 elements, so __launch_bounds__ asks 3 CTAs per SM: 65536 / (384 x 3)
-    # = 56 registers a thread, 262144 B / (384 x 56 x 4 B) = 3 CTAs; SharedMem 2 x 64 x 128
-    # (K) + 2 x 64 x 128 (V) + 2 x 8 x 64 (X) + 8 x 128 (Q) = 34,816 B fits 6 times, so 3
-    # per SM: ceil(512 / 396) = 2 rounds of one phase (7200 / 3 cycles) plus the Q staging:
-    # head_dim 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 500
-    # cycles. A100 (neither TMA nor wgmma) holds 164 // 64 = 2 of the mha.cu CTAs (2 x 256 x
-    # 128 x 1 B K/V tiles): ceil(512 / 216) = 3 full rounds of 7200 cycles
+    # CTAs. H100 (TMA, wgmma: the mha_sm90.cu kernel): a group of 4 pads to 8 q heads; a math
+    # thread holds (128 + 64) x 8 / 128 = 12 accumulators besides its 64 other registers:
+    # 80 (a multiple of 8), 262144 B / (384 x 80 x 4 B) = 2 CTAs per SM (SharedMem 2 x 64 x
+    # 128 (K) + 2 x 64 x 128 (V) + 2 x 8 x 64 (X) + 8 x 128 (Q) = 34,816 B fits 6 times):
+    # ceil(512 / 264) = 2 rounds of one phase (7200 / 3 cycles) plus the Q staging: head_dim
+    # 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 500 cycles.
+    # A100 (neither TMA nor wgmma) holds one mha.cu CTA (SharedMem 4 x 2 x 64 x 128 B of K,
+    # 4 x 2 x 64 x 64 x 1 B of V, 16 x 128 x 2 B of Q, 4 x 16 x 64 x 2 B of X = 108 KiB of
+    # 164): ceil(512 / 108) = 5 full rounds of 7200 cycles. Both are latency bound: the
+    # rounds' paths cover the busy time
     op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
-    for chip, ctas, rounds_cycles in ((H100, "3 per SM", 2 * (7200 / 3 + 2 * 500)),
-                                      (A100, "2 per SM", 3 * 7200)):
+    for chip, ctas, rounds_cycles in ((H100, "2 per SM", 2 * (7200 / 3 + 2 * 500)),
+                                      (A100, "1 per SM", 5 * 7200)):
         k = _decode(op, chip, DEFAULT)
         assert f"512 CTAs (1 splits, {ctas})" in k.note
         hz = chip.clock_hz * DEFAULT.clock_fraction
-        assert abs(k.latency_s - rounds_cycles / hz) < 1e-12
-    # a group of 32: 32 x 128 = 4096 > 2048 elements, so 2 CTAs per SM (65536 / 768 = 85,
-    # 80 registers a thread: 262144 / (384 x 80 x 4) = 2; SharedMem 16384 + 16384 + 4096 +
-    # 4096 B fits 5 times): ceil(512 / 264) = 2 rounds, each staging 32 / 2 = 16 passes
-    g32 = _decode(attention(64, 1, 2, 256, 8, 128, kv_dtype="fp8_e4m3"), H100, DEFAULT)
-    assert "512 CTAs (1 splits, 2 per SM)" in g32.note
+        assert abs(_decode_s(op, chip) - rounds_cycles / hz) < 1e-12
+    # a group of 32: (128 + 64) x 32 / 128 = 48 accumulators, 112 registers, 262144 / (384 x
+    # 112 x 4) = 1 CTA per SM: ceil(512 / 132) = 4 rounds, each staging 32 / 2 = 16 passes
+    g32 = attention(64, 1, 2, 256, 8, 128, kv_dtype="fp8_e4m3")
+    assert "512 CTAs (1 splits, 1 per SM)" in _decode(g32, H100, DEFAULT).note
     hz = H100.clock_hz * DEFAULT.clock_fraction
-    assert abs(g32.latency_s - 2 * (7200 / 3 + 16 * 500) / hz) < 1e-12
+    assert abs(_decode_s(g32, H100) - 4 * (7200 / 3 + 16 * 500) / hz) < 1e-12
     # head_dim 64 takes 16 threads a head: 4 heads a pass, 8 passes for a group of 32
     assert xqa_gmma_q_passes(attention(1, 1, 2, 32, 1, 64)) == 8
     # a bf16 cache on H100 runs the SM80-style kernel: full rounds
-    bf16 = _decode(attention(64, 1, 2, 32, 8, 128), H100, DEFAULT)
-    assert abs(bf16.latency_s - 4 * 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
+    bf16 = attention(64, 1, 2, 32, 8, 128)
+    assert abs(_decode_s(bf16, H100) - 4 * 7200 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
 
 
 def _row(**kw: str) -> dict[str, str]:
@@ -187,14 +246,15 @@ def test_mmha_call_applies_rope_itself():
 def test_mmha_grows_its_ctas_for_small_grids():
     # group 8, 2 sequences of 2 tokens: MMHA, 2 x 64 = 128 CTAs. 4 CTAs of 256 threads fit an
     # SM's registers, but 128 < 4 x SMs, so TRT-LLM grows each CTA by min(ceil(4 x SMs /
-    # 128), 4) = 4 to 1024 threads: one per SM. A100 (108 SMs): 2 rounds; H100 (132): 1;
-    # each round MMHA_ROUND_CYCLES = 8400 cycles
+    # 128), 4) = 4 to 1024 threads: one per SM. A100 (108 SMs): 2 rounds of MMHA_ROUND_CYCLES
+    # = 8400 cycles, which cover the tiny busy time; H100 (132): 1 round, its whole path
+    # exposed
     op = attention(2, 1, 2, 64, 8, 128)
-    for chip, rounds in ((A100, 2), (H100, 1)):
-        k = _decode(op, chip, DEFAULT)
-        assert "128 CTAs (1 splits, 1 per SM)" in k.note
-        hz = chip.clock_hz * DEFAULT.clock_fraction
-        assert abs(k.latency_s - rounds * 8400 / hz) < 1e-12
+    for chip in (A100, H100):
+        assert "128 CTAs (1 splits, 1 per SM)" in _decode(op, chip, DEFAULT).note
+    assert abs(_decode_s(op, A100) - 2 * 8400 / (A100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
+    h100 = _decode(op, H100, DEFAULT)
+    assert abs(h100.latency_s - 8400 / (H100.clock_hz * DEFAULT.clock_fraction)) < 1e-12
     # 512 CTAs on H100: factor ceil(528 / 512) = 2, 512-thread CTAs, 2 per SM; 528 or more
     # keep 256 threads, 4 per SM
     assert "2 per SM" in _decode(attention(16, 1, 2, 32, 32, 128), H100, DEFAULT).note

@@ -4,7 +4,7 @@ and on systolic chips (QK^T and PV through the mapping search)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, floor, sqrt
 
 from chipforge.arch import ChipSpec
 from chipforge.machine import Efficiency
@@ -36,7 +36,7 @@ WS_CTAS_PER_SM = 1
 WS_EPILOGUE_PHASES = 2
 # assumption: split-KV decode (FlashDecoding, Dao et al. 2023; TRT-LLM's multi-block mode)
 # splits a sequence's cache into chunks of at least this many tokens so each CTA streams a
-# useful burst
+# useful burst (masked MHA; XQA follows TRT-LLM's own count, ``xqa_splits``)
 DECODE_MIN_CHUNK = 256
 # exposed dependent memory phases per round of prefill CTAs: load Q, load the first K/V
 # block, store O. A GEMM tile exposes one prologue+epilogue (pipeline_latency_s); an
@@ -89,12 +89,21 @@ XQA_MAX_GROUP = 32
 # below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
 # decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
 XQA_MIN_HISTORY_PER_BLOCK, XQA_MIN_BLOCK_FACTOR = 128, 4
-# tokens of K and V a decode CTA holds on chip per step: XQA's CTA is 4 warps along the
-# sequence, each with a 64-token warp tile (TRT-LLM cpp/kernels/xqa/mha.cu: warpTile.x 64,
-# ctaShapeInWarps.x 4). assumption: its K and V tiles for those 256 tokens sit in shared
-# memory once (the double buffers hold head parts); the footprint sets how many CTAs an
-# SM holds at once (one for bf16 head_dim 128 on A100 and H100, three for an fp8 cache)
-DECODE_CTA_TOKENS = 256
+# XQA's multi-block mode launches at most this many waves of CTAs over the SMs and this many
+# sub-sequences in all (decoderXQAConstants.h kTargetWaveFactor, kXQA_MAX_NUM_SUB_SEQ)
+XQA_TARGET_WAVES, XQA_MAX_SUB_SEQ = 8, 6000
+# TRT-LLM's SM80-style XQA kernel (cpp/kernels/xqa/mha.cu, any cache on Ampere/Ada, the
+# 16-bit cache on Hopper): a CTA of 4 x 1 x 2 warps (ctaShapeInWarps), the 4 along the
+# sequence with a 64-token warp tile (warpTile.x) and a q tile of the group padded to 16
+# rows (warpTile.y = roundUp(group, 16)). Its SharedMem holds per warp two 64-token K tiles
+# of one head part of at most 128 bytes (nbKBuffers 2, kHeadPartBytes = min(128,
+# head bytes) on SM80/SM90) and two 64-token V tiles of 64 elements (nbVBuffers 2,
+# cacheVTileSeqLen 64), all in the cache's element type, the persistent Q tile and one
+# 64-column score (X) tile per warp in the input element type. At ~136 KiB for a 16-bit
+# cache it leaves one CTA per SM on A100 and H100 at every head size (the sm90 build's
+# __launch_bounds__(256, 2) asks for two, which the shared memory does not fit).
+XQA_MMA_SEQ_WARPS, XQA_MMA_WARP_TOKENS, XQA_MMA_BUFFERS = 4, 64, 2
+XQA_MMA_K_PART_BYTES, XQA_MMA_V_TILE_ELEMS = 128, 64
 # assumption: a masked-MHA CTA is 256 threads (TRT-LLM's MMHA launch for head sizes
 # 64-256) of about 64 32-bit registers each; it stages no K/V tile in shared memory, so
 # the register file bounds how many an SM holds: 256 KiB / (256 x 64 x 4 B) = 4
@@ -106,13 +115,18 @@ MMHA_MAX_BLOCK_FACTOR = 1024 // 256
 # PV gemm, I/O), a 64-token K/V tile (gemm0CtaTileNbTokens) and a q-head tile padded to a
 # multiple of 8 (ctaNbQHeads = roundUp(group, 8) with swapAB). Its SharedMem holds two K
 # tiles of one 128-byte head part, two V tiles of the whole head, two score (X) tiles and
-# the Q tile, all in the cache's element type. __launch_bounds__(128 * 3, minBlocks) asks
-# for 3 CTAs per SM while ctaNbQHeads x headElems <= 128 x 16, else 2: the compiler caps a
-# thread's registers at 64K / (384 x minBlocks), rounded down to the allocation unit of 8.
+# the Q tile, all in the cache's element type. The default build (defines.h
+# OPTIMIZE_FOR_LATENCY 1) declares __launch_bounds__(128 * 3) with no minimum of CTAs per
+# SM, so the compiler's register count, not the launch, sets how many fit: a math thread
+# holds its warpgroup's share of the PV accumulator (head x q heads) and of the QK^T tile
+# (64 tokens x q heads) besides its other state. assumption: that other state is about 64
+# registers, chosen among 48, 56, 64 and 72 on the even rows of the H100 generation table
+# (its fp8-cache rows): 2 CTAs per SM for head_dim 128 and groups up to 8, 1 for large
+# heads or groups, as their per-CTA slopes show.
 XQA_GMMA_THREADS, XQA_GMMA_TILE_TOKENS, XQA_GMMA_HEAD_PAD = 3 * 128, 64, 8
-XQA_GMMA_K_PART_BYTES, XQA_GMMA_SMALL_TILE_ELEMS = 128, 128 * 16
-XQA_GMMA_MIN_BLOCKS = {True: 3, False: 2}  # small q tile (<= 2048 elements) or not
-SM_REGISTERS, REGISTER_BYTES, REGISTER_ALLOC_UNIT = 65536, 4, 8  # CUDA occupancy rules
+XQA_GMMA_WARPGROUP_THREADS, XQA_GMMA_K_PART_BYTES = 128, 128
+XQA_GMMA_BASE_REGISTERS = 64
+REGISTER_BYTES, REGISTER_ALLOC_UNIT = 4, 8  # CUDA occupancy rules
 # The same kernel's I/O warps stage Q before the QK^T gemm may start (USE_INPUT_KV: q is read
 # from the fused QKV rows and rotated in the kernel): 2 warps (nbQLdWarps with an fp8 cache),
 # min(32, headElems / 4) threads per head (thrdsPerHead), so 64 / that heads per pass, and
@@ -122,6 +136,13 @@ SM_REGISTERS, REGISTER_BYTES, REGISTER_ALLOC_UNIT = 65536, 4, 8  # CUDA occupanc
 # shared store, ~500 SM cycles; fitted among 200-800 on the even rows of the H100 generation
 # table (its fp8-cache rows, groups 2-32), the same for every chip running this kernel.
 XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
+# type conversions (fp8 -> 16-bit -> fp32) issue at 16 results per clock per SM on compute
+# capability 8.x and 9.0 (CUDA C++ Programming Guide, arithmetic instruction throughput:
+# "all other type conversions"), the rate of the SFU (special_function_lanes). assumption:
+# a decode kernel converting an fp8 cache spends about one such conversion per K/V element
+# (MMHA's convert_from_fp8 unpacks fp8x2 pairs to 16-bit, then widens to fp32); chosen
+# among 0.5, 1 and 2 on the even rows of the H100 generation table (its fp8-cache MMHA rows)
+KV_CONVERTS_PER_ELEMENT = 1
 WARP_THREADS = 32  # CUDA warp size
 FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
@@ -163,8 +184,7 @@ def _is_decode(op: Attention) -> bool:
 
 
 def _finish(op: Attention, chip: ChipSpec, eff: Efficiency, k: _Kernel) -> Estimate:
-    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    memory_s = max(k.dram_bytes / bw, k.l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+    memory_s = _memory_s(chip, eff, k.dram_bytes, k.l2_bytes)
     # each round of CTAs exposes its dependent latencies on top of the busy time
     overhead = k.kernels * eff.launch_overhead_s + k.latency_s
     seconds = max(k.compute_s, memory_s) + overhead
@@ -212,6 +232,18 @@ def _block_cycles(op: Attention, chip: ChipSpec, rows: int, on_tensor_cores: boo
     softmax_cycles = (max(exp_cycles, fp32_cycles) if softmax_pipes_overlap
                       else exp_cycles + fp32_cycles)
     return (mma_cycles + softmax_cycles) * (2.5 if op.backward else 1.0)
+
+
+def _kv_convert_cycles(op: Attention, chip: ChipSpec, kernel: str) -> float:
+    """A decode CTA's conversions of one FA_BLOCK_KV-token K/V block from a cache element
+    narrower than its math (an fp8 cache under 16-bit attention) on the SM's conversion
+    pipe, KV_CONVERTS_PER_ELEMENT per element. The Hopper XQA kernel runs its MMAs in the
+    cache's fp8 and converts only Q (mha_sm90.cu: MathElem = CacheElem)."""
+    if dtype_bytes(op.kv_dtype) >= op.itemsize or xqa_gmma(op, chip, kernel):
+        return 0.0
+    vu = chip.cores.vector_unit
+    rate = vu.special_function_lanes or vu.lanes
+    return KV_CONVERTS_PER_ELEMENT * 2 * FA_BLOCK_KV * op.head_dim / rate
 
 
 def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
@@ -306,8 +338,9 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     memory fits (XQA) or its register file holds (MMHA); multi-block mode splits a sequence
     over CTAs until they fill those slots. XQA reads each kv head's K/V once;
     MMHA re-reads it per q head, from L2 when the chunks in flight fit there, else from
-    DRAM. Each round of CTAs adds DECODE_ROUND_CYCLES (MMHA: MMHA_ROUND_CYCLES) of critical
-    path, a split sequence the in-kernel merge of its partials (``_decode_latency_cycles``)."""
+    DRAM. A cache narrower than the math is converted on the way (``_kv_convert_cycles``).
+    The rounds' critical paths overlap the streaming but for one round's; a split sequence
+    adds the in-kernel merge of its partials (``_decode_latency_s``)."""
     sms = chip.cores.count
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
@@ -317,25 +350,23 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         if xqa_gmma(op, chip, kernel):
             resident = _xqa_gmma_ctas_per_sm(op, chip)
         else:
-            tile_bytes = 2 * DECODE_CTA_TOKENS * op.head_dim * dtype_bytes(op.kv_dtype)
-            resident = max(1, int(chip.cores.local_sram.size_bytes // tile_bytes))
+            resident = _xqa_mma_ctas_per_sm(op, chip)
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
         resident = _mmha_ctas_per_sm(chip, units)
     slots = sms * resident
-    splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
+    if kernel == "xqa":
+        splits = xqa_splits(op, chip, units)
+    else:
+        splits = max(1, min(ceil(op.kv_len / DECODE_MIN_CHUNK), ceil(slots / units)))
     ctas = units * splits
     blocks = ceil(ceil(op.kv_len / splits) / FA_BLOCK_KV)
     rows_eff = max(rows, MMA_MIN_ROWS) if tensor else rows
     rounds = ceil(ctas / slots)
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
-    cycles = rounds * blocks * _block_cycles(op, chip, rows_eff, tensor) * busy
-    phases = DECODE_GMMA_ROUND_PHASES if xqa_gmma(op, chip, kernel) else DECODE_ROUND_PHASES
-    round_cycles = MMHA_ROUND_CYCLES if kernel == "mmha" else DECODE_ROUND_CYCLES
-    latency = _decode_latency_cycles(rounds, splits, phases, round_cycles) / hz
-    if xqa_gmma(op, chip, kernel):  # each round's CTAs stage their Q first
-        latency += rounds * xqa_gmma_q_passes(op) * XQA_GMMA_Q_PASS_CYCLES / hz
+    block = _block_cycles(op, chip, rows_eff, tensor) + _kv_convert_cycles(op, chip, kernel)
+    cycles = rounds * blocks * block * busy
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
     # in flight at once, slots / group of them, are the working set L2 must hold to serve
@@ -348,8 +379,63 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         dram, l2 = op.bytes, op.kv_bytes * group
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
+    busy_s = max(cycles / hz, _memory_s(chip, eff, dram, l2))
+    latency = _decode_latency_s(op, chip, kernel, rounds, splits, busy_s, hz)
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
+
+
+def _decode_latency_s(op: Attention, chip: ChipSpec, kernel: str, rounds: int, splits: int,
+                      busy_s: float, hz: float) -> float:
+    """The latency a decode kernel exposes beyond its busy time (streaming K/V, or the
+    MMAs). The rounds' critical paths (``_decode_round_cycles``) and the streaming overlap:
+    SMs drift apart after the first round, so while some wait on a round's dependent
+    phases others stream, and the kernel takes its rounds' critical paths or its busy time
+    plus one round's path (the first round's loads before any streaming, the last's
+    reduction and store after it), whichever is longer. One round exposes its whole path
+    either way. A split sequence adds the in-kernel merge of its partials
+    (DECODE_MERGE_PHASES)."""
+    round_cycles = MMHA_ROUND_CYCLES if kernel == "mmha" else DECODE_ROUND_CYCLES
+    round_s = _decode_round_cycles(op, chip, kernel) / hz
+    merge_s = DECODE_MERGE_PHASES * round_cycles / DECODE_ROUND_PHASES / hz if splits > 1 else 0
+    return max(rounds * round_s - busy_s, round_s) + merge_s
+
+
+def _decode_round_cycles(op: Attention, chip: ChipSpec, kernel: str) -> float:
+    """One round of decode CTAs' critical path, in SM cycles: DECODE_ROUND_PHASES phases of
+    DECODE_ROUND_CYCLES (MMHA: MMHA_ROUND_CYCLES); the Hopper XQA kernel exposes
+    DECODE_GMMA_ROUND_PHASES of them and stages its Q first (XQA_GMMA_Q_PASS_CYCLES a
+    pass)."""
+    if kernel == "mmha":
+        return MMHA_ROUND_CYCLES
+    if xqa_gmma(op, chip, kernel):
+        return (DECODE_GMMA_ROUND_PHASES * DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES
+                + xqa_gmma_q_passes(op) * XQA_GMMA_Q_PASS_CYCLES)
+    return DECODE_ROUND_CYCLES
+
+
+def _memory_s(chip: ChipSpec, eff: Efficiency, dram_bytes: float, l2_bytes: float) -> float:
+    """A kernel's streaming time: its DRAM traffic at the sustained bandwidth, or its L2
+    traffic, whichever is longer."""
+    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
+    return max(dram_bytes / bw, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+
+
+def xqa_splits(op: Attention, chip: ChipSpec, units: int) -> int:
+    """TRT-LLM's XQA multi-block count (decoderXQAImplCommon.h computeMultiBlockCount): one
+    CTA per XQA_MIN_HISTORY_PER_BLOCK tokens of history, at most round(sqrt(8 x that)) "so
+    the final reduction does not dominate", cut to XQA_TARGET_WAVES waves of CTAs over the
+    SMs and to XQA_MAX_SUB_SEQ sub-sequences over the batch. The kernel gives a split at
+    least one K/V tile: 64 tokens in mha_sm90.cu, its 4 warps' 256 in mha.cu."""
+    count = op.kv_len // XQA_MIN_HISTORY_PER_BLOCK
+    count = max(1, min(count, round(sqrt(8 * count))))
+    waves = units * count / chip.cores.count
+    if waves > XQA_TARGET_WAVES:
+        count = max(1, floor(count / (waves / XQA_TARGET_WAVES)))
+    count = max(1, min(count, XQA_MAX_SUB_SEQ // op.batch))
+    tile = (XQA_GMMA_TILE_TOKENS if xqa_gmma(op, chip, "xqa")
+            else XQA_MMA_SEQ_WARPS * XQA_MMA_WARP_TOKENS)
+    return min(count, ceil(op.kv_len / tile))
 
 
 def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
@@ -368,10 +454,23 @@ def xqa_gmma_q_passes(op: Attention) -> int:
     return ceil(op.heads // op.kv_heads / (XQA_GMMA_Q_WARPS * WARP_THREADS // per_head))
 
 
+def _xqa_mma_ctas_per_sm(op: Attention, chip: ChipSpec) -> int:
+    """How many SM80-style XQA CTAs (mha.cu) an SM holds: as many as its shared memory
+    fits the kernel's SharedMem (K, V, Q and X tiles)."""
+    q_rows = ceil(op.heads // op.kv_heads * op.q_len / MMA_MIN_ROWS) * MMA_MIN_ROWS
+    elem = dtype_bytes(op.kv_dtype)
+    tiles = XQA_MMA_SEQ_WARPS * XQA_MMA_BUFFERS * XQA_MMA_WARP_TOKENS  # tokens, K or V
+    smem_bytes = (tiles * min(op.head_dim * elem, XQA_MMA_K_PART_BYTES)  # K
+                  + tiles * XQA_MMA_V_TILE_ELEMS * elem  # V
+                  + q_rows * op.head_dim * op.itemsize  # Q
+                  + XQA_MMA_SEQ_WARPS * q_rows * XQA_MMA_WARP_TOKENS * op.itemsize)  # X
+    return max(1, int(chip.cores.local_sram.size_bytes // smem_bytes))
+
+
 def _xqa_gmma_ctas_per_sm(op: Attention, chip: ChipSpec) -> int:
     """How many Hopper XQA CTAs (mha_sm90.cu) an SM holds: as many as its shared memory
-    fits the kernel's SharedMem and its register file the registers the launch bounds let
-    each of the 384 threads use."""
+    fits the kernel's SharedMem and its register file the 384 threads' registers
+    (XQA_GMMA_BASE_REGISTERS plus the accumulators)."""
     q_heads = ceil(op.heads // op.kv_heads / XQA_GMMA_HEAD_PAD) * XQA_GMMA_HEAD_PAD
     elem = dtype_bytes(op.kv_dtype)
     head_bytes = op.head_dim * elem
@@ -379,9 +478,10 @@ def _xqa_gmma_ctas_per_sm(op: Attention, chip: ChipSpec) -> int:
     smem_bytes = (2 * tile * min(head_bytes, XQA_GMMA_K_PART_BYTES)  # K, one head part
                   + 2 * tile * head_bytes + 2 * q_heads * tile * elem  # V, X
                   + q_heads * head_bytes)  # Q
-    min_blocks = XQA_GMMA_MIN_BLOCKS[q_heads * op.head_dim <= XQA_GMMA_SMALL_TILE_ELEMS]
-    regs = SM_REGISTERS // (XQA_GMMA_THREADS * min_blocks)
-    regs -= regs % REGISTER_ALLOC_UNIT
+    # fp32 accumulators a math thread holds: PV's head x q-head tile and QK^T's 64-token x
+    # q-head tile, each over a 128-thread warpgroup
+    acc = (op.head_dim + tile) * q_heads // XQA_GMMA_WARPGROUP_THREADS
+    regs = ceil((XQA_GMMA_BASE_REGISTERS + acc) / REGISTER_ALLOC_UNIT) * REGISTER_ALLOC_UNIT
     reg_file = chip.cores.register_file_bytes or chip.cores.local_sram.size_bytes
     by_regs = int(reg_file // (XQA_GMMA_THREADS * regs * REGISTER_BYTES))
     by_smem = int(chip.cores.local_sram.size_bytes // smem_bytes)
@@ -400,15 +500,6 @@ def _mmha_ctas_per_sm(chip: ChipSpec, ctas: int) -> int:
         return fit
     factor = min(ceil(chip.cores.count * fit / ctas), fit, MMHA_MAX_BLOCK_FACTOR)
     return max(1, fit // factor)
-
-
-def _decode_latency_cycles(rounds: int, splits: int, phases: int,
-                           round_cycles: float = DECODE_ROUND_CYCLES) -> float:
-    """The exposed critical path of a decode kernel, in SM cycles: ``phases`` dependent
-    phases (of ``round_cycles`` / DECODE_ROUND_PHASES each) per round of CTAs, and for a
-    split sequence the in-kernel merge of its partial results (DECODE_MERGE_PHASES more)."""
-    merge = DECODE_MERGE_PHASES if splits > 1 else 0
-    return (rounds * phases + merge) * round_cycles / DECODE_ROUND_PHASES
 
 
 def _systolic(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
