@@ -149,3 +149,16 @@ def test_h200_big_gemm_matches_the_measured_figure():
     H200 through PyTorch (shared/notes, measured on the lent device machine)."""
     est = estimate(matmul(8192, 8192, 8192), "h200-sxm")
     assert math.isclose(est.achieved_flops, 788e12, rel_tol=0.10)
+
+
+def test_tile_end_count_equals_the_step_by_step_count():
+    """The buffer chain counts the steps that end an output tile in closed form (a 70B
+    step on forge-t1 has GEMMs of millions of steps: the loop took 20 s); oracle: the
+    step-by-step count."""
+    from chipforge.perf._kernel_model import _count_tile_ends
+
+    for steps in (3, 4, 7, 64, 1001, 4096):
+        for k_tiles in (1, 2, 3, 5, 8, 33):
+            sources = range((steps - 1) % 2, steps - 2, 2)
+            brute = sum(1 for j in sources if j % k_tiles == k_tiles - 1)
+            assert _count_tile_ends(sources, k_tiles) == brute, (steps, k_tiles)

@@ -12,7 +12,7 @@ table in docs/validation.md compares it with the simulator kernel by kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, gcd
 
 from chipforge.arch import ChipSpec
 from chipforge.machine import (
@@ -122,11 +122,23 @@ def _buffer_chain(steps: int, load: float, latency: float, mm: float, k_tiles: i
     link = load + latency + mm
     # the chain runs through the last step's parity: steps-1, steps-3, ... back to 0 or 1
     sources = range((steps - 1) % 2, steps - 2, 2)
-    extra = tile_end * sum(1 for j in sources if j % k_tiles == k_tiles - 1)
+    extra = tile_end * _count_tile_ends(sources, k_tiles)
     if steps % 2:  # the last step shares step 0's buffer: (steps + 1) / 2 links
         return (steps + 1) / 2 * link + extra
     # the last step uses step 1's buffer; step 1 loads after step 0 on the one DMA queue
     return load + link + (steps / 2 - 1) * link + extra
+
+
+def _count_tile_ends(sources: range, k_tiles: int) -> int:
+    """How many steps in ``sources`` end an output tile (``j % k_tiles == k_tiles - 1``),
+    in O(k_tiles): the residues of an arithmetic progression repeat with period
+    k_tiles / gcd(k_tiles, step), so whole periods are counted once (a big GEMM on few
+    arrays has millions of steps)."""
+    period = k_tiles // gcd(k_tiles, sources.step)
+    hits = sum(1 for j in sources[:period] if j % k_tiles == k_tiles - 1)
+    full, rest = divmod(len(sources), period)
+    tail = sources[full * period:]
+    return full * hits + sum(1 for j in tail[:rest] if j % k_tiles == k_tiles - 1)
 
 
 def gather_kernel_time(t: CoreTiming, count: int, dim: int, size: float) -> KernelTime:
