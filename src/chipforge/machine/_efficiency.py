@@ -21,14 +21,16 @@ class Efficiency:
     clock_fraction: float = 0.8633
     # achievable / peak DRAM bandwidth for streaming access
     dram_efficiency: float = 0.8316
-    # fixed cost of one kernel launch (GPU) or op dispatch (accelerator), s
+    # fixed cost of one kernel launch (GPU) or op dispatch (accelerator), s: on a GPU it
+    # includes a GEMM's first round of tiles (a GEMM too small to fill one round costs it)
     launch_overhead_s: float = 2.553e-06
-    # exposed latency of a kernel's first round of tiles: first operand load + epilogue, s
+    # exposed latency of one dependent phase of a fused GPU kernel (an attention CTA's Q,
+    # first K/V and O phases; a grouped GEMM's first operand load and epilogue), s
     pipeline_latency_s: float = 2.494e-06
     # achievable / peak link bandwidth in collectives
-    link_efficiency: float = 0.64
+    link_efficiency: float = 0.6324
     # per-step latency of a ring collective (one hop: sync + transfer start), s
-    link_latency_s: float = 0.99e-06
+    link_latency_s: float = 0.848e-06
 
 
 DEFAULT = Efficiency()

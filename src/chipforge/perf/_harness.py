@@ -28,14 +28,14 @@ class Harness:
 # aiconfigurator-core 0.12.0's collections (data/validation/README.md)
 HARNESSES: dict[str, Harness] = {h.name: h for h in (
     Harness("none", 0.0, "a prediction of the kernels alone"),
-    Harness("trtllm-1.0.0", 1.088e-06, "aiconfigurator collector, TensorRT-LLM 1.0.0 (the "
+    Harness("trtllm-1.0.0", 1.197e-06, "aiconfigurator collector, TensorRT-LLM 1.0.0 (the "
             "A100 set)"),
     Harness("trtllm-1.3", 1.182e-06, "aiconfigurator collector, TensorRT-LLM 1.3.0rc20/rc23 "
             "(the H100 set)"),
     # nccl-tests times eager calls: each carries the host's launch of the NCCL kernel; the
     # two collections ran different NCCL releases
-    Harness("nccl-tests-2.27.3", 8.158e-06, "nccl-tests on NCCL 2.27.3 (the A100 set)"),
-    Harness("nccl-tests-2.29.2", 2.226e-06, "nccl-tests on NCCL 2.29.2 (the H100 set)"),
+    Harness("nccl-tests-2.27.3", 8.355e-06, "nccl-tests on NCCL 2.27.3 (the A100 set)"),
+    Harness("nccl-tests-2.29.2", 2.28e-06, "nccl-tests on NCCL 2.29.2 (the H100 set)"),
 )}
 
 
