@@ -24,6 +24,7 @@ from chipforge.perf._attention import (
     decode_kernel,
     warp_specialized,
     xqa_gmma_q_passes,
+    xqa_gmma_rope_in_kernel,
     xqa_splits,
     xqa_supports,
 )
@@ -234,6 +235,19 @@ def test_generation_call_attends_over_seq_len_plus_step():
     # A100 has no QGMMA kernel: its fp8-cache XQA (mha.cu) needs the pre-processing
     on_a100 = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"), A100)
     assert len(on_a100.nodes) == 2
+
+
+def test_qgmma_rotates_in_kernel_only_a_rope_that_fits_the_head():
+    # appliesRoPEInXqaKernel: 0 < rotary dim <= head size, a multiple of 16
+    assert xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 128), 128)
+    assert xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 256), 128)  # partial rotary
+    assert not xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 64), 128)
+    assert not xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 128), 120)
+    # the collector's 128-element RoPE on a 64-element head: pre-processing, then QGMMA XQA
+    row = _row(seq_len="1", step="4095", kv_cache_dtype="fp8", head_dim="64")
+    (pre, _), (op, _) = generation_call(row, H100).nodes
+    assert pre.numel == 2 * (32 + 2 * 8) * 64 and op.kv_dtype == "fp8_e4m3"
+    assert isinstance(generation_call(row | {"head_dim": "256"}, H100), Attention)
 
 
 def test_mmha_call_applies_rope_itself():

@@ -143,6 +143,9 @@ XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
 # (MMHA's convert_from_fp8 unpacks fp8x2 pairs to 16-bit, then widens to fp32); chosen
 # among 0.5, 1 and 2 on the even rows of the H100 generation table (its fp8-cache MMHA rows)
 KV_CONVERTS_PER_ELEMENT = 1
+# the Hopper XQA kernel's in-kernel RoPE needs a rotary dim that is a multiple of this
+# (decoderXQAImplJIT kernelUtils.cpp appliesRoPEInXqaKernel: rotary_embedding_dim % 16 == 0)
+ROPE_DIM_ALIGN = 16
 WARP_THREADS = 32  # CUDA warp size
 FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
@@ -445,6 +448,16 @@ def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     mu = _matrix_unit_for(chip, op.dtype)
     return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
             and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+
+
+def xqa_gmma_rope_in_kernel(op: Attention, rotary_dim: int) -> bool:
+    """Whether the Hopper XQA kernel rotates q and k itself (reading the fused QKV rows) for a
+    RoPE over ``rotary_dim`` head elements. TRT-LLM rotates in the kernel only a rope region
+    that fits the head and is 16-byte aligned for every cache type (decoderXQAImplJIT
+    kernelUtils.cpp appliesRoPEInXqaKernel: 0 < rotary_embedding_dim <= head_size, a multiple
+    of ROPE_DIM_ALIGN); otherwise invokeQKVPreprocessing rotates q and appends K/V first, a
+    kernel of its own, and the XQA kernel reads q from its scratch."""
+    return 0 < rotary_dim <= op.head_dim and rotary_dim % ROPE_DIM_ALIGN == 0
 
 
 def xqa_gmma_q_passes(op: Attention) -> int:
