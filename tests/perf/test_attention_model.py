@@ -178,13 +178,13 @@ def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     # 80 (a multiple of 8), 262144 B / (384 x 80 x 4 B) = 2 CTAs per SM (SharedMem 2 x 64 x
     # 128 (K) + 2 x 64 x 128 (V) + 2 x 8 x 64 (X) + 8 x 128 (Q) = 34,816 B fits 6 times):
     # ceil(512 / 264) = 2 rounds of one phase (7200 / 3 cycles) plus the Q staging: head_dim
-    # 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 500 cycles.
+    # 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 400 cycles.
     # A100 (neither TMA nor wgmma) holds one mha.cu CTA (SharedMem 4 x 2 x 64 x 128 B of K,
     # 4 x 2 x 64 x 64 x 1 B of V, 16 x 128 x 2 B of Q, 4 x 16 x 64 x 2 B of X = 108 KiB of
     # 164): ceil(512 / 108) = 5 full rounds of 7200 cycles. Both are latency bound: the
     # rounds' paths cover the busy time
     op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
-    for chip, ctas, rounds_cycles in ((H100, "2 per SM", 2 * (7200 / 3 + 2 * 500)),
+    for chip, ctas, rounds_cycles in ((H100, "2 per SM", 2 * (7200 / 3 + 2 * 400)),
                                       (A100, "1 per SM", 5 * 7200)):
         k = _decode(op, chip, DEFAULT)
         assert f"512 CTAs (1 splits, {ctas})" in k.note
@@ -195,7 +195,7 @@ def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     g32 = attention(64, 1, 2, 256, 8, 128, kv_dtype="fp8_e4m3")
     assert "512 CTAs (1 splits, 1 per SM)" in _decode(g32, H100, DEFAULT).note
     hz = H100.clock_hz * DEFAULT.clock_fraction
-    assert abs(_decode_s(g32, H100) - 4 * (7200 / 3 + 16 * 500) / hz) < 1e-12
+    assert abs(_decode_s(g32, H100) - 4 * (7200 / 3 + 16 * 400) / hz) < 1e-12
     # head_dim 64 takes 16 threads a head: 4 heads a pass, 8 passes for a group of 32
     assert xqa_gmma_q_passes(attention(1, 1, 2, 32, 1, 64)) == 8
     # a bf16 cache on H100 runs the SM80-style kernel: full rounds

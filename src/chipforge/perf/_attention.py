@@ -133,9 +133,13 @@ REGISTER_BYTES, REGISTER_ALLOC_UNIT = 4, 8  # CUDA occupancy rules
 # each pass loads its heads, applies RoPE and stores them to shared memory before the next
 # (one load per head per thread group in the loop over the group): a group of 32 at head_dim
 # 128 takes 16 passes. assumption: a pass costs about one L2 round trip plus the RoPE and the
-# shared store, ~500 SM cycles; fitted among 200-800 on the even rows of the H100 generation
-# table (its fp8-cache rows, groups 2-32), the same for every chip running this kernel.
-XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
+# shared store, ~400 SM cycles; fitted among 300-700 (steps of 50; 350 and 400 tie) on the
+# even rows of the H100 generation table (its fp8-cache rows, groups 2-32) once head_dim 64
+# rows run the pre-processing kernel (``xqa_gmma_rope_in_kernel``; at 500 before), the same
+# for every chip running this kernel. assumption: where q arrives pre-rotated the passes
+# still load it at the same cost; the even rows of head_dim-64 groups 16-32 sit between
+# keeping the passes (+6% to +13% at one round) and dropping them (-8% to -13%).
+XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 400
 # type conversions (fp8 -> 16-bit -> fp32) issue at 16 results per clock per SM on compute
 # capability 8.x and 9.0 (CUDA C++ Programming Guide, arithmetic instruction throughput:
 # "all other type conversions"), the rate of the SFU (special_function_lanes). assumption:
