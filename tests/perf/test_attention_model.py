@@ -25,6 +25,7 @@ from chipforge.perf._attention import (
     warp_specialized,
     xqa_gmma_q_passes,
     xqa_gmma_rope_in_kernel,
+    xqa_head_elems,
     xqa_splits,
     xqa_supports,
 )
@@ -353,3 +354,15 @@ def _report() -> None:
 
 if __name__ == "__main__":
     _report()
+
+
+def test_xqa_pads_its_head_to_a_built_size():
+    # mha.h headElems: 64, 128 or 256
+    assert [xqa_head_elems(d) for d in (64, 96, 128, 192, 256)] == [64, 128, 128, 256, 256]
+    # head_dim 192, group 4, fp8 cache on H100 runs as 256: q heads padded to 8, (256 + 64)
+    # x 8 / 128 = 20 accumulators, 64 + 20 = 84 -> 88 registers, 262144 / (384 x 88 x 4) =
+    # 1 CTA per SM (unpadded: 16 accumulators, 80 registers, 2 per SM)
+    op = attention(64, 1, 2, 16, 4, 192, kv_dtype="fp8_e4m3")
+    assert "(1 splits, 1 per SM)" in _decode(op, H100, DEFAULT).note
+    # the cache keeps the valid 192 elements: the traffic is op's
+    assert _decode(op, H100, DEFAULT).dram_bytes == op.bytes

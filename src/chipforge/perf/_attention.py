@@ -3,7 +3,7 @@ and on systolic chips (QK^T and PV through the mapping search)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil, floor, sqrt
 
 from chipforge.arch import ChipSpec
@@ -86,6 +86,8 @@ DECODE_GMMA_ROUND_PHASES = 1
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
 # query head per CTA).
 XQA_MAX_GROUP = 32
+# the head sizes XQA's kernels are built for (cpp/kernels/xqa/mha.h headElems)
+XQA_HEAD_SIZES = (64, 128, 256)
 # below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
 # decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
 XQA_MIN_HISTORY_PER_BLOCK, XQA_MIN_BLOCK_FACTOR = 128, 4
@@ -352,12 +354,15 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
     kernel = decode_kernel(op, chip)
+    # the CTA's work and state: XQA computes over its padded head (the cache keeps the
+    # valid elements, so the traffic stays op's)
+    work = replace(op, head_dim=xqa_head_elems(op.head_dim)) if kernel == "xqa" else op
     if kernel == "xqa":
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
         if xqa_gmma(op, chip, kernel):
-            resident = _xqa_gmma_ctas_per_sm(op, chip)
+            resident = _xqa_gmma_ctas_per_sm(work, chip)
         else:
-            resident = _xqa_mma_ctas_per_sm(op, chip)
+            resident = _xqa_mma_ctas_per_sm(work, chip)
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
         resident = _mmha_ctas_per_sm(chip, units)
@@ -372,7 +377,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     rounds = ceil(ctas / slots)
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
-    block = _block_cycles(op, chip, rows_eff, tensor) + _kv_convert_cycles(op, chip, kernel)
+    block = _block_cycles(work, chip, rows_eff, tensor) + _kv_convert_cycles(work, chip, kernel)
     cycles = rounds * blocks * block * busy
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
@@ -387,7 +392,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     busy_s = max(cycles / hz, _memory_s(chip, eff, dram, l2))
-    latency = _decode_latency_s(op, chip, kernel, rounds, splits, busy_s, hz)
+    latency = _decode_latency_s(work, chip, kernel, rounds, splits, busy_s, hz)
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
@@ -443,6 +448,14 @@ def xqa_splits(op: Attention, chip: ChipSpec, units: int) -> int:
     tile = (XQA_GMMA_TILE_TOKENS if xqa_gmma(op, chip, "xqa")
             else XQA_MMA_SEQ_WARPS * XQA_MMA_WARP_TOKENS)
     return min(count, ceil(op.kv_len / tile))
+
+
+def xqa_head_elems(head_dim: int) -> int:
+    """The head size TRT-LLM's XQA kernels compute over: the valid head_dim padded to 64,
+    128 or 256 (cpp/kernels/xqa/mha.h: headElems = validElemsPerHead <= 64 ? 64 :
+    (<= 128 ? 128 : 256)); a 192-element head runs as 256."""
+    return next(size for size in XQA_HEAD_SIZES if head_dim <= size) \
+        if head_dim <= XQA_HEAD_SIZES[-1] else head_dim
 
 
 def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
