@@ -24,6 +24,8 @@ from chipforge.perf._attention import (
     decode_kernel,
     warp_specialized,
     xqa_gmma_q_passes,
+    xqa_gmma_rope_in_kernel,
+    xqa_head_elems,
     xqa_splits,
     xqa_supports,
 )
@@ -177,13 +179,13 @@ def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     # 80 (a multiple of 8), 262144 B / (384 x 80 x 4 B) = 2 CTAs per SM (SharedMem 2 x 64 x
     # 128 (K) + 2 x 64 x 128 (V) + 2 x 8 x 64 (X) + 8 x 128 (Q) = 34,816 B fits 6 times):
     # ceil(512 / 264) = 2 rounds of one phase (7200 / 3 cycles) plus the Q staging: head_dim
-    # 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 500 cycles.
+    # 128 takes 32 threads a head, 2 warps stage 2 heads a pass, 2 passes of 400 cycles.
     # A100 (neither TMA nor wgmma) holds one mha.cu CTA (SharedMem 4 x 2 x 64 x 128 B of K,
     # 4 x 2 x 64 x 64 x 1 B of V, 16 x 128 x 2 B of Q, 4 x 16 x 64 x 2 B of X = 108 KiB of
     # 164): ceil(512 / 108) = 5 full rounds of 7200 cycles. Both are latency bound: the
     # rounds' paths cover the busy time
     op = attention(64, 1, 2, 32, 8, 128, kv_dtype="fp8_e4m3")
-    for chip, ctas, rounds_cycles in ((H100, "2 per SM", 2 * (7200 / 3 + 2 * 500)),
+    for chip, ctas, rounds_cycles in ((H100, "2 per SM", 2 * (7200 / 3 + 2 * 400)),
                                       (A100, "1 per SM", 5 * 7200)):
         k = _decode(op, chip, DEFAULT)
         assert f"512 CTAs (1 splits, {ctas})" in k.note
@@ -194,7 +196,7 @@ def test_tma_wgmma_xqa_round_is_one_phase_and_its_q_staging_passes():
     g32 = attention(64, 1, 2, 256, 8, 128, kv_dtype="fp8_e4m3")
     assert "512 CTAs (1 splits, 1 per SM)" in _decode(g32, H100, DEFAULT).note
     hz = H100.clock_hz * DEFAULT.clock_fraction
-    assert abs(_decode_s(g32, H100) - 4 * (7200 / 3 + 16 * 500) / hz) < 1e-12
+    assert abs(_decode_s(g32, H100) - 4 * (7200 / 3 + 16 * 400) / hz) < 1e-12
     # head_dim 64 takes 16 threads a head: 4 heads a pass, 8 passes for a group of 32
     assert xqa_gmma_q_passes(attention(1, 1, 2, 32, 1, 64)) == 8
     # a bf16 cache on H100 runs the SM80-style kernel: full rounds
@@ -234,6 +236,19 @@ def test_generation_call_attends_over_seq_len_plus_step():
     # A100 has no QGMMA kernel: its fp8-cache XQA (mha.cu) needs the pre-processing
     on_a100 = generation_call(_row(seq_len="1", step="4095", kv_cache_dtype="fp8"), A100)
     assert len(on_a100.nodes) == 2
+
+
+def test_qgmma_rotates_in_kernel_only_a_rope_that_fits_the_head():
+    # appliesRoPEInXqaKernel: 0 < rotary dim <= head size, a multiple of 16
+    assert xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 128), 128)
+    assert xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 256), 128)  # partial rotary
+    assert not xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 64), 128)
+    assert not xqa_gmma_rope_in_kernel(attention(1, 1, 2, 8, 2, 128), 120)
+    # the collector's 128-element RoPE on a 64-element head: pre-processing, then QGMMA XQA
+    row = _row(seq_len="1", step="4095", kv_cache_dtype="fp8", head_dim="64")
+    (pre, _), (op, _) = generation_call(row, H100).nodes
+    assert pre.numel == 2 * (32 + 2 * 8) * 64 and op.kv_dtype == "fp8_e4m3"
+    assert isinstance(generation_call(row | {"head_dim": "256"}, H100), Attention)
 
 
 def test_mmha_call_applies_rope_itself():
@@ -339,3 +354,15 @@ def _report() -> None:
 
 if __name__ == "__main__":
     _report()
+
+
+def test_xqa_pads_its_head_to_a_built_size():
+    # mha.h headElems: 64, 128 or 256
+    assert [xqa_head_elems(d) for d in (64, 96, 128, 192, 256)] == [64, 128, 128, 256, 256]
+    # head_dim 192, group 4, fp8 cache on H100 runs as 256: q heads padded to 8, (256 + 64)
+    # x 8 / 128 = 20 accumulators, 64 + 20 = 84 -> 88 registers, 262144 / (384 x 88 x 4) =
+    # 1 CTA per SM (unpadded: 16 accumulators, 80 registers, 2 per SM)
+    op = attention(64, 1, 2, 16, 4, 192, kv_dtype="fp8_e4m3")
+    assert "(1 splits, 1 per SM)" in _decode(op, H100, DEFAULT).note
+    # the cache keeps the valid 192 elements: the traffic is op's
+    assert _decode(op, H100, DEFAULT).dram_bytes == op.bytes

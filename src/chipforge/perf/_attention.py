@@ -3,7 +3,7 @@ and on systolic chips (QK^T and PV through the mapping search)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import ceil, floor, sqrt
 
 from chipforge.arch import ChipSpec
@@ -86,6 +86,8 @@ DECODE_GMMA_ROUND_PHASES = 1
 # beam_width > 32 is refused); larger groups fall back to masked multi-head attention (one
 # query head per CTA).
 XQA_MAX_GROUP = 32
+# the head sizes XQA's kernels are built for (cpp/kernels/xqa/mha.h headElems)
+XQA_HEAD_SIZES = (64, 128, 256)
 # below this many CTAs per SM a 16-bit-cache decode stays on MMHA: TRT-LLM
 # decoderXQAConstants.h kMinHistoryTokensPerBlock 128 and kEnableMinBlockFactor 4
 XQA_MIN_HISTORY_PER_BLOCK, XQA_MIN_BLOCK_FACTOR = 128, 4
@@ -133,9 +135,13 @@ REGISTER_BYTES, REGISTER_ALLOC_UNIT = 4, 8  # CUDA occupancy rules
 # each pass loads its heads, applies RoPE and stores them to shared memory before the next
 # (one load per head per thread group in the loop over the group): a group of 32 at head_dim
 # 128 takes 16 passes. assumption: a pass costs about one L2 round trip plus the RoPE and the
-# shared store, ~500 SM cycles; fitted among 200-800 on the even rows of the H100 generation
-# table (its fp8-cache rows, groups 2-32), the same for every chip running this kernel.
-XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
+# shared store, ~400 SM cycles; fitted among 300-700 (steps of 50; 350 and 400 tie) on the
+# even rows of the H100 generation table (its fp8-cache rows, groups 2-32) once head_dim 64
+# rows run the pre-processing kernel (``xqa_gmma_rope_in_kernel``; at 500 before), the same
+# for every chip running this kernel. assumption: where q arrives pre-rotated the passes
+# still load it at the same cost; the even rows of head_dim-64 groups 16-32 sit between
+# keeping the passes (+6% to +13% at one round) and dropping them (-8% to -13%).
+XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 400
 # type conversions (fp8 -> 16-bit -> fp32) issue at 16 results per clock per SM on compute
 # capability 8.x and 9.0 (CUDA C++ Programming Guide, arithmetic instruction throughput:
 # "all other type conversions"), the rate of the SFU (special_function_lanes). assumption:
@@ -143,6 +149,9 @@ XQA_GMMA_Q_WARPS, XQA_GMMA_Q_PASS_CYCLES = 2, 500
 # (MMHA's convert_from_fp8 unpacks fp8x2 pairs to 16-bit, then widens to fp32); chosen
 # among 0.5, 1 and 2 on the even rows of the H100 generation table (its fp8-cache MMHA rows)
 KV_CONVERTS_PER_ELEMENT = 1
+# the Hopper XQA kernel's in-kernel RoPE needs a rotary dim that is a multiple of this
+# (decoderXQAImplJIT kernelUtils.cpp appliesRoPEInXqaKernel: rotary_embedding_dim % 16 == 0)
+ROPE_DIM_ALIGN = 16
 WARP_THREADS = 32  # CUDA warp size
 FP32_BYTES = 4  # the accumulators' element
 # the MMA's minimum m (mma.sync m16n8k16 on SM80+): a GQA group of fewer rows pads to it
@@ -345,12 +354,15 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     hz = chip.clock_hz * eff.clock_fraction
     group = op.heads // op.kv_heads
     kernel = decode_kernel(op, chip)
+    # the CTA's work and state: XQA computes over its padded head (the cache keeps the
+    # valid elements, so the traffic stays op's)
+    work = replace(op, head_dim=xqa_head_elems(op.head_dim)) if kernel == "xqa" else op
     if kernel == "xqa":
         rows, units, tensor = op.q_len * group, op.batch * op.kv_heads, True
         if xqa_gmma(op, chip, kernel):
-            resident = _xqa_gmma_ctas_per_sm(op, chip)
+            resident = _xqa_gmma_ctas_per_sm(work, chip)
         else:
-            resident = _xqa_mma_ctas_per_sm(op, chip)
+            resident = _xqa_mma_ctas_per_sm(work, chip)
     else:
         rows, units, tensor = op.q_len, op.batch * op.heads, False
         resident = _mmha_ctas_per_sm(chip, units)
@@ -365,7 +377,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     rounds = ceil(ctas / slots)
     # the CTAs an SM holds share its matrix and vector units
     busy = min(ctas, slots) / sms
-    block = _block_cycles(op, chip, rows_eff, tensor) + _kv_convert_cycles(op, chip, kernel)
+    block = _block_cycles(work, chip, rows_eff, tensor) + _kv_convert_cycles(work, chip, kernel)
     cycles = rounds * blocks * block * busy
     q_o = op.bytes - op.kv_bytes
     # MMHA's q heads of one kv head run side by side (the grid's fastest index); the chunks
@@ -380,7 +392,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
     busy_s = max(cycles / hz, _memory_s(chip, eff, dram, l2))
-    latency = _decode_latency_s(op, chip, kernel, rounds, splits, busy_s, hz)
+    latency = _decode_latency_s(work, chip, kernel, rounds, splits, busy_s, hz)
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
 
@@ -438,6 +450,14 @@ def xqa_splits(op: Attention, chip: ChipSpec, units: int) -> int:
     return min(count, ceil(op.kv_len / tile))
 
 
+def xqa_head_elems(head_dim: int) -> int:
+    """The head size TRT-LLM's XQA kernels compute over: the valid head_dim padded to 64,
+    128 or 256 (cpp/kernels/xqa/mha.h: headElems = validElemsPerHead <= 64 ? 64 :
+    (<= 128 ? 128 : 256)); a 192-element head runs as 256."""
+    return next(size for size in XQA_HEAD_SIZES if head_dim <= size) \
+        if head_dim <= XQA_HEAD_SIZES[-1] else head_dim
+
+
 def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     """Whether an XQA decode runs the TMA + wgmma kernel (mha_sm90.cu): TRT-LLM builds it
     for an fp8 cache under 16-bit attention (supportConfigQGMMA) on a chip whose SMs have
@@ -445,6 +465,16 @@ def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     mu = _matrix_unit_for(chip, op.dtype)
     return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
             and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+
+
+def xqa_gmma_rope_in_kernel(op: Attention, rotary_dim: int) -> bool:
+    """Whether the Hopper XQA kernel rotates q and k itself (reading the fused QKV rows) for a
+    RoPE over ``rotary_dim`` head elements. TRT-LLM rotates in the kernel only a rope region
+    that fits the head and is 16-byte aligned for every cache type (decoderXQAImplJIT
+    kernelUtils.cpp appliesRoPEInXqaKernel: 0 < rotary_embedding_dim <= head_size, a multiple
+    of ROPE_DIM_ALIGN); otherwise invokeQKVPreprocessing rotates q and appends K/V first, a
+    kernel of its own, and the XQA kernel reads q from its scratch."""
+    return 0 < rotary_dim <= op.head_dim and rotary_dim % ROPE_DIM_ALIGN == 0
 
 
 def xqa_gmma_q_passes(op: Attention) -> int:

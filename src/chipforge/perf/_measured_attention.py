@@ -19,8 +19,13 @@ from __future__ import annotations
 
 from chipforge.arch import ChipSpec
 from chipforge.ops import Attention, Graph, GraphBuilder, Op, attention, elementwise
-from chipforge.perf._attention import decode_kernel, xqa_gmma
+from chipforge.perf._attention import decode_kernel, xqa_gmma, xqa_gmma_rope_in_kernel
 from chipforge.perf._measured import table_dtype
+
+# the collector builds every attention layer with a GPT-NeoX RoPE over 128 head elements,
+# whatever the head size (collect_attn.py: PositionalEmbeddingParams(rope_gpt_neox,
+# RopeParams(dim=128)))
+COLLECTOR_ROTARY_DIM = 128
 
 
 def _shape(row: dict[str, str]) -> tuple[int, int, int, int, int]:
@@ -59,7 +64,10 @@ def generation_call(row: dict[str, str], chip: ChipSpec) -> Op | Graph:
       rotary parameters; the kernel rotates q and k and writes the new K/V to the cache), so
       its call is one kernel;
     - the SM90 QGMMA XQA kernel (fp8 cache under 16-bit attention) applies RoPE and appends
-      the new K/V itself (DecoderXQARunner::runImpl: appliesRoPEInXqaKernel only for QGMMA);
+      the new K/V itself (DecoderXQARunner::runImpl: appliesRoPEInXqaKernel only for QGMMA)
+      where the rotary dim fits the head (``xqa_gmma_rope_in_kernel``): the collector's
+      128-element RoPE does not fit a 64-element head, so those calls run the
+      pre-processing kernel first;
     - the SM80-style XQA kernel (mha.cu) reads pre-processed q and a cache that
       invokeQKVPreprocessing has already appended to: two kernels.
 
@@ -68,7 +76,8 @@ def generation_call(row: dict[str, str], chip: ChipSpec) -> Op | Graph:
     b, seq, heads, kv_heads, dim = _shape(row)
     op = generation_attention_op(row)
     kernel = decode_kernel(op, chip)
-    if kernel == "mmha" or xqa_gmma(op, chip, kernel):
+    if kernel == "mmha" or (xqa_gmma(op, chip, kernel)
+                            and xqa_gmma_rope_in_kernel(op, COLLECTOR_ROTARY_DIM)):
         return op
     graph = GraphBuilder("generation attention")
     graph.add(_preprocess(b * seq, heads, kv_heads, dim))
