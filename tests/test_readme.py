@@ -80,6 +80,7 @@ def _run_block(workdir: Path, line: int, language: str, code: str) -> None:
     assert done.stdout.strip(), f"{where} printed nothing"
 
 
+@pytest.mark.slow  # minutes (chipforge report): under xdist the module must start first
 def test_readme_blocks_run_in_order(workdir):
     """Each block as written, in the README's order (later blocks may use what earlier ones
     wrote); then the report they wrote shows the compiled models and the RTL check, not an

@@ -29,8 +29,9 @@ class _Images(HTMLParser):
 
 
 CHIPS = ["h100-sxm", "forge-i1"]
-# the tests share one written report: keep them on one xdist worker so it is written once
-pytestmark = pytest.mark.xdist_group("report")
+# the tests share one written report: keep them on one xdist worker so it is written once;
+# writing it takes half a minute, so under xdist the module starts first (tests/conftest.py)
+pytestmark = [pytest.mark.xdist_group("report"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

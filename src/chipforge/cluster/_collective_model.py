@@ -111,11 +111,18 @@ def collective_time(system: System, kind: str, nbytes: float, group: int, stride
     _check(system, kind, nbytes, group, stride, itemsize)
     if group == 1 or nbytes == 0:
         return CollectiveTime(0.0, "none", 0.0, 1)
-    return _timed(system, kind, float(nbytes), int(group), int(stride), itemsize)
+    return _timed(system, kind, float(nbytes), int(group), int(stride), itemsize,
+                  (DEFAULT, NET_EFFICIENCY))
 
 
+# a plan search asks for the same few hundred collectives again and again (the report's
+# training sweep on one chip: 175,825 calls, 493 distinct) and the model is a function of
+# its arguments and of the module's shared parameters; ``shared`` is those parameters at the
+# call (DEFAULT, NET_EFFICIENCY), so that the cache follows a changed one (fit_net_efficiency
+# bisects NET_EFFICIENCY)
+@functools.lru_cache(maxsize=16384)
 def _timed(system: System, kind: str, nbytes: float, group: int, stride: int,
-            itemsize: int) -> CollectiveTime:
+           itemsize: int, shared: tuple[Efficiency, float]) -> CollectiveTime:
     per_node, nodes = group_layout(system, group, stride)
     if kind == "send_recv":
         return _send_recv(system, nbytes, stride, nodes)
