@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chipforge.cluster import (
+    SERVE_SYSTEM_CHIPS,
     Deployment,
     LengthDist,
     Scheduler,
@@ -19,6 +20,7 @@ from chipforge.cluster import (
     replica_cost,
     serve_plan,
     simulate,
+    system,
     train_sweep,
 )
 from chipforge.errors import ChipforgeError
@@ -57,7 +59,9 @@ def _serve_one(chip: str) -> dict[str, Any]:
                       output_len=OUTPUT_LEN, n_requests=SERVE_REQUESTS, tp_sizes=2,
                       max_seqs=(256,), ratios=())
     best, dtype = plan.best, plan.dtype
-    deployment = Deployment(replica_cost(SERVE_MODEL, plan.system, tp=best.tp, dtype=dtype),
+    # the plan's system (plan.system is its name): the chip's default preset
+    fleet = system(chip, SERVE_SYSTEM_CHIPS)
+    deployment = Deployment(replica_cost(SERVE_MODEL, fleet, tp=best.tp, dtype=dtype),
                             scheduler=Scheduler(best.max_batch_tokens, best.max_seqs))
     result = simulate(deployment, Traffic(best.max_rate_per_unit, CDF_REQUESTS,
                                           LengthDist.fixed(INPUT_LEN),
