@@ -28,9 +28,9 @@ class Efficiency:
     # first K/V and O phases; a grouped GEMM's first operand load and epilogue), s
     pipeline_latency_s: float = 2.494e-06
     # achievable / peak link bandwidth in collectives
-    link_efficiency: float = 0.6324
+    link_efficiency: float = 0.64
     # per-step latency of a ring collective (one hop: sync + transfer start), s
-    link_latency_s: float = 0.848e-06
+    link_latency_s: float = 0.99e-06
 
 
 DEFAULT = Efficiency()
