@@ -22,23 +22,25 @@ STRIDE = 7  # every 7th held-out row
 # today's held-out medians (stride-sampled), rounded up to the next percent: an
 # expectation the model must not fall behind while the target is not met
 PINNED = {
-    "gemm_bf16": 0.12, "h100_gemm_bf16": 0.12, "h100_gemm_fp8": 0.11,
-    "context_attention": 0.07, "generation_attention": 0.13,
-    "h100_context_attention": 0.18, "h100_generation_attention": 0.16,
-    "h100_moe": 0.15, "nccl": 0.12, "h100_nccl": 0.10,
+    "gemm_bf16": 0.07, "h100_gemm_bf16": 0.06, "h100_gemm_fp8": 0.05,
+    "context_attention": 0.06, "generation_attention": 0.09,
+    "h100_context_attention": 0.08, "h100_generation_attention": 0.10,
+    "h100_moe": 0.12, "nccl": 0.13, "h100_nccl": 0.11,
 }
 NOT_MET: dict[str, str] = {
-    "gemm_bf16": "~11%: TRT-LLM 1.0's cuBLAS runs 256x128 tiles in whole waves where the "
-                 "mapping search finds a better-quantized tile (docs/validation.md)",
-    "generation_attention": "~12%: small calls' fixed costs; masked-MHA single sequences",
-    "h100_generation_attention": "~16%: small decode calls' fixed costs on H100",
+    "h100_generation_attention": "10.1% on the whole held-out half (9.8% on this stride "
+                                 "sample): Hopper fp8 XQA at head_dim 192/256 with groups "
+                                 ">= 12 over many rounds is ~50% fast (docs/validation.md)",
 }
+# tables whose stride sample and whole held-out half fall on different sides of the
+# target: their target verdict is taken on the whole half, as docs/validation.md's
+WHOLE_HALF = frozenset({"h100_generation_attention"})
 
 
 @functools.cache  # the model is deterministic: each table is scored once per module
-def _median(name: str) -> float:
+def _median(name: str, stride: int = STRIDE) -> float:
     table = v.TABLES[name]
-    held = v.held_out(table.samples(FOLDER))[::STRIDE]
+    held = v.held_out(table.samples(FOLDER))[::stride]
     return v.score(name, held, load_chip(table.chip)).median_ape
 
 
@@ -53,7 +55,7 @@ def _cases():
 
 @pytest.mark.parametrize(("name", "target"), list(_cases()))
 def test_held_out_median_meets_the_issue_target(name, target):
-    assert _median(name) <= target
+    assert _median(name, 1 if name in WHOLE_HALF else STRIDE) <= target
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
