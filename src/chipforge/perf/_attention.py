@@ -461,10 +461,9 @@ def xqa_head_elems(head_dim: int) -> int:
 def xqa_gmma(op: Attention, chip: ChipSpec, kernel: str) -> bool:
     """Whether an XQA decode runs the TMA + wgmma kernel (mha_sm90.cu): TRT-LLM builds it
     for an fp8 cache under 16-bit attention (supportConfigQGMMA) on a chip whose SMs have
-    bulk async copies and shared-memory MMA operands."""
-    mu = _matrix_unit_for(chip, op.dtype)
+    bulk async copies and shared-memory MMA operands (``warp_specialized``)."""
     return (kernel == "xqa" and dtype_bytes(op.kv_dtype) < op.itemsize
-            and chip.cores.async_bulk_copy and mu.mma_operands == "shared_memory")
+            and warp_specialized(chip, op.dtype))
 
 
 def xqa_gmma_rope_in_kernel(op: Attention, rotary_dim: int) -> bool:
