@@ -196,7 +196,7 @@ def gpu_step_cycles(chip: ChipSpec, mu: MatrixUnit, tm: int, tn: int, itemsize: 
     shared-memory operand rate, or the pipeline's latency bound, whichever is slowest. A
     stage's buffer is held from the issue of its loads until the MMAs have consumed it: a
     DRAM latency for the loads to land, then the slice's own busy time; so a CTA starts at
-    most GPU_STAGES slices per (latency + busy) (Little's law on its pipeline)."""
+    most gpu_stages(chip) slices per (latency + busy) (Little's law on its pipeline)."""
     tk = gpu_k_slice(chip, itemsize)
     busy = max(tm * tn * tk / macs_per_cycle,
                smem_step_bytes(mu, tm, tn, tk, itemsize) / chip.cores.local_sram.bytes_per_cycle)
