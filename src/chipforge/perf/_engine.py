@@ -235,7 +235,7 @@ def _ideal_matrix_s(chip: ChipSpec, flops: float, dtype: str) -> float:
 def _matmul(op: Matmul, chip: ChipSpec, eff: Efficiency, flops: float | None = None,
             min_bytes: float | None = None) -> Estimate:
     cost = search_matmul(chip, op.m, op.n, op.k, op.batch, op.dtype, op.itemsize, eff,
-                         out_itemsize=getattr(op, "out_itemsize", None))
+                         out_itemsize=op.out_itemsize)
     dram = max(cost.dram_bytes, min_bytes or 0.0)
     bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     memory_s = max(dram / bw, cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s)

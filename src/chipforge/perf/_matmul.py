@@ -126,12 +126,12 @@ def search_matmul(chip: ChipSpec, m: int, n: int, k: int, batch: int, dtype: str
     (the compiler implements "k"); ``out_itemsize``: C's element size (default
     ``itemsize``)."""
     mu = matrix_unit(chip, dtype)
-    out = itemsize if out_itemsize is None else out_itemsize
     if mu.kind == "tensor_core":
-        candidates = _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out)
+        candidates = _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff,
+                                 out_itemsize)
     else:
         candidates = _search_systolic(chip, mu, m, n, k, batch, dtype, itemsize, eff, orders,
-                                      out)
+                                      out_itemsize)
     return min(candidates, key=lambda c: c.time_s(chip, eff))
 
 

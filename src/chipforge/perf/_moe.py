@@ -131,19 +131,20 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
     memory_s = dram / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
     best: _Phase | None = None
     tile_list = GROUPED_WGMMA_TILES if mu.mma_operands == "shared_memory" else GPU_TILES
+    tk = gpu_k_slice(chip, itemsize)
     for tm, tn in tile_list:
-        stage = (tm + tn) * gpu_k_slice(chip, itemsize) * itemsize
+        stage = (tm + tn) * tk * itemsize
         if GPU_STAGES * stage > chip.cores.local_sram.size_bytes:
             continue
         tiles = sum(ceil(c / tm) for c in active) * ceil(n / tn)
         step_cycles = gpu_step_cycles(chip, mu, tm, tn, itemsize, macs_per_cycle, hz)
         # a persistent kernel: each SM's CTA slots take their share of the tiles
         per_sm = ceil(tiles / (sms * GPU_MAX_CTAS_PER_SM)) * GPU_MAX_CTAS_PER_SM
-        k_steps = ceil(k / gpu_k_slice(chip, itemsize))
+        k_steps = ceil(k / tk)
         compute_s = per_sm * k_steps * step_cycles / hz
         # every tile streams its A and B panels through L2 (no cluster multicast in the
         # grouped kernels): the L2 bandwidth bounds the main loops of all SMs together
-        l2_bytes = tiles * ((tm + tn) * k_steps * gpu_k_slice(chip, itemsize) * itemsize
+        l2_bytes = tiles * ((tm + tn) * k_steps * tk * itemsize
                             + tm * tn * ACT_BYTES)
         compute_s = max(compute_s, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
         if mu.mma_operands == "shared_memory":
