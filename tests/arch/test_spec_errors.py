@@ -166,6 +166,17 @@ def test_async_bulk_copy_must_be_a_bool(tmp_path):
     assert "cores.async_bulk_copy" in message and "'no'" in message
 
 
+@pytest.mark.parametrize(("bad", "shown"), [("true", "got True"), ("-3", "got -3"),
+                                           ('"36"', "got '36'"), ("0", "got 0")])
+def test_core_read_rate_must_be_a_positive_number(tmp_path, bad, shown):
+    """The per-core L2 read rate is a plain positive number of bytes per cycle: a bool, a
+    string, zero or a negative value is refused, naming the field and the value."""
+    text = _mutate("  core_read_bytes_per_cycle: {value: 35.7,",
+                   f"  core_read_bytes_per_cycle: {{value: {bad},")
+    message = _error(_write(tmp_path, text))
+    assert f"shared_buffer.core_read_bytes_per_cycle: {shown};" in message
+
+
 def test_mma_operands_names_one_of_the_two_kinds(tmp_path):
     text = _mutate("mma_operands: {value: warp_registers,", "mma_operands: {value: registers,")
     message = _error(_write(tmp_path, text))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+import pytest
+
 from chipforge.arch import load_chip
 from chipforge.machine import DEFAULT
 from chipforge.ops import Attention, attention
@@ -19,7 +21,6 @@ from chipforge.perf._attention import (
     XQA_MAX_GROUP,
     _block_cycles,
     _decode,
-    _memory_s,
     _prefill,
     decode_kernel,
     warp_specialized,
@@ -30,6 +31,7 @@ from chipforge.perf._attention import (
     xqa_supports,
 )
 from chipforge.perf._harness import harness
+from chipforge.perf._matmul import streaming_s
 from chipforge.perf._measured_attention import context_call, generation_call
 from chipforge.perf.validation import read_table, validation_dir
 
@@ -45,7 +47,7 @@ def _decode_s(op: Attention, chip) -> float:
     """A decode kernel's time less its launch: its busy time (the longer of its MMAs and
     its streaming) plus the latency it exposes beyond that."""
     k = _decode(op, chip, DEFAULT)
-    return max(k.compute_s, _memory_s(chip, DEFAULT, k.dram_bytes, k.l2_bytes)) + k.latency_s
+    return max(k.compute_s, streaming_s(chip, DEFAULT, k.dram_bytes, k.l2_bytes)) + k.latency_s
 def _errors(gpu: str, table: str, stride: int) -> list[tuple[dict[str, str], float]]:
     chip, harness_name = CHIPS[gpu]
     overhead = harness(harness_name).call_overhead_s
@@ -285,11 +287,17 @@ def test_prefill_rereads_kv_from_l2_while_the_heads_in_flight_fit():
     op = attention(1, 16384, 16384, 48, 48, 64)
     assert _hbm(op) == 4 * 16384 * 48 * 64 * 2
     # 65536 tokens, head_dim 128: 512 q tiles, 2 CTAs per SM (98 KiB of smem each) -> 264 in
-    # flight span 2 heads of 2 x 65536 x 128 x 2 = 33.5 MB: 67 MB > 50 MB, so every q tile
-    # after the first re-reads its head's K/V from DRAM
+    # flight span 2 heads of 2 x 65536 x 128 x 2 = 33.5 MB: 67 MB > 50 MB, so the q tiles
+    # re-read their head's K/V from DRAM. Under the causal mask q tile i (0-based) reads
+    # the 2(i + 1) 64-key blocks up to its last row: 2 x (1 + ... + 512) = 262,656 blocks,
+    # 256.5 passes over the 1024 blocks, the first from DRAM anyway: 255.5 re-reads (the
+    # model takes the kept fraction of the average tile, 65537 / 131072: 255.004)
     big = attention(1, 65536, 65536, 8, 8, 128)
     kv = 2 * 65536 * 8 * 128 * 2
-    assert _hbm(big) == 4 * 65536 * 8 * 128 * 2 + kv * 511
+    assert _hbm(big) == pytest.approx(4 * 65536 * 8 * 128 * 2 + kv * 255.5, rel=2e-3)
+    # without the mask every q tile reads all of it: 511 re-reads
+    full = attention(1, 65536, 65536, 8, 8, 128, causal=False)
+    assert _hbm(full) == 4 * 65536 * 8 * 128 * 2 + kv * 511
 
 
 def test_hopper_prefill_is_warp_specialized_ampere_is_not():

@@ -286,6 +286,11 @@ class SharedBuffer(_Spec):
     bandwidth_bytes_per_s: BytesPerS = Field(alias="bandwidth")
     # capacity on the silicon, enabled or not (full GH100: 60 MB); None = size
     physical_size_bytes: Bytes | None = Field(default=None, alias="physical_size")
+    # the most one core reads from it per core clock, sustained (a GPU SM's L2 read rate,
+    # as microbenchmarks measure it with every SM reading): the cores together may get
+    # less than ``bandwidth``; None = no per-core limit
+    core_read_bytes_per_cycle: Annotated[
+        float, Field(gt=0, le=MAX_BYTES_PER_CYCLE, allow_inf_nan=False, strict=True)] | None = None
 
 
 class OffChipMemory(_Spec):
@@ -362,6 +367,14 @@ class ChipSpec(_Spec):
             self.__dict__["description"] = generated_description(self)
         # specs key the estimate cache, so hashing must be cheap: hash the JSON once
         self.__pydantic_private__["_fingerprint"] = self.model_dump_json()
+
+    def model_copy(self, *, update: dict[str, Any] | None = None,
+                   deep: bool = False) -> ChipSpec:
+        """A copy, re-fingerprinted: a copy with changed fields must not hit the estimate
+        cache entries of the spec it was copied from."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__pydantic_private__["_fingerprint"] = copy.model_dump_json()
+        return copy
 
     def __hash__(self) -> int:
         return hash(self._fingerprint)

@@ -12,7 +12,7 @@ from chipforge.ops import Attention, dtype_bytes
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Estimate, make_estimate
 from chipforge.perf._matmul import matrix_unit as _matrix_unit_for
-from chipforge.perf._matmul import search_matmul
+from chipforge.perf._matmul import search_matmul, streaming_s
 
 # FlashAttention-2 blocking for head_dim 128 on GPUs (Dao 2023, Sec. 3.3): Br x Bc tiles
 FA_BLOCK_Q, FA_BLOCK_KV = 128, 64
@@ -193,7 +193,7 @@ def _is_decode(op: Attention) -> bool:
 
 
 def _finish(op: Attention, chip: ChipSpec, eff: Efficiency, k: _Kernel) -> Estimate:
-    memory_s = _memory_s(chip, eff, k.dram_bytes, k.l2_bytes)
+    memory_s = streaming_s(chip, eff, k.dram_bytes, k.l2_bytes)
     # each round of CTAs exposes its dependent latencies on top of the busy time
     overhead = k.kernels * eff.launch_overhead_s + k.latency_s
     seconds = max(k.compute_s, memory_s) + overhead
@@ -285,7 +285,8 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         1, min(int(chip.cores.local_sram.size_bytes // smem_bytes), int(regs // reg_bytes)))
     rounds = ceil(ctas / (sms * resident))
     passes = 2.5 if op.backward else 1.0
-    dram_rereads, l2_rereads = _kv_rereads(op, chip, q_tiles, sms * resident)
+    dram_rereads, l2_rereads = _kv_rereads(op, chip, q_tiles, avg_blocks / kv_blocks,
+                                           sms * resident)
     dram, l2 = op.bytes + dram_rereads * passes, l2_rereads * passes
     if ws:  # the first tile's loads and every tile's epilogue
         phases = ATTENTION_EXPOSED_PHASES - 1 + rounds * WS_EPILOGUE_PHASES
@@ -297,16 +298,20 @@ def _prefill(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
                    f"{name}: {ctas} CTAs of {br} query rows, {resident} per SM")
 
 
-def _kv_rereads(op: Attention, chip: ChipSpec, q_tiles: int, slots: int) -> tuple[float, float]:
-    """The (DRAM, L2) bytes of a prefill's K/V re-reads: every q tile reads its kv head's
-    K/V. The grid runs a head's q tiles side by side (FA2 puts the q tile in the grid's
-    fastest index; assumption: fmha_v2 likewise), so the ``slots`` CTAs in flight span the
+def _kv_rereads(op: Attention, chip: ChipSpec, q_tiles: int, kept: float,
+                slots: int) -> tuple[float, float]:
+    """The (DRAM, L2) bytes of a prefill's K/V re-reads: every q tile reads the K/V blocks
+    of its kv head that its mask keeps, the ``kept`` fraction on average (1 unmasked, about
+    half under a causal mask), so the q tiles together pass over the K/V q_tiles x kept
+    times, the first pass from DRAM. The grid runs a head's q tiles side by side (FA2
+    puts the q tile in the grid's fastest index; assumption: fmha_v2 likewise), so the
+    ``slots`` CTAs in flight span the
     K/V of only slots / (q_tiles x group) + 1 (sequence, kv head) pairs at once: while that
     working set fits the L2 (as decode's re-reads, ``_decode``; Q and O stream through
     once), the q tiles after the first re-read K/V from L2 and DRAM sees it once; beyond
     it, from DRAM."""
     kv_bytes = op.kv_bytes
-    rereads_bytes = kv_bytes * (q_tiles - 1)
+    rereads_bytes = kv_bytes * max(0.0, q_tiles * kept - 1)
     per_head = kv_bytes / (op.batch * op.kv_heads)
     ctas_per_head = q_tiles * (op.heads // op.kv_heads)
     working_set = min(kv_bytes, per_head * (ceil(slots / ctas_per_head) + 1))
@@ -391,7 +396,7 @@ def _decode(op: Attention, chip: ChipSpec, eff: Efficiency) -> _Kernel:
         dram, l2 = op.bytes, op.kv_bytes * group
     else:
         dram, l2 = q_o + op.kv_bytes * group, 0.0
-    busy_s = max(cycles / hz, _memory_s(chip, eff, dram, l2))
+    busy_s = max(cycles / hz, streaming_s(chip, eff, dram, l2))
     latency = _decode_latency_s(work, chip, kernel, rounds, splits, busy_s, hz)
     return _Kernel(cycles / hz, latency, dram, l2, 1,
                    f"{kernel} decode: {ctas} CTAs ({splits} splits, {resident} per SM)")
@@ -424,13 +429,6 @@ def _decode_round_cycles(op: Attention, chip: ChipSpec, kernel: str) -> float:
         return (DECODE_GMMA_ROUND_PHASES * DECODE_ROUND_CYCLES / DECODE_ROUND_PHASES
                 + xqa_gmma_q_passes(op) * XQA_GMMA_Q_PASS_CYCLES)
     return DECODE_ROUND_CYCLES
-
-
-def _memory_s(chip: ChipSpec, eff: Efficiency, dram_bytes: float, l2_bytes: float) -> float:
-    """A kernel's streaming time: its DRAM traffic at the sustained bandwidth, or its L2
-    traffic, whichever is longer."""
-    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    return max(dram_bytes / bw, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
 
 
 def xqa_splits(op: Attention, chip: ChipSpec, units: int) -> int:

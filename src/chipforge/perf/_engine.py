@@ -23,7 +23,7 @@ from chipforge.perf._collective import collective_estimate
 from chipforge.perf._energy import op_energy
 from chipforge.perf._estimate import Energy, Estimate, make_estimate
 from chipforge.perf._kernel_model import compiled_kernel_time
-from chipforge.perf._matmul import search_matmul
+from chipforge.perf._matmul import search_matmul, streaming_s
 from chipforge.perf._moe import moe_estimate
 from chipforge.workloads import (
     MAX_CHIPS,
@@ -237,8 +237,7 @@ def _matmul(op: Matmul, chip: ChipSpec, eff: Efficiency, flops: float | None = N
     cost = search_matmul(chip, op.m, op.n, op.k, op.batch, op.dtype, op.itemsize, eff,
                          out_itemsize=op.out_itemsize)
     dram = max(cost.dram_bytes, min_bytes or 0.0)
-    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
-    memory_s = max(dram / bw, cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+    memory_s = streaming_s(chip, eff, dram, cost.shared_bytes)
     flops = op.flops if flops is None else flops
     # the phases' combined time is charged to the larger (the bound it names)
     busy = cost.busy_s(memory_s)
@@ -261,7 +260,7 @@ def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     nbytes = op.bytes
     vector_s = op.flops / (chip.vector_flops() * eff.clock_fraction)
     if nbytes <= chip.shared_buffer.size_bytes / 2:
-        memory_s, dram = nbytes / chip.shared_buffer.bandwidth_bytes_per_s, 0.0
+        memory_s, dram = streaming_s(chip, eff, 0.0, nbytes), 0.0
     else:
         memory_s = nbytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
         dram = nbytes

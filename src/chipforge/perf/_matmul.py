@@ -42,6 +42,13 @@ GPU_TMA_STAGES = 6
 # assumption: cuBLAS tensor-core CTAs keep their fp32 accumulators in registers; a 128x128
 # tile is 64 KiB of the 256 KiB register file before operand fragments, so one CTA per SM
 GPU_MAX_CTAS_PER_SM = 1
+# With TMA (``cores.async_bulk_copy``) a cluster of CTAs shares operand tiles: one L2 read
+# of a tile lands in the shared memory of every CTA of the cluster that needs it (CUTLASS
+# sm90 SM90_TMA_LOAD_MULTICAST), so a 2x1 cluster reads B once for its two m tiles and a
+# 1x2 cluster A once for its two n tiles. assumption: clusters of at most 2 CTAs, the
+# shapes TRT-LLM's sm90 GEMM heuristics offer besides 1x1 (cutlass_heuristic.cpp
+# ClusterShape_2x1x1, ClusterShape_1x2x1); cuBLAS's choice is not public
+GPU_MULTICAST_CLUSTERS = ((1, 1), (2, 1), (1, 2))
 ACC_BYTES = 4  # fp32 accumulators
 # assumption: on cp.async GPUs the math warps themselves issue the loads, wait for a
 # stage (cp.async.wait_group) and meet at a CTA barrier every k slice, so a stage that
@@ -75,14 +82,35 @@ class MatmulCost:
     overlap_norm: float = float("inf")
 
     def time_s(self, chip: ChipSpec, eff: Efficiency) -> float:
-        mem = self.dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
-        shared = self.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s
-        return self.busy_s(max(mem, shared)) + self.latency_s
+        return self.busy_s(streaming_s(chip, eff, self.dram_bytes, self.shared_bytes)
+                           ) + self.latency_s
 
     def busy_s(self, memory_s: float) -> float:
         """Compute and memory time together: the larger where they overlap fully, else
         their L_p norm (see GPU_CP_ASYNC_OVERLAP_NORM)."""
         return overlapped_s(self.compute_s, memory_s, self.overlap_norm)
+
+
+def shared_buffer_read_bytes_per_s(chip: ChipSpec, eff: Efficiency) -> float:
+    """What the cores together read from the shared buffer (L2) per second: its aggregate
+    bandwidth, or every core at its per-core read rate (``core_read_bytes_per_cycle``) at
+    the sustained clock, whichever is less. The per-core rate is what binds the GPUs
+    measured: an A100 SM reads ~36 B/clk and an H100 SM ~35 B/clk from L2, where the
+    aggregate widths would give 47 and 71."""
+    buffer = chip.shared_buffer
+    if buffer.core_read_bytes_per_cycle is None:
+        return buffer.bandwidth_bytes_per_s
+    cores = (chip.cores.count * buffer.core_read_bytes_per_cycle * chip.clock_hz
+             * eff.clock_fraction)
+    return min(buffer.bandwidth_bytes_per_s, cores)
+
+
+def streaming_s(chip: ChipSpec, eff: Efficiency, dram_bytes: float,
+                shared_bytes: float) -> float:
+    """A kernel's streaming time: its DRAM traffic at the sustained DRAM bandwidth, or its
+    shared-buffer traffic at the rate the cores read it, whichever is longer."""
+    dram_s = dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+    return max(dram_s, shared_bytes / shared_buffer_read_bytes_per_s(chip, eff))
 
 
 def overlapped_s(compute_s: float, memory_s: float, norm: float) -> float:
@@ -144,6 +172,7 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
     out = itemsize if out_itemsize is None else out_itemsize
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * out
     tk = gpu_k_slice(chip, itemsize)
+    clusters = GPU_MULTICAST_CLUSTERS if chip.cores.async_bulk_copy else ((1, 1),)
     for tm, tn in GPU_TILES:
         stage = (tm + tn) * tk * itemsize
         tile_smem = GPU_STAGES * stage
@@ -173,14 +202,17 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
             gm = max(1, min(tiles_m, isqrt(slots)))
             gn = max(1, min(tiles_n, slots // gm))
             dram = _dram_bytes(chip, a, b, c, ceil(tiles_n / gn), ceil(tiles_m / gm)) + partial
-            shared = a * tiles_n + b * tiles_m + c + partial
             # split-K's partial sums are reduced by a second kernel (cuBLAS splitKreduce)
             latency = _round_latency_s(rounds) + (eff.launch_overhead_s if split > 1 else 0.0)
-            yield MatmulCost(compute_s, dram, shared, shared, latency,
-                             float(batch) * m * n * k,
-                             f"tensor-core tile {tm}x{tn}x{tk}, split-k {split}, "
-                             f"{tiles} CTAs in {rounds} rounds on {sms} SMs",
-                             overlap_norm=gpu_overlap_norm(chip))
+            for cm, cn in clusters:
+                # every tile reads its A and B panels from L2, once per cluster sharing them
+                shared = a * ceil(tiles_n / cn) + b * ceil(tiles_m / cm) + c + partial
+                cluster = f", cluster {cm}x{cn}" if cm * cn > 1 else ""
+                yield MatmulCost(compute_s, dram, shared, shared, latency,
+                                 float(batch) * m * n * k,
+                                 f"tensor-core tile {tm}x{tn}x{tk}, split-k {split}{cluster}, "
+                                 f"{tiles} CTAs in {rounds} rounds on {sms} SMs",
+                                 overlap_norm=gpu_overlap_norm(chip))
 
 
 def gpu_k_slice(chip: ChipSpec, itemsize: float) -> int:

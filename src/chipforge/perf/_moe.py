@@ -44,6 +44,7 @@ from chipforge.perf._matmul import (
     gpu_step_cycles,
     matrix_unit,
     search_matmul,
+    streaming_s,
 )
 
 ACT_BYTES = 2.0  # bf16 hidden states, GEMM outputs and the combined result
@@ -146,7 +147,7 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
         # grouped kernels): the L2 bandwidth bounds the main loops of all SMs together
         l2_bytes = tiles * ((tm + tn) * k_steps * tk * itemsize
                             + tm * tn * ACT_BYTES)
-        compute_s = max(compute_s, l2_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+        compute_s = max(compute_s, streaming_s(chip, eff, 0.0, l2_bytes))
         if mu.mma_operands == "shared_memory":
             compute_s += per_sm * tm * tn * ACT_BYTES / GROUPED_EPILOGUE_BYTES_PER_CYCLE / hz
             compute_s += (_group_switches(active, n, tm, tn, sms) * GROUP_SWITCH_LATENCIES
@@ -174,13 +175,11 @@ def _grouped_other(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: i
     run back to back (the compiler emits no grouped kernel): their busy times add, and
     the sum is booked to the side (compute or memory) that dominates it."""
     compute_s = memory_s = overhead_s = dram = macs = 0.0
-    bw = chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency
     for c in loads:
         if not c:
             continue
         cost = search_matmul(chip, c, n, k, 1, dtype, itemsize, eff)
-        busy = max(cost.compute_s, cost.dram_bytes / bw,
-                   cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s)
+        busy = max(cost.compute_s, streaming_s(chip, eff, cost.dram_bytes, cost.shared_bytes))
         if cost.compute_s >= busy:
             compute_s += busy
         else:
