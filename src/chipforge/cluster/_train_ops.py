@@ -40,7 +40,7 @@ from chipforge.workloads import LLMConfig
 # Fitted by chipforge.cluster._train_validation.fit_training_clock() on the even half of
 # the Megatron/Korthikanti rows of train_a100.csv; the odd half is the hold-out (see
 # docs/cluster.md and docs/validation.md). The same value applies to every chip.
-TRAINING_CLOCK_FRACTION = 0.917
+TRAINING_CLOCK_FRACTION = 0.914
 
 # assumption: GPT-3-style Megatron runs use dropout 0.1 on attention probabilities and on
 # both residual branches (Megatron-LM defaults --attention-dropout 0.1 --hidden-dropout 0.1);

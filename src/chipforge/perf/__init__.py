@@ -29,7 +29,7 @@ from chipforge.perf._kernel_model import (
     pool_kernel_time,
     row_kernel_time,
 )
-from chipforge.perf._matmul import MatmulCost, search_matmul
+from chipforge.perf._matmul import MatmulCost, search_matmul, shared_buffer_read_bytes_per_s
 from chipforge.perf.systolic import systolic_compute_cycles
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "KernelTime", "LINK_FIELDS", "MatmulCost", "calibrate", "compiled_kernel_time",
     "conv_kernel_time", "copy_kernel_time", "estimate", "fit_groups", "gather_kernel_time",
     "harness", "load_calibration", "matmul_kernel_time", "pool_kernel_time", "read_profile",
-    "row_kernel_time", "search_matmul", "systolic_compute_cycles", "write_profile"
+    "row_kernel_time", "search_matmul", "shared_buffer_read_bytes_per_s",
+    "systolic_compute_cycles", "write_profile"
 ]

@@ -240,7 +240,7 @@ def _matmul(op: Matmul, chip: ChipSpec, eff: Efficiency, flops: float | None = N
     memory_s = streaming_s(chip, eff, dram, cost.shared_bytes)
     flops = op.flops if flops is None else flops
     # the phases' combined time is charged to the larger (the bound it names)
-    busy = cost.busy_s(memory_s)
+    busy = cost.busy_s(chip, eff, dram)
     compute_s, memory_s = ((busy, memory_s) if cost.compute_s >= memory_s
                            else (cost.compute_s, busy))
     seconds = busy + cost.latency_s + eff.launch_overhead_s

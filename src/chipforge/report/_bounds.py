@@ -14,7 +14,7 @@ from __future__ import annotations
 from chipforge.arch import ChipSpec
 from chipforge.machine import DEFAULT
 from chipforge.ops import Attention, Conv2d, EmbeddingBag, Graph, Matmul
-from chipforge.perf import Estimate, estimate, search_matmul
+from chipforge.perf import Estimate, estimate, search_matmul, shared_buffer_read_bytes_per_s
 
 COMPUTE, DRAM, SRAM, LINK, OVERHEAD = "compute", "DRAM", "local SRAM", "link", "overhead"
 UNRESOLVED = "memory (level not resolved)"  # only if the estimated graph cannot be rebuilt
@@ -84,7 +84,7 @@ def _memory_limiter(op, part: Estimate, chip: ChipSpec) -> str:
     if isinstance(op, (Matmul, Conv2d)):
         mm = op.as_matmul() if isinstance(op, Conv2d) else op
         cost = search_matmul(chip, mm.m, mm.n, mm.k, mm.batch, mm.dtype, mm.itemsize, DEFAULT)
-        shared_s = cost.shared_bytes / chip.shared_buffer.bandwidth_bytes_per_s
+        shared_s = cost.shared_bytes / shared_buffer_read_bytes_per_s(chip, DEFAULT)
         return shared_label(chip) if shared_s > dram_s * (1 + _REL_TOL) else DRAM
     if part.hbm_bytes == 0:
         return shared_label(chip)  # a vector op whose data stays in the shared buffer
