@@ -305,11 +305,10 @@ def _kv_rereads(op: Attention, chip: ChipSpec, q_tiles: int, kept: float,
     half under a causal mask), so the q tiles together pass over the K/V q_tiles x kept
     times, the first pass from DRAM. The grid runs a head's q tiles side by side (FA2
     puts the q tile in the grid's fastest index; assumption: fmha_v2 likewise), so the
-    ``slots`` CTAs in flight span the
-    K/V of only slots / (q_tiles x group) + 1 (sequence, kv head) pairs at once: while that
-    working set fits the L2 (as decode's re-reads, ``_decode``; Q and O stream through
-    once), the q tiles after the first re-read K/V from L2 and DRAM sees it once; beyond
-    it, from DRAM."""
+    ``slots`` CTAs in flight span the K/V of only slots / (q_tiles x group) + 1 (sequence,
+    kv head) pairs at once: while that working set fits the L2 (as decode's re-reads,
+    ``_decode``; Q and O stream through once), the re-reads come from L2 and DRAM sees the
+    K/V once; beyond it, from DRAM."""
     kv_bytes = op.kv_bytes
     rereads_bytes = kv_bytes * max(0.0, q_tiles * kept - 1)
     per_head = kv_bytes / (op.batch * op.kv_heads)

@@ -259,11 +259,8 @@ def _vector(op: Op, chip: ChipSpec, eff: Efficiency) -> Estimate:
     wrote it); larger tensors stream from DRAM."""
     nbytes = op.bytes
     vector_s = op.flops / (chip.vector_flops() * eff.clock_fraction)
-    if nbytes <= chip.shared_buffer.size_bytes / 2:
-        memory_s, dram = streaming_s(chip, eff, 0.0, nbytes), 0.0
-    else:
-        memory_s = nbytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
-        dram = nbytes
+    dram = 0.0 if nbytes <= chip.shared_buffer.size_bytes / 2 else nbytes
+    memory_s = streaming_s(chip, eff, dram, nbytes - dram)
     rows = getattr(op, "rows", None)
     if rows is not None and rows < chip.cores.count:
         # one row per core: the cores that get a row set the pace
