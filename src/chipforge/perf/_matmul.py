@@ -91,9 +91,9 @@ class MatmulCost:
         L_p norm (the plain max where they overlap fully; see GPU_CP_ASYNC_OVERLAP_NORM),
         and the shared buffer's read rate caps the result (stages served by L2 land
         within the pipeline's latency cover, so only its rate binds)."""
-        dram_s = streaming_s(chip, eff, dram_bytes, 0.0)
-        shared_s = streaming_s(chip, eff, 0.0, self.shared_bytes)
-        return max(overlapped_s(self.compute_s, dram_s, self.overlap_norm), shared_s)
+        overlapped = overlapped_s(self.compute_s, dram_s(chip, eff, dram_bytes),
+                                  self.overlap_norm)
+        return max(overlapped, shared_buffer_s(chip, eff, self.shared_bytes))
 
 
 def shared_buffer_read_bytes_per_s(chip: ChipSpec, eff: Efficiency) -> float:
@@ -110,12 +110,21 @@ def shared_buffer_read_bytes_per_s(chip: ChipSpec, eff: Efficiency) -> float:
     return min(buffer.bandwidth_bytes_per_s, cores)
 
 
+def dram_s(chip: ChipSpec, eff: Efficiency, nbytes: float) -> float:
+    """``nbytes`` of DRAM traffic at the sustained DRAM bandwidth."""
+    return nbytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
+
+
+def shared_buffer_s(chip: ChipSpec, eff: Efficiency, nbytes: float) -> float:
+    """``nbytes`` read from the shared buffer at the rate the cores read it."""
+    return nbytes / shared_buffer_read_bytes_per_s(chip, eff)
+
+
 def streaming_s(chip: ChipSpec, eff: Efficiency, dram_bytes: float,
                 shared_bytes: float) -> float:
-    """A kernel's streaming time: its DRAM traffic at the sustained DRAM bandwidth, or its
-    shared-buffer traffic at the rate the cores read it, whichever is longer."""
-    dram_s = dram_bytes / (chip.memory.bandwidth_bytes_per_s * eff.dram_efficiency)
-    return max(dram_s, shared_bytes / shared_buffer_read_bytes_per_s(chip, eff))
+    """A kernel's streaming time: its DRAM traffic or its shared-buffer traffic,
+    whichever takes longer."""
+    return max(dram_s(chip, eff, dram_bytes), shared_buffer_s(chip, eff, shared_bytes))
 
 
 def overlapped_s(compute_s: float, memory_s: float, norm: float) -> float:
@@ -178,6 +187,7 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
     a, b, c = batch * m * k * itemsize, batch * k * n * itemsize, batch * m * n * out
     tk = gpu_k_slice(chip, itemsize)
     clusters = GPU_MULTICAST_CLUSTERS if chip.cores.async_bulk_copy else ((1, 1),)
+    norm = gpu_overlap_norm(chip)
     for tm, tn in GPU_TILES:
         stage = (tm + tn) * tk * itemsize
         tile_smem = GPU_STAGES * stage
@@ -217,7 +227,7 @@ def _search_gpu(chip, mu, m, n, k, batch, dtype, itemsize, eff, out_itemsize=Non
                                  float(batch) * m * n * k,
                                  f"tensor-core tile {tm}x{tn}x{tk}, split-k {split}{cluster}, "
                                  f"{tiles} CTAs in {rounds} rounds on {sms} SMs",
-                                 overlap_norm=gpu_overlap_norm(chip))
+                                 overlap_norm=norm)
 
 
 def gpu_k_slice(chip: ChipSpec, itemsize: float) -> int:

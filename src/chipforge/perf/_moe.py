@@ -44,7 +44,7 @@ from chipforge.perf._matmul import (
     gpu_step_cycles,
     matrix_unit,
     search_matmul,
-    streaming_s,
+    shared_buffer_s,
 )
 
 ACT_BYTES = 2.0  # bf16 hidden states, GEMM outputs and the combined result
@@ -144,10 +144,10 @@ def _grouped_gpu(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: int
         k_steps = ceil(k / tk)
         compute_s = per_sm * k_steps * step_cycles / hz
         # every tile streams its A and B panels through L2 (no cluster multicast in the
-        # grouped kernels): the L2 bandwidth bounds the main loops of all SMs together
+        # grouped kernels): the SMs' L2 read rate bounds their main loops together
         l2_bytes = tiles * ((tm + tn) * k_steps * tk * itemsize
                             + tm * tn * ACT_BYTES)
-        compute_s = max(compute_s, streaming_s(chip, eff, 0.0, l2_bytes))
+        compute_s = max(compute_s, shared_buffer_s(chip, eff, l2_bytes))
         if mu.mma_operands == "shared_memory":
             compute_s += per_sm * tm * tn * ACT_BYTES / GROUPED_EPILOGUE_BYTES_PER_CYCLE / hz
             compute_s += (_group_switches(active, n, tm, tn, sms) * GROUP_SWITCH_LATENCIES
@@ -179,7 +179,7 @@ def _grouped_other(chip: ChipSpec, eff: Efficiency, loads: tuple[int, ...], n: i
         if not c:
             continue
         cost = search_matmul(chip, c, n, k, 1, dtype, itemsize, eff)
-        busy = max(cost.compute_s, streaming_s(chip, eff, cost.dram_bytes, cost.shared_bytes))
+        busy = cost.busy_s(chip, eff, cost.dram_bytes)
         if cost.compute_s >= busy:
             compute_s += busy
         else:
