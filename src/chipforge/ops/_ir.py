@@ -67,6 +67,14 @@ def _check_dtype(dtype: str) -> None:
         raise OpSyntaxError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
 
 
+def _default_to_op_dtype(op: Op, field: str) -> None:
+    """A second dtype field of ``op`` (a Matmul's output, an Attention's KV cache): the op's
+    ``dtype`` when left empty, and a known dtype either way."""
+    if not getattr(op, field):
+        object.__setattr__(op, field, op.dtype)
+    _check_dtype(getattr(op, field))
+
+
 @dataclass(frozen=True)
 class Op:
     """Base of every op. ``name`` labels an op in a graph and is not part of its identity."""
@@ -129,9 +137,7 @@ class Matmul(Op):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.out_dtype:
-            object.__setattr__(self, "out_dtype", self.dtype)
-        _check_dtype(self.out_dtype)
+        _default_to_op_dtype(self, "out_dtype")
 
     @property
     def flops(self) -> float:
@@ -232,9 +238,7 @@ class Attention(Op):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.kv_dtype:
-            object.__setattr__(self, "kv_dtype", self.dtype)
-        _check_dtype(self.kv_dtype)
+        _default_to_op_dtype(self, "kv_dtype")
         if self.heads % self.kv_heads:
             raise OpSyntaxError(f"attention: heads={self.heads} must be a multiple of "
                                 f"kv_heads={self.kv_heads}")
